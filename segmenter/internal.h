@@ -1,0 +1,72 @@
+/* segmenter/internal.h: declarations shared between the core's own files
+ * (features, lifecycle, rules, centroids, engine). Not part of the API. */
+#ifndef SEG_INTERNAL_H
+#define SEG_INTERNAL_H
+
+#include "segmenter/segmenter.h"
+
+/* Numeric features a rule or `inspect` can name. */
+typedef enum {
+    SEG_F_RECENCY_DAYS = 0,
+    SEG_F_TENURE_DAYS,
+    SEG_F_EVENTS,
+    SEG_F_ORDERS,
+    SEG_F_REVENUE,
+    SEG_F_VISITS,
+    SEG_F_VIEWS,
+    SEG_F_PURCHASE_FREQ,
+    SEG_F_MONETARY,
+    SEG_F_AOV,
+    SEG_F_DISCOUNT_SHARE,
+    SEG_F_CART_ABANDONMENT,
+    SEG_F_EMAIL_ENGAGEMENT,
+    SEG_F_NIGHT_SHARE,
+    SEG_F_MORNING_SHARE,
+    SEG_F_AFTERNOON_SHARE,
+    SEG_F_EVENING_SHARE,
+    SEG_F_WEEKEND_SHARE,
+    SEG_F_WEB_SHARE,
+    SEG_F_APP_SHARE,
+    SEG_F_EMAIL_SHARE,
+    SEG_F_STORE_SHARE,
+    SEG_F_CATEGORY_SHARE,
+    SEG_F__COUNT
+} seg_feat_t;
+
+/* Index of a numeric feature name, or -1. */
+int seg__feature_index(const char *name, size_t len);
+/* Value of feature f for c at watermark W (decayed counters taken to W). */
+double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, int64_t W);
+
+/* Folds one event into c's counters and times (features.c). cat_id is the
+ * interned category (0: none). */
+void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_event_t *ev,
+                         uint32_t cat_id);
+/* 2^(-dt/half_life) for dt in ms and a half-life in days. */
+double seg__decay(double half_life_days, int64_t dt_ms);
+
+/* Rules (rules.c). */
+void seg__rules_free(seg_ruleset_t *rs);
+/* Bit i set when rule i holds for c at W. */
+uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
+                         int64_t W);
+
+/* splitmix64: the core's only randomness, seeded from params. */
+static inline uint64_t seg__rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static inline double seg__rand01(uint64_t *state)
+{
+    return (double)(seg__rand(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+uint64_t seg__hash(const void *data, size_t len); /* FNV-1a 64 */
+
+/* Category dictionary inside the engine. */
+uint32_t seg__category_intern(seg_t *s, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,321 @@
+/* segmenter/rules.c: rule segments. Compiles "feature op value" conditions
+ * (and "trait in [a, b]") once at start, evaluates them against a customer at
+ * a watermark. Never allocates during evaluation. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "segmenter/internal.h"
+
+enum { OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE, OP_IN, OP_NOT_IN };
+enum { SUBJ_FEATURE, SUBJ_TRAIT, SUBJ_TOP_CATEGORY };
+
+#define VALS_MAX 32
+
+typedef struct {
+    int subj; /* SUBJ_* */
+    int feat; /* seg_feat_t for SUBJ_FEATURE */
+    int op;
+    int numeric; /* compare as numbers (traits: value parsed as a number) */
+    double num;
+    char key[SEG_TRAIT_KEY];
+    int n_vals;
+    char *vals[VALS_MAX];
+} cond_t;
+
+typedef struct {
+    char name[64];
+    int any;
+    int n;
+    cond_t *c;
+} rule_t;
+
+struct seg_ruleset {
+    int n;
+    rule_t r[SEG_RULES_MAX];
+};
+
+static void cond_free(cond_t *c)
+{
+    for (int i = 0; i < c->n_vals; i++) free(c->vals[i]);
+    c->n_vals = 0;
+}
+
+void seg__rules_free(seg_ruleset_t *rs)
+{
+    if (!rs) return;
+    for (int i = 0; i < rs->n; i++) {
+        for (int j = 0; j < rs->r[i].n; j++) cond_free(&rs->r[i].c[j]);
+        free(rs->r[i].c);
+    }
+    free(rs);
+}
+
+int seg_rules_count(const seg_ruleset_t *rs)
+{
+    return rs ? rs->n : 0;
+}
+
+const char *seg_rule_name(const seg_ruleset_t *rs, int i)
+{
+    return rs && i >= 0 && i < rs->n ? rs->r[i].name : NULL;
+}
+
+static const char *skip_ws(const char *s)
+{
+    while (*s && isspace((unsigned char)*s)) s++;
+    return s;
+}
+
+/* Copies one list item or scalar, trimming blanks and optional quotes. */
+static char *dup_trim(const char *b, const char *e)
+{
+    while (b < e && isspace((unsigned char)*b)) b++;
+    while (e > b && isspace((unsigned char)e[-1])) e--;
+    if (e - b >= 2 && ((*b == '"' && e[-1] == '"') || (*b == '\'' && e[-1] == '\''))) b++, e--;
+    char *r = malloc((size_t)(e - b) + 1);
+    if (!r) return NULL;
+    memcpy(r, b, (size_t)(e - b));
+    r[e - b] = 0;
+    return r;
+}
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s) return -1;
+    end = (char *)skip_ws(end);
+    if (*end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        goto fail;                                                                                 \
+    } while (0)
+
+static int cond_compile(cond_t *c, const char *text, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    const char *s = skip_ws(text);
+    const char *b = s;
+    while (*s && (isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-')) s++;
+    size_t nlen = (size_t)(s - b);
+    if (nlen == 0) FAIL("expected a feature or trait name in '%s'", text);
+    char name[64];
+    if (nlen >= sizeof(name)) FAIL("name too long in '%s'", text);
+    memcpy(name, b, nlen);
+    name[nlen] = 0;
+    s = skip_ws(s);
+
+    /* operator */
+    if (strncmp(s, ">=", 2) == 0) c->op = OP_GE, s += 2;
+    else if (strncmp(s, "<=", 2) == 0) c->op = OP_LE, s += 2;
+    else if (strncmp(s, "==", 2) == 0) c->op = OP_EQ, s += 2;
+    else if (strncmp(s, "!=", 2) == 0) c->op = OP_NE, s += 2;
+    else if (*s == '>') c->op = OP_GT, s += 1;
+    else if (*s == '<') c->op = OP_LT, s += 1;
+    else if (*s == '=') c->op = OP_EQ, s += 1;
+    else if (strncmp(s, "in", 2) == 0 && (isspace((unsigned char)s[2]) || s[2] == '['))
+        c->op = OP_IN, s += 2;
+    else if (strncmp(s, "not", 3) == 0 && isspace((unsigned char)s[3])) {
+        s = skip_ws(s + 3);
+        if (!(strncmp(s, "in", 2) == 0 && (isspace((unsigned char)s[2]) || s[2] == '[')))
+            FAIL("expected 'not in' in '%s'", text);
+        c->op = OP_NOT_IN, s += 2;
+    } else
+        FAIL("expected an operator (< <= > >= == != in, not in) after '%s' in '%s'", name, text);
+    s = skip_ws(s);
+    if (!*s) FAIL("missing value in '%s'", text);
+
+    /* subject */
+    int fi = seg__feature_index(name, nlen);
+    if (fi >= 0) {
+        c->subj = SUBJ_FEATURE;
+        c->feat = fi;
+        c->numeric = 1;
+    } else if (strcmp(name, "top_category") == 0 || strcmp(name, "category") == 0) {
+        c->subj = SUBJ_TOP_CATEGORY;
+    } else if (strncmp(name, "traits.", 7) == 0 || strncmp(name, "trait.", 6) == 0) {
+        const char *k = strchr(name, '.') + 1;
+        if (!*k || strlen(k) >= SEG_TRAIT_KEY) FAIL("bad trait name '%s'", name);
+        c->subj = SUBJ_TRAIT;
+        memcpy(c->key, k, strlen(k) + 1);
+    } else if (c->op == OP_EQ || c->op == OP_NE || c->op == OP_IN || c->op == OP_NOT_IN) {
+        if (nlen >= SEG_TRAIT_KEY) FAIL("trait name '%s' too long", name);
+        c->subj = SUBJ_TRAIT;
+        memcpy(c->key, name, nlen + 1);
+    } else {
+        FAIL("unknown feature '%s' (traits compare with ==, != or in; traits.%s for numbers)", name,
+             name);
+    }
+
+    if (c->op == OP_IN || c->op == OP_NOT_IN) {
+        if (*s != '[') FAIL("expected [a, b, ...] after 'in' in '%s'", text);
+        const char *e = strchr(s, ']');
+        if (!e || *skip_ws(e + 1)) FAIL("unterminated or trailing text after list in '%s'", text);
+        if (c->subj == SUBJ_FEATURE) FAIL("'in' takes a trait or top_category, not '%s'", name);
+        const char *p = s + 1;
+        while (p < e) {
+            const char *q = p;
+            while (q < e && *q != ',') q++;
+            if (c->n_vals == VALS_MAX) FAIL("more than %d values in '%s'", VALS_MAX, text);
+            char *v = dup_trim(p, q);
+            if (!v) FAIL("out of memory");
+            if (!*v) {
+                free(v);
+                FAIL("empty list item in '%s'", text);
+            }
+            c->vals[c->n_vals++] = v;
+            p = q + 1;
+        }
+        if (c->n_vals == 0) FAIL("empty list in '%s'", text);
+        return 0;
+    }
+
+    if (c->subj == SUBJ_FEATURE) {
+        if (parse_number(s, &c->num) < 0) FAIL("'%s' is not a number in '%s'", s, text);
+        return 0;
+    }
+    /* trait or category with a scalar */
+    if (c->op != OP_EQ && c->op != OP_NE) {
+        if (parse_number(s, &c->num) < 0) FAIL("'%s' is not a number in '%s'", s, text);
+        c->numeric = 1;
+        return 0;
+    }
+    char *v = dup_trim(s, s + strlen(s));
+    if (!v) FAIL("out of memory");
+    c->vals[0] = v;
+    c->n_vals = 1;
+    return 0;
+fail:
+    cond_free(c);
+    return -1;
+}
+
+int seg_params_add_rule(seg_params_t *p, const char *name, int any, const char *const *conds,
+                        int n_conds, char *err, size_t errlen)
+{
+    if (!name || !*name || strlen(name) >= 64) {
+        snprintf(err, errlen, "rule name must be 1..63 characters");
+        return -1;
+    }
+    for (const char *q = name; *q; q++)
+        if (!(islower((unsigned char)*q) || isdigit((unsigned char)*q) || *q == '_' || *q == '-')) {
+            snprintf(err, errlen, "rule name '%s' may use only a-z, 0-9, '_' and '-'", name);
+            return -1;
+        }
+    if (n_conds < 1) {
+        snprintf(err, errlen, "rule '%s' has no conditions", name);
+        return -1;
+    }
+    if (!p->rules) {
+        p->rules = calloc(1, sizeof(*p->rules));
+        if (!p->rules) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    seg_ruleset_t *rs = p->rules;
+    for (int i = 0; i < rs->n; i++)
+        if (strcmp(rs->r[i].name, name) == 0) {
+            snprintf(err, errlen, "rule '%s' is defined twice", name);
+            return -1;
+        }
+    if (rs->n == SEG_RULES_MAX) {
+        snprintf(err, errlen, "at most %d rules", SEG_RULES_MAX);
+        return -1;
+    }
+    rule_t *r = &rs->r[rs->n];
+    memset(r, 0, sizeof(*r));
+    r->c = calloc((size_t)n_conds, sizeof(cond_t));
+    if (!r->c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    r->any = any;
+    for (int i = 0; i < n_conds; i++) {
+        if (cond_compile(&r->c[i], conds[i] ? conds[i] : "", err, errlen) < 0) {
+            for (int j = 0; j < i; j++) cond_free(&r->c[j]);
+            free(r->c);
+            r->c = NULL;
+            return -1;
+        }
+        r->n = i + 1;
+    }
+    rs->n++;
+    return 0;
+}
+
+static int cmp_num(int op, double a, double b)
+{
+    switch (op) {
+    case OP_LT: return a < b;
+    case OP_LE: return a <= b;
+    case OP_GT: return a > b;
+    case OP_GE: return a >= b;
+    case OP_EQ: return a == b;
+    case OP_NE: return a != b;
+    }
+    return 0;
+}
+
+static int cond_eval(const seg_t *s, const seg_params_t *p, const cond_t *c,
+                     const seg_customer_t *cu, int64_t W)
+{
+    const char *str = NULL;
+    switch (c->subj) {
+    case SUBJ_FEATURE: return cmp_num(c->op, seg__feature_at(p, cu, c->feat, W), c->num);
+    case SUBJ_TOP_CATEGORY:
+        str = cu->f.cat_id[0] ? seg_category_name(s, cu->f.cat_id[0]) : NULL;
+        break;
+    case SUBJ_TRAIT: str = seg_customer_trait(cu, c->key); break;
+    }
+    if (c->numeric) {
+        if (!str) return 0;
+        char *end;
+        double v = strtod(str, &end);
+        if (end == str || *end) return 0;
+        return cmp_num(c->op, v, c->num);
+    }
+    int found = 0;
+    if (str)
+        for (int i = 0; i < c->n_vals && !found; i++) found = strcmp(str, c->vals[i]) == 0;
+    switch (c->op) {
+    case OP_EQ:
+    case OP_IN: return found;
+    case OP_NE:
+    case OP_NOT_IN: return !found;
+    }
+    return 0;
+}
+
+uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
+                         int64_t W)
+{
+    uint64_t bits = 0;
+    if (!rs) return 0;
+    const seg_params_t *p = seg_params(s);
+    for (int i = 0; i < rs->n; i++) {
+        const rule_t *r = &rs->r[i];
+        int ok = r->any ? 0 : 1;
+        for (int j = 0; j < r->n; j++) {
+            int v = cond_eval(s, p, &r->c[j], c, W);
+            if (r->any && v) {
+                ok = 1;
+                break;
+            }
+            if (!r->any && !v) {
+                ok = 0;
+                break;
+            }
+        }
+        if (ok) bits |= 1ULL << i;
+    }
+    return bits;
+}

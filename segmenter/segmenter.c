@@ -1,0 +1,527 @@
+/* segmenter/segmenter.c: the engine. seg_apply() takes one accepted event
+ * for one customer and emits the changes it causes (lifecycle, cluster,
+ * rules); seg_step_due() performs silent lifecycle changes as W passes their
+ * boundaries. Owns the model, the segment sizes and the category dictionary;
+ * never owns customers (the caller's store does) and never reads a clock. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "segmenter/internal.h"
+
+#define LABEL_LEN 96
+
+struct seg {
+    seg_params_t p;
+    seg_model_t m;
+    seg_sizes_t sizes;
+    char (*labels)[LABEL_LEN]; /* by cluster id, kept after a cluster retires */
+    int32_t n_labels;
+    /* category dictionary: open addressing over ids, names by id (1-based) */
+    char **cat_names;
+    uint32_t n_cat, cap_cat;
+    uint32_t *cat_tab;
+    uint32_t cat_tab_cap;
+    char why_new_over[64], why_at_risk[64], why_lapsed[64], why_react_over[64];
+    int warmup_events;
+};
+
+static const char why_first[] = "first event";
+static const char why_activity[] = "activity";
+static const char why_return[] = "activity after lapse";
+static const char why_first_cluster[] = "first assignment";
+static const char why_nearest[] = "nearer to another centroid";
+static const char why_retired[] = "cluster retired";
+static const char why_rule_in[] = "rule holds";
+static const char why_rule_out[] = "rule no longer holds";
+
+uint64_t seg__hash(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* ---------------- customers ---------------- */
+
+void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle)
+{
+    memset(c, 0, sizeof(*c));
+    if (id_len > SEG_ID_MAX) id_len = SEG_ID_MAX;
+    memcpy(c->id, id, id_len);
+    c->id[id_len] = 0;
+    c->id_len = (uint8_t)id_len;
+    c->cluster = -1;
+    c->handle = handle;
+    c->reactivated_at = SEG_NO_TIME;
+    c->last_change_ts = SEG_NO_TIME;
+    c->due = SEG_NEVER;
+}
+
+void seg_customer_clear(seg_customer_t *c)
+{
+    free(c->traits);
+    c->traits = NULL;
+}
+
+const char *seg_customer_trait(const seg_customer_t *c, const char *key)
+{
+    if (!c->traits) return NULL;
+    for (const char *p = c->traits; *p;) {
+        const char *v = p + strlen(p) + 1;
+        if (strcmp(p, key) == 0) return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+/* Merges the event's traits (latest value wins) into one new blob. */
+static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
+{
+    size_t cap = 1;
+    for (int i = 0; i < ev->n_traits; i++)
+        cap += strlen(ev->traits[i].key) + strlen(ev->traits[i].val) + 2;
+    if (c->traits)
+        for (const char *p = c->traits; *p;) {
+            size_t kl = strlen(p), vl = strlen(p + kl + 1);
+            cap += kl + vl + 2;
+            p += kl + vl + 2;
+        }
+    char *blob = malloc(cap), *w = blob;
+    if (!blob) return; /* keep the old traits rather than lose the event */
+    if (c->traits)
+        for (const char *p = c->traits; *p;) {
+            size_t kl = strlen(p), vl = strlen(p + kl + 1);
+            int replaced = 0;
+            for (int i = 0; i < ev->n_traits; i++) replaced |= strcmp(ev->traits[i].key, p) == 0;
+            if (!replaced) {
+                memcpy(w, p, kl + vl + 2);
+                w += kl + vl + 2;
+            }
+            p += kl + vl + 2;
+        }
+    for (int i = 0; i < ev->n_traits; i++) {
+        int later = 0; /* a key repeated within one event: the last one wins */
+        for (int j = i + 1; j < ev->n_traits; j++)
+            later |= strcmp(ev->traits[i].key, ev->traits[j].key) == 0;
+        if (later) continue;
+        size_t kl = strlen(ev->traits[i].key), vl = strlen(ev->traits[i].val);
+        memcpy(w, ev->traits[i].key, kl + 1);
+        memcpy(w + kl + 1, ev->traits[i].val, vl + 1);
+        w += kl + vl + 2;
+    }
+    *w = 0;
+    free(c->traits);
+    c->traits = blob;
+}
+
+/* ---------------- engine ---------------- */
+
+static int labels_sync(seg_t *s)
+{
+    seg_model_t *m = &s->m;
+    if (m->next_id > s->n_labels) {
+        int32_t n = m->next_id + 8;
+        char(*nl)[LABEL_LEN] = realloc(s->labels, (size_t)n * LABEL_LEN);
+        int64_t *ns = realloc(s->sizes.cluster, (size_t)n * sizeof(int64_t));
+        if (!nl || !ns) {
+            if (nl) s->labels = nl;
+            if (ns) s->sizes.cluster = ns;
+            return -1;
+        }
+        memset(nl + s->n_labels, 0, (size_t)(n - s->n_labels) * LABEL_LEN);
+        memset(ns + s->n_labels, 0, (size_t)(n - s->n_labels) * sizeof(int64_t));
+        s->labels = nl;
+        s->sizes.cluster = ns;
+        s->n_labels = s->sizes.n_cluster = n;
+    }
+    for (int j = 0; j < m->k; j++) memcpy(s->labels[m->cl[j].id], m->cl[j].label, LABEL_LEN);
+    return 0;
+}
+
+seg_t *seg_new(seg_params_t *p, char *err, size_t errlen)
+{
+    if (seg_params_validate(p, err, errlen) < 0) return NULL;
+    seg_t *s = calloc(1, sizeof(*s));
+    if (!s) goto oom;
+    s->p = *p;
+    p->rules = NULL; /* ownership moved */
+    if (seg_model_init(&s->m, s->p.k, s->p.warmup, s->p.seed) < 0) goto oom;
+    s->m.recent_rate = 1024.0 / (double)s->p.dying_window;
+    if (s->m.recent_rate > 1) s->m.recent_rate = 1;
+    s->warmup_events = s->p.warmup * 4;
+    s->cat_tab_cap = 1024;
+    s->cat_tab = calloc(s->cat_tab_cap, sizeof(uint32_t));
+    if (!s->cat_tab) goto oom;
+    snprintf(s->why_new_over, sizeof(s->why_new_over), "%g days since first seen",
+             (double)s->p.new_ms / SEG_DAY_MS);
+    snprintf(s->why_at_risk, sizeof(s->why_at_risk), "no activity for %g days",
+             (double)s->p.at_risk_ms / SEG_DAY_MS);
+    snprintf(s->why_lapsed, sizeof(s->why_lapsed), "no activity for %g days",
+             (double)s->p.lapsed_ms / SEG_DAY_MS);
+    snprintf(s->why_react_over, sizeof(s->why_react_over), "%g days since return",
+             (double)s->p.reactivated_ms / SEG_DAY_MS);
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory");
+    seg_free(s);
+    return NULL;
+}
+
+void seg_free(seg_t *s)
+{
+    if (!s) return;
+    seg_params_clear(&s->p);
+    seg_model_clear(&s->m);
+    free(s->labels);
+    free(s->sizes.cluster);
+    for (uint32_t i = 0; i < s->n_cat; i++) free(s->cat_names[i]);
+    free(s->cat_names);
+    free(s->cat_tab);
+    free(s);
+}
+
+const seg_params_t *seg_params(const seg_t *s)
+{
+    return &s->p;
+}
+
+seg_model_t *seg_model(seg_t *s)
+{
+    return &s->m;
+}
+
+const seg_sizes_t *seg_sizes(const seg_t *s)
+{
+    return &s->sizes;
+}
+
+/* ---------------- categories ---------------- */
+
+uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
+{
+    uint64_t h = seg__hash(name, len);
+    uint32_t mask = s->cat_tab_cap - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t id = s->cat_tab[i];
+        if (id == 0) break;
+        const char *n = s->cat_names[id - 1];
+        if (strlen(n) == len && memcmp(n, name, len) == 0) return id;
+    }
+    if (s->n_cat >= 65535) return 0; /* a bounded dictionary: beyond this, no affinity */
+    if ((s->n_cat + 1) * 2 > s->cat_tab_cap) {
+        uint32_t nc = s->cat_tab_cap * 2;
+        uint32_t *nt = calloc(nc, sizeof(uint32_t));
+        if (!nt) return 0;
+        for (uint32_t id = 1; id <= s->n_cat; id++) {
+            const char *n = s->cat_names[id - 1];
+            uint32_t j = (uint32_t)seg__hash(n, strlen(n)) & (nc - 1);
+            while (nt[j]) j = (j + 1) & (nc - 1);
+            nt[j] = id;
+        }
+        free(s->cat_tab);
+        s->cat_tab = nt;
+        s->cat_tab_cap = nc;
+        mask = nc - 1;
+    }
+    if (s->n_cat == s->cap_cat) {
+        uint32_t nc = s->cap_cat ? s->cap_cat * 2 : 64;
+        char **nn = realloc(s->cat_names, nc * sizeof(char *));
+        if (!nn) return 0;
+        s->cat_names = nn;
+        s->cap_cat = nc;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return 0;
+    memcpy(copy, name, len);
+    copy[len] = 0;
+    s->cat_names[s->n_cat++] = copy;
+    uint32_t i = (uint32_t)h & mask;
+    while (s->cat_tab[i]) i = (i + 1) & mask;
+    s->cat_tab[i] = s->n_cat;
+    return s->n_cat;
+}
+
+const char *seg_category_name(const seg_t *s, uint32_t id)
+{
+    return id >= 1 && id <= s->n_cat ? s->cat_names[id - 1] : NULL;
+}
+
+/* ---------------- changes ---------------- */
+
+int seg_change_dimension(const seg_change_t *ch, char *buf, size_t len)
+{
+    switch (ch->dim) {
+    case SEG_DIM_LIFECYCLE: return snprintf(buf, len, "lifecycle");
+    case SEG_DIM_CLUSTER: return snprintf(buf, len, "cluster");
+    case SEG_DIM_RULE: return snprintf(buf, len, "rule:%s", ch->rule_name);
+    }
+    return -1;
+}
+
+int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
+{
+    char dim[80];
+    seg_change_dimension(ch, dim, sizeof(dim));
+    return snprintf(buf, len, "%s:%s:%llu", ch->cust->id, dim, (unsigned long long)ch->seq);
+}
+
+static void emit_change(seg_t *s, seg_customer_t *c, seg_change_t *ch, seg_emit_fn emit, void *ud)
+{
+    if (c->last_change_ts != SEG_NO_TIME && ch->ts < c->last_change_ts) ch->ts = c->last_change_ts;
+    c->last_change_ts = ch->ts;
+    ch->cust = c;
+    ch->seq = ++c->seq;
+    ch->model_version = s->m.version;
+    ch->recency_days = (double)(ch->ts - c->last_activity) / (double)SEG_DAY_MS;
+    ch->orders = c->orders;
+    ch->monetary = seg__feature_at(&s->p, c, SEG_F_MONETARY, ch->ts);
+    if (emit) emit(ud, ch);
+}
+
+static void lifecycle_change(seg_t *s, seg_customer_t *c, seg_lifecycle_t to, int64_t ts,
+                             int64_t W, const char *why, seg_emit_fn emit, void *ud)
+{
+    seg_lifecycle_t from = (seg_lifecycle_t)c->lifecycle;
+    if (from == to) return;
+    seg_change_t ch = {0};
+    ch.dim = SEG_DIM_LIFECYCLE;
+    ch.from = seg_lifecycle_names[from];
+    ch.to = seg_lifecycle_names[to];
+    ch.from_id = ch.to_id = -1;
+    ch.ts = ts;
+    ch.watermark = W;
+    ch.reason = why;
+    if (from != SEG_LC_NONE)
+        s->sizes.lifecycle[from]--;
+    else
+        s->sizes.customers++;
+    s->sizes.lifecycle[to]++;
+    c->lifecycle = (uint8_t)to;
+    emit_change(s, c, &ch, emit, ud);
+}
+
+static const char *silent_reason(const seg_t *s, seg_lifecycle_t from, seg_lifecycle_t to)
+{
+    if (to == SEG_LC_LAPSED) return s->why_lapsed;
+    if (to == SEG_LC_AT_RISK) return s->why_at_risk;
+    if (from == SEG_LC_NEW) return s->why_new_over;
+    return s->why_react_over;
+}
+
+int seg_step_due(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emit, void *ud)
+{
+    if (c->due == SEG_NEVER || c->due >= W) return 0;
+    int64_t b = c->due;
+    seg_lifecycle_t from = (seg_lifecycle_t)c->lifecycle;
+    seg_lifecycle_t to = seg_lifecycle_at(&s->p, c, b + 1);
+    if (to != from) lifecycle_change(s, c, to, b, W, silent_reason(s, from, to), emit, ud);
+    c->due = seg_lifecycle_next(&s->p, c, b + 1);
+    return 1;
+}
+
+/* ---------------- clusters ---------------- */
+
+static void normalise(const seg_model_t *m, const double raw[SEG_DIM], double x[SEG_DIM])
+{
+    for (int d = 0; d < SEG_DIM; d++) x[d] = (raw[d] - m->mean[d]) / m->scale[d];
+}
+
+static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM], int64_t ts,
+                           int64_t W, seg_emit_fn emit, void *ud)
+{
+    seg_model_t *m = &s->m;
+    double dn;
+    int near = seg_model_nearest(m, x, &dn);
+    int cur = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
+    if (cur == near) return;
+    const char *why = c->cluster < 0 ? why_first_cluster : cur < 0 ? why_retired : why_nearest;
+    if (cur >= 0) {
+        double dc = 0;
+        for (int d = 0; d < SEG_DIM; d++) dc += (x[d] - m->cl[cur].c[d]) * (x[d] - m->cl[cur].c[d]);
+        double h = 1.0 - s->p.hysteresis;
+        if (!(dn < h * h * dc)) return; /* not clearly nearer: stay, do not flap */
+    }
+    if (labels_sync(s) < 0) return;
+    seg_change_t ch = {0};
+    ch.dim = SEG_DIM_CLUSTER;
+    ch.from = c->cluster >= 0 ? s->labels[c->cluster] : NULL;
+    ch.to = m->cl[near].label;
+    ch.from_id = c->cluster;
+    ch.to_id = m->cl[near].id;
+    ch.ts = ts;
+    ch.watermark = W;
+    ch.reason = why;
+    if (c->cluster >= 0) s->sizes.cluster[c->cluster]--;
+    s->sizes.cluster[ch.to_id]++;
+    c->cluster = ch.to_id;
+    emit_change(s, c, &ch, emit, ud);
+}
+
+static void seed_model(seg_t *s)
+{
+    seg_model_t *m = &s->m;
+    int n = m->n_sample;
+    static const double min_scale[SEG_DIM] = {0.25, 0.25, 0.25, 0.25, 0.05,
+                                              0.05, 0.05, 0.05, 0.05, 0.05};
+    for (int d = 0; d < SEG_DIM; d++) {
+        double mu = 0, v = 0;
+        for (int i = 0; i < n; i++) mu += m->sample[i][d];
+        mu = n ? mu / n : 0;
+        for (int i = 0; i < n; i++) v += (m->sample[i][d] - mu) * (m->sample[i][d] - mu);
+        double sd = n > 1 ? sqrt(v / (n - 1)) : 0;
+        m->mean[d] = mu;
+        m->scale[d] = sd > min_scale[d] ? sd : min_scale[d];
+    }
+    for (int i = 0; i < n; i++) normalise(m, m->sample[i], m->sample[i]);
+    seg_model_seed(m, (const double(*)[SEG_DIM])m->sample, n);
+    labels_sync(s);
+}
+
+static void cluster_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_emit_fn emit,
+                         void *ud)
+{
+    seg_model_t *m = &s->m;
+    double raw[SEG_DIM], x[SEG_DIM];
+    seg_vector(&s->p, c, raw);
+    if (!m->ready) {
+        /* reservoir sample over the warm-up events, so later (richer) vectors count */
+        uint64_t i = m->seen_sample++;
+        if (m->n_sample < m->cap_sample) {
+            memcpy(m->sample[m->n_sample++], raw, sizeof(raw));
+        } else {
+            uint64_t r = seg__rand(&m->rng) % m->seen_sample;
+            if (r < (uint64_t)m->cap_sample) memcpy(m->sample[r], raw, sizeof(raw));
+        }
+        (void)i;
+        if (m->n_pending == m->cap_pending) {
+            int nc = m->cap_pending ? m->cap_pending * 2 : 1024;
+            uint64_t *np = realloc(m->pending, (size_t)nc * sizeof(uint64_t));
+            if (np) m->pending = np, m->cap_pending = nc;
+        }
+        if (m->n_pending < m->cap_pending) m->pending[m->n_pending++] = c->handle;
+        if (m->seen_sample < (uint64_t)s->warmup_events) return;
+        seed_model(s);
+    }
+    normalise(m, raw, x);
+    seg_model_update(m, x, s->p.lr_floor);
+    if ((m->updates & 1023) == 0 && seg_model_split_dying(m, s->p.dying_share, s->p.dying_window))
+        labels_sync(s);
+    if ((m->updates & 16383) == 0) {
+        char old[SEG_K_MAX][LABEL_LEN];
+        for (int j = 0; j < m->k; j++) memcpy(old[j], m->cl[j].label, LABEL_LEN);
+        seg_model_label(m);
+        for (int j = 0; j < m->k; j++)
+            if (strcmp(old[j], m->cl[j].label) != 0) {
+                m->version++;
+                labels_sync(s);
+                break;
+            }
+    }
+    assign_cluster(s, c, x, ts, W, emit, ud);
+}
+
+int seg_take_pending(seg_t *s, uint64_t **handles)
+{
+    if (!s->m.ready || s->m.n_pending == 0) return 0;
+    int n = s->m.n_pending;
+    *handles = s->m.pending;
+    s->m.pending = NULL;
+    s->m.n_pending = s->m.cap_pending = 0;
+    return n;
+}
+
+void seg_refresh_cluster(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emit, void *ud)
+{
+    if (!s->m.ready || !c->assigned) return;
+    double raw[SEG_DIM], x[SEG_DIM];
+    seg_vector(&s->p, c, raw);
+    normalise(&s->m, raw, x);
+    assign_cluster(s, c, x, W > c->last_seen ? W : c->last_seen, W, emit, ud);
+}
+
+/* ---------------- rules ---------------- */
+
+static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_emit_fn emit,
+                       void *ud)
+{
+    const seg_ruleset_t *rs = s->p.rules;
+    if (!rs) return;
+    uint64_t now = seg__rules_eval(s, rs, c, W);
+    uint64_t diff = now ^ c->rules;
+    for (int i = 0; diff; i++, diff >>= 1) {
+        if (!(diff & 1)) continue;
+        uint64_t bit = 1ULL << i;
+        int in = (now & bit) != 0;
+        seg_change_t ch = {0};
+        ch.dim = SEG_DIM_RULE;
+        ch.rule = i;
+        ch.rule_name = seg_rule_name(rs, i);
+        ch.from = (c->rules_seen & bit) ? (in ? "out" : "in") : NULL;
+        ch.to = in ? "in" : "out";
+        ch.from_id = ch.to_id = -1;
+        ch.ts = ts;
+        ch.watermark = W;
+        ch.reason = in ? why_rule_in : why_rule_out;
+        s->sizes.rule[i] += in ? 1 : -1;
+        c->rules_seen |= bit;
+        c->rules ^= bit;
+        emit_change(s, c, &ch, emit, ud);
+    }
+}
+
+/* ---------------- apply ---------------- */
+
+static int dedup_seen(seg_customer_t *c, const seg_event_t *ev)
+{
+    if (!ev->event_id_len) return 0;
+    uint64_t h = seg__hash(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
+    for (int i = 0; i < SEG_DEDUP_N; i++)
+        if (c->dedup[i] == h) return 1;
+    c->dedup[c->dedup_pos] = h;
+    c->dedup_pos = (uint8_t)((c->dedup_pos + 1) % SEG_DEDUP_N);
+    return 0;
+}
+
+int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg_emit_fn emit,
+              void *ud)
+{
+    const seg_params_t *p = &s->p;
+    if (dedup_seen(c, ev)) return 1;
+    int was = c->assigned;
+    if (was)
+        while (seg_step_due(s, c, W, emit, ud)) {}
+    seg_lifecycle_t before = (seg_lifecycle_t)c->lifecycle;
+    uint32_t cat = ev->category_len ? seg__category_intern(s, ev->category, ev->category_len) : 0;
+    seg__features_apply(p, c, ev, cat);
+    if (ev->n_traits) traits_merge(c, ev);
+    c->assigned = 1;
+
+    int activity = (p->activity_mask >> ev->type) & 1u;
+    if (activity && before == SEG_LC_LAPSED && c->last_activity >= W - p->lapsed_ms)
+        c->reactivated_at = ev->ts;
+    /* a brand-new customer whose first event is older than W starts at its
+     * own time and steps forward, so no stage is skipped */
+    int64_t We = was ? W : (ev->ts < W ? ev->ts : W);
+    seg_lifecycle_t now = seg_lifecycle_at(p, c, We);
+    if (now != before) {
+        const char *why = before == SEG_LC_NONE       ? why_first
+                          : now == SEG_LC_REACTIVATED ? why_return
+                                                      : why_activity;
+        lifecycle_change(s, c, now, ev->ts, We, why, emit, ud);
+    }
+    c->due = seg_lifecycle_next(p, c, We);
+    if (!was)
+        while (seg_step_due(s, c, W, emit, ud)) {}
+
+    cluster_step(s, c, ev->ts, W, emit, ud);
+    rules_step(s, c, ev->ts, W, emit, ud);
+    return 0;
+}
+
+double seg_feature(const seg_t *s, const seg_customer_t *c, const char *name, int64_t W)
+{
+    int f = seg__feature_index(name, strlen(name));
+    return f < 0 ? NAN : seg__feature_at(&s->p, c, f, W);
+}

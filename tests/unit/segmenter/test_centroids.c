@@ -1,0 +1,134 @@
+/* tests/unit/segmenter/test_centroids.c: k-means++ seeding, online updates,
+ * hysteresis, dying-cluster split with a new stable id, labels. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include "helpers.h"
+
+/* Three well separated blobs in normalised space. */
+static void blobs(double (*pts)[SEG_DIM], int n, uint64_t seed)
+{
+    srand((unsigned)seed);
+    for (int i = 0; i < n; i++) {
+        int b = i % 3;
+        for (int d = 0; d < SEG_DIM; d++) {
+            double noise = ((double)rand() / RAND_MAX - 0.5) * 0.4;
+            pts[i][d] = (d == b ? 4.0 : 0.0) + noise;
+        }
+    }
+}
+
+Test(centroids, seeding_finds_separated_blobs)
+{
+    seg_model_t m;
+    cr_assert_eq(seg_model_init(&m, 3, 300, 7), 0);
+    double(*pts)[SEG_DIM] = calloc(300, sizeof(*pts));
+    blobs(pts, 300, 1);
+    seg_model_seed(&m, (const double(*)[SEG_DIM])pts, 300);
+    cr_assert(m.ready);
+    cr_assert_eq(m.version, 1);
+    int seen[3] = {0};
+    for (int j = 0; j < 3; j++) {
+        int hi = 0;
+        for (int d = 1; d < SEG_DIM; d++)
+            if (m.cl[j].c[d] > m.cl[j].c[hi]) hi = d;
+        cr_assert_lt(hi, 3);
+        cr_assert_float_eq(m.cl[j].c[hi], 4.0, 0.2);
+        seen[hi]++;
+        cr_assert_eq(m.cl[j].id, j);
+    }
+    cr_assert(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    free(pts);
+    seg_model_clear(&m);
+}
+
+Test(centroids, update_moves_nearest_toward_point_with_floor)
+{
+    seg_model_t m;
+    seg_model_init(&m, 2, 10, 1);
+    double pts[2][SEG_DIM] = {{0}, {0}};
+    pts[1][0] = 10;
+    seg_model_seed(&m, (const double(*)[SEG_DIM])pts, 2);
+    int j0 = seg_model_nearest(&m, pts[0], NULL);
+    double before = m.cl[j0].c[0];
+    double x[SEG_DIM] = {1.0};
+    int j = seg_model_update(&m, x, 0.0);
+    cr_assert_eq(j, j0);
+    /* n was 1 from seeding, so rate 1/2 */
+    cr_assert_float_eq(m.cl[j].c[0], before + 0.5 * (1.0 - before), 1e-12);
+    for (int i = 0; i < 10000; i++) seg_model_update(&m, x, 0.01);
+    cr_assert_float_eq(m.cl[j].c[0], 1.0, 1e-6);
+    seg_model_clear(&m);
+}
+
+Test(centroids, dying_cluster_is_split_from_largest_with_new_id)
+{
+    seg_model_t m;
+    seg_model_init(&m, 3, 300, 3);
+    m.recent_rate = 0.5;
+    double(*pts)[SEG_DIM] = calloc(300, sizeof(*pts));
+    blobs(pts, 300, 2);
+    seg_model_seed(&m, (const double(*)[SEG_DIM])pts, 300);
+    /* all new points come from blob 0: the other two starve */
+    for (int i = 0; i < 5000; i++) seg_model_update(&m, pts[(i * 3) % 300], 0.001);
+    uint64_t v = m.version;
+    int n = seg_model_split_dying(&m, 0.05, 1000);
+    cr_assert_geq(n, 1);
+    cr_assert_gt(m.version, v);
+    int max_id = 0;
+    for (int j = 0; j < 3; j++) max_id = m.cl[j].id > max_id ? m.cl[j].id : max_id;
+    cr_assert_geq(max_id, 3, "a new id, never a reused one");
+    seg_model_clear(&m);
+    free(pts);
+}
+
+Test(centroids, labels_describe_centroids_and_are_unique)
+{
+    seg_model_t m;
+    seg_model_init(&m, 3, 10, 1);
+    m.k = 3;
+    memset(m.cl, 0, sizeof(m.cl));
+    m.cl[0].c[2] = 2.0;  /* high spend */
+    m.cl[0].c[0] = 1.0;  /* frequent */
+    m.cl[0].c[7] = 0.8;  /* evening */
+    m.cl[1].c[4] = 1.5;  /* deal seeker */
+    m.cl[2].c[4] = 1.5;  /* same: must be told apart */
+    m.cl[2].id = 2;
+    seg_model_label(&m);
+    cr_assert_str_eq(m.cl[0].label, "high-spend \xC2\xB7 frequent \xC2\xB7 evening");
+    cr_assert_str_eq(m.cl[1].label, "deal-seeker");
+    cr_assert_str_eq(m.cl[2].label, "deal-seeker #2");
+    seg_model_clear(&m);
+}
+
+Test(centroids, hysteresis_keeps_a_border_customer)
+{
+    seg_params_t p;
+    char err[128];
+    seg_params_default(&p);
+    p.k = 2;
+    p.warmup = 8;
+    p.hysteresis = 0.3;
+    seg_t *s = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s);
+    /* warm up on two kinds of customers: buyers and browsers */
+    seg_customer_t cs[64];
+    char id[16];
+    for (int i = 0; i < 64; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        seg_customer_init(&cs[i], id, strlen(id), (uint64_t)i);
+        seg_event_t ev = mkev(id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + i);
+        ev.amount = 200;
+        seg_apply(s, &cs[i], &ev, T0 + i, NULL, NULL);
+    }
+    cr_assert(seg_model(s)->ready);
+    uint64_t *pend;
+    int n = seg_take_pending(s, &pend);
+    cr_assert_gt(n, 0);
+    for (int i = 0; i < n; i++) seg_refresh_cluster(s, &cs[pend[i]], T0 + 100, NULL, NULL);
+    free(pend);
+    for (int i = 0; i < 64; i++) cr_assert_geq(cs[i].cluster, 0, "customer %d unassigned", i);
+    cr_assert_neq(cs[0].cluster, cs[1].cluster);
+    for (int i = 0; i < 64; i++) seg_customer_clear(&cs[i]);
+    seg_free(s);
+}

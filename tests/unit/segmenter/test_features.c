@@ -1,0 +1,137 @@
+/* tests/unit/segmenter/test_features.c: decayed features in event time,
+ * late events, visits, category affinity, duplicates, the vector. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include "helpers.h"
+
+static seg_t *s;
+static seg_customer_t c;
+
+static void setup(void)
+{
+    s = mkseg();
+    seg_customer_init(&c, "c1", 2, 0);
+}
+static void teardown(void)
+{
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+TestSuite(features, .init = setup, .fini = teardown);
+
+static void apply(seg_event_t ev)
+{
+    cr_assert_eq(seg_apply(s, &c, &ev, ev.ts, NULL, NULL), 0);
+}
+
+Test(features, monetary_halves_after_one_half_life)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PURCHASE, T0);
+    ev.amount = 100, ev.has_amount = 1;
+    apply(ev);
+    cr_assert_float_eq(seg_feature(s, &c, "monetary", T0), 100.0, 1e-9);
+    cr_assert_float_eq(seg_feature(s, &c, "monetary", T0 + 90 * DAY), 50.0, 1e-9);
+    cr_assert_float_eq(seg_feature(s, &c, "revenue", T0 + 90 * DAY), 100.0, 1e-9);
+    cr_assert_float_eq(seg_feature(s, &c, "orders", T0), 1.0, 0);
+    ev.ts = T0 + 90 * DAY, ev.amount = 50;
+    apply(ev);
+    cr_assert_float_eq(seg_feature(s, &c, "monetary", ev.ts), 100.0, 1e-9);
+    cr_assert_float_eq(seg_feature(s, &c, "aov", ev.ts), 100.0 / 1.5, 1e-9);
+}
+
+Test(features, late_event_weighs_what_it_would_today)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PURCHASE, T0 + 90 * DAY);
+    ev.amount = 10, ev.has_amount = 1;
+    apply(ev);
+    ev.ts = T0, ev.amount = 100; /* 90 days late */
+    cr_assert_eq(seg_apply(s, &c, &ev, T0 + 90 * DAY, NULL, NULL), 0);
+    cr_assert_float_eq(seg_feature(s, &c, "monetary", T0 + 90 * DAY), 60.0, 1e-9);
+    cr_assert_eq(c.first_seen, T0);
+    cr_assert_eq(c.last_seen, T0 + 90 * DAY);
+}
+
+Test(features, visits_inferred_from_gaps_and_session_starts)
+{
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0));
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0 + 60000));      /* same visit */
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0 + 60 * 60000)); /* gap > 30 min */
+    apply(mkev("c1", SEG_EV_SESSION_START, T0 + 61 * 60000));
+    cr_assert_float_eq(seg_feature(s, &c, "visits", T0 + 61 * 60000), 3.0, 3e-3);
+    cr_assert_float_eq(seg_feature(s, &c, "events", T0), 4.0, 0);
+}
+
+Test(features, shares_of_time_channel_discount_cart)
+{
+    /* 2023-11-14 is a Tuesday; 22:13 UTC is evening */
+    seg_event_t ev = mkev("c1", SEG_EV_ADD_TO_CART, T0);
+    ev.channel = SEG_CH_APP;
+    apply(ev);
+    ev = mkev("c1", SEG_EV_ADD_TO_CART, T0 + 1000);
+    apply(ev);
+    ev = mkev("c1", SEG_EV_PURCHASE, T0 + 2000);
+    ev.amount = 10, ev.discount = 1;
+    apply(ev);
+    cr_assert_float_eq(seg_feature(s, &c, "cart_abandonment", T0), 0.5, 1e-6);
+    cr_assert_float_eq(seg_feature(s, &c, "discount_share", T0), 1.0, 1e-9);
+    cr_assert_float_eq(seg_feature(s, &c, "app_share", T0), 1.0 / 3, 1e-6);
+    cr_assert_float_eq(seg_feature(s, &c, "evening_share", T0), 1.0, 1e-6);
+    cr_assert_float_eq(seg_feature(s, &c, "weekend_share", T0), 0.0, 1e-9);
+    ev = mkev("c1", SEG_EV_PAGE_VIEW, T0 + 4 * DAY); /* Saturday */
+    apply(ev);
+    cr_assert_gt(seg_feature(s, &c, "weekend_share", T0 + 4 * DAY), 0.2);
+}
+
+Test(features, top_categories_by_decayed_weight)
+{
+    const char *cats[] = {"books", "books", "toys", "garden", "music", "music", "music"};
+    for (int i = 0; i < 7; i++) {
+        seg_event_t ev = mkev("c1", SEG_EV_PRODUCT_VIEW, T0 + i * 1000);
+        ev.category_len = (uint8_t)snprintf(ev.category, sizeof(ev.category), "%s", cats[i]);
+        apply(ev);
+    }
+    cr_assert_str_eq(seg_category_name(s, c.f.cat_id[0]), "music");
+    cr_assert_str_eq(seg_category_name(s, c.f.cat_id[1]), "books");
+    cr_assert_float_eq(seg_feature(s, &c, "category_share", T0 + 7000), 3.0 / 6.0, 1e-3);
+}
+
+Test(features, repeated_event_id_is_applied_once)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PURCHASE, T0);
+    ev.amount = 5;
+    ev.event_id_len = (uint8_t)snprintf(ev.event_id, sizeof(ev.event_id), "e-1");
+    cr_assert_eq(seg_apply(s, &c, &ev, T0, NULL, NULL), 0);
+    cr_assert_eq(seg_apply(s, &c, &ev, T0, NULL, NULL), 1);
+    cr_assert_eq(c.orders, 1);
+    cr_assert_float_eq(c.revenue, 5.0, 0);
+}
+
+Test(features, traits_keep_latest_value)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PAGE_VIEW, T0);
+    ev.n_traits = 2;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "GB");
+    snprintf(ev.traits[1].key, SEG_TRAIT_KEY, "city");
+    snprintf(ev.traits[1].val, SEG_TRAIT_VAL, "Leeds");
+    apply(ev);
+    ev.ts += 1000;
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "IE");
+    apply(ev);
+    cr_assert_str_eq(seg_customer_trait(&c, "country"), "IE");
+    cr_assert_str_eq(seg_customer_trait(&c, "city"), "Leeds");
+    cr_assert_null(seg_customer_trait(&c, "gender"));
+}
+
+Test(features, vector_is_finite_and_named)
+{
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0));
+    double v[SEG_DIM];
+    seg_vector(seg_params(s), &c, v);
+    for (int d = 0; d < SEG_DIM; d++) {
+        cr_assert(isfinite(v[d]));
+        cr_assert_not_null(seg_vector_names[d]);
+    }
+    cr_assert_float_eq(v[0], log1p(1.0), 1e-12);
+}

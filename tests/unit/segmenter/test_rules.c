@@ -1,0 +1,149 @@
+/* tests/unit/segmenter/test_rules.c: rule compilation errors and evaluation
+ * over features, traits and the top category; rule change events. */
+#include <criterion/criterion.h>
+#include "helpers.h"
+
+static seg_t *build(const char *name, int any, const char **conds, int n)
+{
+    seg_params_t p;
+    char err[256];
+    seg_params_default(&p);
+    cr_assert_eq(seg_params_add_rule(&p, name, any, conds, n, err, sizeof(err)), 0, "%s", err);
+    seg_t *s = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s);
+    return s;
+}
+
+static void expect_error(const char *cond, const char *needle)
+{
+    seg_params_t p;
+    char err[256] = "";
+    seg_params_default(&p);
+    const char *conds[] = {cond};
+    cr_assert_eq(seg_params_add_rule(&p, "r", 0, conds, 1, err, sizeof(err)), -1, "%s", cond);
+    cr_assert(strstr(err, needle) != NULL, "error '%s' lacks '%s'", err, needle);
+    seg_params_clear(&p);
+}
+
+Test(rules, compile_errors_name_the_problem)
+{
+    expect_error("monetery > 100", "unknown feature 'monetery'");
+    expect_error("monetary >> 100", "is not a number");
+    expect_error("monetary 100", "expected an operator");
+    expect_error("monetary > abc", "'abc' is not a number");
+    expect_error("country in GB", "expected [a, b, ...]");
+    expect_error("country in []", "empty list");
+    expect_error("monetary in [1, 2]", "'in' takes a trait");
+    expect_error("", "expected a feature or trait name");
+}
+
+Test(rules, bad_names_and_duplicates)
+{
+    seg_params_t p;
+    char err[256];
+    const char *conds[] = {"orders >= 1"};
+    seg_params_default(&p);
+    cr_assert_eq(seg_params_add_rule(&p, "Big Spender", 0, conds, 1, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "a-z") != NULL);
+    cr_assert_eq(seg_params_add_rule(&p, "big", 0, conds, 1, err, sizeof(err)), 0);
+    cr_assert_eq(seg_params_add_rule(&p, "big", 0, conds, 1, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "twice") != NULL);
+    cr_assert_eq(seg_params_add_rule(&p, "none", 0, conds, 0, err, sizeof(err)), -1);
+    seg_params_clear(&p);
+}
+
+Test(rules, all_of_features_enters_and_leaves_with_changes)
+{
+    const char *conds[] = {"monetary > 100", "orders >= 2"};
+    seg_t *s = build("big_spender", 0, conds, 2);
+    seg_customer_t c;
+    rec_t r = {0};
+    seg_customer_init(&c, "c7", 2, 0);
+    seg_event_t ev = mkev("c7", SEG_EV_PURCHASE, T0);
+    ev.amount = 80;
+    seg_apply(s, &c, &ev, T0, rec_fn, &r);
+    cr_assert_eq(rec_find(&r, SEG_DIM_RULE, 0), -1, "not in yet: no event");
+    ev.ts = T0 + DAY;
+    seg_apply(s, &c, &ev, ev.ts, rec_fn, &r);
+    int i = rec_find(&r, SEG_DIM_RULE, 0);
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(r.from[i], "(null)");
+    cr_assert_str_eq(r.to[i], "in");
+    cr_assert_str_eq(r.id[i], "c7:rule:big_spender:2");
+    cr_assert_eq(seg_sizes(s)->rule[0], 1);
+    /* decay: 160 * 2^(-t/90d) <= 100 after ~61 days; the next event re-evaluates */
+    ev = mkev("c7", SEG_EV_PAGE_VIEW, T0 + 80 * DAY);
+    seg_apply(s, &c, &ev, ev.ts, rec_fn, &r);
+    i = rec_find(&r, SEG_DIM_RULE, 1);
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(r.from[i], "in");
+    cr_assert_str_eq(r.to[i], "out");
+    cr_assert_eq(seg_sizes(s)->rule[0], 0);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, any_of_traits_and_category)
+{
+    const char *conds[] = {"country in [GB, IE]", "top_category == books"};
+    seg_t *s = build("uk_or_books", 1, conds, 2);
+    seg_customer_t a, b, d;
+    seg_customer_init(&a, "a", 1, 0);
+    seg_customer_init(&b, "b", 1, 1);
+    seg_customer_init(&d, "d", 1, 2);
+    seg_event_t ev = mkev("a", SEG_EV_PAGE_VIEW, T0);
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "IE");
+    seg_apply(s, &a, &ev, T0, NULL, NULL);
+    ev = mkev("b", SEG_EV_PRODUCT_VIEW, T0);
+    ev.category_len = (uint8_t)snprintf(ev.category, sizeof(ev.category), "books");
+    seg_apply(s, &b, &ev, T0, NULL, NULL);
+    ev = mkev("d", SEG_EV_PRODUCT_VIEW, T0);
+    ev.category_len = (uint8_t)snprintf(ev.category, sizeof(ev.category), "toys");
+    seg_apply(s, &d, &ev, T0, NULL, NULL);
+    cr_assert_eq(a.rules, 1);
+    cr_assert_eq(b.rules, 1);
+    cr_assert_eq(d.rules, 0);
+    seg_customer_clear(&a);
+    seg_customer_clear(&b);
+    seg_customer_clear(&d);
+    seg_free(s);
+}
+
+Test(rules, numeric_trait_and_not_in)
+{
+    const char *conds[] = {"traits.age >= 30", "country not in [US]"};
+    seg_t *s = build("older_non_us", 0, conds, 2);
+    seg_customer_t c;
+    seg_customer_init(&c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PAGE_VIEW, T0);
+    ev.n_traits = 2;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "age");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "41");
+    snprintf(ev.traits[1].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[1].val, SEG_TRAIT_VAL, "FR");
+    seg_apply(s, &c, &ev, T0, NULL, NULL);
+    cr_assert_eq(c.rules, 1);
+    ev.ts += 1000;
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "abc"); /* not a number: the rule does not hold */
+    seg_apply(s, &c, &ev, ev.ts, NULL, NULL);
+    cr_assert_eq(c.rules, 0);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, recency_uses_the_watermark)
+{
+    const char *conds[] = {"recency_days > 10"};
+    seg_t *s = build("quiet", 0, conds, 1);
+    seg_customer_t c;
+    seg_customer_init(&c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PAGE_VIEW, T0);
+    seg_apply(s, &c, &ev, T0, NULL, NULL);
+    cr_assert_float_eq(seg_feature(s, &c, "recency_days", T0 + 11 * DAY), 11.0, 1e-9);
+    cr_assert_eq(c.rules, 0);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
