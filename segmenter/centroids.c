@@ -24,6 +24,11 @@ int seg_model_init(seg_model_t *m, int k, int warmup, uint64_t seed)
 
 void seg_model_clear(seg_model_t *m)
 {
+    free(m->res);
+    free(m->res_key);
+    free(m->res_heap);
+    free(m->res_tab);
+    m->res = NULL;
     free(m->sample);
     free(m->pending);
     m->sample = NULL;
@@ -59,91 +64,228 @@ int seg_model_slot(const seg_model_t *m, int32_t id)
     return -1;
 }
 
-void seg_model_seed(seg_model_t *m, const double (*pts)[SEG_DIM], int n)
+/* k-means++ then Lloyd over pts into cent; returns the inertia. asg gets
+ * each point's slot. */
+static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*cent)[SEG_DIM],
+                          int *asg, double *dmin, uint64_t *rng)
 {
-    int k = m->k;
-    double *dmin = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    int *asg = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
-    if (!dmin || !asg || n == 0) {
-        /* degenerate: centroids at the origin of normalised space */
-        for (int j = 0; j < k; j++) memset(m->cl[j].c, 0, sizeof(m->cl[j].c));
-        goto ids;
-    }
-    /* k-means++: first centre uniform, then proportional to D^2 */
-    int first = (int)(seg__rand(&m->rng) % (uint64_t)n);
-    memcpy(m->cl[0].c, pts[first], sizeof(m->cl[0].c));
-    for (int i = 0; i < n; i++) dmin[i] = dist2(pts[i], m->cl[0].c);
+    int first = (int)(seg__rand(rng) % (uint64_t)n);
+    memcpy(cent[0], pts[first], sizeof(cent[0]));
+    for (int i = 0; i < n; i++) dmin[i] = dist2(pts[i], cent[0]);
     for (int j = 1; j < k; j++) {
         double tot = 0;
         for (int i = 0; i < n; i++) tot += dmin[i];
-        int pick = n - 1;
+        int pick = (int)(seg__rand(rng) % (uint64_t)n);
         if (tot > 0) {
-            double r = seg__rand01(&m->rng) * tot;
-            for (int i = 0; i < n; i++) {
-                r -= dmin[i];
-                if (r < 0) {
+            double r = seg__rand01(rng) * tot;
+            for (int i = 0; i < n; i++)
+                if ((r -= dmin[i]) < 0) {
                     pick = i;
                     break;
                 }
-            }
-        } else {
-            pick = (int)(seg__rand(&m->rng) % (uint64_t)n);
         }
-        memcpy(m->cl[j].c, pts[pick], sizeof(m->cl[j].c));
+        memcpy(cent[j], pts[pick], sizeof(cent[j]));
         for (int i = 0; i < n; i++) {
-            double s = dist2(pts[i], m->cl[j].c);
+            double s = dist2(pts[i], cent[j]);
             if (s < dmin[i]) dmin[i] = s;
         }
     }
-    /* Lloyd passes on the sample */
-    for (int it = 0; it < 20; it++) {
-        double sum[SEG_K_MAX][SEG_DIM];
-        double cnt[SEG_K_MAX];
+    double inertia = 0;
+    for (int it = 0; it < 30; it++) {
+        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX];
         memset(sum, 0, sizeof(sum));
         memset(cnt, 0, sizeof(cnt));
         int moved = 0;
+        inertia = 0;
         for (int i = 0; i < n; i++) {
-            int j = seg_model_nearest(m, pts[i], NULL);
-            if (it == 0 || asg[i] != j) moved++;
-            asg[i] = j;
-            cnt[j] += 1;
-            for (int d = 0; d < SEG_DIM; d++) sum[j][d] += pts[i][d];
+            int best = 0;
+            double bd = INFINITY;
+            for (int j = 0; j < k; j++) {
+                double s = dist2(pts[i], cent[j]);
+                if (s < bd) bd = s, best = j;
+            }
+            inertia += bd;
+            if (it == 0 || asg[i] != best) moved++;
+            asg[i] = best;
+            cnt[best] += 1;
+            for (int d = 0; d < SEG_DIM; d++) sum[best][d] += pts[i][d];
         }
+        if (!moved) break;
         for (int j = 0; j < k; j++)
             if (cnt[j] > 0)
-                for (int d = 0; d < SEG_DIM; d++) m->cl[j].c[d] = sum[j][d] / cnt[j];
-        if (!moved) break;
+                for (int d = 0; d < SEG_DIM; d++) cent[j][d] = sum[j][d] / cnt[j];
     }
-    for (int j = 0; j < k; j++) {
+    return inertia;
+}
+
+/* Best of n_init runs into cent/asg; NAN when out of memory. */
+static double kmeans_best(const double (*pts)[SEG_DIM], int n, int k, int n_init,
+                          double (*cent)[SEG_DIM], int *asg, uint64_t *rng)
+{
+    double *dmin = malloc((size_t)n * sizeof(double));
+    int *tmp = malloc((size_t)n * sizeof(int));
+    double best = NAN;
+    if (dmin && tmp)
+        for (int r = 0; r < n_init; r++) {
+            double c[SEG_K_MAX][SEG_DIM];
+            double in = kmeans_once(pts, n, k, c, tmp, dmin, rng);
+            if (isnan(best) || in < best) {
+                best = in;
+                memcpy(cent, c, (size_t)k * sizeof(c[0]));
+                memcpy(asg, tmp, (size_t)n * sizeof(int));
+            }
+        }
+    free(dmin);
+    free(tmp);
+    return best;
+}
+
+/* Counts and spreads of each slot from an assignment of pts. */
+static void set_stats(seg_model_t *m, const double (*pts)[SEG_DIM], int n, const int *asg)
+{
+    for (int j = 0; j < m->k; j++) {
         m->cl[j].n = 0;
         memset(m->cl[j].var, 0, sizeof(m->cl[j].var));
     }
     for (int i = 0; i < n; i++) {
         seg_cluster_t *cl = &m->cl[asg[i]];
         cl->n += 1;
-        for (int d = 0; d < SEG_DIM; d++) {
-            double t = pts[i][d] - cl->c[d];
-            cl->var[d] += t * t;
-        }
+        for (int d = 0; d < SEG_DIM; d++) cl->var[d] += (pts[i][d] - cl->c[d]) * (pts[i][d] - cl->c[d]);
     }
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < m->k; j++) {
         seg_cluster_t *cl = &m->cl[j];
         for (int d = 0; d < SEG_DIM; d++) cl->var[d] = cl->n > 0 ? cl->var[d] / cl->n : 0;
-        cl->recent = cl->n / n;
+        cl->recent = n ? cl->n / n : 0;
     }
-ids:
+}
+
+void seg_model_seed(seg_model_t *m, const double (*pts)[SEG_DIM], int n)
+{
+    int k = m->k;
+    int *asg = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    double cent[SEG_K_MAX][SEG_DIM];
+    if (n >= k && asg && !isnan(kmeans_best(pts, n, k, 5, cent, asg, &m->rng))) {
+        for (int j = 0; j < k; j++) memcpy(m->cl[j].c, cent[j], sizeof(cent[j]));
+        set_stats(m, pts, n, asg);
+    } else {
+        /* too few points: centroids on the points we have, the rest at the origin */
+        for (int j = 0; j < k; j++) {
+            memset(m->cl[j].c, 0, sizeof(m->cl[j].c));
+            if (j < n) memcpy(m->cl[j].c, pts[j], sizeof(m->cl[j].c));
+            m->cl[j].n = j < n;
+            m->cl[j].recent = 1.0 / k;
+        }
+    }
     for (int j = 0; j < k; j++) m->cl[j].id = j;
     m->next_id = k;
     m->ready = 1;
+    m->epoch++;
     m->version++;
     seg_model_label(m);
-    free(dmin);
     free(asg);
 }
 
-int seg_model_update(seg_model_t *m, const double x[SEG_DIM], double lr_floor)
+static void heap_sift_down(seg_model_t *m, int i)
 {
-    int j = seg_model_nearest(m, x, NULL);
+    int n = m->n_res, *h = m->res_heap;
+    for (;;) {
+        int l = 2 * i + 1, big = i;
+        if (l < n && m->res_key[h[l]] > m->res_key[h[big]]) big = l;
+        if (l + 1 < n && m->res_key[h[l + 1]] > m->res_key[h[big]]) big = l + 1;
+        if (big == i) return;
+        int t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+static void heap_sift_up(seg_model_t *m, int i)
+{
+    int *h = m->res_heap;
+    while (i > 0 && m->res_key[h[(i - 1) / 2]] < m->res_key[h[i]]) {
+        int p = (i - 1) / 2, t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static int tab_find(const seg_model_t *m, uint64_t key)
+{
+    uint32_t mask = (uint32_t)m->tab_cap - 1;
+    for (uint32_t i = (uint32_t)(key >> 17) & mask;; i = (i + 1) & mask) {
+        int32_t v = m->res_tab[i];
+        if (v == 0) return -1;
+        if (v > 0 && m->res_key[v - 1] == key) return v - 1;
+    }
+}
+
+static void tab_put(seg_model_t *m, uint64_t key, int slot)
+{
+    uint32_t mask = (uint32_t)m->tab_cap - 1;
+    uint32_t i = (uint32_t)(key >> 17) & mask;
+    while (m->res_tab[i] > 0) i = (i + 1) & mask;
+    if (m->res_tab[i] == 0) m->tab_used++;
+    m->res_tab[i] = slot + 1;
+}
+
+static void tab_del(seg_model_t *m, uint64_t key)
+{
+    uint32_t mask = (uint32_t)m->tab_cap - 1;
+    for (uint32_t i = (uint32_t)(key >> 17) & mask; m->res_tab[i]; i = (i + 1) & mask)
+        if (m->res_tab[i] > 0 && m->res_key[m->res_tab[i] - 1] == key) {
+            m->res_tab[i] = -1;
+            return;
+        }
+}
+
+static void tab_rebuild(seg_model_t *m)
+{
+    memset(m->res_tab, 0, (size_t)m->tab_cap * sizeof(int32_t));
+    m->tab_used = 0;
+    for (int s = 0; s < m->n_res; s++) tab_put(m, m->res_key[s], s);
+}
+
+void seg_model_observe(seg_model_t *m, uint64_t key, const double x[SEG_DIM])
+{
+    if (!m->res) {
+        m->cap_res = m->cap_sample > 256 ? m->cap_sample : 256;
+        m->tab_cap = 1;
+        while (m->tab_cap < 4 * m->cap_res) m->tab_cap <<= 1;
+        m->res = calloc((size_t)m->cap_res, sizeof(*m->res));
+        m->res_key = calloc((size_t)m->cap_res, sizeof(uint64_t));
+        m->res_heap = calloc((size_t)m->cap_res, sizeof(int));
+        m->res_tab = calloc((size_t)m->tab_cap, sizeof(int32_t));
+        if (!m->res || !m->res_key || !m->res_heap || !m->res_tab) {
+            free(m->res), free(m->res_key), free(m->res_heap), free(m->res_tab);
+            m->res = NULL;
+            return;
+        }
+    }
+    /* most customers are not in the sample: one comparison says so */
+    if (m->n_res == m->cap_res && key >= m->res_key[m->res_heap[0]]) return;
+    int slot = tab_find(m, key);
+    if (slot < 0) {
+        if (m->n_res < m->cap_res) {
+            slot = m->n_res++;
+            m->res_key[slot] = key;
+            m->res_heap[m->n_res - 1] = slot;
+            heap_sift_up(m, m->n_res - 1);
+        } else {
+            slot = m->res_heap[0]; /* the largest key leaves */
+            tab_del(m, m->res_key[slot]);
+            m->res_key[slot] = key;
+            heap_sift_down(m, 0);
+        }
+        if (m->tab_used * 2 > m->tab_cap) tab_rebuild(m);
+        tab_put(m, key, slot);
+    }
+    memcpy(m->res[slot], x, sizeof(m->res[0]));
+}
+
+void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_floor)
+{
     seg_cluster_t *cl = &m->cl[j];
     cl->n += 1;
     double eta = 1.0 / cl->n;
@@ -153,6 +295,68 @@ int seg_model_update(seg_model_t *m, const double x[SEG_DIM], double lr_floor)
         cl->c[d] += eta * t;
         cl->var[d] += eta * (t * t - cl->var[d]);
     }
+}
+
+void seg_model_remove(seg_model_t *m, int j, const double x[SEG_DIM])
+{
+    seg_cluster_t *cl = &m->cl[j];
+    if (cl->n < 2) return; /* a centroid never loses its last point */
+    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / (cl->n - 1);
+    cl->n -= 1;
+}
+
+int seg_model_refresh(seg_model_t *m, int n_init, double gain)
+{
+    int n = m->n_res, k = m->k;
+    m->updates_since_refresh = 0;
+    if (!m->ready || n < 4 * k) return 0;
+    const double(*pts)[SEG_DIM] = (const double(*)[SEG_DIM])m->res;
+    /* the current centroids' inertia on the same points */
+    double cur = 0;
+    for (int i = 0; i < n; i++) {
+        double d2;
+        seg_model_nearest(m, pts[i], &d2);
+        cur += d2;
+    }
+    int *asg = malloc((size_t)n * sizeof(int));
+    double cent[SEG_K_MAX][SEG_DIM];
+    double cand = asg ? kmeans_best(pts, n, k, n_init, cent, asg, &m->rng) : NAN;
+    if (isnan(cand) || !(cand < (1.0 - gain) * cur)) {
+        free(asg);
+        return 0;
+    }
+    /* keep ids: greedily pair the closest old and new centroids */
+    int32_t new_id[SEG_K_MAX];
+    int old_used[SEG_K_MAX] = {0}, new_used[SEG_K_MAX] = {0};
+    for (int j = 0; j < k; j++) new_id[j] = -1;
+    for (int round = 0; round < k; round++) {
+        int bi = -1, bj = -1;
+        double bd = 1.0; /* farther than one unit (z^2): a different cluster */
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                if (!old_used[i] && !new_used[j]) {
+                    double d = dist2(m->cl[i].c, cent[j]);
+                    if (d < bd) bd = d, bi = i, bj = j;
+                }
+        if (bi < 0) break;
+        old_used[bi] = new_used[bj] = 1;
+        new_id[bj] = m->cl[bi].id;
+    }
+    for (int j = 0; j < k; j++) {
+        memcpy(m->cl[j].c, cent[j], sizeof(cent[j]));
+        m->cl[j].id = new_id[j] >= 0 ? new_id[j] : m->next_id++;
+    }
+    set_stats(m, pts, n, asg);
+    free(asg);
+    m->updates_since_split = 0;
+    m->epoch++;
+    m->version++;
+    seg_model_label(m);
+    return 1;
+}
+
+void seg_model_tick(seg_model_t *m, int j)
+{
     m->updates++;
     m->updates_since_split++;
     m->since[j]++;
@@ -164,6 +368,13 @@ int seg_model_update(seg_model_t *m, const double x[SEG_DIM], double lr_floor)
         }
         m->since_n = 0;
     }
+}
+
+int seg_model_update(seg_model_t *m, const double x[SEG_DIM], double lr_floor)
+{
+    int j = seg_model_nearest(m, x, NULL);
+    seg_model_add(m, j, x, lr_floor);
+    seg_model_tick(m, j);
     return j;
 }
 
@@ -195,6 +406,7 @@ int seg_model_split_dying(seg_model_t *m, double dying_share, int64_t window)
     }
     if (split) {
         m->updates_since_split = 0;
+        m->epoch++;
         m->version++;
         seg_model_label(m);
     }

@@ -19,6 +19,7 @@ void seg_params_default(seg_params_t *p)
     p->session_gap_ms = 30 * 60 * 1000;
     p->k = 6;
     p->warmup = 4096;
+    p->min_events = 8;
     p->hysteresis = 0.15;
     p->lr_floor = 0.0005;
     p->dying_share = 0.02;
@@ -58,6 +59,8 @@ int seg_params_validate(const seg_params_t *p, char *err, size_t errlen)
     if (p->k < 1 || p->k > SEG_K_MAX) FAIL("clusters.k: must be an integer between 1 and %d", SEG_K_MAX);
     if (p->warmup < p->k || p->warmup > 1000000)
         FAIL("clusters.warmup: must be between clusters.k and 1000000");
+    if (p->min_events < 1 || p->min_events > 1000000)
+        FAIL("clusters.min_events: must be between 1 and 1000000");
     if (!(p->hysteresis >= 0 && p->hysteresis < 1)) FAIL("clusters.hysteresis: must be in [0, 1)");
     if (!(p->lr_floor >= 0 && p->lr_floor <= 1)) FAIL("clusters.learning_rate_floor: must be in [0, 1]");
     if (!(p->dying_share >= 0 && p->dying_share < 1.0 / p->k))

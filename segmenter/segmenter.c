@@ -379,47 +379,80 @@ static void seed_model(seg_t *s)
     labels_sync(s);
 }
 
-static void cluster_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_emit_fn emit,
-                         void *ud)
+static void add_pending(seg_model_t *m, uint64_t handle)
+{
+    if (m->n_pending == m->cap_pending) {
+        int nc = m->cap_pending ? m->cap_pending * 2 : 1024;
+        uint64_t *np = realloc(m->pending, (size_t)nc * sizeof(uint64_t));
+        if (!np) return; /* the customer is assigned at its next event instead */
+        m->pending = np;
+        m->cap_pending = nc;
+    }
+    m->pending[m->n_pending++] = handle;
+}
+
+/* The model is the mean of the current vectors of established customers,
+ * by assigned cluster: a customer's previous vector leaves its cluster
+ * before the new one is assigned and added, so every customer counts once
+ * however active it is (a per-event model would give the busiest customers
+ * the centroids). old_raw is the customer's vector before this event, or
+ * NULL when it was not counted in the current model. */
+static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int64_t ts,
+                         int64_t W, seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
     double raw[SEG_DIM], x[SEG_DIM];
     seg_vector(&s->p, c, raw);
+    int teach = c->events >= (uint64_t)s->p.min_events;
     if (!m->ready) {
+        add_pending(m, c->handle);
+        if (!teach) return;
         /* reservoir sample over the warm-up events, so later (richer) vectors count */
-        uint64_t i = m->seen_sample++;
+        m->seen_sample++;
         if (m->n_sample < m->cap_sample) {
             memcpy(m->sample[m->n_sample++], raw, sizeof(raw));
         } else {
             uint64_t r = seg__rand(&m->rng) % m->seen_sample;
             if (r < (uint64_t)m->cap_sample) memcpy(m->sample[r], raw, sizeof(raw));
         }
-        (void)i;
-        if (m->n_pending == m->cap_pending) {
-            int nc = m->cap_pending ? m->cap_pending * 2 : 1024;
-            uint64_t *np = realloc(m->pending, (size_t)nc * sizeof(uint64_t));
-            if (np) m->pending = np, m->cap_pending = nc;
-        }
-        if (m->n_pending < m->cap_pending) m->pending[m->n_pending++] = c->handle;
         if (m->seen_sample < (uint64_t)s->warmup_events) return;
         seed_model(s);
+        old_raw = NULL;
     }
     normalise(m, raw, x);
-    seg_model_update(m, x, s->p.lr_floor);
-    if ((m->updates & 1023) == 0 && seg_model_split_dying(m, s->p.dying_share, s->p.dying_window))
-        labels_sync(s);
+    if (old_raw && c->taught_epoch == m->epoch) {
+        int j = seg_model_slot(m, c->cluster);
+        if (j >= 0) {
+            double xo[SEG_DIM];
+            normalise(m, old_raw, xo);
+            seg_model_remove(m, j, xo);
+        }
+    }
+    assign_cluster(s, c, x, ts, W, emit, ud);
+    if (!teach) return;
+    int j = seg_model_slot(m, c->cluster);
+    if (j < 0) return;
+    seg_model_add(m, j, x, s->p.lr_floor);
+    seg_model_tick(m, j);
+    c->taught_epoch = m->epoch;
+    seg_model_observe(m, seg__hash(c->id, c->id_len), x);
+    int changed = 0;
+    if (++m->updates_since_refresh >= (uint64_t)s->p.dying_window * 5)
+        changed |= seg_model_refresh(m, 3, 0.05);
+    if ((m->updates & 1023) == 0)
+        changed |= seg_model_split_dying(m, s->p.dying_share, s->p.dying_window) > 0;
     if ((m->updates & 16383) == 0) {
         char old[SEG_K_MAX][LABEL_LEN];
-        for (int j = 0; j < m->k; j++) memcpy(old[j], m->cl[j].label, LABEL_LEN);
+        for (int i = 0; i < m->k; i++) memcpy(old[i], m->cl[i].label, LABEL_LEN);
         seg_model_label(m);
-        for (int j = 0; j < m->k; j++)
-            if (strcmp(old[j], m->cl[j].label) != 0) {
+        for (int i = 0; i < m->k; i++)
+            if (strcmp(old[i], m->cl[i].label) != 0) {
                 m->version++;
-                labels_sync(s);
+                changed = 1;
                 break;
             }
     }
-    assign_cluster(s, c, x, ts, W, emit, ud);
+    if (changed) labels_sync(s);
 }
 
 int seg_take_pending(seg_t *s, uint64_t **handles)
@@ -493,6 +526,9 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     if (was)
         while (seg_step_due(s, c, W, emit, ud)) {}
     seg_lifecycle_t before = (seg_lifecycle_t)c->lifecycle;
+    double old_raw[SEG_DIM];
+    int counted = s->m.ready && c->taught_epoch == s->m.epoch;
+    if (counted) seg_vector(p, c, old_raw);
     uint32_t cat = ev->category_len ? seg__category_intern(s, ev->category, ev->category_len) : 0;
     seg__features_apply(p, c, ev, cat);
     if (ev->n_traits) traits_merge(c, ev);
@@ -515,7 +551,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     if (!was)
         while (seg_step_due(s, c, W, emit, ud)) {}
 
-    cluster_step(s, c, ev->ts, W, emit, ud);
+    cluster_step(s, c, counted ? old_raw : NULL, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, emit, ud);
     return 0;
 }

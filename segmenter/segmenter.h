@@ -70,6 +70,7 @@ typedef struct seg_customer {
     seg_features_t f;
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
+    uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
     char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
 } seg_customer_t;
 
@@ -94,6 +95,7 @@ typedef struct seg_params {
     int64_t session_gap_ms;         /* inferred visit boundary */
     int k;                          /* clusters */
     int warmup;                     /* vectors sampled before k-means++ seeding */
+    int min_events;                 /* a customer's events before it teaches the model */
     double hysteresis;              /* relative distance margin before a customer moves */
     double lr_floor;                /* decay floor of the centroid learning rate */
     double dying_share;             /* recent share under which a cluster is split away */
@@ -141,6 +143,15 @@ typedef struct seg_model {
     int32_t next_id;
     double mean[SEG_DIM], scale[SEG_DIM]; /* normalisation */
     seg_cluster_t cl[SEG_K_MAX];
+    /* a uniform sample of customers (the cap_res smallest id hashes, a KMV
+     * sample) with their latest normalised vectors, for periodic refreshes */
+    double (*res)[SEG_DIM];
+    uint64_t *res_key;
+    int *res_heap; /* max-heap of slots by key */
+    int32_t *res_tab; /* open addressing: slot + 1, 0 empty, -1 deleted */
+    int n_res, cap_res, tab_cap, tab_used;
+    uint64_t updates_since_refresh;
+    uint32_t epoch; /* changes whenever centroids are replaced wholesale */
     /* warm-up sample (vectors before normalisation) */
     int n_sample, cap_sample;
     uint64_t seen_sample;
@@ -243,6 +254,21 @@ int seg_model_update(seg_model_t *m, const double x[SEG_DIM], double lr_floor);
 /* Replaces dying clusters by splitting the largest; returns how many. */
 int seg_model_split_dying(seg_model_t *m, double dying_share, int64_t window);
 void seg_model_label(seg_model_t *m);
+/* Offers customer `key` (a hash of its id) with its current vector to the
+ * customer sample; a customer in the sample keeps its latest vector. */
+void seg_model_observe(seg_model_t *m, uint64_t key, const double x[SEG_DIM]);
+/* Adds x to / removes x from slot j's mean (sequential k-means over the
+ * customers' current vectors; the rate never falls below lr_floor). */
+void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_floor);
+void seg_model_remove(seg_model_t *m, int j, const double x[SEG_DIM]);
+/* Counts one point for slot j (recent shares, split and refresh timing). */
+void seg_model_tick(seg_model_t *m, int j);
+/* Re-clusters the recent sample from scratch (best of n_init k-means++
+ * runs); adopts the result when its inertia beats the current centroids'
+ * by more than `gain` (e.g. 0.05), keeping the ids of centroids that stay
+ * close. Escapes the local minima online k-means settles in. Returns 1 when
+ * the model changed. */
+int seg_model_refresh(seg_model_t *m, int n_init, double gain);
 int seg_model_slot(const seg_model_t *m, int32_t id); /* -1 when retired */
 
 /* ---------- the due-time index ---------- */

@@ -109,6 +109,7 @@ Test(centroids, hysteresis_keeps_a_border_customer)
     p.k = 2;
     p.warmup = 8;
     p.hysteresis = 0.3;
+    p.min_events = 1;
     seg_t *s = seg_new(&p, err, sizeof(err));
     cr_assert_not_null(s);
     /* warm up on two kinds of customers: buyers and browsers */

@@ -1,0 +1,113 @@
+/* benchmarks/bench_core.c: the hot path on one core, with no I/O: every
+ * record of a generated file is loaded into memory first, then timed through
+ * exactly what the binary runs per record (pl_record: decode, watermark,
+ * due changes, store lookup, seg_apply, change encoding). Change events are
+ * encoded but discarded. Also `--decode-only` for the codec alone.
+ *   bench_core FILE [--decode-only] [--limit N]
+ * Under callgrind, collect only bench_loop:
+ *   valgrind --tool=callgrind --toggle-collect=bench_loop bench_core FILE */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/cli.h"
+#include "cmd/pipeline.h"
+
+typedef struct {
+    char *data;
+    size_t *off, *len;
+    size_t n, cap, used, dcap;
+} recs_t;
+
+static int load(const char *path, recs_t *r, size_t limit)
+{
+    char err[256];
+    strm_file_t *f = strm_file_open(path, err, sizeof(err));
+    if (!f) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    const char *rec, *why;
+    size_t len;
+    int rc;
+    while (r->n < limit && (rc = strm_file_next(f, &rec, &len, &why)) > 0) {
+        if (r->n == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 1 << 16;
+            r->off = realloc(r->off, r->cap * sizeof(size_t));
+            r->len = realloc(r->len, r->cap * sizeof(size_t));
+        }
+        while (r->used + len > r->dcap) {
+            r->dcap = r->dcap ? r->dcap * 2 : 1 << 24;
+            r->data = realloc(r->data, r->dcap);
+        }
+        memcpy(r->data + r->used, rec, len);
+        r->off[r->n] = r->used;
+        r->len[r->n++] = len;
+        r->used += len;
+    }
+    strm_file_close(f);
+    return 0;
+}
+
+static uint64_t changes;
+static int count_change(void *ud, const seg_change_t *ch, const void *p, size_t len)
+{
+    (void)ud, (void)ch, (void)p, (void)len;
+    changes++;
+    return 0;
+}
+
+__attribute__((noinline)) uint64_t bench_loop(pl_t *pl, const recs_t *r, int decode_only)
+{
+    uint64_t ok = 0;
+    seg_event_t ev;
+    const char *why;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *p = r->data + r->off[i];
+        if (decode_only)
+            ok += strm_decode(p, r->len[i], 0, &ev, &why) == 0;
+        else
+            ok += pl_record(pl, p, r->len[i], "bench", 0, (int64_t)i) == 0;
+    }
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_core FILE [--decode-only] [--limit N]\n");
+        return 2;
+    }
+    int decode_only = 0;
+    size_t limit = SIZE_MAX;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--decode-only") == 0) decode_only = 1;
+        if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) limit = strtoull(argv[++i], 0, 10);
+    }
+    recs_t r = {0};
+    if (load(argv[1], &r, limit) < 0) return 1;
+    cfg_t cfg;
+    char err[256];
+    if (cfg_load(&cfg, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    pl_t pl;
+    if (pl_init(&pl, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    pl.on_change = count_change;
+    double t0 = cli_monotonic_s();
+    uint64_t ok = bench_loop(&pl, &r, decode_only);
+    double dt = cli_monotonic_s() - t0;
+    printf("%s %s: %zu records, %llu ok, %llu changes, %.3f s, %.0f events/s, %.1f ns/event, "
+           "avg %.0f bytes\n",
+           argv[1], decode_only ? "decode" : "decode+apply", r.n, (unsigned long long)ok,
+           (unsigned long long)changes, dt, r.n / dt, dt * 1e9 / r.n, (double)r.used / r.n);
+    pl_free(&pl);
+    cfg_free(&cfg);
+    free(r.data);
+    free(r.off);
+    free(r.len);
+    return 0;
+}

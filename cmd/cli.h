@@ -1,0 +1,26 @@
+/* cmd/cli.h: what the subcommands share: logging to stderr with a level,
+ * the wall clock, and argument helpers. The only clock readers in segstream
+ * live in cmd/. */
+#ifndef CMD_CLI_H
+#define CMD_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+extern int cli_log_level;
+void cli_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_set_log_level(const char *name);
+
+int64_t cli_now_ms(void);      /* wall clock, ms since epoch */
+double cli_monotonic_s(void); /* for rates and progress only */
+
+/* Parses ms since epoch or an RFC 3339 time. */
+int cli_parse_time(const char *s, int64_t *ms);
+int cli_parse_u64(const char *s, uint64_t *out);
+
+int cmd_gen(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

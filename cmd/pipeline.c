@@ -1,0 +1,228 @@
+/* cmd/pipeline.c: the only place that sees stream, state and segmenter
+ * together (see pipeline.h). Owns the due-time index, the watermark of a
+ * single ordered input, and the counters; the sinks own the outputs. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cmd/cli.h"
+#include "cmd/pipeline.h"
+
+int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->cfg = cfg;
+    pl->seg = seg_new(&cfg->seg, err, errlen);
+    if (!pl->seg) return -1;
+    pl->store = st_mem_new();
+    if (!pl->store) {
+        snprintf(err, errlen, "out of memory");
+        seg_free(pl->seg);
+        return -1;
+    }
+    seg_due_init(&pl->due);
+    strm_buf_init(&pl->buf);
+    pl->last_future = INT64_MIN;
+    pl->change_msgpack = cfg->change_format && strcmp(cfg->change_format, "msgpack") == 0;
+    return 0;
+}
+
+void pl_free(pl_t *pl)
+{
+    seg_due_clear(&pl->due);
+    st_mem_free(pl->store);
+    seg_free(pl->seg);
+    strm_buf_free(&pl->buf);
+}
+
+static void count_reason(pl_stats_t *st, const char *reason)
+{
+    for (int i = 0; i < PL_REASONS_MAX; i++) {
+        if (st->reason[i] == reason || (st->reason[i] && strcmp(st->reason[i], reason) == 0)) {
+            st->reason_n[i]++;
+            return;
+        }
+        if (!st->reason[i]) {
+            st->reason[i] = reason;
+            st->reason_n[i] = 1;
+            return;
+        }
+    }
+}
+
+int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const char *topic,
+            int32_t partition, int64_t offset)
+{
+    pl->st.dead++;
+    count_reason(&pl->st, reason);
+    if (pl->on_dead) return pl->on_dead(pl->dead_ud, buf, len, reason, topic, partition, offset);
+    return 0;
+}
+
+static void on_change(void *ud, const seg_change_t *ch)
+{
+    pl_t *pl = ud;
+    pl->st.changes[ch->dim]++;
+    pl->buf.len = 0;
+    int64_t emitted = pl->live ? cli_now_ms() : ch->watermark;
+    int rc = pl->change_msgpack ? strm_change_msgpack(ch, emitted, &pl->buf)
+                                : strm_change_json(ch, emitted, &pl->buf);
+    if (rc < 0 || (pl->on_change && pl->on_change(pl->change_ud, ch, pl->buf.p, pl->buf.len) < 0))
+        pl->sink_failed = 1;
+}
+
+int pl_advance(pl_t *pl, int64_t W)
+{
+    if (pl->has_W && W < pl->W) return 0;
+    pl->W = W;
+    pl->has_W = 1;
+    seg_due_entry_t e;
+    while (seg_due_peek(&pl->due, &e) && e.due < W) {
+        seg_due_pop(&pl->due);
+        seg_customer_t *c = st_mem_by_handle(pl->store, e.handle);
+        if (!c || c->due != e.due) continue; /* stale entry */
+        seg_step_due(pl->seg, c, W, on_change, pl);
+        if (seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
+    }
+    return pl->sink_failed ? -1 : 0;
+}
+
+int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
+              int64_t offset)
+{
+    const char *reason = NULL;
+    seg_event_t *ev = &pl->ev;
+    pl->st.records++;
+    if (strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) < 0)
+        return pl_dead(pl, buf, len, reason, topic, partition, offset);
+    /* A lone event far ahead of W is a producer's bad clock: dead-lettered.
+     * When the next one lands near it too, the stream itself has moved on
+     * (a quiet gap), and W follows instead of refusing everything after. */
+    int64_t skew = pl->cfg->max_future_skew_ms;
+    if (pl->has_W && ev->ts > pl->W + skew) {
+        int confirmed = pl->last_future != INT64_MIN && ev->ts >= pl->last_future - skew &&
+                        ev->ts <= pl->last_future + skew;
+        if (!confirmed) {
+            pl->last_future = ev->ts;
+            return pl_dead(pl, buf, len, "future_ts", topic, partition, offset);
+        }
+    }
+    pl->last_future = INT64_MIN;
+    pl->st.decoded++;
+    if (pl_advance(pl, pl->has_W && pl->W > ev->ts ? pl->W : ev->ts) < 0) return -1;
+
+    int created;
+    seg_customer_t *c = st_mem_get(pl->store, ev->customer_id, ev->id_len, 1, &created);
+    if (!c) {
+        cli_log(LOG_ERROR, "out of memory storing customer %s", ev->customer_id);
+        return -1;
+    }
+    int64_t old_due = c->due;
+    if (seg_apply(pl->seg, c, ev, pl->W, on_change, pl) == 1) {
+        pl->st.duplicates++;
+        return 0;
+    }
+    pl->st.applied++;
+    if (pl->on_applied) pl->on_applied(pl->applied_ud, c);
+    if (c->due != old_due && seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
+
+    uint64_t *pending;
+    int n = seg_take_pending(pl->seg, &pending);
+    for (int i = 0; i < n; i++) {
+        seg_customer_t *pc = st_mem_by_handle(pl->store, pending[i]);
+        if (pc) seg_refresh_cluster(pl->seg, pc, pl->W, on_change, pl);
+    }
+    free(n ? pending : NULL);
+    return pl->sink_failed ? -1 : 0;
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void pl_summary(pl_t *pl, FILE *f, double seconds)
+{
+    const pl_stats_t *st = &pl->st;
+    const seg_sizes_t *sz = seg_sizes(pl->seg);
+    seg_model_t *m = seg_model(pl->seg);
+    char wbuf[32] = "-";
+    if (pl->has_W) fmt_time(pl->W, wbuf, sizeof(wbuf));
+    fprintf(f, "\n== segstream summary ==\n");
+    fprintf(f, "records %" PRIu64 "  applied %" PRIu64 "  duplicates %" PRIu64
+               "  dead-lettered %" PRIu64 "  watermark %s\n",
+            st->records, st->applied, st->duplicates, st->dead, wbuf);
+    if (seconds > 0)
+        fprintf(f, "elapsed %.2f s  (%.0f records/s)\n", seconds, st->records / seconds);
+    for (int i = 0; i < PL_REASONS_MAX && st->reason[i]; i++)
+        fprintf(f, "  dead letter %-22s %" PRIu64 "\n", st->reason[i], st->reason_n[i]);
+    fprintf(f, "changes: lifecycle %" PRIu64 "  cluster %" PRIu64 "  rules %" PRIu64 "\n",
+            st->changes[SEG_DIM_LIFECYCLE], st->changes[SEG_DIM_CLUSTER],
+            st->changes[SEG_DIM_RULE]);
+    fprintf(f, "\ncustomers %" PRId64 "\n", sz->customers);
+    fprintf(f, "lifecycle:\n");
+    for (int i = 1; i < SEG_LC__COUNT; i++)
+        fprintf(f, "  %-12s %8" PRId64 "\n", seg_lifecycle_names[i], sz->lifecycle[i]);
+    fprintf(f, "clusters (model version %" PRIu64 "):\n", m->version);
+    for (int j = 0; j < m->k && m->ready; j++) {
+        int32_t id = m->cl[j].id;
+        fprintf(f, "  %3d %-50s %8" PRId64 "\n", id, m->cl[j].label,
+                id < sz->n_cluster ? sz->cluster[id] : 0);
+    }
+    int nr = seg_rules_count(seg_params(pl->seg)->rules);
+    if (nr) fprintf(f, "rules:\n");
+    for (int i = 0; i < nr; i++)
+        fprintf(f, "  %-20s %8" PRId64 "\n", seg_rule_name(seg_params(pl->seg)->rules, i),
+                sz->rule[i]);
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int pl_snapshot_csv(pl_t *pl, FILE *f)
+{
+    seg_model_t *m = seg_model(pl->seg);
+    const seg_ruleset_t *rs = seg_params(pl->seg)->rules;
+    fprintf(f, "customer_id,lifecycle,cluster,cluster_label,rules,events,orders,revenue,"
+               "first_seen,last_seen");
+    for (int d = 0; d < SEG_DIM; d++) fprintf(f, ",%s", seg_vector_names[d]);
+    fputc('\n', f);
+    uint64_t n = st_mem_count(pl->store);
+    for (uint64_t h = 0; h < n; h++) {
+        const seg_customer_t *c = st_mem_by_handle(pl->store, h);
+        csv_field(f, c->id);
+        fprintf(f, ",%s,%d,", c->lifecycle ? seg_lifecycle_names[c->lifecycle] : "",
+                (int)c->cluster);
+        int slot = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
+        csv_field(f, slot >= 0 ? m->cl[slot].label : "");
+        char rules[1024] = "";
+        size_t len = 0;
+        for (int i = 0; i < seg_rules_count(rs) && len < sizeof(rules); i++)
+            if (c->rules >> i & 1)
+                len += (size_t)snprintf(rules + len, sizeof(rules) - len, "%s%s", len ? "," : "",
+                                        seg_rule_name(rs, i));
+        fputc(',', f);
+        csv_field(f, rules);
+        fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%.2f,%" PRId64 ",%" PRId64, c->events, c->orders,
+                c->revenue, c->first_seen, c->last_seen);
+        double v[SEG_DIM];
+        seg_vector(seg_params(pl->seg), c, v);
+        for (int d = 0; d < SEG_DIM; d++) fprintf(f, ",%.4f", v[d]);
+        fputc('\n', f);
+    }
+    return ferror(f) ? -1 : 0;
+}

@@ -1,0 +1,73 @@
+/* cmd/pipeline.h: the one place that sees stream, state and segmenter
+ * together. A record goes in (bytes with its origin); it is decoded or
+ * dead-lettered; the watermark moves; silent customers due before it change
+ * first, in ts order; then the event is applied; changes go to the sink. */
+#ifndef CMD_PIPELINE_H
+#define CMD_PIPELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "config/config.h"
+#include "segmenter/segmenter.h"
+#include "state/store_mem.h"
+#include "stream/codec.h"
+
+#define PL_REASONS_MAX 32
+
+/* Receives each encoded change event (key = customer id). */
+typedef int (*pl_change_sink_fn)(void *ud, const seg_change_t *ch, const void *payload,
+                                  size_t len);
+/* Receives each dead letter: the original bytes and the reason. */
+typedef int (*pl_dead_sink_fn)(void *ud, const void *payload, size_t len, const char *reason,
+                               const char *topic, int32_t partition, int64_t offset);
+
+typedef struct pl_stats {
+    uint64_t records, decoded, applied, duplicates, dead;
+    uint64_t changes[3]; /* by seg_dim_t */
+    const char *reason[PL_REASONS_MAX];
+    uint64_t reason_n[PL_REASONS_MAX];
+} pl_stats_t;
+
+typedef struct pipeline {
+    cfg_t *cfg;
+    seg_t *seg;
+    st_mem_t *store;
+    seg_due_t due;
+    int64_t W;
+    int has_W;
+    int live; /* emitted_at from the wall clock (run) or the watermark (replay) */
+    int change_msgpack;
+    strm_buf_t buf;
+    pl_change_sink_fn on_change;
+    void *change_ud;
+    pl_dead_sink_fn on_dead;
+    void *dead_ud;
+    /* optional: called after each applied event with its customer */
+    void (*on_applied)(void *ud, const seg_customer_t *c);
+    void *applied_ud;
+    pl_stats_t st;
+    int sink_failed; /* a sink refused a change: stop, do not lose it */
+    int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
+    seg_event_t ev;
+} pl_t;
+
+/* Builds the core from cfg->seg (moving its rules). */
+int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen);
+void pl_free(pl_t *pl);
+
+/* Decodes and applies one record; bad ones go to the dead sink. Returns 0,
+ * or -1 if a sink failed (the caller stops: nothing is lost silently). */
+int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
+              int64_t offset);
+/* Dead-letters a record that failed before decoding (framing). */
+int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const char *topic,
+            int32_t partition, int64_t offset);
+/* Moves W forward (never back) and performs every silent change due before it. */
+int pl_advance(pl_t *pl, int64_t W);
+
+/* Human summary: counts, segment sizes, cluster labels. */
+void pl_summary(pl_t *pl, FILE *f, double seconds);
+/* One CSV line per customer: id, lifecycle, cluster id and label, rules, totals. */
+int pl_snapshot_csv(pl_t *pl, FILE *f);
+
+#endif

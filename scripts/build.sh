@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# scripts/build.sh [BUILD_DIR] [cmake args...]: configure and build with at
+# most two parallel jobs (the project's machines have two cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build}
+shift || true
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+cmake --build "$dir" -j2
