@@ -80,14 +80,35 @@ int main(int argc, char **argv)
     int seed_n = vs.n < 16384 ? (int)vs.n : 16384;
     seg_model_init(&m, k, seed_n, 1);
     seg_model_seed(&m, (const double(*)[SEG_DIM])vs.v, seed_n);
-    double t0 = cli_monotonic_s();
-    for (size_t i = 0; i < vs.n; i++) seg_model_update(&m, vs.v[i], floor_);
-    double dt = cli_monotonic_s() - t0;
-    double in = inertia(&m, (const double(*)[SEG_DIM])vs.v, vs.n);
-    printf("points %zu dim %d k %d floor %g: one pass %.3f s = %.2f M points/s; inertia %.1f "
-           "(%.4f per point)\n",
-           vs.n, SEG_DIM, k, floor_, dt, vs.n / dt / 1e6, in, in / vs.n);
-    seg_model_clear(&m);
+    /* 1: the bare online step; 2: as the engine runs it, with a uniform
+     * sample of points and a refresh every 100 000 updates */
+    seg_model_t start = m;
+    for (int mode = 1; mode <= 2; mode++) {
+        seg_model_t w;
+        seg_model_init(&w, k, seed_n, 1);
+        double *sample = (double *)w.sample;
+        w = start;
+        w.sample = (double(*)[SEG_DIM])sample;
+        w.pending = NULL;
+        int refreshes = 0;
+        double t0 = cli_monotonic_s();
+        for (size_t i = 0; i < vs.n; i++) {
+            seg_model_update(&w, vs.v[i], floor_);
+            if (mode == 2) {
+                uint64_t key = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+                seg_model_observe(&w, key ^ (key >> 29), vs.v[i]);
+                if (++w.updates_since_refresh >= 100000) refreshes += seg_model_refresh(&w, 2, 0.05);
+            }
+        }
+        double dt = cli_monotonic_s() - t0;
+        double in = inertia(&w, (const double(*)[SEG_DIM])vs.v, vs.n);
+        printf("%s: points %zu dim %d k %d floor %g: %.3f s = %.2f M points/s; inertia %.1f "
+               "(%.4f per point), %d refreshes adopted\n",
+               mode == 1 ? "online step alone" : "online step + sample refresh", vs.n, SEG_DIM, k,
+               floor_, dt, vs.n / dt / 1e6, in, in / vs.n, refreshes);
+        seg_model_clear(&w);
+    }
+    free(m.sample);
     pl_free(&pl);
     cfg_free(&cfg);
     free(vs.v);

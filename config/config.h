@@ -14,23 +14,33 @@ typedef struct cfg_kv {
     char *val;
 } cfg_kv_t;
 
+/* One rule segment as written in the file (kept for cfg_dump; the compiled
+ * form lives in seg.rules). */
+typedef struct cfg_rule {
+    char *name;
+    int any; /* 0: `all:` (every condition holds), 1: `any:` */
+    char **conds;
+    int n_conds;
+    int line; /* where it was written (0: unknown) */
+} cfg_rule_t;
+
 typedef struct cfg {
     char *source; /* the file read, or "(defaults)" */
 
     /* kafka */
-    char *brokers;     /* kafka.brokers, default "127.0.0.1:9092" */
-    char **topics;     /* kafka.topics, default [events] */
+    char *brokers; /* kafka.brokers, default "127.0.0.1:9092" */
+    char **topics; /* kafka.topics, default [events] */
     int n_topics;
-    char *group_id;      /* kafka.group_id, default "segstream" */
-    char *changes_topic; /* kafka.changes_topic, default "segment-changes" */
-    char *dlq_topic;     /* kafka.dlq_topic, default "segstream.dlq" */
-    char *change_format; /* kafka.change_format: "json" (default) or "msgpack" */
+    char *group_id;        /* kafka.group_id, default "segstream" */
+    char *changes_topic;   /* kafka.changes_topic, default "segment-changes" */
+    char *dlq_topic;       /* kafka.dlq_topic, default "segstream.dlq" */
+    char *change_format;   /* kafka.change_format: "json" (default) or "msgpack" */
     cfg_kv_t *kafka_props; /* kafka.properties: passed to librdkafka as is */
     int n_kafka_props;
 
     /* input */
     size_t max_event_bytes;     /* input.max_event_bytes, default 65536 */
-    int64_t max_future_skew_ms; /* input.max_future_skew, default 1h */
+    int64_t max_future_skew_ms; /* input.max_future_skew, default 7d */
 
     /* watermark */
     int64_t allowed_lateness_ms; /* watermark.allowed_lateness, default 0 */
@@ -49,21 +59,49 @@ typedef struct cfg {
 
     /* the core: features.*, lifecycle.*, clusters.*, rules */
     seg_params_t seg;
+    cfg_rule_t *rules; /* rules as written; seg.rules holds them compiled */
+    int n_rules;
 } cfg_t;
 
 /* Loads defaults, then `path` if not NULL, then the environment. On error
  * returns -1 and writes "FILE:LINE: KEY: REASON" (or "env VAR: REASON") into
- * err. The cfg must be freed with cfg_free() either way. */
+ * err. `c` is overwritten (not freed) first; it must be freed with
+ * cfg_free() either way. Unknown keys and unknown SEGSTREAM_* variables are
+ * errors, so that typos fail at start. */
 int cfg_load(cfg_t *c, const char *path, char *err, size_t errlen);
 /* Same, from a YAML string (tests, fuzzing); `name` stands for the file. */
 int cfg_load_string(cfg_t *c, const char *yaml, size_t len, const char *name, char *err,
                     size_t errlen);
+/* Frees everything c owns and zeroes it; safe after a failed load and twice. */
 void cfg_free(cfg_t *c);
 
-/* Parses "250ms", "30s", "5m", "2h", "30d" or a bare integer (ms). */
+/* Parses "250ms", "30s", "5m", "2h", "30d" or a bare integer (ms). A number
+ * with a unit may have a fraction ("1.5d", "0.5s"), rounded to the nearest
+ * ms. Returns -1 on a negative, malformed or overflowing value. */
 int cfg_parse_duration(const char *s, int64_t *ms);
+/* Writes ms in the largest unit that divides it exactly ("30d", "90m",
+ * "250ms"), parseable by cfg_parse_duration(). Returns snprintf's count. */
+int cfg_format_duration(int64_t ms, char *buf, size_t len);
 
-/* Writes the effective configuration as YAML (for `segstream config`). */
+/* Splits "host:port" or "[v6addr]:port" (port 0..65535). Returns -1 with a
+ * reason in why (if not NULL) when malformed or the host does not fit. */
+int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, char *why,
+                       size_t whylen);
+
+/* redis://[user[:pass]@]host:port[/db], as validated for redis.url. */
+typedef struct cfg_redis_url {
+    char user[128];
+    char pass[256];
+    char host[256];
+    int port;
+    int db; /* 0 when not given */
+} cfg_redis_url_t;
+int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t whylen);
+
+/* Writes the effective configuration as YAML (for `segstream config`), in
+ * the form cfg_load_string() reads back to the same values. Returns the
+ * length of the whole text like snprintf (the output is truncated when that
+ * is >= len), or -1 on error. */
 int cfg_dump(const cfg_t *c, char *buf, size_t len);
 
 #endif

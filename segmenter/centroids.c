@@ -250,7 +250,7 @@ static void tab_rebuild(seg_model_t *m)
 void seg_model_observe(seg_model_t *m, uint64_t key, const double x[SEG_DIM])
 {
     if (!m->res) {
-        m->cap_res = m->cap_sample > 256 ? m->cap_sample : 256;
+        m->cap_res = m->cap_sample < 2048 ? (m->cap_sample > 256 ? m->cap_sample : 256) : 2048;
         m->tab_cap = 1;
         while (m->tab_cap < 4 * m->cap_res) m->tab_cap <<= 1;
         m->res = calloc((size_t)m->cap_res, sizeof(*m->res));

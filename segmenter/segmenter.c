@@ -438,7 +438,7 @@ static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int
     seg_model_observe(m, seg__hash(c->id, c->id_len), x);
     int changed = 0;
     if (++m->updates_since_refresh >= (uint64_t)s->p.dying_window * 5)
-        changed |= seg_model_refresh(m, 3, 0.05);
+        changed |= seg_model_refresh(m, 2, 0.05);
     if ((m->updates & 1023) == 0)
         changed |= seg_model_split_dying(m, s->p.dying_share, s->p.dying_window) > 0;
     if ((m->updates & 16383) == 0) {

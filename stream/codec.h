@@ -51,7 +51,7 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
  * msgpack maps, detected from the first byte of the file. */
 typedef struct strm_file strm_file_t;
 strm_file_t *strm_file_open(const char *path, char *err, size_t errlen);
-/* Next record: 1 with *rec/*len pointing into an internal buffer valid until
+/* Next record: 1 with rec and len pointing into an internal buffer valid until
  * the next call, 0 at end of file, -1 on a framing error (reason in *reason;
  * for msgpack the rest of the file cannot be framed and reading stops). */
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason);
@@ -60,5 +60,8 @@ uint64_t strm_file_recno(const strm_file_t *f);
 uint64_t strm_file_offset(const strm_file_t *f);
 uint64_t strm_file_size(const strm_file_t *f);
 void strm_file_close(strm_file_t *f);
+/* Largest record accepted (default 16 MiB; 0 restores it). For tests and
+ * callers with their own limit. */
+void strm_file_set_max_record(strm_file_t *f, size_t max);
 
 #endif

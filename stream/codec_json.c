@@ -1,0 +1,358 @@
+/* stream/codec_json.c: JSON payload -> seg_event_t. Tokenizes with jsmn into
+ * a fixed token array on the stack, then checks the whole text against the
+ * JSON grammar itself (jsmn alone accepts missing commas, trailing commas and
+ * any primitive), and hands the top-level object to the shared field mapping
+ * (codec_map.c) through the visitor in codec_int.h. Owns string unescaping
+ * (\uXXXX with surrogate pairs -> UTF-8). Never allocates, never keeps a
+ * pointer into the payload after returning.
+ *
+ * What is checked: structure, separators, every primitive (true/false/null
+ * and the number grammar), a single top-level object with only whitespace
+ * around it. Strings are checked (escapes, raw control bytes, UTF-8) only
+ * when a field is kept; other strings are skipped as jsmn framed them. */
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include <limits.h>
+#include <string.h>
+#include "stream/codec_int.h"
+
+#define JSON_TOKENS 256 /* more: "too_complex" */
+#define JSON_KEY_MAX 64 /* escaped keys decoded up to this length */
+
+typedef struct json_src {
+    strm__src_t base;
+    const char *js;
+    const jsmntok_t *tok;
+    const uint16_t *next; /* container token -> index of the token after it */
+} json_src_t;
+
+static inline int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Bytes [from, to) are whitespace around exactly one `sep` (none if 0). */
+static int gap_ok(const char *js, int from, int to, char sep)
+{
+    if (to < from) return 0;
+    int seen = 0;
+    for (int k = from; k < to; k++) {
+        char c = js[k];
+        if (is_ws(c)) continue;
+        if (c != sep || !sep || seen) return 0;
+        seen = 1;
+    }
+    return seen || !sep;
+}
+
+static int number_ok(const char *s, int n)
+{
+    int k = 0;
+    if (k < n && s[k] == '-') k++;
+    if (k >= n) return 0;
+    if (s[k] == '0') {
+        k++;
+    } else if (s[k] >= '1' && s[k] <= '9') {
+        while (k < n && s[k] >= '0' && s[k] <= '9') k++;
+    } else {
+        return 0;
+    }
+    if (k < n && s[k] == '.') {
+        k++;
+        int d = k;
+        while (k < n && s[k] >= '0' && s[k] <= '9') k++;
+        if (k == d) return 0;
+    }
+    if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+        k++;
+        if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+        int d = k;
+        while (k < n && s[k] >= '0' && s[k] <= '9') k++;
+        if (k == d) return 0;
+    }
+    return k == n;
+}
+
+static int primitive_ok(const char *s, int n)
+{
+    switch (s[0]) {
+    case 't': return n == 4 && memcmp(s, "true", 4) == 0;
+    case 'f': return n == 5 && memcmp(s, "false", 5) == 0;
+    case 'n': return n == 4 && memcmp(s, "null", 4) == 0;
+    default: return number_ok(s, n);
+    }
+}
+
+/* Checks the token stream against the JSON grammar (the text between
+ * consecutive tokens must be exactly the right separator) and records, for
+ * every container, the index of the token after its subtree. */
+static int json_validate(const char *js, int len, const jsmntok_t *tok, int ntok, uint16_t *next)
+{
+    struct frame {
+        int tok, left;
+        uint8_t obj, want_val, first;
+    } st[JSON_TOKENS];
+    int sp = 0, i = 1, pos;
+
+    if (ntok < 1 || tok[0].type != JSMN_OBJECT || tok[0].end < 0) return -1;
+    if (!gap_ok(js, 0, tok[0].start, 0)) return -1;
+    st[sp++] = (struct frame){0, tok[0].size, 1, 0, 1};
+    pos = tok[0].start + 1;
+    for (;;) {
+        struct frame *f = &st[sp - 1];
+        if (f->left == 0 && !f->want_val) {
+            int end = tok[f->tok].end;
+            if (end < 1 || !gap_ok(js, pos, end - 1, 0)) return -1;
+            pos = end;
+            next[f->tok] = (uint16_t)i;
+            if (--sp == 0) break;
+            f = &st[sp - 1];
+            f->left--;
+            f->want_val = 0;
+            continue;
+        }
+        if (i >= ntok) return -1;
+        const jsmntok_t *t = &tok[i];
+        if (f->obj && !f->want_val) {
+            if (t->type != JSMN_STRING || t->size != 1) return -1;
+            if (!gap_ok(js, pos, t->start - 1, f->first ? 0 : ',')) return -1;
+            f->first = 0;
+            f->want_val = 1;
+            pos = t->end + 1;
+            i++;
+            continue;
+        }
+        char sep = f->obj ? ':' : (f->first ? 0 : ',');
+        f->first = 0;
+        int vstart = t->type == JSMN_STRING ? t->start - 1 : t->start;
+        if (t->start < 0 || !gap_ok(js, pos, vstart, sep)) return -1;
+        switch (t->type) {
+        case JSMN_STRING:
+            if (t->size != 0) return -1;
+            pos = t->end + 1;
+            break;
+        case JSMN_PRIMITIVE:
+            if (t->size != 0 || !primitive_ok(js + t->start, t->end - t->start)) return -1;
+            pos = t->end;
+            break;
+        case JSMN_OBJECT:
+        case JSMN_ARRAY:
+            if (t->end < 0 || sp >= JSON_TOKENS) return -1;
+            st[sp++] = (struct frame){i, t->size, t->type == JSMN_OBJECT, 0, 1};
+            pos = t->start + 1;
+            i++;
+            continue;
+        default: return -1;
+        }
+        i++;
+        f->left--;
+        f->want_val = 0;
+    }
+    if (i != ntok) return -1; /* a second top-level value */
+    return gap_ok(js, pos, len, 0) ? 0 : -1;
+}
+
+static void json_val(const json_src_t *j, int i, strm__val_t *v)
+{
+    const jsmntok_t *t = &j->tok[i];
+    const char *s = j->js + t->start;
+    v->esc = 0;
+    switch (t->type) {
+    case JSMN_STRING:
+        v->t = STRM_V_STR;
+        v->esc = 1;
+        v->s = s;
+        v->len = (size_t)(t->end - t->start);
+        break;
+    case JSMN_PRIMITIVE:
+        if (s[0] == 'n') {
+            v->t = STRM_V_NULL;
+        } else if (s[0] == 't' || s[0] == 'f') {
+            v->t = STRM_V_BOOL;
+            v->num.b = s[0] == 't';
+        } else {
+            v->t = STRM_V_NUMTEXT;
+            v->s = s;
+            v->len = (size_t)(t->end - t->start);
+        }
+        break;
+    case JSMN_OBJECT:
+    case JSMN_ARRAY:
+        v->t = t->type == JSMN_OBJECT ? STRM_V_MAP : STRM_V_ARR;
+        v->n = (uint32_t)t->size;
+        v->ref = (size_t)i;
+        break;
+    default: v->t = STRM_V_OTHER; break;
+    }
+}
+
+static inline int json_skip(const json_src_t *j, int i)
+{
+    jsmntype_t ty = j->tok[i].type;
+    return (ty == JSMN_OBJECT || ty == JSMN_ARRAY) ? j->next[i] : i + 1;
+}
+
+static int json_each(strm__src_t *src, const strm__val_t *map, strm__entry_fn fn, void *ud)
+{
+    const json_src_t *j = (const json_src_t *)src;
+    int i = (int)map->ref + 1;
+    char kbuf[JSON_KEY_MAX];
+    for (uint32_t k = 0; k < map->n; k++) {
+        const jsmntok_t *kt = &j->tok[i];
+        const char *key = j->js + kt->start;
+        size_t klen = (size_t)(kt->end - kt->start);
+        if (memchr(key, '\\', klen)) {
+            long r = strm__json_unescape(key, klen, kbuf, sizeof kbuf, NULL);
+            if (r == -1) {
+                src->reason = "bad_json";
+                return -1;
+            }
+            if (r >= 0) {
+                key = kbuf;
+                klen = (size_t)r;
+            }
+        }
+        strm__val_t v;
+        json_val(j, i + 1, &v);
+        if (fn(ud, key, klen, &v)) return 0;
+        i = json_skip(j, i + 1);
+    }
+    return 0;
+}
+
+static int json_at(strm__src_t *src, const strm__val_t *arr, uint32_t idx, strm__val_t *out)
+{
+    const json_src_t *j = (const json_src_t *)src;
+    if (arr->t != STRM_V_ARR || idx >= arr->n) return -1;
+    int i = (int)arr->ref + 1;
+    for (uint32_t k = 0; k < idx; k++) i = json_skip(j, i);
+    json_val(j, i, out);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static long hex4(const char *s)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(s[k]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_t *wrote)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < len;) {
+        unsigned char c = (unsigned char)s[k];
+        if (c != '\\') {
+            if (c < 0x20) return -1;
+            if (o >= cap) goto full;
+            dst[o++] = (char)c;
+            k++;
+            continue;
+        }
+        if (k + 1 >= len) return -1;
+        char e = s[k + 1];
+        k += 2;
+        char out;
+        switch (e) {
+        case '"': out = '"'; break;
+        case '\\': out = '\\'; break;
+        case '/': out = '/'; break;
+        case 'b': out = '\b'; break;
+        case 'f': out = '\f'; break;
+        case 'n': out = '\n'; break;
+        case 'r': out = '\r'; break;
+        case 't': out = '\t'; break;
+        case 'u': {
+            if (k + 4 > len) return -1;
+            long cp = hex4(s + k);
+            if (cp < 0) return -1;
+            k += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return -1; /* lone low surrogate */
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (k + 6 > len || s[k] != '\\' || s[k + 1] != 'u') return -1;
+                long lo = hex4(s + k + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+                k += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            unsigned char u[4];
+            size_t n;
+            if (cp < 0x80) {
+                u[0] = (unsigned char)cp;
+                n = 1;
+            } else if (cp < 0x800) {
+                u[0] = (unsigned char)(0xC0 | (cp >> 6));
+                u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+                n = 2;
+            } else if (cp < 0x10000) {
+                u[0] = (unsigned char)(0xE0 | (cp >> 12));
+                u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+                n = 3;
+            } else {
+                u[0] = (unsigned char)(0xF0 | (cp >> 18));
+                u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+                n = 4;
+            }
+            if (cap - o < n) goto full;
+            memcpy(dst + o, u, n);
+            o += n;
+            continue;
+        }
+        default: return -1;
+        }
+        if (o >= cap) goto full;
+        dst[o++] = out;
+    }
+    return (long)o;
+full:
+    if (wrote) *wrote = o;
+    return -2;
+}
+
+int strm_decode_json(const char *buf, size_t len, seg_event_t *ev, const char **reason)
+{
+    jsmntok_t tok[JSON_TOKENS];
+    uint16_t next[JSON_TOKENS];
+    jsmn_parser p;
+
+    seg_event_reset(ev);
+    if (len == 0) {
+        *reason = "empty";
+        return -1;
+    }
+    if (len > INT_MAX / 2) {
+        *reason = "oversized";
+        return -1;
+    }
+    jsmn_init(&p);
+    int n = jsmn_parse(&p, buf, len, tok, JSON_TOKENS);
+    if (n < 0) {
+        *reason = n == JSMN_ERROR_NOMEM ? "too_complex" : "bad_json";
+        return -1;
+    }
+    if (json_validate(buf, (int)len, tok, n, next) < 0) {
+        *reason = "bad_json";
+        return -1;
+    }
+    json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
+    strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};
+    return strm__map_event(&j.base, &root, ev, reason);
+}

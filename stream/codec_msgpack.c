@@ -1,0 +1,290 @@
+/* stream/codec_msgpack.c: msgpack payload -> seg_event_t, through a
+ * bounds-checked cursor over the msgpack format written here (msgpack-c's
+ * unpacker allocates whatever a header claims). Every length and count is
+ * checked against the bytes left before anything is read, and nesting is
+ * walked with a counter of pending items, never recursion, so neither a
+ * 5-byte map32 claiming 2^32 entries nor deep nesting costs memory or stack.
+ * Owns strm__mp_skip (also used by file framing). Never allocates, never
+ * keeps a pointer into the payload after returning. */
+#include <string.h>
+#include "stream/codec_int.h"
+
+#define MP_TIME_EXT (-1) /* msgpack timestamp extension type */
+
+typedef struct mp_src {
+    strm__src_t base;
+    const uint8_t *p;
+    size_t len;
+    size_t root_ref; /* first byte after the root map header */
+    size_t root_end; /* end of the root map, once walked */
+} mp_src_t;
+
+static inline uint16_t be16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+static inline uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* Timestamp extension body -> ms since epoch (floor). */
+static int mp_time(const uint8_t *d, size_t n, int64_t *ms)
+{
+    int64_t sec;
+    uint32_t nsec;
+    if (n == 4) {
+        sec = be32(d);
+        nsec = 0;
+    } else if (n == 8) {
+        uint64_t v = be64(d);
+        nsec = (uint32_t)(v >> 34);
+        sec = (int64_t)(v & 0x3FFFFFFFFULL);
+    } else if (n == 12) {
+        nsec = be32(d);
+        sec = (int64_t)be64(d + 4);
+    } else {
+        return -1;
+    }
+    if (nsec >= 1000000000u || sec > INT64_MAX / 1000 - 1 || sec < INT64_MIN / 1000 + 1) return -1;
+    *ms = sec * 1000 + nsec / 1000000;
+    return 0;
+}
+
+/* Reads one value header at p[*pos..len). Scalars and strings are complete
+ * in *v; for a map or array, v->n is the count and v->ref the first byte of
+ * its body (not walked). Returns 0, 1 when truncated, -1 on 0xc1. Every
+ * count is checked against the bytes left: an entry takes at least a byte. */
+static int mp_head(const uint8_t *p, size_t len, size_t *pos, strm__val_t *v)
+{
+    size_t at = *pos;
+    if (at >= len) return 1;
+    size_t left = len - at - 1;
+    const uint8_t *q = p + at + 1;
+    uint8_t c = p[at];
+    size_t hdr = 0;   /* bytes after the type byte before the body */
+    uint64_t body = 0; /* str/bin/ext bytes */
+    v->esc = 0;
+
+    if (c <= 0x7f) {
+        v->t = STRM_V_INT;
+        v->num.i = c;
+    } else if (c <= 0x8f || (c >= 0x90 && c <= 0x9f)) {
+        v->t = c <= 0x8f ? STRM_V_MAP : STRM_V_ARR;
+        v->n = c & 0x0f;
+    } else if (c <= 0xbf) {
+        v->t = STRM_V_STR;
+        body = c & 0x1f;
+    } else if (c >= 0xe0) {
+        v->t = STRM_V_INT;
+        v->num.i = (int8_t)c;
+    } else {
+        switch (c) {
+        case 0xc0: v->t = STRM_V_NULL; break;
+        case 0xc1: return -1;
+        case 0xc2:
+        case 0xc3:
+            v->t = STRM_V_BOOL;
+            v->num.b = c == 0xc3;
+            break;
+        case 0xc4: /* bin 8/16/32 */
+        case 0xc5:
+        case 0xc6:
+        case 0xd9: /* str 8/16/32 */
+        case 0xda:
+        case 0xdb:
+            hdr = (c == 0xc4 || c == 0xd9) ? 1 : (c == 0xc5 || c == 0xda) ? 2 : 4;
+            if (left < hdr) return 1;
+            body = hdr == 1 ? q[0] : hdr == 2 ? be16(q) : be32(q);
+            v->t = c >= 0xd9 ? STRM_V_STR : STRM_V_OTHER;
+            break;
+        case 0xc7: /* ext 8/16/32: length, type, data */
+        case 0xc8:
+        case 0xc9:
+        case 0xd4: /* fixext 1/2/4/8/16: type, data */
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: {
+            size_t lh = c == 0xc7 ? 1 : c == 0xc8 ? 2 : c == 0xc9 ? 4 : 0;
+            if (left < lh + 1) return 1;
+            body = lh == 0 ? (uint64_t)1 << (c - 0xd4)
+                   : lh == 1 ? q[0]
+                   : lh == 2 ? be16(q)
+                             : be32(q);
+            hdr = lh + 1;
+            int8_t type = (int8_t)q[lh];
+            v->t = STRM_V_OTHER;
+            if (type == MP_TIME_EXT && body <= left - hdr) {
+                int64_t ms;
+                if (mp_time(q + hdr, (size_t)body, &ms) == 0) {
+                    v->t = STRM_V_TIME;
+                    v->num.i = ms;
+                }
+            }
+            break;
+        }
+        case 0xca:
+            if (left < 4) return 1;
+            {
+                uint32_t b = be32(q);
+                float f;
+                memcpy(&f, &b, 4);
+                v->t = STRM_V_FLOAT;
+                v->num.f = f;
+            }
+            hdr = 4;
+            break;
+        case 0xcb:
+            if (left < 8) return 1;
+            {
+                uint64_t b = be64(q);
+                memcpy(&v->num.f, &b, 8);
+                v->t = STRM_V_FLOAT;
+            }
+            hdr = 8;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            hdr = (size_t)1 << (c - 0xcc);
+            if (left < hdr) return 1;
+            v->t = STRM_V_UINT;
+            v->num.u = hdr == 1 ? q[0] : hdr == 2 ? be16(q) : hdr == 4 ? be32(q) : be64(q);
+            break;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            hdr = (size_t)1 << (c - 0xd0);
+            if (left < hdr) return 1;
+            v->t = STRM_V_INT;
+            v->num.i = hdr == 1   ? (int8_t)q[0]
+                       : hdr == 2 ? (int16_t)be16(q)
+                       : hdr == 4 ? (int32_t)be32(q)
+                                  : (int64_t)be64(q);
+            break;
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf:
+            hdr = (c == 0xdc || c == 0xde) ? 2 : 4;
+            if (left < hdr) return 1;
+            v->t = c >= 0xde ? STRM_V_MAP : STRM_V_ARR;
+            v->n = hdr == 2 ? be16(q) : be32(q);
+            break;
+        }
+    }
+    if (body > left - hdr) return 1;
+    left -= hdr;
+    if (v->t == STRM_V_MAP || v->t == STRM_V_ARR) {
+        uint64_t need = v->t == STRM_V_MAP ? 2 * (uint64_t)v->n : v->n;
+        if (need > left) return 1;
+    } else if (v->t == STRM_V_STR) {
+        v->s = (const char *)q + hdr;
+        v->len = (size_t)body;
+    }
+    *pos = at + 1 + hdr + (size_t)body;
+    v->ref = *pos;
+    return 0;
+}
+
+/* Skips `items` complete values starting at *pos. */
+static int mp_skip_items(const uint8_t *p, size_t len, size_t *pos, uint64_t items)
+{
+    strm__val_t v;
+    while (items) {
+        int r = mp_head(p, len, pos, &v);
+        if (r) return r;
+        items--;
+        if (v.t == STRM_V_MAP) items += 2 * (uint64_t)v.n;
+        else if (v.t == STRM_V_ARR) items += v.n;
+        if (items > len - *pos) return 1; /* each pending item needs a byte */
+    }
+    return 0;
+}
+
+int strm__mp_skip(const uint8_t *p, size_t len, size_t *used)
+{
+    size_t pos = 0;
+    int r = mp_skip_items(p, len, &pos, 1);
+    if (r == 0) *used = pos;
+    return r;
+}
+
+static const char *mp_reason(int r)
+{
+    return r > 0 ? "truncated_msgpack" : "bad_msgpack";
+}
+
+static int mp_each(strm__src_t *src, const strm__val_t *map, strm__entry_fn fn, void *ud)
+{
+    mp_src_t *m = (mp_src_t *)src;
+    size_t pos = map->ref;
+    strm__val_t k, v;
+    int r;
+    for (uint32_t e = 0; e < map->n; e++) {
+        if ((r = mp_head(m->p, m->len, &pos, &k)) != 0) goto fail;
+        if ((k.t == STRM_V_MAP || k.t == STRM_V_ARR) &&
+            (r = mp_skip_items(m->p, m->len, &pos, k.t == STRM_V_MAP ? 2 * (uint64_t)k.n : k.n)))
+            goto fail;
+        if ((r = mp_head(m->p, m->len, &pos, &v)) != 0) goto fail;
+        if ((v.t == STRM_V_MAP || v.t == STRM_V_ARR) &&
+            (r = mp_skip_items(m->p, m->len, &pos, v.t == STRM_V_MAP ? 2 * (uint64_t)v.n : v.n)))
+            goto fail;
+        if (k.t == STRM_V_STR && fn(ud, k.s, k.len, &v)) return 0;
+    }
+    if (map->ref == m->root_ref) m->root_end = pos;
+    return 0;
+fail:
+    src->reason = mp_reason(r);
+    return -1;
+}
+
+static int mp_at(strm__src_t *src, const strm__val_t *arr, uint32_t idx, strm__val_t *out)
+{
+    mp_src_t *m = (mp_src_t *)src;
+    if (arr->t != STRM_V_ARR || idx >= arr->n) return -1;
+    size_t pos = arr->ref;
+    int r = mp_skip_items(m->p, m->len, &pos, idx);
+    if (r == 0) r = mp_head(m->p, m->len, &pos, out);
+    if (r) {
+        src->reason = mp_reason(r);
+        return -1;
+    }
+    return 0;
+}
+
+int strm_decode_msgpack(const void *buf, size_t len, seg_event_t *ev, const char **reason)
+{
+    const uint8_t *p = buf;
+    seg_event_reset(ev);
+    if (len == 0) {
+        *reason = "empty";
+        return -1;
+    }
+    size_t pos = 0;
+    strm__val_t root;
+    int r = mp_head(p, len, &pos, &root);
+    if (r) {
+        *reason = mp_reason(r);
+        return -1;
+    }
+    if (root.t != STRM_V_MAP) {
+        *reason = "not_json_or_msgpack";
+        return -1;
+    }
+    mp_src_t m = {{mp_each, mp_at, NULL}, p, len, root.ref, 0};
+    if (strm__map_event(&m.base, &root, ev, reason) < 0) return -1;
+    if (m.root_end != len) {
+        seg_event_reset(ev);
+        *reason = "bad_msgpack"; /* bytes after the map */
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,268 @@
+/* stream/file.c: record framing for input files: JSON lines or a stream of
+ * msgpack maps, told apart by the first byte. Reads in big chunks (1 MiB)
+ * into one growing buffer (at most max record + a chunk) and hands out
+ * records in place: no per-record syscall, no per-record allocation. Owns
+ * the buffer and the descriptor ("-" is stdin, which it never closes).
+ * Never decodes a record: that is strm_decode's job.
+ *
+ * JSON lines: '\n' ends a record, a trailing '\r' is stripped, blank lines
+ * are skipped, a UTF-8 BOM at the start of the file is skipped, the last
+ * line needs no newline. A line longer than the maximum (16 MiB) is
+ * reported once as -1 "oversized" and skipped; reading goes on. Records are
+ * NUL-terminated in place.
+ * msgpack: each record is framed by walking its structure with the
+ * bounds-checked cursor (strm__mp_skip). A record cut short by the end of
+ * the file is -1 "truncated_msgpack", an invalid byte -1 "bad_msgpack", one
+ * larger than the maximum -1 "oversized"; after any of them the rest of the
+ * file cannot be framed and every later call returns 0. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "stream/codec_int.h"
+
+#define CHUNK        (1u << 20)
+#define MAX_RECORD   (16u << 20)
+
+struct strm_file {
+    int fd, own_fd;
+    int msgpack;
+    int eof, stopped, discard, started;
+    char *buf;
+    size_t cap, limit, start, end, scan; /* data is buf[start, end) */
+    size_t max_rec;
+    uint64_t recno, offset, size;
+};
+
+strm_file_t *strm_file_open(const char *path, char *err, size_t errlen)
+{
+    strm_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    if (strcmp(path, "-") == 0) {
+        f->fd = STDIN_FILENO;
+    } else {
+        f->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (f->fd < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        f->own_fd = 1;
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        f->size = (uint64_t)st.st_size;
+#ifdef POSIX_FADV_SEQUENTIAL
+        posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+    }
+    f->max_rec = MAX_RECORD;
+    f->limit = f->max_rec + CHUNK + 1;
+    f->cap = CHUNK + 1;
+    f->buf = malloc(f->cap);
+    if (!f->buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    return f;
+fail:
+    if (f->own_fd) close(f->fd);
+    free(f);
+    return NULL;
+}
+
+void strm_file_set_max_record(strm_file_t *f, size_t max)
+{
+    f->max_rec = max ? max : MAX_RECORD;
+    f->limit = f->max_rec + CHUNK + 1;
+    if (f->limit < f->cap) f->limit = f->cap;
+}
+
+void strm_file_close(strm_file_t *f)
+{
+    if (!f) return;
+    if (f->own_fd) close(f->fd);
+    free(f->buf);
+    free(f);
+}
+
+uint64_t strm_file_recno(const strm_file_t *f)
+{
+    return f->recno;
+}
+
+uint64_t strm_file_offset(const strm_file_t *f)
+{
+    return f->offset;
+}
+
+uint64_t strm_file_size(const strm_file_t *f)
+{
+    return f->size;
+}
+
+/* Reads more input after the data held. 0, or -1 on a read error. */
+static int fill(strm_file_t *f)
+{
+    if (f->start > 0 && f->cap - f->end < CHUNK + 1) {
+        memmove(f->buf, f->buf + f->start, f->end - f->start);
+        f->end -= f->start;
+        f->scan -= f->start;
+        f->start = 0;
+    }
+    if (f->cap - f->end < CHUNK + 1 && f->cap < f->limit) {
+        size_t cap = f->cap * 2;
+        if (cap < f->end + CHUNK + 1) cap = f->end + CHUNK + 1;
+        if (cap > f->limit) cap = f->limit;
+        char *p = realloc(f->buf, cap);
+        if (!p) return -1;
+        f->buf = p;
+        f->cap = cap;
+    }
+    if (f->cap - f->end < 2) return -1; /* cannot happen: records are bounded */
+    ssize_t r;
+    do {
+        r = read(f->fd, f->buf + f->end, f->cap - f->end - 1);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    if (r == 0) f->eof = 1;
+    f->end += (size_t)r;
+    return 0;
+}
+
+static int fail(strm_file_t *f, const char **reason, const char *why)
+{
+    f->stopped = 1;
+    *reason = why;
+    return -1;
+}
+
+static int blank(const char *s, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (s[k] != ' ' && s[k] != '\t' && s[k] != '\r') return 0;
+    return 1;
+}
+
+static int next_line(strm_file_t *f, const char **rec, size_t *len, const char **reason)
+{
+    for (;;) {
+        if (f->discard) { /* the rest of an oversized line */
+            char *nl = memchr(f->buf + f->start, '\n', f->end - f->start);
+            if (nl) {
+                size_t used = (size_t)(nl + 1 - (f->buf + f->start));
+                f->offset += used;
+                f->start += used;
+                f->scan = f->start;
+                f->discard = 0;
+                continue;
+            }
+            f->offset += f->end - f->start;
+            f->start = f->end = f->scan = 0;
+            if (f->eof) return 0;
+            if (fill(f) < 0) return fail(f, reason, "read_error");
+            continue;
+        }
+        char *nl = memchr(f->buf + f->scan, '\n', f->end - f->scan);
+        size_t n;
+        if (nl) {
+            n = (size_t)(nl - (f->buf + f->start));
+        } else if (f->eof) {
+            if (f->start == f->end) return 0;
+            n = f->end - f->start;
+        } else {
+            f->scan = f->end;
+            if (f->end - f->start > f->max_rec) {
+                f->recno++;
+                f->offset += f->end - f->start;
+                f->start = f->end = f->scan = 0;
+                f->discard = 1;
+                *reason = "oversized";
+                return -1;
+            }
+            if (fill(f) < 0) return fail(f, reason, "read_error");
+            continue;
+        }
+        char *line = f->buf + f->start;
+        size_t used = n + (nl != NULL);
+        f->start += used;
+        f->scan = f->start;
+        f->offset += used;
+        if (n > f->max_rec) {
+            f->recno++;
+            *reason = "oversized";
+            return -1;
+        }
+        if (n && line[n - 1] == '\r') n--;
+        if (blank(line, n)) continue;
+        line[n] = 0;
+        f->recno++;
+        *rec = line;
+        *len = n;
+        return 1;
+    }
+}
+
+static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const char **reason)
+{
+    for (;;) {
+        size_t have = f->end - f->start, used;
+        if (have == 0) {
+            if (f->eof) return 0;
+            if (fill(f) < 0) return fail(f, reason, "read_error");
+            continue;
+        }
+        int r = strm__mp_skip((const uint8_t *)f->buf + f->start, have, &used);
+        if (r == 0) {
+            if (used > f->max_rec) {
+                f->recno++;
+                return fail(f, reason, "oversized");
+            }
+            *rec = f->buf + f->start;
+            *len = used;
+            f->start += used;
+            f->offset += used;
+            f->recno++;
+            return 1;
+        }
+        if (r < 0) {
+            f->recno++;
+            return fail(f, reason, "bad_msgpack");
+        }
+        if (f->eof) {
+            f->recno++;
+            return fail(f, reason, "truncated_msgpack");
+        }
+        if (have > f->max_rec) {
+            f->recno++;
+            return fail(f, reason, "oversized");
+        }
+        if (fill(f) < 0) return fail(f, reason, "read_error");
+    }
+}
+
+int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason)
+{
+    if (f->stopped) return 0;
+    if (!f->started) {
+        while (f->end - f->start < 3 && !f->eof)
+            if (fill(f) < 0) return fail(f, reason, "read_error");
+        f->started = 1;
+        if (f->end > f->start) {
+            unsigned char c = (unsigned char)f->buf[f->start];
+            f->msgpack = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+            if (!f->msgpack && f->end - f->start >= 3 &&
+                memcmp(f->buf + f->start, "\xEF\xBB\xBF", 3) == 0) {
+                f->start += 3;
+                f->scan = f->start;
+                f->offset = 3;
+            }
+        }
+    }
+    return f->msgpack ? next_msgpack(f, rec, len, reason) : next_line(f, rec, len, reason);
+}

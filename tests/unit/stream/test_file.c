@@ -1,0 +1,271 @@
+/* tests/unit/stream/test_file.c: record framing (file.c): JSON lines with
+ * blank lines, CRLF, a BOM, no final newline, over-long lines; msgpack
+ * streams including records across the 1 MiB read chunks, a truncated tail
+ * and an invalid byte; offsets, record numbers, sizes; stdin. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include "helpers.h"
+
+static char path[64];
+
+static void write_file(const void *data, size_t n)
+{
+    strcpy(path, "/tmp/strm_test_file_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+static strm_file_t *open_it(void)
+{
+    char err[256];
+    strm_file_t *f = strm_file_open(path, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    return f;
+}
+
+static void next_is(strm_file_t *f, const char *want)
+{
+    const char *rec, *why = NULL;
+    size_t len;
+    int r = strm_file_next(f, &rec, &len, &why);
+    cr_assert_eq(r, 1, "got %d (%s), want %s", r, why ? why : "", want);
+    cr_assert_eq(len, strlen(want));
+    cr_assert_eq(memcmp(rec, want, len), 0, "%.*s vs %s", (int)len, rec, want);
+}
+
+static void end_is(strm_file_t *f, int want, const char *reason)
+{
+    const char *rec, *why = NULL;
+    size_t len;
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), want);
+    if (reason) cr_assert_str_eq(why, reason);
+}
+
+Test(file, json_lines)
+{
+    const char *text = "\xEF\xBB\xBF{\"a\":1}\n\n   \n{\"b\":2}\r\n\r\n{\"c\":3}";
+    write_file(text, strlen(text));
+    strm_file_t *f = open_it();
+    cr_assert_eq(strm_file_size(f), strlen(text));
+    next_is(f, "{\"a\":1}");
+    cr_assert_eq(strm_file_recno(f), 1);
+    cr_assert_eq(strm_file_offset(f), 3 + 8);
+    next_is(f, "{\"b\":2}");
+    cr_assert_eq(strm_file_recno(f), 2);
+    const char *rec, *why;
+    size_t len;
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    cr_assert_eq(len, 7);
+    cr_assert_eq(rec[len], 0, "JSON records are NUL-terminated");
+    cr_assert_eq(strm_file_recno(f), 3);
+    cr_assert_eq(strm_file_offset(f), strlen(text));
+    end_is(f, 0, NULL);
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    unlink(path);
+}
+
+Test(file, empty_and_blank_files)
+{
+    write_file("", 0);
+    strm_file_t *f = open_it();
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    unlink(path);
+    write_file("\n\n \r\n", 5);
+    f = open_it();
+    end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_recno(f), 0);
+    strm_file_close(f);
+    unlink(path);
+}
+
+Test(file, missing_file)
+{
+    char err[256] = "";
+    cr_assert_null(strm_file_open("/nonexistent/x.jsonl", err, sizeof err));
+    cr_assert(strstr(err, "/nonexistent/x.jsonl"), "%s", err);
+}
+
+Test(file, many_lines_across_chunks)
+{
+    /* ~3.5 MiB of numbered lines: records straddle the 1 MiB reads */
+    size_t n = 100000;
+    strm_buf_t b;
+    strm_buf_init(&b);
+    char line[64];
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(line, sizeof line, "{\"customer_id\":\"c%zu\",\"x\":1}\n", i);
+        strm_buf_append(&b, line, (size_t)k);
+    }
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len;
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(line, sizeof line, "{\"customer_id\":\"c%zu\",\"x\":1}", i);
+        cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+        cr_assert_eq(len, (size_t)k, "line %zu", i);
+        cr_assert_eq(memcmp(rec, line, len), 0, "line %zu", i);
+    }
+    end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_recno(f), n);
+    cr_assert_eq(strm_file_offset(f), b.len);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+Test(file, oversized_line_skipped)
+{
+    /* with a 100-byte limit: short, long (in one read), short */
+    strm_buf_t b;
+    strm_buf_init(&b);
+    strm_buf_append(&b, "{\"a\":1}\n{\"long\":\"", 17);
+    for (int i = 0; i < 500; i++) strm_buf_append(&b, "x", 1);
+    strm_buf_append(&b, "\"}\n{\"b\":2}\n", 11);
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    strm_file_set_max_record(f, 100);
+    next_is(f, "{\"a\":1}");
+    end_is(f, -1, "oversized");
+    cr_assert_eq(strm_file_recno(f), 2);
+    next_is(f, "{\"b\":2}");
+    cr_assert_eq(strm_file_recno(f), 3);
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+Test(file, oversized_line_default_limit)
+{
+    /* a 17 MiB line (more than one buffer fill) between two good ones */
+    size_t big = 17u << 20;
+    char *d = malloc(big + 64);
+    size_t n = 0;
+    n += (size_t)sprintf(d, "{\"a\":1}\n");
+    memset(d + n, 'y', big);
+    n += big;
+    d[n++] = '\n';
+    n += (size_t)sprintf(d + n, "{\"b\":2}");
+    write_file(d, n);
+    strm_file_t *f = open_it();
+    next_is(f, "{\"a\":1}");
+    end_is(f, -1, "oversized");
+    next_is(f, "{\"b\":2}");
+    end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_offset(f), n);
+    strm_file_close(f);
+    free(d);
+    unlink(path);
+}
+
+static void pack_events(strm_buf_t *b, size_t n)
+{
+    char json[128];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(json, sizeof json, "{\"customer_id\":\"c%zu\",\"type\":\"page_view\",\"ts\":%zu}",
+                 i, i);
+        cr_assert_eq(json_to_mp(json, b), 0);
+    }
+}
+
+Test(file, msgpack_stream)
+{
+    size_t n = 60000; /* ~2.6 MiB: records straddle the reads */
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, n);
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len;
+    seg_event_t ev;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1, "record %zu", i);
+        cr_assert_eq(strm_decode(rec, len, 0, &ev, &why), 0, "%s", why);
+        cr_assert_eq(ev.ts, (int64_t)i);
+    }
+    end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_recno(f), n);
+    cr_assert_eq(strm_file_offset(f), b.len);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+Test(file, msgpack_truncated_tail)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 3);
+    size_t whole = b.len;
+    pack_events(&b, 1);
+    b.len -= 4; /* cut the fourth record */
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len;
+    for (int i = 0; i < 3; i++) cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    cr_assert_eq(strm_file_offset(f), whole);
+    end_is(f, -1, "truncated_msgpack");
+    cr_assert_eq(strm_file_recno(f), 4);
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+Test(file, msgpack_malicious_and_invalid)
+{
+    /* a good record, then a map32 claiming 2^32 entries: framing stops */
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 1);
+    strm_buf_append(&b, "\xdf\xff\xff\xff\xff\xa1x\x01", 8);
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len;
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    end_is(f, -1, "truncated_msgpack");
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    unlink(path);
+
+    b.len = 0;
+    pack_events(&b, 1);
+    strm_buf_append(&b, "\x81\xa1x\xc1", 4);
+    pack_events(&b, 1);
+    write_file(b.p, b.len);
+    f = open_it();
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    end_is(f, -1, "bad_msgpack");
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+Test(file, stdin_dash)
+{
+    const char *text = "{\"a\":1}\n{\"b\":2}\n";
+    write_file(text, strlen(text));
+    cr_assert_not_null(freopen(path, "r", stdin));
+    char err[64];
+    strm_file_t *f = strm_file_open("-", err, sizeof err);
+    cr_assert_not_null(f);
+    next_is(f, "{\"a\":1}");
+    next_is(f, "{\"b\":2}");
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    cr_assert_neq(fcntl(0, F_GETFD), -1, "stdin left open");
+    unlink(path);
+}
