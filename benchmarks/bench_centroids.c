@@ -48,8 +48,10 @@ int main(int argc, char **argv)
     int k = 6;
     double floor_ = 0.0005;
     for (int i = 3; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--k") == 0) k = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--floor") == 0) floor_ = atof(argv[++i]);
+        if (strcmp(argv[i], "--k") == 0)
+            k = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--floor") == 0)
+            floor_ = atof(argv[++i]);
     }
     cfg_t cfg;
     char err[256];
@@ -97,7 +99,8 @@ int main(int argc, char **argv)
             if (mode == 2) {
                 uint64_t key = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
                 seg_model_observe(&w, key ^ (key >> 29), vs.v[i]);
-                if (++w.updates_since_refresh >= 100000) refreshes += seg_model_refresh(&w, 2, 0.05);
+                if (++w.updates_since_refresh >= 100000)
+                    refreshes += seg_model_refresh(&w, 2, 0.05);
             }
         }
         double dt = cli_monotonic_s() - t0;

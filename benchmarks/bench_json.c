@@ -33,7 +33,7 @@
 
 static const char EVENT[] =
     "{\"customer_id\":\"c0012345\",\"type\":\"purchase\",\"ts\":1700000000123,\"amount\":49.95,"
-    "\"category\":\"books\",\"channel\":\"web\",\"discount\":false,\"event_id\":\"e-0012345-77\","
+    "\"category\":\"books\",\"channel\":\"web\",\"event_id\":\"e-0012345-77\","
     "\"traits\":{\"country\":\"GB\"}}";
 #define EVENT_LEN (sizeof EVENT - 1)
 
@@ -180,7 +180,8 @@ static void b_yajl(const char *buf, size_t len)
                       *p_ty[] = {"type", NULL}, *p_am[] = {"amount", NULL};
     yajl_val id = yajl_tree_get(j, p_id, yajl_t_string), ty = yajl_tree_get(j, p_ty, yajl_t_string);
     if (!YAJL_IS_STRING(id) || !YAJL_IS_STRING(ty)) abort();
-    sink += strlen(id->u.string) + (uint64_t)YAJL_GET_INTEGER(yajl_tree_get(j, p_ts, yajl_t_number)) +
+    sink += strlen(id->u.string) +
+            (uint64_t)YAJL_GET_INTEGER(yajl_tree_get(j, p_ts, yajl_t_number)) +
             strlen(ty->u.string) + (uint64_t)YAJL_GET_DOUBLE(yajl_tree_get(j, p_am, yajl_t_number));
     yajl_tree_free(j);
 }

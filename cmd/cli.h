@@ -12,7 +12,7 @@ extern int cli_log_level;
 void cli_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_set_log_level(const char *name);
 
-int64_t cli_now_ms(void);      /* wall clock, ms since epoch */
+int64_t cli_now_ms(void);     /* wall clock, ms since epoch */
 double cli_monotonic_s(void); /* for rates and progress only */
 
 /* Parses ms since epoch or an RFC 3339 time. */

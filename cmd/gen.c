@@ -29,15 +29,70 @@ typedef struct {
 
 static const persona_t personas[] = {
     {"vip", 0.12, 1.5, 4, 0.60, 180, 0.05, 0.2, 0.05, {.02, .45, .45, .08}, 0.20, 0.15, {0, 1, 2}},
-    {"bargain_hunter", 0.20, 1.0, 4, 0.45, 18, 0.90, 0.2, 0.05, {.02, .30, .40, .28}, 0.75, 0.2,
+    {"bargain_hunter",
+     0.20,
+     1.0,
+     4,
+     0.45,
+     18,
+     0.90,
+     0.2,
+     0.05,
+     {.02, .30, .40, .28},
+     0.75,
+     0.2,
      {3, 4, 5}},
-    {"window_shopper", 0.20, 1.2, 5, 0.0, 50, 0.0, 0.85, 0.02, {.03, .40, .45, .12}, 0.25, 0.15,
+    {"window_shopper",
+     0.20,
+     1.2,
+     5,
+     0.0,
+     50,
+     0.0,
+     0.85,
+     0.02,
+     {.03, .40, .45, .12},
+     0.25,
+     0.15,
      {6, 7, 1}},
-    {"email_engaged", 0.14, 0.8, 3, 0.30, 55, 0.15, 0.1, 0.80, {.02, .55, .35, .08}, 0.15, 0.05,
+    {"email_engaged",
+     0.14,
+     0.8,
+     3,
+     0.30,
+     55,
+     0.15,
+     0.1,
+     0.80,
+     {.02, .55, .35, .08},
+     0.15,
+     0.05,
      {8, 9, 0}},
-    {"night_app", 0.18, 1.2, 4, 0.25, 45, 0.20, 0.2, 0.02, {.05, .03, .07, .85}, 0.30, 0.95,
+    {"night_app",
+     0.18,
+     1.2,
+     4,
+     0.25,
+     45,
+     0.20,
+     0.2,
+     0.02,
+     {.05, .03, .07, .85},
+     0.30,
+     0.95,
      {10, 11, 6}},
-    {"occasional", 0.16, 0.30, 3, 0.70, 35, 0.05, 0.1, 0.03, {.02, .45, .45, .08}, 0.15, 0.08,
+    {"occasional",
+     0.16,
+     0.30,
+     3,
+     0.70,
+     35,
+     0.05,
+     0.1,
+     0.03,
+     {.02, .45, .45, .08},
+     0.15,
+     0.08,
      {2, 5, 9}},
 };
 #define N_PERSONAS (int)(sizeof(personas) / sizeof(personas[0]))
@@ -113,8 +168,8 @@ static int push(gvec_t *g, gev_t e)
 }
 
 /* A session's events for customer `cu` of persona `p`, at most `quota`. */
-static int session(gvec_t *g, rng_t *r, const persona_t *p, uint32_t cu, uint32_t *seq,
-                   int64_t t, int quota, int first)
+static int session(gvec_t *g, rng_t *r, const persona_t *p, uint32_t cu, uint32_t *seq, int64_t t,
+                   int quota, int first)
 {
     int n = 0, email = rnd01(r) < p->p_email;
     int buy = rnd01(r) < p->p_purchase;
@@ -161,28 +216,32 @@ static int session(gvec_t *g, rng_t *r, const persona_t *p, uint32_t cu, uint32_
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: segstream gen --customers N --events M --seed S --out FILE [options]\n"
-            "  -n, --customers N   customers (default 10000)\n"
-            "  -m, --events M      events in all (default 20 per customer)\n"
-            "  -s, --seed S        random seed (default 1)\n"
-            "  -o, --out FILE      output ('-' = stdout)\n"
-            "      --format F      json (default) or msgpack\n"
-            "      --truth FILE    write customer_id,segment (the planted persona)\n"
-            "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
-            "      --days D        span of event time in days (default 180)\n"
-            "      --churn P       share of customers who stop coming (default 0.25)\n");
+    fprintf(f, "usage: segstream gen --customers N --events M --seed S --out FILE [options]\n"
+               "  -n, --customers N   customers (default 10000)\n"
+               "  -m, --events M      events in all (default 20 per customer)\n"
+               "  -s, --seed S        random seed (default 1)\n"
+               "  -o, --out FILE      output ('-' = stdout)\n"
+               "      --format F      json (default) or msgpack\n"
+               "      --truth FILE    write customer_id,segment (the planted persona)\n"
+               "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
+               "      --days D        span of event time in days (default 180)\n"
+               "      --churn P       share of customers who stop coming (default 0.25)\n");
 }
 
 int cmd_gen(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"customers", required_argument, 0, 'n'}, {"events", required_argument, 0, 'm'},
-        {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
-        {"format", required_argument, 0, 'f'},    {"truth", required_argument, 0, 't'},
-        {"start", required_argument, 0, 'S'},     {"days", required_argument, 0, 'D'},
-        {"churn", required_argument, 0, 'C'},     {"brokers", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    static const struct option opts[] = {{"customers", required_argument, 0, 'n'},
+                                         {"events", required_argument, 0, 'm'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"truth", required_argument, 0, 't'},
+                                         {"start", required_argument, 0, 'S'},
+                                         {"days", required_argument, 0, 'D'},
+                                         {"churn", required_argument, 0, 'C'},
+                                         {"brokers", required_argument, 0, 'b'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     uint64_t customers = 10000, events = 0, seed = 1, days = 180;
     const char *out = NULL, *truth = NULL, *format = "json";
     int64_t start = 1704067200000LL; /* 2024-01-01T00:00:00Z */
@@ -192,23 +251,44 @@ int cmd_gen(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "n:m:s:o:h", opts, NULL)) != -1) {
         int bad = 0;
         switch (opt) {
-        case 'n': bad = cli_parse_u64(optarg, &customers) < 0 || customers == 0; break;
-        case 'm': bad = cli_parse_u64(optarg, &events) < 0; break;
-        case 's': bad = cli_parse_u64(optarg, &seed) < 0; break;
-        case 'D': bad = cli_parse_u64(optarg, &days) < 0 || days == 0; break;
-        case 'o': out = optarg; break;
-        case 'f': format = optarg; break;
-        case 't': truth = optarg; break;
-        case 'S': bad = cli_parse_time(optarg, &start) < 0; break;
+        case 'n':
+            bad = cli_parse_u64(optarg, &customers) < 0 || customers == 0;
+            break;
+        case 'm':
+            bad = cli_parse_u64(optarg, &events) < 0;
+            break;
+        case 's':
+            bad = cli_parse_u64(optarg, &seed) < 0;
+            break;
+        case 'D':
+            bad = cli_parse_u64(optarg, &days) < 0 || days == 0;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 't':
+            truth = optarg;
+            break;
+        case 'S':
+            bad = cli_parse_time(optarg, &start) < 0;
+            break;
         case 'C': {
             char *end;
             churn = strtod(optarg, &end);
             bad = *end || churn < 0 || churn > 1;
             break;
         }
-        case 'b': break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'b':
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (bad) {
             fprintf(stderr, "segstream gen: bad value for --%s: %s\n",
@@ -298,8 +378,8 @@ int cmd_gen(int argc, char **argv)
                 d = (d + 1) % days_in;
             }
             int hb = rnd_pick(&r, p->hours, 4);
-            int64_t tod = (int64_t)(hb * 6 + rnd01(&r) * 5.5) * 3600000LL +
-                          (int64_t)(rnd01(&r) * 3600000.0);
+            int64_t tod =
+                (int64_t)(hb * 6 + rnd01(&r) * 5.5) * 3600000LL + (int64_t)(rnd01(&r) * 3600000.0);
             times[s] = (beg[c] / SEG_DAY_MS + d) * SEG_DAY_MS + tod;
             if (s == 0 && times[s] < beg[c]) times[s] = beg[c];
         }
@@ -311,7 +391,8 @@ int cmd_gen(int argc, char **argv)
                 times[j - 1] = t;
             }
         for (int s = 0; s < sessions && quota > 0; s++) {
-            int k = session(&g, &r, p, c, &seq, times[s], s == sessions - 1 ? quota : quota, s == 0);
+            int k =
+                session(&g, &r, p, c, &seq, times[s], s == sessions - 1 ? quota : quota, s == 0);
             if (k < 0) {
                 free(times);
                 goto oom;
@@ -348,8 +429,8 @@ int cmd_gen(int argc, char **argv)
         ev.type = e->type;
         ev.ts = e->ts;
         ev.channel = e->channel;
-        ev.event_id_len = (uint8_t)snprintf(ev.event_id, sizeof(ev.event_id), "e%u-%u", e->cust,
-                                            e->seq);
+        ev.event_id_len =
+            (uint8_t)snprintf(ev.event_id, sizeof(ev.event_id), "e%u-%u", e->cust, e->seq);
         if (e->type == SEG_EV_PURCHASE) {
             ev.amount = round(e->amount * 100) / 100;
             ev.has_amount = 1;

@@ -152,8 +152,9 @@ void pl_summary(pl_t *pl, FILE *f, double seconds)
     char wbuf[32] = "-";
     if (pl->has_W) fmt_time(pl->W, wbuf, sizeof(wbuf));
     fprintf(f, "\n== segstream summary ==\n");
-    fprintf(f, "records %" PRIu64 "  applied %" PRIu64 "  duplicates %" PRIu64
-               "  dead-lettered %" PRIu64 "  watermark %s\n",
+    fprintf(f,
+            "records %" PRIu64 "  applied %" PRIu64 "  duplicates %" PRIu64
+            "  dead-lettered %" PRIu64 "  watermark %s\n",
             st->records, st->applied, st->duplicates, st->dead, wbuf);
     if (seconds > 0)
         fprintf(f, "elapsed %.2f s  (%.0f records/s)\n", seconds, st->records / seconds);

@@ -15,8 +15,7 @@
 #define PL_REASONS_MAX 32
 
 /* Receives each encoded change event (key = customer id). */
-typedef int (*pl_change_sink_fn)(void *ud, const seg_change_t *ch, const void *payload,
-                                  size_t len);
+typedef int (*pl_change_sink_fn)(void *ud, const seg_change_t *ch, const void *payload, size_t len);
 /* Receives each dead letter: the original bytes and the reason. */
 typedef int (*pl_dead_sink_fn)(void *ud, const void *payload, size_t len, const char *reason,
                                const char *topic, int32_t partition, int64_t offset);
@@ -46,7 +45,7 @@ typedef struct pipeline {
     void (*on_applied)(void *ud, const seg_customer_t *c);
     void *applied_ud;
     pl_stats_t st;
-    int sink_failed; /* a sink refused a change: stop, do not lose it */
+    int sink_failed;     /* a sink refused a change: stop, do not lose it */
     int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
     seg_event_t ev;
 } pl_t;

@@ -12,18 +12,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: segstream replay --input FILE --out FILE [options]\n"
-            "  -i, --input FILE     events: JSON lines or a msgpack stream ('-' = stdin)\n"
-            "  -o, --out FILE       change events, one per line ('-' = stdout)\n"
-            "      --state memory   where customer state lives (memory: this process)\n"
-            "  -c, --config FILE    YAML configuration (defaults otherwise)\n"
-            "      --from T         skip events before T (ms or RFC 3339)\n"
-            "      --to T           skip events at or after T\n"
-            "      --dlq FILE       dead letters as JSON lines (default OUT.dlq)\n"
-            "      --snapshot FILE  final segments, one CSV line per customer\n"
-            "      --format F       change format: json (default) or msgpack\n"
-            "  -q, --quiet          no progress and no summary\n");
+    fprintf(f, "usage: segstream replay --input FILE --out FILE [options]\n"
+               "  -i, --input FILE     events: JSON lines or a msgpack stream ('-' = stdin)\n"
+               "  -o, --out FILE       change events, one per line ('-' = stdout)\n"
+               "      --state memory   where customer state lives (memory: this process)\n"
+               "  -c, --config FILE    YAML configuration (defaults otherwise)\n"
+               "      --from T         skip events before T (ms or RFC 3339)\n"
+               "      --to T           skip events at or after T\n"
+               "      --dlq FILE       dead letters as JSON lines (default OUT.dlq)\n"
+               "      --snapshot FILE  final segments, one CSV line per customer\n"
+               "      --format F       change format: json (default) or msgpack\n"
+               "  -q, --quiet          no progress and no summary\n");
 }
 
 typedef struct {
@@ -73,10 +72,10 @@ static int write_dead(void *ud, const void *p, size_t len, const char *reason, c
 int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'},
-        {"state", required_argument, 0, 's'}, {"config", required_argument, 0, 'c'},
-        {"from", required_argument, 0, 'F'},  {"to", required_argument, 0, 'T'},
-        {"dlq", required_argument, 0, 'd'},   {"snapshot", required_argument, 0, 'S'},
+        {"input", required_argument, 0, 'i'},  {"out", required_argument, 0, 'o'},
+        {"state", required_argument, 0, 's'},  {"config", required_argument, 0, 'c'},
+        {"from", required_argument, 0, 'F'},   {"to", required_argument, 0, 'T'},
+        {"dlq", required_argument, 0, 'd'},    {"snapshot", required_argument, 0, 'S'},
         {"format", required_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *input = NULL, *out = NULL, *state = "memory", *config = NULL, *dlq = NULL;
@@ -86,14 +85,30 @@ int cmd_replay(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "i:o:c:qh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'i': input = optarg; break;
-        case 'o': out = optarg; break;
-        case 's': state = optarg; break;
-        case 'c': config = optarg; break;
-        case 'd': dlq = optarg; break;
-        case 'S': snapshot = optarg; break;
-        case 'f': format = optarg; break;
-        case 'q': quiet = 1; break;
+        case 'i':
+            input = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 's':
+            state = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            dlq = optarg;
+            break;
+        case 'S':
+            snapshot = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
         case 'F':
             if (cli_parse_time(optarg, &from) < 0) {
                 fprintf(stderr, "segstream replay: --from: not a time: %s\n", optarg);
@@ -106,8 +121,12 @@ int cmd_replay(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!input || !out) {
@@ -116,8 +135,10 @@ int cmd_replay(int argc, char **argv)
         return 2;
     }
     if (strcmp(state, "memory") != 0) {
-        fprintf(stderr, "segstream replay: --state %s: only 'memory' is available in this "
-                        "version\n", state);
+        fprintf(stderr,
+                "segstream replay: --state %s: only 'memory' is available in this "
+                "version\n",
+                state);
         return 2;
     }
     if (strncmp(input, "kafka:", 6) == 0 || strncmp(out, "kafka:", 6) == 0) {
@@ -208,8 +229,8 @@ int cmd_replay(int argc, char **argv)
                 uint64_t size = strm_file_size(in), off = strm_file_offset(in);
                 double rate = pl.st.records / (now - t0);
                 double eta = size && off ? (now - t0) * ((double)size / off - 1) : 0;
-                fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  %.1f%%  eta %.0fs   ",
-                        pl.st.records, rate, size ? 100.0 * off / size : 0.0, eta);
+                fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  %.1f%%  eta %.0fs   ", pl.st.records,
+                        rate, size ? 100.0 * off / size : 0.0, eta);
                 last = now;
             }
         }

@@ -150,7 +150,8 @@ static void set_stats(seg_model_t *m, const double (*pts)[SEG_DIM], int n, const
     for (int i = 0; i < n; i++) {
         seg_cluster_t *cl = &m->cl[asg[i]];
         cl->n += 1;
-        for (int d = 0; d < SEG_DIM; d++) cl->var[d] += (pts[i][d] - cl->c[d]) * (pts[i][d] - cl->c[d]);
+        for (int d = 0; d < SEG_DIM; d++)
+            cl->var[d] += (pts[i][d] - cl->c[d]) * (pts[i][d] - cl->c[d]);
     }
     for (int j = 0; j < m->k; j++) {
         seg_cluster_t *cl = &m->cl[j];
@@ -414,10 +415,9 @@ int seg_model_split_dying(seg_model_t *m, double dying_share, int64_t window)
 }
 
 /* Words for a centroid that stands out on one dimension (in z units). */
-static const char *const word_hi[SEG_DIM] = {"frequent",       "repeat-buyer",  "high-spend",
-                                             "big-basket",     "deal-seeker",   "cart-abandoner",
-                                             "email-engaged",  "evening",       "weekend",
-                                             "app"};
+static const char *const word_hi[SEG_DIM] = {
+    "frequent",       "repeat-buyer",  "high-spend", "big-basket", "deal-seeker",
+    "cart-abandoner", "email-engaged", "evening",    "weekend",    "app"};
 static const char *const word_lo[SEG_DIM] = {"occasional", "non-buyer", "low-spend", "small-basket",
                                              "full-price", NULL,        NULL,        "daytime",
                                              "weekday",    "web"};

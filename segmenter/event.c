@@ -4,8 +4,9 @@
 #include "segmenter/event.h"
 
 const char *const seg_evtype_names[SEG_EV__COUNT] = {
-    "page_view", "product_view", "search",      "add_to_cart",   "remove_from_cart", "checkout",
-    "purchase",  "email_open",   "email_click", "session_start", "other",
+    "page_view",        "product_view",  "search",   "add_to_cart",
+    "remove_from_cart", "checkout",      "purchase", "email_open",
+    "email_click",      "session_start", "other",
 };
 
 const char *const seg_channel_names[SEG_CH__COUNT] = {"", "web", "app", "email", "store"};

@@ -6,17 +6,17 @@
 #include "segmenter/internal.h"
 
 const char *const seg_feature_names[] = {
-    "recency_days",     "tenure_days",   "events",           "orders",
-    "revenue",          "visits",        "views",            "purchase_freq",
-    "monetary",         "aov",           "discount_share",   "cart_abandonment",
-    "email_engagement", "night_share",   "morning_share",    "afternoon_share",
-    "evening_share",    "weekend_share", "web_share",        "app_share",
-    "email_share",      "store_share",   "category_share",   NULL,
+    "recency_days",     "tenure_days",   "events",         "orders",
+    "revenue",          "visits",        "views",          "purchase_freq",
+    "monetary",         "aov",           "discount_share", "cart_abandonment",
+    "email_engagement", "night_share",   "morning_share",  "afternoon_share",
+    "evening_share",    "weekend_share", "web_share",      "app_share",
+    "email_share",      "store_share",   "category_share", NULL,
 };
 
 const char *const seg_vector_names[SEG_DIM] = {
-    "log_visits", "log_purchases", "log_monetary", "log_aov",      "discount_share",
-    "cart_abandonment", "email_share", "evening_share", "weekend_share", "app_share",
+    "log_visits",       "log_purchases", "log_monetary",  "log_aov",       "discount_share",
+    "cart_abandonment", "email_share",   "evening_share", "weekend_share", "app_share",
 };
 
 int seg__feature_index(const char *name, size_t len)
@@ -45,35 +45,57 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
     double da = seg__decay(p->half_life_activity_days, dt);
     double dp = seg__decay(p->half_life_purchase_days, dt);
     switch ((seg_feat_t)f) {
-    case SEG_F_RECENCY_DAYS: return (double)(W - c->last_activity) / (double)SEG_DAY_MS;
-    case SEG_F_TENURE_DAYS: return (double)(W - c->first_seen) / (double)SEG_DAY_MS;
-    case SEG_F_EVENTS: return (double)c->events;
-    case SEG_F_ORDERS: return (double)c->orders;
-    case SEG_F_REVENUE: return c->revenue;
-    case SEG_F_VISITS: return x->visits * da;
-    case SEG_F_VIEWS: return x->views * da;
-    case SEG_F_PURCHASE_FREQ: return x->purchases * dp;
-    case SEG_F_MONETARY: return x->monetary * dp;
-    case SEG_F_AOV: return share(x->monetary, x->purchases);
-    case SEG_F_DISCOUNT_SHARE: return share(x->discounted, x->purchases);
+    case SEG_F_RECENCY_DAYS:
+        return (double)(W - c->last_activity) / (double)SEG_DAY_MS;
+    case SEG_F_TENURE_DAYS:
+        return (double)(W - c->first_seen) / (double)SEG_DAY_MS;
+    case SEG_F_EVENTS:
+        return (double)c->events;
+    case SEG_F_ORDERS:
+        return (double)c->orders;
+    case SEG_F_REVENUE:
+        return c->revenue;
+    case SEG_F_VISITS:
+        return x->visits * da;
+    case SEG_F_VIEWS:
+        return x->views * da;
+    case SEG_F_PURCHASE_FREQ:
+        return x->purchases * dp;
+    case SEG_F_MONETARY:
+        return x->monetary * dp;
+    case SEG_F_AOV:
+        return share(x->monetary, x->purchases);
+    case SEG_F_DISCOUNT_SHARE:
+        return share(x->discounted, x->purchases);
     case SEG_F_CART_ABANDONMENT:
         return x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
-    case SEG_F_EMAIL_ENGAGEMENT: return x->email * da;
-    case SEG_F_NIGHT_SHARE: return share(x->hour[SEG_HOUR_NIGHT], x->activity);
-    case SEG_F_MORNING_SHARE: return share(x->hour[SEG_HOUR_MORNING], x->activity);
-    case SEG_F_AFTERNOON_SHARE: return share(x->hour[SEG_HOUR_AFTERNOON], x->activity);
-    case SEG_F_EVENING_SHARE: return share(x->hour[SEG_HOUR_EVENING], x->activity);
-    case SEG_F_WEEKEND_SHARE: return share(x->weekend, x->activity);
-    case SEG_F_WEB_SHARE: return share(x->channel[SEG_CH_WEB], x->activity);
-    case SEG_F_APP_SHARE: return share(x->channel[SEG_CH_APP], x->activity);
-    case SEG_F_EMAIL_SHARE: return share(x->channel[SEG_CH_EMAIL], x->activity);
-    case SEG_F_STORE_SHARE: return share(x->channel[SEG_CH_STORE], x->activity);
+    case SEG_F_EMAIL_ENGAGEMENT:
+        return x->email * da;
+    case SEG_F_NIGHT_SHARE:
+        return share(x->hour[SEG_HOUR_NIGHT], x->activity);
+    case SEG_F_MORNING_SHARE:
+        return share(x->hour[SEG_HOUR_MORNING], x->activity);
+    case SEG_F_AFTERNOON_SHARE:
+        return share(x->hour[SEG_HOUR_AFTERNOON], x->activity);
+    case SEG_F_EVENING_SHARE:
+        return share(x->hour[SEG_HOUR_EVENING], x->activity);
+    case SEG_F_WEEKEND_SHARE:
+        return share(x->weekend, x->activity);
+    case SEG_F_WEB_SHARE:
+        return share(x->channel[SEG_CH_WEB], x->activity);
+    case SEG_F_APP_SHARE:
+        return share(x->channel[SEG_CH_APP], x->activity);
+    case SEG_F_EMAIL_SHARE:
+        return share(x->channel[SEG_CH_EMAIL], x->activity);
+    case SEG_F_STORE_SHARE:
+        return share(x->channel[SEG_CH_STORE], x->activity);
     case SEG_F_CATEGORY_SHARE: {
         double tot = 0;
         for (int i = 0; i < SEG_TOPCAT; i++) tot += x->cat_w[i];
         return share(x->cat_w[0], tot);
     }
-    case SEG_F__COUNT: break;
+    case SEG_F__COUNT:
+        break;
     }
     return NAN;
 }
@@ -150,10 +172,16 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
     switch ((seg_evtype_t)ev->type) {
     case SEG_EV_PAGE_VIEW:
     case SEG_EV_PRODUCT_VIEW:
-    case SEG_EV_SEARCH: x->views += wa; break;
+    case SEG_EV_SEARCH:
+        x->views += wa;
+        break;
     case SEG_EV_EMAIL_OPEN:
-    case SEG_EV_EMAIL_CLICK: x->email += wa; break;
-    case SEG_EV_ADD_TO_CART: x->carts += wp; break;
+    case SEG_EV_EMAIL_CLICK:
+        x->email += wa;
+        break;
+    case SEG_EV_ADD_TO_CART:
+        x->carts += wp;
+        break;
     case SEG_EV_PURCHASE:
         x->purchases += wp;
         x->monetary += wp * ev->amount;
@@ -161,7 +189,8 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
         c->orders++;
         c->revenue += ev->amount;
         break;
-    default: break;
+    default:
+        break;
     }
     if (cat_id) category_add(x, cat_id, wf);
 

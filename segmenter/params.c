@@ -49,20 +49,24 @@ int seg_params_validate(const seg_params_t *p, char *err, size_t errlen)
               {"features.half_life.purchase", p->half_life_purchase_days},
               {"features.half_life.affinity", p->half_life_affinity_days}};
     for (size_t i = 0; i < sizeof(hl) / sizeof(hl[0]); i++)
-        if (!(hl[i].v > 0) || !isfinite(hl[i].v)) FAIL("%s: must be a positive duration", hl[i].key);
+        if (!(hl[i].v > 0) || !isfinite(hl[i].v))
+            FAIL("%s: must be a positive duration", hl[i].key);
     if (p->new_ms <= 0) FAIL("lifecycle.new: must be a positive duration");
     if (p->at_risk_ms <= 0) FAIL("lifecycle.at_risk: must be a positive duration");
-    if (p->lapsed_ms <= p->at_risk_ms) FAIL("lifecycle.lapsed: must be longer than lifecycle.at_risk");
+    if (p->lapsed_ms <= p->at_risk_ms)
+        FAIL("lifecycle.lapsed: must be longer than lifecycle.at_risk");
     if (p->reactivated_ms <= 0) FAIL("lifecycle.reactivated: must be a positive duration");
     if (p->activity_mask == 0) FAIL("lifecycle.activity_types: must name at least one type");
     if (p->session_gap_ms <= 0) FAIL("features.session_gap: must be a positive duration");
-    if (p->k < 1 || p->k > SEG_K_MAX) FAIL("clusters.k: must be an integer between 1 and %d", SEG_K_MAX);
+    if (p->k < 1 || p->k > SEG_K_MAX)
+        FAIL("clusters.k: must be an integer between 1 and %d", SEG_K_MAX);
     if (p->warmup < p->k || p->warmup > 1000000)
         FAIL("clusters.warmup: must be between clusters.k and 1000000");
     if (p->min_events < 1 || p->min_events > 1000000)
         FAIL("clusters.min_events: must be between 1 and 1000000");
     if (!(p->hysteresis >= 0 && p->hysteresis < 1)) FAIL("clusters.hysteresis: must be in [0, 1)");
-    if (!(p->lr_floor >= 0 && p->lr_floor <= 1)) FAIL("clusters.learning_rate_floor: must be in [0, 1]");
+    if (!(p->lr_floor >= 0 && p->lr_floor <= 1))
+        FAIL("clusters.learning_rate_floor: must be in [0, 1]");
     if (!(p->dying_share >= 0 && p->dying_share < 1.0 / p->k))
         FAIL("clusters.dying_share: must be in [0, 1/k)");
     if (p->dying_window < 100) FAIL("clusters.dying_window: must be at least 100");

@@ -113,13 +113,20 @@ static int cond_compile(cond_t *c, const char *text, char *err, size_t errlen)
     s = skip_ws(s);
 
     /* operator */
-    if (strncmp(s, ">=", 2) == 0) c->op = OP_GE, s += 2;
-    else if (strncmp(s, "<=", 2) == 0) c->op = OP_LE, s += 2;
-    else if (strncmp(s, "==", 2) == 0) c->op = OP_EQ, s += 2;
-    else if (strncmp(s, "!=", 2) == 0) c->op = OP_NE, s += 2;
-    else if (*s == '>') c->op = OP_GT, s += 1;
-    else if (*s == '<') c->op = OP_LT, s += 1;
-    else if (*s == '=') c->op = OP_EQ, s += 1;
+    if (strncmp(s, ">=", 2) == 0)
+        c->op = OP_GE, s += 2;
+    else if (strncmp(s, "<=", 2) == 0)
+        c->op = OP_LE, s += 2;
+    else if (strncmp(s, "==", 2) == 0)
+        c->op = OP_EQ, s += 2;
+    else if (strncmp(s, "!=", 2) == 0)
+        c->op = OP_NE, s += 2;
+    else if (*s == '>')
+        c->op = OP_GT, s += 1;
+    else if (*s == '<')
+        c->op = OP_LT, s += 1;
+    else if (*s == '=')
+        c->op = OP_EQ, s += 1;
     else if (strncmp(s, "in", 2) == 0 && (isspace((unsigned char)s[2]) || s[2] == '['))
         c->op = OP_IN, s += 2;
     else if (strncmp(s, "not", 3) == 0 && isspace((unsigned char)s[3])) {
@@ -255,12 +262,18 @@ int seg_params_add_rule(seg_params_t *p, const char *name, int any, const char *
 static int cmp_num(int op, double a, double b)
 {
     switch (op) {
-    case OP_LT: return a < b;
-    case OP_LE: return a <= b;
-    case OP_GT: return a > b;
-    case OP_GE: return a >= b;
-    case OP_EQ: return a == b;
-    case OP_NE: return a != b;
+    case OP_LT:
+        return a < b;
+    case OP_LE:
+        return a <= b;
+    case OP_GT:
+        return a > b;
+    case OP_GE:
+        return a >= b;
+    case OP_EQ:
+        return a == b;
+    case OP_NE:
+        return a != b;
     }
     return 0;
 }
@@ -270,11 +283,14 @@ static int cond_eval(const seg_t *s, const seg_params_t *p, const cond_t *c,
 {
     const char *str = NULL;
     switch (c->subj) {
-    case SUBJ_FEATURE: return cmp_num(c->op, seg__feature_at(p, cu, c->feat, W), c->num);
+    case SUBJ_FEATURE:
+        return cmp_num(c->op, seg__feature_at(p, cu, c->feat, W), c->num);
     case SUBJ_TOP_CATEGORY:
         str = cu->f.cat_id[0] ? seg_category_name(s, cu->f.cat_id[0]) : NULL;
         break;
-    case SUBJ_TRAIT: str = seg_customer_trait(cu, c->key); break;
+    case SUBJ_TRAIT:
+        str = seg_customer_trait(cu, c->key);
+        break;
     }
     if (c->numeric) {
         if (!str) return 0;
@@ -288,9 +304,11 @@ static int cond_eval(const seg_t *s, const seg_params_t *p, const cond_t *c,
         for (int i = 0; i < c->n_vals && !found; i++) found = strcmp(str, c->vals[i]) == 0;
     switch (c->op) {
     case OP_EQ:
-    case OP_IN: return found;
+    case OP_IN:
+        return found;
     case OP_NE:
-    case OP_NOT_IN: return !found;
+    case OP_NOT_IN:
+        return !found;
     }
     return 0;
 }

@@ -253,9 +253,12 @@ const char *seg_category_name(const seg_t *s, uint32_t id)
 int seg_change_dimension(const seg_change_t *ch, char *buf, size_t len)
 {
     switch (ch->dim) {
-    case SEG_DIM_LIFECYCLE: return snprintf(buf, len, "lifecycle");
-    case SEG_DIM_CLUSTER: return snprintf(buf, len, "cluster");
-    case SEG_DIM_RULE: return snprintf(buf, len, "rule:%s", ch->rule_name);
+    case SEG_DIM_LIFECYCLE:
+        return snprintf(buf, len, "lifecycle");
+    case SEG_DIM_CLUSTER:
+        return snprintf(buf, len, "cluster");
+    case SEG_DIM_RULE:
+        return snprintf(buf, len, "rule:%s", ch->rule_name);
     }
     return -1;
 }
@@ -280,8 +283,8 @@ static void emit_change(seg_t *s, seg_customer_t *c, seg_change_t *ch, seg_emit_
     if (emit) emit(ud, ch);
 }
 
-static void lifecycle_change(seg_t *s, seg_customer_t *c, seg_lifecycle_t to, int64_t ts,
-                             int64_t W, const char *why, seg_emit_fn emit, void *ud)
+static void lifecycle_change(seg_t *s, seg_customer_t *c, seg_lifecycle_t to, int64_t ts, int64_t W,
+                             const char *why, seg_emit_fn emit, void *ud)
 {
     seg_lifecycle_t from = (seg_lifecycle_t)c->lifecycle;
     if (from == to) return;
@@ -397,8 +400,8 @@ static void add_pending(seg_model_t *m, uint64_t handle)
  * however active it is (a per-event model would give the busiest customers
  * the centroids). old_raw is the customer's vector before this event, or
  * NULL when it was not counted in the current model. */
-static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int64_t ts,
-                         int64_t W, seg_emit_fn emit, void *ud)
+static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int64_t ts, int64_t W,
+                         seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
     double raw[SEG_DIM], x[SEG_DIM];
@@ -524,7 +527,8 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     if (dedup_seen(c, ev)) return 1;
     int was = c->assigned;
     if (was)
-        while (seg_step_due(s, c, W, emit, ud)) {}
+        while (seg_step_due(s, c, W, emit, ud)) {
+        }
     seg_lifecycle_t before = (seg_lifecycle_t)c->lifecycle;
     double old_raw[SEG_DIM];
     int counted = s->m.ready && c->taught_epoch == s->m.epoch;
@@ -549,7 +553,8 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     }
     c->due = seg_lifecycle_next(p, c, We);
     if (!was)
-        while (seg_step_due(s, c, W, emit, ud)) {}
+        while (seg_step_due(s, c, W, emit, ud)) {
+        }
 
     cluster_step(s, c, counted ? old_raw : NULL, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, emit, ud);

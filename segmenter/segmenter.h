@@ -71,7 +71,7 @@ typedef struct seg_customer {
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
     uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
-    char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
+    char *traits;          /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
 } seg_customer_t;
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);
@@ -123,10 +123,10 @@ extern const char *const seg_feature_names[];
 
 /* ---------- the model: streaming centroids ---------- */
 typedef struct seg_cluster {
-    int32_t id;     /* stable: never reused for another centroid */
+    int32_t id; /* stable: never reused for another centroid */
     double c[SEG_DIM];
-    double n;       /* points absorbed (learning rate 1/n, floored) */
-    double recent;  /* exponentially weighted share of recent assignments */
+    double n;      /* points absorbed (learning rate 1/n, floored) */
+    double recent; /* exponentially weighted share of recent assignments */
     double var[SEG_DIM];
     char label[96];
 } seg_cluster_t;
@@ -147,7 +147,7 @@ typedef struct seg_model {
      * sample) with their latest normalised vectors, for periodic refreshes */
     double (*res)[SEG_DIM];
     uint64_t *res_key;
-    int *res_heap; /* max-heap of slots by key */
+    int *res_heap;    /* max-heap of slots by key */
     int32_t *res_tab; /* open addressing: slot + 1, 0 empty, -1 deleted */
     int n_res, cap_res, tab_cap, tab_used;
     uint64_t updates_since_refresh;

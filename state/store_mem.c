@@ -86,7 +86,8 @@ seg_customer_t *st_mem_get(st_mem_t *m, const char *id, size_t len, int create, 
     if ((m->n + 1) * 10 > m->tab_cap * 7) {
         if (grow_table(m) < 0) return NULL;
         mask = m->tab_cap - 1;
-        for (i = hash_id(id, len) & mask; m->tab[i]; i = (i + 1) & mask) {}
+        for (i = hash_id(id, len) & mask; m->tab[i]; i = (i + 1) & mask) {
+        }
     }
     if ((m->n >> SLAB_BITS) >= m->n_slabs) {
         if (m->n_slabs == m->cap_slabs) {

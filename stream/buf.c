@@ -21,7 +21,9 @@ void strm_buf_free(strm_buf_t *b)
 int strm_buf_reserve(strm_buf_t *b, size_t extra)
 {
     if (extra <= b->cap - b->len) return 0;
-    if (extra > SIZE_MAX / 2 - b->len) return -1;
+    /* No record or change event comes near this: refusing larger requests
+     * keeps a corrupt length from asking the allocator for exabytes. */
+    if (b->len > STRM_BUF_MAX || extra > STRM_BUF_MAX - b->len) return -1;
     size_t need = b->len + extra;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need) cap *= 2;

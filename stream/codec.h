@@ -14,7 +14,8 @@
 
 #define STRM_MAX_EVENT_BYTES_DEFAULT (64 * 1024)
 
-/* A growable output buffer. */
+/* A growable output buffer, at most STRM_BUF_MAX bytes. */
+#define STRM_BUF_MAX ((size_t)1 << 30)
 typedef struct strm_buf {
     char *p;
     size_t len, cap;

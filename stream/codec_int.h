@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "stream/codec.h"
 
 typedef enum {
@@ -66,6 +67,39 @@ int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
  * does not fit in cap (then *wrote, if not NULL, is the length of the whole
  * characters that did fit; the rest is not looked at). */
 long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_t *wrote);
+
+/* 1 when s[0..n) holds a byte that is a control character, non-ASCII, or a
+ * backslash: such strings take the careful path. Eight bytes at a time. */
+static inline int strm__needs_care(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t acc = 0;
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w, b;
+        memcpy(&w, s + k, 8);
+        b = w ^ (ones * '\\');
+        acc |= w | ((w - ones * 0x20) & ~w) | ((b - ones) & ~b);
+    }
+    if (k < n && n >= 8) { /* the last 8 bytes, overlapping what was seen */
+        uint64_t w, b;
+        memcpy(&w, s + n - 8, 8);
+        b = w ^ (ones * '\\');
+        acc |= w | ((w - ones * 0x20) & ~w) | ((b - ones) & ~b);
+    } else if (n >= 4) { /* 4..7 bytes: two overlapping words */
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        uint64_t w = (uint64_t)lo | (uint64_t)hi << 32, b = w ^ (ones * '\\');
+        acc |= w | ((w - ones * 0x20) & ~w) | ((b - ones) & ~b);
+    } else {
+        for (; k < n; k++) {
+            unsigned char c = (unsigned char)s[k];
+            if (c < 0x20 || c >= 0x80 || c == '\\') return 1;
+        }
+    }
+    return (acc & high) != 0;
+}
 
 /* ---------- msgpack cursor ---------- */
 /* Walks one complete msgpack object at p[0..len) without recursion, checking

@@ -19,8 +19,8 @@
 #include <string.h>
 #include "stream/codec_int.h"
 
-#define JSON_TOKENS 256 /* more: "too_complex" */
-#define JSON_KEY_MAX 64 /* escaped keys decoded up to this length */
+#define JSON_TOKENS  256 /* more: "too_complex" */
+#define JSON_KEY_MAX 64  /* escaped keys decoded up to this length */
 
 typedef struct json_src {
     strm__src_t base;
@@ -34,8 +34,8 @@ static inline int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Bytes [from, to) are whitespace around exactly one `sep` (none if 0). */
-static int gap_ok(const char *js, int from, int to, char sep)
+/* The general case of gap_ok below. */
+static int gap_slow(const char *js, int from, int to, char sep)
 {
     if (to < from) return 0;
     int seen = 0;
@@ -46,6 +46,15 @@ static int gap_ok(const char *js, int from, int to, char sep)
         seen = 1;
     }
     return seen || !sep;
+}
+
+/* Bytes [from, to) are whitespace around exactly one `sep` (none if 0).
+ * Compact JSON has gaps of 0 or 1 byte: decided inline. */
+static inline int gap_ok(const char *js, int from, int to, char sep)
+{
+    if (to == from) return !sep;
+    if (to == from + 1) return sep ? js[from] == sep : is_ws(js[from]);
+    return gap_slow(js, from, to, sep);
 }
 
 static int number_ok(const char *s, int n)
@@ -79,77 +88,87 @@ static int number_ok(const char *s, int n)
 static int primitive_ok(const char *s, int n)
 {
     switch (s[0]) {
-    case 't': return n == 4 && memcmp(s, "true", 4) == 0;
-    case 'f': return n == 5 && memcmp(s, "false", 5) == 0;
-    case 'n': return n == 4 && memcmp(s, "null", 4) == 0;
-    default: return number_ok(s, n);
+    case 't':
+        return n == 4 && memcmp(s, "true", 4) == 0;
+    case 'f':
+        return n == 5 && memcmp(s, "false", 5) == 0;
+    case 'n':
+        return n == 4 && memcmp(s, "null", 4) == 0;
+    default:
+        return number_ok(s, n);
     }
 }
 
 /* Checks the token stream against the JSON grammar (the text between
  * consecutive tokens must be exactly the right separator) and records, for
- * every container, the index of the token after its subtree. */
+ * every container, the index of the token after its subtree. The container
+ * being walked lives in locals; enclosing ones on a small stack. */
 static int json_validate(const char *js, int len, const jsmntok_t *tok, int ntok, uint16_t *next)
 {
     struct frame {
-        int tok, left;
-        uint8_t obj, want_val, first;
+        int tok, left, obj;
     } st[JSON_TOKENS];
-    int sp = 0, i = 1, pos;
+    int sp = 0, i = 1, pos, cur = 0, left, obj = 1, first = 1;
 
     if (ntok < 1 || tok[0].type != JSMN_OBJECT || tok[0].end < 0) return -1;
     if (!gap_ok(js, 0, tok[0].start, 0)) return -1;
-    st[sp++] = (struct frame){0, tok[0].size, 1, 0, 1};
+    left = tok[0].size;
     pos = tok[0].start + 1;
     for (;;) {
-        struct frame *f = &st[sp - 1];
-        if (f->left == 0 && !f->want_val) {
-            int end = tok[f->tok].end;
+        if (left == 0) { /* close the current container */
+            int end = tok[cur].end;
             if (end < 1 || !gap_ok(js, pos, end - 1, 0)) return -1;
             pos = end;
-            next[f->tok] = (uint16_t)i;
-            if (--sp == 0) break;
-            f = &st[sp - 1];
-            f->left--;
-            f->want_val = 0;
+            next[cur] = (uint16_t)i;
+            if (sp == 0) break;
+            sp--;
+            cur = st[sp].tok;
+            left = st[sp].left - 1;
+            obj = st[sp].obj;
+            first = 0;
             continue;
         }
         if (i >= ntok) return -1;
         const jsmntok_t *t = &tok[i];
-        if (f->obj && !f->want_val) {
+        char sep;
+        if (obj) { /* a key, then its value */
             if (t->type != JSMN_STRING || t->size != 1) return -1;
-            if (!gap_ok(js, pos, t->start - 1, f->first ? 0 : ',')) return -1;
-            f->first = 0;
-            f->want_val = 1;
+            if (!gap_ok(js, pos, t->start - 1, first ? 0 : ',')) return -1;
             pos = t->end + 1;
-            i++;
-            continue;
+            if (++i >= ntok) return -1;
+            t++;
+            sep = ':';
+        } else {
+            sep = first ? 0 : ',';
         }
-        char sep = f->obj ? ':' : (f->first ? 0 : ',');
-        f->first = 0;
-        int vstart = t->type == JSMN_STRING ? t->start - 1 : t->start;
-        if (t->start < 0 || !gap_ok(js, pos, vstart, sep)) return -1;
+        first = 0;
         switch (t->type) {
         case JSMN_STRING:
-            if (t->size != 0) return -1;
+            if (t->size != 0 || !gap_ok(js, pos, t->start - 1, sep)) return -1;
             pos = t->end + 1;
+            left--;
             break;
         case JSMN_PRIMITIVE:
-            if (t->size != 0 || !primitive_ok(js + t->start, t->end - t->start)) return -1;
+            if (t->size != 0 || t->start < 0 || !gap_ok(js, pos, t->start, sep) ||
+                !primitive_ok(js + t->start, t->end - t->start))
+                return -1;
             pos = t->end;
+            left--;
             break;
         case JSMN_OBJECT:
         case JSMN_ARRAY:
-            if (t->end < 0 || sp >= JSON_TOKENS) return -1;
-            st[sp++] = (struct frame){i, t->size, t->type == JSMN_OBJECT, 0, 1};
+            if (t->end < 0 || t->start < 0 || !gap_ok(js, pos, t->start, sep)) return -1;
+            st[sp++] = (struct frame){cur, left, obj};
+            cur = i;
+            left = t->size;
+            obj = t->type == JSMN_OBJECT;
+            first = 1;
             pos = t->start + 1;
-            i++;
-            continue;
-        default: return -1;
+            break;
+        default:
+            return -1;
         }
         i++;
-        f->left--;
-        f->want_val = 0;
     }
     if (i != ntok) return -1; /* a second top-level value */
     return gap_ok(js, pos, len, 0) ? 0 : -1;
@@ -185,7 +204,9 @@ static void json_val(const json_src_t *j, int i, strm__val_t *v)
         v->n = (uint32_t)t->size;
         v->ref = (size_t)i;
         break;
-    default: v->t = STRM_V_OTHER; break;
+    default:
+        v->t = STRM_V_OTHER;
+        break;
     }
 }
 
@@ -204,7 +225,7 @@ static int json_each(strm__src_t *src, const strm__val_t *map, strm__entry_fn fn
         const jsmntok_t *kt = &j->tok[i];
         const char *key = j->js + kt->start;
         size_t klen = (size_t)(kt->end - kt->start);
-        if (memchr(key, '\\', klen)) {
+        if (strm__needs_care(key, klen) && memchr(key, '\\', klen)) {
             long r = strm__json_unescape(key, klen, kbuf, sizeof kbuf, NULL);
             if (r == -1) {
                 src->reason = "bad_json";
@@ -269,14 +290,30 @@ long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_
         k += 2;
         char out;
         switch (e) {
-        case '"': out = '"'; break;
-        case '\\': out = '\\'; break;
-        case '/': out = '/'; break;
-        case 'b': out = '\b'; break;
-        case 'f': out = '\f'; break;
-        case 'n': out = '\n'; break;
-        case 'r': out = '\r'; break;
-        case 't': out = '\t'; break;
+        case '"':
+            out = '"';
+            break;
+        case '\\':
+            out = '\\';
+            break;
+        case '/':
+            out = '/';
+            break;
+        case 'b':
+            out = '\b';
+            break;
+        case 'f':
+            out = '\f';
+            break;
+        case 'n':
+            out = '\n';
+            break;
+        case 'r':
+            out = '\r';
+            break;
+        case 't':
+            out = '\t';
+            break;
         case 'u': {
             if (k + 4 > len) return -1;
             long cp = hex4(s + k);
@@ -316,7 +353,8 @@ long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_
             o += n;
             continue;
         }
-        default: return -1;
+        default:
+            return -1;
         }
         if (o >= cap) goto full;
         dst[o++] = out;

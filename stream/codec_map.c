@@ -95,6 +95,28 @@ static size_t utf8_cut(const char *str, size_t n)
     return (k - 1) + want > n ? k - 1 : n;
 }
 
+/* a[0..n) == b[0..n), with a few wide loads for short keys */
+static inline int key_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x, y, z, w;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&z, a + n - 8, 8);
+        memcpy(&w, b + n - 8, 8);
+        return x == y && z == w;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x, y, z, w;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&z, a + n - 4, 4);
+        memcpy(&w, b + n - 4, 4);
+        return x == y && z == w;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* ---------- values ---------- */
 
 /* String value into dst (NUL-terminated, at most cap-1 bytes). trunc: cut a
@@ -105,6 +127,11 @@ static long get_str(const strm__val_t *v, char *dst, size_t cap, int trunc)
     size_t n;
     if (v->t != STRM_V_STR) return -1;
     cap--;
+    if (v->len <= cap && !strm__needs_care(v->s, v->len)) {
+        memcpy(dst, v->s, v->len); /* printable ASCII: nothing to check */
+        dst[v->len] = 0;
+        return (long)v->len;
+    }
     if (v->esc) {
         size_t wrote = 0;
         long r = strm__json_unescape(v->s, v->len, dst, cap, &wrote);
@@ -158,13 +185,17 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
 static int get_int(const strm__val_t *v, int64_t *out)
 {
     switch (v->t) {
-    case STRM_V_INT: *out = v->num.i; return 0;
+    case STRM_V_INT:
+        *out = v->num.i;
+        return 0;
     case STRM_V_UINT:
         if (v->num.u > INT64_MAX) return -1;
         *out = (int64_t)v->num.u;
         return 0;
-    case STRM_V_NUMTEXT: return parse_i64(v->s, v->len, out);
-    default: return -1;
+    case STRM_V_NUMTEXT:
+        return parse_i64(v->s, v->len, out);
+    default:
+        return -1;
     }
 }
 
@@ -188,8 +219,10 @@ static int parse_num(const char *s, size_t n, double *out)
     }
     size_t d0 = k;
     for (; k < n && s[k] >= '0' && s[k] <= '9'; k++) {
-        if (digits < 19) m = m * 10 + (uint64_t)(s[k] - '0');
-        else ok = 0;
+        if (digits < 19)
+            m = m * 10 + (uint64_t)(s[k] - '0');
+        else
+            ok = 0;
         if (m) digits++;
     }
     if (k == d0) return -1;
@@ -236,16 +269,23 @@ static int get_num(const strm__val_t *v, double *out, int str_ok)
 {
     double d;
     switch (v->t) {
-    case STRM_V_INT: d = (double)v->num.i; break;
-    case STRM_V_UINT: d = (double)v->num.u; break;
-    case STRM_V_FLOAT: d = v->num.f; break;
+    case STRM_V_INT:
+        d = (double)v->num.i;
+        break;
+    case STRM_V_UINT:
+        d = (double)v->num.u;
+        break;
+    case STRM_V_FLOAT:
+        d = v->num.f;
+        break;
     case STRM_V_NUMTEXT:
         if (parse_num(v->s, v->len, &d) < 0) return -1;
         break;
     case STRM_V_STR:
         if (!str_ok || parse_num(v->s, v->len, &d) < 0) return -1;
         break;
-    default: return -1;
+    default:
+        return -1;
     }
     if (!isfinite(d)) return -1;
     *out = d;
@@ -269,7 +309,8 @@ static size_t u64_dec(char *buf, uint64_t u)
 static long int_dec(const strm__val_t *v, char *dst, size_t cap)
 {
     switch (v->t) {
-    case STRM_V_UINT: return (long)u64_dec(dst, v->num.u);
+    case STRM_V_UINT:
+        return (long)u64_dec(dst, v->num.u);
     case STRM_V_INT:
         if (v->num.i < 0) {
             dst[0] = '-';
@@ -283,7 +324,8 @@ static long int_dec(const strm__val_t *v, char *dst, size_t cap)
         memcpy(dst, v->s, v->len);
         dst[v->len] = 0;
         return (long)v->len;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -311,7 +353,7 @@ static long num_text(const strm__val_t *v, char *dst, size_t cap)
 
 int strm_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 {
-#define DIG(i) (s[i] >= '0' && s[i] <= '9')
+#define DIG(i)  (s[i] >= '0' && s[i] <= '9')
 #define NUM2(i) ((s[i] - '0') * 10 + (s[(i) + 1] - '0'))
     if (len < 20) return -1;
     for (int i = 0; i < 19; i++) {
@@ -452,11 +494,15 @@ static int traits_cb(void *ud, const char *key, size_t klen, const strm__val_t *
     char val[SEG_TRAIT_VAL];
     long vl;
     if (v->t == STRM_V_NULL) return 0;
-    int key_ok = klen >= 1 && klen < SEG_TRAIT_KEY && !memchr(key, 0, klen) &&
-                 strm__utf8_valid(key, klen);
-    if (v->t == STRM_V_STR) vl = get_str(v, val, sizeof val, 0);
-    else if (t->strict) vl = num_text(v, val, sizeof val);
-    else vl = -1;
+    int key_ok =
+        klen >= 1 && klen < SEG_TRAIT_KEY &&
+        (!strm__needs_care(key, klen) || (!memchr(key, 0, klen) && strm__utf8_valid(key, klen)));
+    if (v->t == STRM_V_STR)
+        vl = get_str(v, val, sizeof val, 0);
+    else if (t->strict)
+        vl = num_text(v, val, sizeof val);
+    else
+        vl = -1;
     if (!key_ok || vl < 0 || add_trait(t->ev, key, klen, val, (size_t)vl) < 0) {
         if (!t->strict) return 0;
         t->bad = 1;
@@ -513,13 +559,19 @@ typedef struct top {
 } top_t;
 
 #define KEY(lit, id)                                                                               \
-    if (memcmp(key, lit, sizeof lit - 1) == 0) return id
+    if (key_eq(key, lit, sizeof lit - 1)) return id
 static int top_key(const char *key, size_t klen)
 {
     switch (klen) {
-    case 2: KEY("ts", K_TS); break;
-    case 3: KEY("geo", K_GEO); break;
-    case 4: KEY("type", K_TYPE); break;
+    case 2:
+        KEY("ts", K_TS);
+        break;
+    case 3:
+        KEY("geo", K_GEO);
+        break;
+    case 4:
+        KEY("type", K_TYPE);
+        break;
     case 5:
         KEY("event", K_EVENT);
         KEY("items", K_ITEMS);
@@ -557,8 +609,12 @@ static int top_key(const char *key, size_t klen)
         KEY("user_pseudo_id", K_USER_PSEUDO_ID);
         KEY("traffic_source", K_TRAFFIC_SOURCE);
         break;
-    case 15: KEY("event_timestamp", K_EVENT_TIMESTAMP); break;
-    case 17: KEY("originalTimestamp", K_ORIGINALTIMESTAMP); break;
+    case 15:
+        KEY("event_timestamp", K_EVENT_TIMESTAMP);
+        break;
+    case 17:
+        KEY("originalTimestamp", K_ORIGINALTIMESTAMP);
+        break;
     }
     return -1;
 }
@@ -621,6 +677,34 @@ static const char *set_amount(seg_event_t *ev, const strm__val_t *v, int str_ok)
     return NULL;
 }
 
+/* seg_evtype_parse / seg_channel_parse, without a strlen per candidate:
+ * the first byte filters, one comparison confirms. */
+static uint8_t type_of(const char *s, size_t n)
+{
+    if (n == 0) return SEG_EV_OTHER;
+    for (int i = 0; i < SEG_EV_OTHER; i++) {
+        const char *c = seg_evtype_names[i];
+        if (c[0] != s[0]) continue;
+        size_t k = 1;
+        while (k < n && c[k] && c[k] == s[k]) k++;
+        if (k == n && c[k] == 0) return (uint8_t)i;
+    }
+    return SEG_EV_OTHER;
+}
+
+static int channel_of(const char *s, size_t n)
+{
+    if (n == 0) return -1;
+    for (int i = 1; i < SEG_CH__COUNT; i++) {
+        const char *c = seg_channel_names[i];
+        if (c[0] != s[0]) continue;
+        size_t k = 1;
+        while (k < n && c[k] && c[k] == s[k]) k++;
+        if (k == n && c[k] == 0) return i;
+    }
+    return -1;
+}
+
 static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *ev)
 {
     const char *r;
@@ -631,11 +715,11 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     const strm__val_t *ty = &t->v[K_TYPE];
     if (ty->t != STRM_V_STR) return "bad_type";
     if (!ty->esc || !memchr(ty->s, '\\', ty->len)) {
-        ev->type = (uint8_t)seg_evtype_parse(ty->s, ty->len);
+        ev->type = type_of(ty->s, ty->len);
     } else {
         long n = get_str(ty, buf, sizeof buf, 1);
         if (n < 0) return "bad_type";
-        ev->type = (uint8_t)seg_evtype_parse(buf, (size_t)n);
+        ev->type = type_of(buf, (size_t)n);
     }
     if (!HAS(K_TS)) return "missing_ts";
     if (get_ts(&t->v[K_TS], &ev->ts) < 0) return "bad_ts";
@@ -648,16 +732,19 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     }
     if (HAS(K_CHANNEL)) {
         const strm__val_t *c = &t->v[K_CHANNEL];
-        int ch = c->t == STRM_V_STR ? seg_channel_parse(c->s, c->len) : -1;
+        int ch = c->t == STRM_V_STR ? channel_of(c->s, c->len) : -1;
         if (ch < 0) return "bad_channel";
         ev->channel = (uint8_t)ch;
     }
     if (HAS(K_DISCOUNT)) {
         const strm__val_t *d = &t->v[K_DISCOUNT];
         double x;
-        if (d->t == STRM_V_BOOL) ev->discount = (uint8_t)d->num.b;
-        else if (get_num(d, &x, 0) == 0 && x >= 0) ev->discount = x > 0;
-        else return "bad_discount";
+        if (d->t == STRM_V_BOOL)
+            ev->discount = (uint8_t)d->num.b;
+        else if (get_num(d, &x, 0) == 0 && x >= 0)
+            ev->discount = x > 0;
+        else
+            return "bad_discount";
     }
     if (HAS(K_EVENT_ID) && (r = set_event_id(ev, &t->v[K_EVENT_ID]))) return r;
     if (HAS(K_TRAITS) && (r = get_traits(src, &t->v[K_TRAITS], ev, 1))) return r;
@@ -713,8 +800,8 @@ static const char *map_segment(strm__src_t *src, const top_t *t, seg_event_t *ev
     const char *r;
     char buf[64];
     const strm__val_t *who = HAS(K_USERID) && id_given(&t->v[K_USERID]) ? &t->v[K_USERID]
-                             : HAS(K_ANONYMOUSID)                      ? &t->v[K_ANONYMOUSID]
-                                                                       : NULL;
+                             : HAS(K_ANONYMOUSID)                       ? &t->v[K_ANONYMOUSID]
+                                                                        : NULL;
     if (!who) return "missing_customer_id";
     if ((r = set_customer(ev, who))) return r;
     if (HAS(K_EVENT)) {
@@ -743,8 +830,10 @@ static const char *map_segment(strm__src_t *src, const top_t *t, seg_event_t *ev
     if ((p[3].t == STRM_V_STR && p[3].len > 0) || (get_num(&p[4], &x, 1) == 0 && x > 0))
         ev->discount = 1;
     if (HAS(K_CHANNEL)) {
-        if (str_is(&t->v[K_CHANNEL], "browser")) ev->channel = SEG_CH_WEB;
-        else if (str_is(&t->v[K_CHANNEL], "mobile")) ev->channel = SEG_CH_APP;
+        if (str_is(&t->v[K_CHANNEL], "browser"))
+            ev->channel = SEG_CH_WEB;
+        else if (str_is(&t->v[K_CHANNEL], "mobile"))
+            ev->channel = SEG_CH_APP;
     }
     if (HAS(K_MESSAGEID) && (r = set_event_id(ev, &t->v[K_MESSAGEID]))) return r;
     if (HAS(K_CONTEXT)) {
@@ -817,8 +906,10 @@ static const char *map_ga4(strm__src_t *src, const top_t *t, seg_event_t *ev)
     }
     if (ev->channel == SEG_CH_NONE && HAS(K_PLATFORM)) {
         const strm__val_t *p = &t->v[K_PLATFORM];
-        if (str_is(p, "WEB")) ev->channel = SEG_CH_WEB;
-        else if (str_is(p, "IOS") || str_is(p, "ANDROID")) ev->channel = SEG_CH_APP;
+        if (str_is(p, "WEB"))
+            ev->channel = SEG_CH_WEB;
+        else if (str_is(p, "IOS") || str_is(p, "ANDROID"))
+            ev->channel = SEG_CH_APP;
     }
     if (HAS(K_GEO)) {
         static const char *const geo[] = {"country", "city"};
@@ -829,8 +920,7 @@ static const char *map_ga4(strm__src_t *src, const top_t *t, seg_event_t *ev)
     return NULL;
 }
 
-int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
-                    const char **reason)
+int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev, const char **reason)
 {
     top_t t;
     t.present = 0;
@@ -860,8 +950,7 @@ int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
     return 0;
 }
 
-int strm_decode(const void *buf, size_t len, size_t max_bytes, seg_event_t *ev,
-                const char **reason)
+int strm_decode(const void *buf, size_t len, size_t max_bytes, seg_event_t *ev, const char **reason)
 {
     const unsigned char *p = buf;
     if (max_bytes == 0) max_bytes = STRM_MAX_EVENT_BYTES_DEFAULT;

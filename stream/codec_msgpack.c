@@ -66,7 +66,7 @@ static int mp_head(const uint8_t *p, size_t len, size_t *pos, strm__val_t *v)
     size_t left = len - at - 1;
     const uint8_t *q = p + at + 1;
     uint8_t c = p[at];
-    size_t hdr = 0;   /* bytes after the type byte before the body */
+    size_t hdr = 0;    /* bytes after the type byte before the body */
     uint64_t body = 0; /* str/bin/ext bytes */
     v->esc = 0;
 
@@ -84,8 +84,11 @@ static int mp_head(const uint8_t *p, size_t len, size_t *pos, strm__val_t *v)
         v->num.i = (int8_t)c;
     } else {
         switch (c) {
-        case 0xc0: v->t = STRM_V_NULL; break;
-        case 0xc1: return -1;
+        case 0xc0:
+            v->t = STRM_V_NULL;
+            break;
+        case 0xc1:
+            return -1;
         case 0xc2:
         case 0xc3:
             v->t = STRM_V_BOOL;
@@ -112,7 +115,7 @@ static int mp_head(const uint8_t *p, size_t len, size_t *pos, strm__val_t *v)
         case 0xd8: {
             size_t lh = c == 0xc7 ? 1 : c == 0xc8 ? 2 : c == 0xc9 ? 4 : 0;
             if (left < lh + 1) return 1;
-            body = lh == 0 ? (uint64_t)1 << (c - 0xd4)
+            body = lh == 0   ? (uint64_t)1 << (c - 0xd4)
                    : lh == 1 ? q[0]
                    : lh == 2 ? be16(q)
                              : be32(q);
@@ -202,8 +205,10 @@ static int mp_skip_items(const uint8_t *p, size_t len, size_t *pos, uint64_t ite
         int r = mp_head(p, len, pos, &v);
         if (r) return r;
         items--;
-        if (v.t == STRM_V_MAP) items += 2 * (uint64_t)v.n;
-        else if (v.t == STRM_V_ARR) items += v.n;
+        if (v.t == STRM_V_MAP)
+            items += 2 * (uint64_t)v.n;
+        else if (v.t == STRM_V_ARR)
+            items += v.n;
         if (items > len - *pos) return 1; /* each pending item needs a byte */
     }
     return 0;
@@ -228,15 +233,38 @@ static int mp_each(strm__src_t *src, const strm__val_t *map, strm__entry_fn fn, 
     size_t pos = map->ref;
     strm__val_t k, v;
     int r;
+    const uint8_t *p = m->p;
+    size_t len = m->len;
     for (uint32_t e = 0; e < map->n; e++) {
-        if ((r = mp_head(m->p, m->len, &pos, &k)) != 0) goto fail;
-        if ((k.t == STRM_V_MAP || k.t == STRM_V_ARR) &&
-            (r = mp_skip_items(m->p, m->len, &pos, k.t == STRM_V_MAP ? 2 * (uint64_t)k.n : k.n)))
-            goto fail;
-        if ((r = mp_head(m->p, m->len, &pos, &v)) != 0) goto fail;
-        if ((v.t == STRM_V_MAP || v.t == STRM_V_ARR) &&
-            (r = mp_skip_items(m->p, m->len, &pos, v.t == STRM_V_MAP ? 2 * (uint64_t)v.n : v.n)))
-            goto fail;
+        /* fast paths: fixstr keys, fixstr / fixint values */
+        if (pos < len && p[pos] >= 0xa0 && p[pos] <= 0xbf && (size_t)(p[pos] & 0x1f) < len - pos) {
+            k.t = STRM_V_STR;
+            k.s = (const char *)p + pos + 1;
+            k.len = p[pos] & 0x1f;
+            pos += 1 + k.len;
+        } else {
+            if ((r = mp_head(p, len, &pos, &k)) != 0) goto fail;
+            if ((k.t == STRM_V_MAP || k.t == STRM_V_ARR) &&
+                (r = mp_skip_items(p, len, &pos, k.t == STRM_V_MAP ? 2 * (uint64_t)k.n : k.n)))
+                goto fail;
+        }
+        uint8_t c = pos < len ? p[pos] : 0xc1;
+        if (c >= 0xa0 && c <= 0xbf && (size_t)(c & 0x1f) < len - pos) {
+            v.t = STRM_V_STR;
+            v.esc = 0;
+            v.s = (const char *)p + pos + 1;
+            v.len = c & 0x1f;
+            pos += 1 + v.len;
+        } else if (c <= 0x7f) {
+            v.t = STRM_V_INT;
+            v.num.i = c;
+            pos++;
+        } else {
+            if ((r = mp_head(p, len, &pos, &v)) != 0) goto fail;
+            if ((v.t == STRM_V_MAP || v.t == STRM_V_ARR) &&
+                (r = mp_skip_items(p, len, &pos, v.t == STRM_V_MAP ? 2 * (uint64_t)v.n : v.n)))
+                goto fail;
+        }
         if (k.t == STRM_V_STR && fn(ud, k.s, k.len, &v)) return 0;
     }
     if (map->ref == m->root_ref) m->root_end = pos;

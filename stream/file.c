@@ -24,8 +24,8 @@
 #include <unistd.h>
 #include "stream/codec_int.h"
 
-#define CHUNK        (1u << 20)
-#define MAX_RECORD   (16u << 20)
+#define CHUNK      (1u << 20)
+#define MAX_RECORD (16u << 20)
 
 struct strm_file {
     int fd, own_fd;

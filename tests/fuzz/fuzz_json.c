@@ -10,11 +10,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     seg_event_t ev;
     const char *why = NULL;
-    if (strm_decode_json((const char *)data, size, &ev, &why) == 0) fuzz_roundtrip(&ev);
-    else FUZZ_CHECK(why && why[0]);
+    if (strm_decode_json((const char *)data, size, &ev, &why) == 0)
+        fuzz_roundtrip(&ev);
+    else
+        FUZZ_CHECK(why && why[0]);
     why = NULL;
-    if (strm_decode(data, size, 0, &ev, &why) == 0) fuzz_roundtrip(&ev);
-    else FUZZ_CHECK(why && why[0]);
+    if (strm_decode(data, size, 0, &ev, &why) == 0)
+        fuzz_roundtrip(&ev);
+    else
+        FUZZ_CHECK(why && why[0]);
     int64_t ms;
     if (strm_parse_rfc3339((const char *)data, size, &ms) == 0)
         FUZZ_CHECK(ms >= -62167219200000LL && ms <= 253402387199999LL);

@@ -13,11 +13,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     seg_event_t ev;
     const char *why = NULL;
-    if (strm_decode_msgpack(data, size, &ev, &why) == 0) fuzz_roundtrip(&ev);
-    else FUZZ_CHECK(why && why[0]);
+    if (strm_decode_msgpack(data, size, &ev, &why) == 0)
+        fuzz_roundtrip(&ev);
+    else
+        FUZZ_CHECK(why && why[0]);
     why = NULL;
-    if (strm_decode(data, size, 0, &ev, &why) == 0) fuzz_roundtrip(&ev);
-    else FUZZ_CHECK(why && why[0]);
+    if (strm_decode(data, size, 0, &ev, &why) == 0)
+        fuzz_roundtrip(&ev);
+    else
+        FUZZ_CHECK(why && why[0]);
 
     size_t used = 0;
     int r = strm__mp_skip(data, size, &used);

@@ -50,8 +50,8 @@ Test(realdata, cdnow_final_lifecycle_and_totals_match_an_independent_reading, .t
     char path[1024];
     snprintf(path, sizeof(path), "%s/cdnow/CDNOW_master.txt", SEG_DATA_DIR);
     FILE *f = fopen(path, "r");
-    if (!f) cr_skip_test("real data not found at %s (../shared/data is absent in a plain clone)",
-                         path);
+    if (!f)
+        cr_skip_test("real data not found at %s (../shared/data is absent in a plain clone)", path);
     size_t cap = 80000, n = 0;
     buy_t *b = malloc(cap * sizeof(*b));
     char line[256];

@@ -78,15 +78,19 @@ Test(replay, recovers_planted_segments_on_20000_customers)
 
 Test(replay, same_file_twice_gives_identical_bytes_and_msgpack_matches_json)
 {
-    cr_assert_eq(h_run("%s gen --customers 2000 --events 60000 --seed 5 --out %s/ev.jsonl",
-                       SEG_BIN, dir), 0);
+    cr_assert_eq(
+        h_run("%s gen --customers 2000 --events 60000 --seed 5 --out %s/ev.jsonl", SEG_BIN, dir),
+        0);
     cr_assert_eq(h_run("%s gen --customers 2000 --events 60000 --seed 5 --format msgpack "
-                       "--out %s/ev.msgpack", SEG_BIN, dir), 0);
+                       "--out %s/ev.msgpack",
+                       SEG_BIN, dir),
+                 0);
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(h_run("%s replay -q --input %s/ev.jsonl --out %s/out%d.jsonl", SEG_BIN, dir,
-                           dir, i), 0);
-    cr_assert_eq(h_run("%s replay -q --input %s/ev.msgpack --out %s/outmp.jsonl", SEG_BIN, dir,
-                       dir), 0);
+        cr_assert_eq(
+            h_run("%s replay -q --input %s/ev.jsonl --out %s/out%d.jsonl", SEG_BIN, dir, dir, i),
+            0);
+    cr_assert_eq(
+        h_run("%s replay -q --input %s/ev.msgpack --out %s/outmp.jsonl", SEG_BIN, dir, dir), 0);
     char a[600], b[600], c[600];
     snprintf(a, sizeof(a), "%s/out0.jsonl", dir);
     snprintf(b, sizeof(b), "%s/out1.jsonl", dir);
@@ -106,13 +110,17 @@ Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
     fprintf(f, "{\"customer_id\":\"a\",\"type\":\"page_view\",\"ts\":1700000000000}\n");
     fprintf(f, "this is not json\n");
     fprintf(f, "{\"type\":\"page_view\",\"ts\":1700000000001}\n");
-    fprintf(f, "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000002,\"amount\":-5}\n");
+    fprintf(f,
+            "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000002,\"amount\":-5}\n");
     fprintf(f, "{\"customer_id\":\"b\",\"type\":7,\"ts\":1700000000003}\n");
-    fprintf(f, "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000004,\"amount\":12.5}\n");
+    fprintf(f,
+            "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000004,\"amount\":12.5}\n");
     fprintf(f, "{\"customer_id\":\"c\",\"type\":\"page_view\",\"ts\":1800000000000}\n");
     fclose(f);
     cr_assert_eq(h_run("%s replay --input %s/mixed.jsonl --out %s/out.jsonl --snapshot %s/s.csv "
-                       "2>%s/log", SEG_BIN, dir, dir, dir, dir), 0);
+                       "2>%s/log",
+                       SEG_BIN, dir, dir, dir, dir),
+                 0);
     snprintf(path, sizeof(path), "%s/out.jsonl.dlq", dir);
     char *dlq = h_slurp(path, NULL);
     cr_assert_not_null(dlq);
@@ -141,8 +149,8 @@ Test(replay, bad_command_lines_fail_with_a_message)
     FILE *f = fopen(path, "w");
     fprintf(f, "clusters:\n  k: 99\n");
     fclose(f);
-    cr_assert_eq(h_run("%s replay --input /dev/null --out %s/o -c %s 2>%s/err", SEG_BIN, dir, path,
-                       dir), 2);
+    cr_assert_eq(
+        h_run("%s replay --input /dev/null --out %s/o -c %s 2>%s/err", SEG_BIN, dir, path, dir), 2);
     snprintf(path, sizeof(path), "%s/err", dir);
     char *err = h_slurp(path, NULL);
     cr_assert(strstr(err, "clusters.k"), "error names the key: %s", err);

@@ -88,11 +88,11 @@ Test(centroids, labels_describe_centroids_and_are_unique)
     seg_model_init(&m, 3, 10, 1);
     m.k = 3;
     memset(m.cl, 0, sizeof(m.cl));
-    m.cl[0].c[2] = 2.0;  /* high spend */
-    m.cl[0].c[0] = 1.0;  /* frequent */
-    m.cl[0].c[7] = 0.8;  /* evening */
-    m.cl[1].c[4] = 1.5;  /* deal seeker */
-    m.cl[2].c[4] = 1.5;  /* same: must be told apart */
+    m.cl[0].c[2] = 2.0; /* high spend */
+    m.cl[0].c[0] = 1.0; /* frequent */
+    m.cl[0].c[7] = 0.8; /* evening */
+    m.cl[1].c[4] = 1.5; /* deal seeker */
+    m.cl[2].c[4] = 1.5; /* same: must be told apart */
     m.cl[2].id = 2;
     seg_model_label(&m);
     cr_assert_str_eq(m.cl[0].label, "high-spend \xC2\xB7 frequent \xC2\xB7 evening");

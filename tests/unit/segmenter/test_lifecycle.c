@@ -29,7 +29,8 @@ static void apply(seg_evtype_t t, int64_t ts, int64_t W)
 }
 static void step_to(int64_t W)
 {
-    while (seg_step_due(s, &c, W, rec_fn, &r)) {}
+    while (seg_step_due(s, &c, W, rec_fn, &r)) {
+    }
 }
 static void expect(int k, const char *from, const char *to, int64_t ts)
 {

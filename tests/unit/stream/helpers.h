@@ -27,10 +27,11 @@ static inline int th_pack(msgpack_packer *pk, const char *js, const jsmntok_t *t
     case JSMN_OBJECT:
     case JSMN_ARRAY: {
         int size = k->size, j = i + 1;
-        if (k->type == JSMN_OBJECT) msgpack_pack_map(pk, (size_t)size);
-        else msgpack_pack_array(pk, (size_t)size);
-        for (int e = 0; e < size * (k->type == JSMN_OBJECT ? 2 : 1); e++)
-            j = th_pack(pk, js, t, j);
+        if (k->type == JSMN_OBJECT)
+            msgpack_pack_map(pk, (size_t)size);
+        else
+            msgpack_pack_array(pk, (size_t)size);
+        for (int e = 0; e < size * (k->type == JSMN_OBJECT ? 2 : 1); e++) j = th_pack(pk, js, t, j);
         return j;
     }
     case JSMN_STRING: {
@@ -41,16 +42,22 @@ static inline int th_pack(msgpack_packer *pk, const char *js, const jsmntok_t *t
         return i + 1;
     }
     default:
-        if (s[0] == 't') msgpack_pack_true(pk);
-        else if (s[0] == 'f') msgpack_pack_false(pk);
-        else if (s[0] == 'n') msgpack_pack_nil(pk);
+        if (s[0] == 't')
+            msgpack_pack_true(pk);
+        else if (s[0] == 'f')
+            msgpack_pack_false(pk);
+        else if (s[0] == 'n')
+            msgpack_pack_nil(pk);
         else {
             char tmp[512];
             memcpy(tmp, s, (size_t)n);
             tmp[n] = 0;
-            if (strpbrk(tmp, ".eE")) msgpack_pack_double(pk, strtod(tmp, NULL));
-            else if (tmp[0] == '-') msgpack_pack_int64(pk, strtoll(tmp, NULL, 10));
-            else msgpack_pack_uint64(pk, strtoull(tmp, NULL, 10));
+            if (strpbrk(tmp, ".eE"))
+                msgpack_pack_double(pk, strtod(tmp, NULL));
+            else if (tmp[0] == '-')
+                msgpack_pack_int64(pk, strtoll(tmp, NULL, 10));
+            else
+                msgpack_pack_uint64(pk, strtoull(tmp, NULL, 10));
         }
         return i + 1;
     }
@@ -122,10 +129,10 @@ static const map_case_t map_cases[] = {
     {"{" OK_BASE ",\"traits\":{\"k\":\"value that is forty-eight bytes long, just over!\"}}",
      "bad_traits"},
     {"{" OK_BASE ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":"
-                 "\"6\",\"g\":\"7\",\"h\":\"8\",\"i\":\"9\"}}",
+     "\"6\",\"g\":\"7\",\"h\":\"8\",\"i\":\"9\"}}",
      "bad_traits"},
     {"{" OK_BASE ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":"
-                 "\"6\",\"g\":\"7\",\"h\":\"8\",\"a\":\"9\"}}",
+     "\"6\",\"g\":\"7\",\"h\":\"8\",\"a\":\"9\"}}",
      NULL},
     {"{" OK_BASE ",\"unknown\":{\"deep\":[1,2,{\"x\":null}]},\"other\":[]}", NULL},
     {"{" OK_BASE ",\"category\":null,\"channel\":null,\"traits\":null}", NULL},

@@ -62,8 +62,8 @@ Test(codec_change, cluster_first_assignment_json_exact)
     ch.to_id = 4;
     ch.seq = 1;
     ch.reason = NULL;
-    ch.recency_days = 0.1 + 0.2;             /* rounds to 0.3 */
-    ch.monetary = 2.0 / 3.0;                 /* rounds to 0.666667 */
+    ch.recency_days = 0.1 + 0.2; /* rounds to 0.3 */
+    ch.monetary = 2.0 / 3.0;     /* rounds to 0.666667 */
     strm_buf_t b;
     strm_buf_init(&b);
     cr_assert_eq(strm_buf_append(&b, "prefix|", 7), 0); /* appends */
@@ -143,9 +143,9 @@ Test(codec_change, msgpack_fields)
     msgpack_object o = u.data;
     cr_assert_eq(o.type, MSGPACK_OBJECT_MAP);
     cr_assert_eq(o.via.map.size, 12);
-    static const char *const keys[] = {"event_id", "customer_id", "dimension", "from",
-                                       "to",       "from_id",     "to_id",     "ts",
-                                       "emitted_at", "reason",    "model_version", "features"};
+    static const char *const keys[] = {"event_id",   "customer_id", "dimension",     "from",
+                                       "to",         "from_id",     "to_id",         "ts",
+                                       "emitted_at", "reason",      "model_version", "features"};
     for (uint32_t i = 0; i < 12; i++) {
         msgpack_object_kv *kv = &o.via.map.ptr[i];
         cr_assert_eq(kv->key.type, MSGPACK_OBJECT_STR);
@@ -228,8 +228,8 @@ static void assert_same(const seg_event_t *a, const seg_event_t *b)
     cr_assert_eq(a->type, b->type);
     cr_assert_eq(a->ts, b->ts);
     cr_assert_eq(a->has_amount, b->has_amount);
-    cr_assert_eq(memcmp(&a->amount, &b->amount, sizeof a->amount), 0, "%.17g vs %.17g",
-                 a->amount, b->amount);
+    cr_assert_eq(memcmp(&a->amount, &b->amount, sizeof a->amount), 0, "%.17g vs %.17g", a->amount,
+                 b->amount);
     cr_assert_eq(a->category_len, b->category_len);
     cr_assert_str_eq(a->category, b->category);
     cr_assert_eq(a->channel, b->channel);
@@ -288,8 +288,8 @@ Test(codec_change, event_roundtrip)
     full_event(&ev);
     roundtrip(&ev);
     /* every type, awkward amounts, no optional fields */
-    static const double amounts[] = {0, 1, 120.5, 1e-7, 123456789.123456789, 1e300, 5e-324,
-                                     0.1, 99.99, 1.0 / 3.0};
+    static const double amounts[] = {0,     1,      120.5, 1e-7,  123456789.123456789,
+                                     1e300, 5e-324, 0.1,   99.99, 1.0 / 3.0};
     for (int t = 0; t < SEG_EV__COUNT; t++) {
         for (size_t a = 0; a < sizeof amounts / sizeof amounts[0]; a++) {
             seg_event_reset(&ev);

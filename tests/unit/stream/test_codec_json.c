@@ -79,7 +79,8 @@ Test(codec_json, every_type_and_channel)
     ACCEPT("{\"customer_id\":\"c\",\"type\":\"wishlist_add\",\"ts\":1}");
     cr_assert_eq(ev.type, SEG_EV_OTHER);
     for (int c = 1; c < SEG_CH__COUNT; c++) {
-        snprintf(buf, sizeof buf, "{\"customer_id\":\"c\",\"type\":\"x\",\"ts\":1,\"channel\":\"%s\"}",
+        snprintf(buf, sizeof buf,
+                 "{\"customer_id\":\"c\",\"type\":\"x\",\"ts\":1,\"channel\":\"%s\"}",
                  seg_channel_names[c]);
         ACCEPT(buf);
         cr_assert_eq(ev.channel, c);
@@ -160,10 +161,12 @@ Test(codec_json, amounts_and_discounts)
 Test(codec_json, category_truncation)
 {
     /* 47 ASCII bytes then "é" (2 bytes): the cut falls inside it */
-    ACCEPT("{" OK_BASE ",\"category\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\u00e9tail\"}");
+    ACCEPT("{" OK_BASE
+           ",\"category\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\u00e9tail\"}");
     cr_assert_eq(ev.category_len, 47);
     cr_assert_eq(strlen(ev.category), 47);
-    ACCEPT("{" OK_BASE ",\"category\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}");
+    ACCEPT("{" OK_BASE
+           ",\"category\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}");
     cr_assert_eq(ev.category_len, SEG_CATEGORY_MAX);
     ACCEPT("{" OK_BASE ",\"category\":\"\"}");
     cr_assert_eq(ev.category_len, 0);
@@ -276,7 +279,8 @@ Test(codec_json, too_complex_and_deep)
 {
     char buf[8192];
     int n = snprintf(buf, sizeof buf, "{" OK_BASE ",\"a\":[");
-    for (int i = 0; i < 300; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s1", i ? "," : "");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s1", i ? "," : "");
     snprintf(buf + n, sizeof buf - (size_t)n, "]}");
     REJECT(buf, "too_complex");
 

@@ -122,11 +122,16 @@ Test(codec_map, segment_event_names)
         const char *name;
         int type;
     } m[] = {
-        {"Product Viewed", SEG_EV_PRODUCT_VIEW},     {"Product Added", SEG_EV_ADD_TO_CART},
-        {"Product Removed", SEG_EV_REMOVE_FROM_CART}, {"Checkout Started", SEG_EV_CHECKOUT},
-        {"Products Searched", SEG_EV_SEARCH},         {"Email Opened", SEG_EV_EMAIL_OPEN},
-        {"Email Link Clicked", SEG_EV_EMAIL_CLICK},   {"Page Viewed", SEG_EV_PAGE_VIEW},
-        {"Page", SEG_EV_PAGE_VIEW},                   {"Signed Up", SEG_EV_OTHER},
+        {"Product Viewed", SEG_EV_PRODUCT_VIEW},
+        {"Product Added", SEG_EV_ADD_TO_CART},
+        {"Product Removed", SEG_EV_REMOVE_FROM_CART},
+        {"Checkout Started", SEG_EV_CHECKOUT},
+        {"Products Searched", SEG_EV_SEARCH},
+        {"Email Opened", SEG_EV_EMAIL_OPEN},
+        {"Email Link Clicked", SEG_EV_EMAIL_CLICK},
+        {"Page Viewed", SEG_EV_PAGE_VIEW},
+        {"Page", SEG_EV_PAGE_VIEW},
+        {"Signed Up", SEG_EV_OTHER},
     };
     char buf[512];
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
@@ -169,8 +174,9 @@ Test(codec_map, segment_rules)
     cr_assert_eq(ev.ts, 7); /* integer ms accepted too */
     cr_assert_str_eq(dec2("{\"event\":5,\"userId\":\"u\",\"timestamp\":\"2024-01-01T00:00:00Z\"}"),
                      "bad_type");
-    cr_assert_str_eq(dec2("{\"event\":\"X\",\"userId\":\"\",\"timestamp\":\"2024-01-01T00:00:00Z\"}"),
-                     "missing_customer_id");
+    cr_assert_str_eq(
+        dec2("{\"event\":\"X\",\"userId\":\"\",\"timestamp\":\"2024-01-01T00:00:00Z\"}"),
+        "missing_customer_id");
     /* lenient on optional fields */
     cr_assert_null(dec2("{\"event\":\"X\",\"userId\":\"u\",\"timestamp\":\"2024-01-01T00:00:00Z\","
                         "\"properties\":{\"category\":7,\"coupon\":1},\"traits\":\"x\","

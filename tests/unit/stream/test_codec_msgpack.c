@@ -242,10 +242,11 @@ Test(codec_msgpack, deep_nesting_no_recursion)
     unsigned char *m = malloc(depth + 64);
     size_t n = 0;
     m[n++] = 0x84;
-    memcpy(m + n, "\xab"
-                  "customer_id"
-                  "\xa1"
-                  "c\xa4type\xa1x\xa2ts\x01",
+    memcpy(m + n,
+           "\xab"
+           "customer_id"
+           "\xa1"
+           "c\xa4type\xa1x\xa2ts\x01",
            25);
     n += 25;
     m[n++] = 0xa1;
