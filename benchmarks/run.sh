@@ -20,7 +20,7 @@ $build/benchmarks/bench_json 2000000
 echo "== decode only, then decode + apply (pl_record, as the binary runs it), best of 3"
 for f in b1m.jsonl b1m.msgpack; do
   for mode in --decode-only ""; do
-    for i in 1 2 3; do $build/benchmarks/bench_core "$work/$f" $mode; done | sort -t, -k5 -n | tail -1
+    for i in 1 2 3; do $build/benchmarks/bench_core "$work/$f" $mode; done | sort -t, -k5 -g | head -1
   done
 done
 
@@ -28,8 +28,8 @@ echo "== callgrind: instructions inside bench_loop (deterministic)"
 for f in b1m.jsonl b1m.msgpack; do
   for mode in --decode-only ""; do
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" --toggle-collect=bench_loop \
-      $build/benchmarks/bench_core "$work/$f" $mode 2>&1 | sed -n 's/.*I   refs: *//p' |
-      tr -d , | awk -v f="$f" -v m="${mode:-decode+apply}" '{printf "%s %s: %.0f instructions/event\n", f, m, $1/1000000}'
+      $build/benchmarks/bench_core "$work/$f" $mode --limit 300000 2>&1 | sed -n 's/.*I   refs: *//p' |
+      tr -d , | awk -v f="$f" -v m="${mode:-decode+apply}" '{printf "%s %s: %.0f instructions/event (first 300 000 events)\n", f, m, $1/300000}'
   done
 done
 

@@ -250,24 +250,45 @@ const char *seg_category_name(const seg_t *s, uint32_t id)
 
 /* ---------------- changes ---------------- */
 
+/* Both are on the hot path (every change event): plain copies, no printf. */
+static size_t put(char *buf, size_t len, size_t at, const char *src, size_t n)
+{
+    if (at < len) memcpy(buf + at, src, at + n < len ? n : len - at);
+    return at + n;
+}
+
 int seg_change_dimension(const seg_change_t *ch, char *buf, size_t len)
 {
+    size_t n = 0;
     switch (ch->dim) {
     case SEG_DIM_LIFECYCLE:
-        return snprintf(buf, len, "lifecycle");
+        n = put(buf, len, 0, "lifecycle", 9);
+        break;
     case SEG_DIM_CLUSTER:
-        return snprintf(buf, len, "cluster");
+        n = put(buf, len, 0, "cluster", 7);
+        break;
     case SEG_DIM_RULE:
-        return snprintf(buf, len, "rule:%s", ch->rule_name);
+        n = put(buf, len, 0, "rule:", 5);
+        n = put(buf, len, n, ch->rule_name, strlen(ch->rule_name));
+        break;
     }
-    return -1;
+    if (len) buf[n < len ? n : len - 1] = 0;
+    return (int)n;
 }
 
 int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
 {
-    char dim[80];
-    seg_change_dimension(ch, dim, sizeof(dim));
-    return snprintf(buf, len, "%s:%s:%llu", ch->cust->id, dim, (unsigned long long)ch->seq);
+    char seq[24], *e = seq + sizeof seq, *p = e;
+    uint64_t v = ch->seq;
+    do *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    size_t n = put(buf, len, 0, ch->cust->id, ch->cust->id_len);
+    n = put(buf, len, n, ":", 1);
+    n += (size_t)seg_change_dimension(ch, n < len ? buf + n : NULL, n < len ? len - n : 0);
+    n = put(buf, len, n, ":", 1);
+    n = put(buf, len, n, p, (size_t)(e - p));
+    if (len) buf[n < len ? n : len - 1] = 0;
+    return (int)n;
 }
 
 static void emit_change(seg_t *s, seg_customer_t *c, seg_change_t *ch, seg_emit_fn emit, void *ud)

@@ -63,12 +63,17 @@ int strm__json_str(strm_buf_t *b, const char *str, size_t len)
     char *o = b->p + b->len;
     *o++ = '"';
     for (size_t k = 0; k < len;) {
-        unsigned c = s[k];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            k++;
-            continue;
+        /* copy a run of plain ASCII in one go: ids and labels are mostly that */
+        size_t run = k;
+        while (run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > k) {
+            memcpy(o, s + k, run - k);
+            o += run - k;
+            k = run;
+            if (k == len) break;
         }
+        unsigned c = s[k];
         if (c >= 0x80) {
             size_t n = utf8_seq(s + k, len - k);
             if (n) {
