@@ -31,30 +31,6 @@ double strm__round6(double x)
     return r == 0 ? 0 : r;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t j = 2; j < len; j++)
-        if ((s[j] & 0xC0) != 0x80) return 0;
-    return len;
-}
-
 int strm__json_str(strm_buf_t *b, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -75,7 +51,7 @@ int strm__json_str(strm_buf_t *b, const char *str, size_t len)
         }
         unsigned c = s[k];
         if (c >= 0x80) {
-            size_t n = utf8_seq(s + k, len - k);
+            size_t n = strm__utf8_seq(s + k, len - k);
             if (n) {
                 memcpy(o, s + k, n);
                 o += n;

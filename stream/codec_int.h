@@ -120,5 +120,7 @@ double strm__round6(double x);
 int strm__json_str(strm_buf_t *b, const char *s, size_t len);
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int strm__utf8_valid(const char *s, size_t len);
+/* Length of the valid UTF-8 sequence (2..4 bytes) at s[0..n), or 0. */
+size_t strm__utf8_seq(const unsigned char *s, size_t n);
 
 #endif

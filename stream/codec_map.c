@@ -55,28 +55,34 @@ int strm__utf8_valid(const char *str, size_t len)
             k++;
             continue;
         }
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return 0;
-        }
-        if (len - k < n) return 0;
-        if (s[k + 1] < lo || s[k + 1] > hi) return 0;
-        for (size_t j = 2; j < n; j++)
-            if ((s[k + j] & 0xC0) != 0x80) return 0;
+        size_t n = strm__utf8_seq(s + k, len - k);
+        if (!n) return 0;
         k += n;
     }
     return 1;
+}
+
+size_t strm__utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t j = 2; j < len; j++)
+        if ((s[j] & 0xC0) != 0x80) return 0;
+    return len;
 }
 
 /* Length of the longest prefix of s[0..n) that does not end inside a
