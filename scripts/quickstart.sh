@@ -19,9 +19,10 @@ $bin replay --input out/events.jsonl --out out/changes.jsonl \
     --snapshot out/segments.csv -c config/segstream.example.yaml
 echo
 echo "== a few segment-change events (out/changes.jsonl):"
-grep '"dimension":"lifecycle"' out/changes.jsonl | grep '"to":"at_risk"' | head -3
-grep '"dimension":"cluster"' out/changes.jsonl | head -3
-grep '"dimension":"rule:' out/changes.jsonl | head -2 || true
+# (grep -m, not `| head`: head closing the pipe would fail the script under pipefail)
+grep -m3 '"to":"at_risk"' out/changes.jsonl || true
+grep -m3 '"dimension":"cluster"' out/changes.jsonl || true
+grep -m2 '"dimension":"rule:' out/changes.jsonl || true
 echo
 echo "== final segments per customer: out/segments.csv"
-head -5 out/segments.csv
+sed -n 1,5p out/segments.csv
