@@ -23,6 +23,8 @@ int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen)
     seg_due_init(&pl->due);
     strm_buf_init(&pl->buf);
     pl->last_future = INT64_MIN;
+    pl->from = INT64_MIN;
+    pl->to = INT64_MAX;
     pl->change_msgpack = cfg->change_format && strcmp(cfg->change_format, "msgpack") == 0;
     return 0;
 }
@@ -92,9 +94,13 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
 {
     const char *reason = NULL;
     seg_event_t *ev = &pl->ev;
+    int ok = strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) == 0;
+    if (ok && (ev->ts < pl->from || ev->ts >= pl->to)) {
+        pl->st.skipped++; /* outside the replayed range: as if absent */
+        return 0;
+    }
     pl->st.records++;
-    if (strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) < 0)
-        return pl_dead(pl, buf, len, reason, topic, partition, offset);
+    if (!ok) return pl_dead(pl, buf, len, reason, topic, partition, offset);
     /* A lone event far ahead of W is a producer's bad clock: dead-lettered.
      * When the next one lands near it too, the stream itself has moved on
      * (a quiet gap), and W follows instead of refusing everything after. */

@@ -22,6 +22,7 @@ typedef int (*pl_dead_sink_fn)(void *ud, const void *payload, size_t len, const 
 
 typedef struct pl_stats {
     uint64_t records, decoded, applied, duplicates, dead;
+    uint64_t skipped;    /* decoded, but outside [from, to) */
     uint64_t changes[3]; /* by seg_dim_t */
     const char *reason[PL_REASONS_MAX];
     uint64_t reason_n[PL_REASONS_MAX];
@@ -47,6 +48,7 @@ typedef struct pipeline {
     pl_stats_t st;
     int sink_failed;     /* a sink refused a change: stop, do not lose it */
     int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
+    int64_t from, to;    /* events outside [from, to) are skipped (default: none) */
     seg_event_t ev;
 } pl_t;
 

@@ -196,28 +196,20 @@ int cmd_replay(int argc, char **argv)
     pl.change_ud = &sinks;
     pl.on_dead = write_dead;
     pl.dead_ud = &sinks;
+    pl.from = from;
+    pl.to = to;
 
     int progress = !quiet && isatty(2);
     double t0 = cli_monotonic_s(), last = t0;
     const char *rec, *reason;
     size_t len;
     int r;
-    uint64_t skipped = 0;
-    seg_event_t probe;
     while ((r = strm_file_next(in, &rec, &len, &reason)) != 0) {
         int64_t recno = (int64_t)strm_file_recno(in);
         if (r < 0) {
             if (pl_dead(&pl, rec, len, reason, input, 0, recno) < 0) goto done;
             if (!rec) break; /* framing lost: the rest cannot be read */
             continue;
-        }
-        if (from != INT64_MIN || to != INT64_MAX) {
-            const char *why;
-            if (strm_decode(rec, len, cfg.max_event_bytes, &probe, &why) == 0 &&
-                (probe.ts < from || probe.ts >= to)) {
-                skipped++;
-                continue;
-            }
         }
         if (pl_record(&pl, rec, len, input, 0, recno) < 0) {
             fprintf(stderr, "segstream replay: writing output failed\n");
@@ -249,7 +241,8 @@ int cmd_replay(int argc, char **argv)
     }
     if (!quiet) {
         pl_summary(&pl, stderr, cli_monotonic_s() - t0);
-        if (skipped) fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", skipped);
+        if (pl.st.skipped)
+            fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl.st.skipped);
         if (pl.st.dead && dlq) fprintf(stderr, "dead letters written to %s\n", dlq);
     }
     rc = 0;
