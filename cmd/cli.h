@@ -19,6 +19,7 @@ double cli_monotonic_s(void); /* for rates and progress only */
 int cli_parse_time(const char *s, int64_t *ms);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+int cmd_broker(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "cmd/cli.h"
 #include "stream/codec.h"
+#include "stream/kafka.h"
 
 typedef struct {
     const char *name;
@@ -214,13 +215,84 @@ static int session(gvec_t *g, rng_t *r, const persona_t *p, uint32_t cu, uint32_
     return n;
 }
 
+/* --out kafka:TOPIC: one record per event, keyed by customer id, stamped
+ * with the event time so that offsets-for-times finds a time range. */
+typedef struct {
+    strm_producer_t *p;
+    const char *topic;
+    uint64_t sent, delivered, failed;
+    const char *last_error;
+} kout_t;
+
+static void kout_dr(void *ud, void *opaque, const char *error, const char *topic, const void *key,
+                    size_t key_len, const void *payload, size_t len)
+{
+    kout_t *k = ud;
+    if (error) {
+        if (!k->failed++)
+            fprintf(stderr, "segstream gen: delivery to %s failed: %s\n", topic, error);
+    } else {
+        k->delivered++;
+    }
+}
+
+static int kout_open(kout_t *k, const char *brokers, const char *topic)
+{
+    char err[512];
+    strm_kopts_t o = {.brokers = brokers, .client_id = "segstream-gen"};
+    k->topic = topic;
+    k->p = strm_producer_new(&o, kout_dr, k, err, sizeof(err));
+    if (!k->p) fprintf(stderr, "segstream gen: %s\n", err);
+    return k->p ? 0 : -1;
+}
+
+static int kout_send(kout_t *k, const seg_event_t *ev, const void *p, size_t len)
+{
+    char err[512];
+    for (;;) {
+        int rc = strm_producer_send(k->p, k->topic, ev->customer_id, ev->id_len, p, len, ev->ts,
+                                    NULL, 0, NULL, err, sizeof(err));
+        if (rc == 0) break;
+        if (rc < 0) {
+            fprintf(stderr, "segstream gen: %s\n", err);
+            return -1;
+        }
+        strm_producer_poll(k->p, 100); /* queue full: let deliveries drain */
+    }
+    k->sent++;
+    if ((k->sent & 1023) == 0) strm_producer_poll(k->p, 0);
+    return k->failed ? -1 : 0;
+}
+
+static int kout_close(kout_t *k)
+{
+    int left = strm_producer_flush(k->p, 120000);
+    strm_producer_poll(k->p, 0);
+    if (left || k->failed) {
+        fprintf(stderr, "segstream gen: %" PRIu64 " of %" PRIu64 " records not delivered\n",
+                k->sent - k->delivered, k->sent);
+        return -1;
+    }
+    fprintf(stderr, "segstream gen: %" PRIu64 " records delivered to %s\n", k->delivered, k->topic);
+    return 0;
+}
+
+static void kout_abort(kout_t *k)
+{
+    strm_producer_free(k->p);
+    k->p = NULL;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segstream gen --customers N --events M --seed S --out FILE [options]\n"
                "  -n, --customers N   customers (default 10000)\n"
                "  -m, --events M      events in all (default 20 per customer)\n"
                "  -s, --seed S        random seed (default 1)\n"
-               "  -o, --out FILE      output ('-' = stdout)\n"
+               "  -o, --out FILE      output ('-' = stdout), or kafka:TOPIC (keyed by\n"
+               "                      customer id, record timestamp = event time)\n"
+               "      --brokers B     bootstrap servers for kafka: (default\n"
+               "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
                "      --format F      json (default) or msgpack\n"
                "      --truth FILE    write customer_id,segment (the planted persona)\n"
                "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
@@ -243,8 +315,9 @@ int cmd_gen(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     uint64_t customers = 10000, events = 0, seed = 1, days = 180;
-    const char *out = NULL, *truth = NULL, *format = "json";
+    const char *out = NULL, *truth = NULL, *format = "json", *brokers = NULL;
     int64_t start = 1704067200000LL; /* 2024-01-01T00:00:00Z */
+    kout_t ko = {0};
     double churn = 0.25;
     int opt;
     optind = 1;
@@ -282,6 +355,7 @@ int cmd_gen(int argc, char **argv)
             break;
         }
         case 'b':
+            brokers = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -307,11 +381,13 @@ int cmd_gen(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strncmp(out, "kafka:", 6) == 0) {
-        fprintf(stderr, "segstream gen: --out kafka:TOPIC is not available in this version; "
-                        "write a file\n");
+    const char *topic = strncmp(out, "kafka:", 6) == 0 ? out + 6 : NULL;
+    if (topic && !*topic) {
+        fprintf(stderr, "segstream gen: --out kafka:TOPIC needs a topic name\n");
         return 2;
     }
+    if (!brokers) brokers = getenv("SEGSTREAM_KAFKA_BROKERS");
+    if (!brokers || !*brokers) brokers = "127.0.0.1:9092";
     int msgpack = strcmp(format, "msgpack") == 0;
     if (!msgpack && strcmp(format, "json") != 0) {
         fprintf(stderr, "segstream gen: --format: json or msgpack, not %s\n", format);
@@ -414,8 +490,9 @@ int cmd_gen(int argc, char **argv)
     }
     qsort(g.v, g.n, sizeof(gev_t), cmp_gev);
 
-    f = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
-    if (!f) {
+    if (topic && kout_open(&ko, brokers, topic) < 0) goto done;
+    f = topic ? NULL : strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
+    if (!topic && !f) {
         fprintf(stderr, "segstream gen: %s: cannot write\n", out);
         goto done;
     }
@@ -450,13 +527,19 @@ int cmd_gen(int argc, char **argv)
         b.len = 0;
         if ((msgpack ? strm_event_msgpack(&ev, &b) : strm_event_json(&ev, &b)) < 0) goto oom_buf;
         if (!msgpack && strm_buf_append(&b, "\n", 1) < 0) goto oom_buf;
-        if (fwrite(b.p, 1, b.len, f) != b.len) {
+        if (topic) {
+            if (kout_send(&ko, &ev, b.p, b.len - !msgpack) < 0) {
+                strm_buf_free(&b);
+                goto done;
+            }
+        } else if (fwrite(b.p, 1, b.len, f) != b.len) {
             fprintf(stderr, "segstream gen: %s: write failed\n", out);
             strm_buf_free(&b);
             goto done;
         }
     }
     strm_buf_free(&b);
+    if (topic && kout_close(&ko) < 0) goto done;
     if (truth) {
         FILE *tf = fopen(truth, "wb");
         if (!tf) {
@@ -474,6 +557,7 @@ oom_buf:
 oom:
     fprintf(stderr, "segstream gen: out of memory\n");
 done:
+    kout_abort(&ko);
     if (f && f != stdout && fclose(f) != 0) rc = 1;
     if (f == stdout) fflush(stdout);
     free(who);

@@ -8,6 +8,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"broker", cmd_broker, "an embedded Kafka-protocol broker for development and tests"},
     {"gen", cmd_gen, "generate a synthetic customer population with planted segments"},
     {"replay", cmd_replay, "re-run events from a file through the segmenter"},
     {"version", cmd_version, "print the version"},

@@ -22,7 +22,7 @@ int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen)
     }
     seg_due_init(&pl->due);
     strm_buf_init(&pl->buf);
-    pl->last_future = INT64_MIN;
+    pl_part_init(&pl->file);
     pl->from = INT64_MIN;
     pl->to = INT64_MAX;
     pl->change_msgpack = cfg->change_format && strcmp(cfg->change_format, "msgpack") == 0;
@@ -89,11 +89,24 @@ int pl_advance(pl_t *pl, int64_t W)
     return pl->sink_failed ? -1 : 0;
 }
 
+void pl_part_init(pl_part_t *part)
+{
+    part->hi = INT64_MIN;
+    part->last_future = INT64_MIN;
+}
+
 int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
               int64_t offset)
 {
+    return pl_record_part(pl, &pl->file, buf, len, topic, partition, offset);
+}
+
+int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const char *topic,
+                   int32_t partition, int64_t offset)
+{
     const char *reason = NULL;
     seg_event_t *ev = &pl->ev;
+    pl->accepted = 0;
     int ok = strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) == 0;
     if (ok && (ev->ts < pl->from || ev->ts >= pl->to)) {
         pl->st.skipped++; /* outside the replayed range: as if absent */
@@ -101,21 +114,33 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
     }
     pl->st.records++;
     if (!ok) return pl_dead(pl, buf, len, reason, topic, partition, offset);
-    /* A lone event far ahead of W is a producer's bad clock: dead-lettered.
-     * When the next one lands near it too, the stream itself has moved on
-     * (a quiet gap), and W follows instead of refusing everything after. */
+    /* A lone event far ahead of its stream is a producer's bad clock:
+     * dead-lettered. When the next one lands near it too, the stream itself
+     * has moved on (a quiet gap), and W follows instead of refusing
+     * everything after. The reference is the partition's own newest time,
+     * so a lagging partition elsewhere never makes good events "future". */
     int64_t skew = pl->cfg->max_future_skew_ms;
-    if (pl->has_W && ev->ts > pl->W + skew) {
-        int confirmed = pl->last_future != INT64_MIN && ev->ts >= pl->last_future - skew &&
-                        ev->ts <= pl->last_future + skew;
+    int64_t ref = pl->ext_W ? part->hi : pl->has_W ? pl->W : INT64_MIN;
+    if (ref != INT64_MIN && ev->ts > ref + skew) {
+        int64_t lf = part->last_future;
+        int confirmed = lf != INT64_MIN && ev->ts >= lf - skew && ev->ts <= lf + skew;
         if (!confirmed) {
-            pl->last_future = ev->ts;
+            part->last_future = ev->ts;
             return pl_dead(pl, buf, len, "future_ts", topic, partition, offset);
         }
     }
-    pl->last_future = INT64_MIN;
+    part->last_future = INT64_MIN;
+    if (ev->ts > part->hi) part->hi = ev->ts;
     pl->st.decoded++;
-    if (pl_advance(pl, pl->has_W && pl->W > ev->ts ? pl->W : ev->ts) < 0) return -1;
+    int64_t Wc;
+    if (pl->ext_W) {
+        /* The customer's own event proves its silence up to ev->ts, whatever
+         * the other partitions say: its due changes step up to there. */
+        Wc = pl->has_W && pl->W > ev->ts ? pl->W : ev->ts;
+    } else {
+        if (pl_advance(pl, pl->has_W && pl->W > ev->ts ? pl->W : ev->ts) < 0) return -1;
+        Wc = pl->W;
+    }
 
     int created;
     seg_customer_t *c = st_mem_get(pl->store, ev->customer_id, ev->id_len, 1, &created);
@@ -123,8 +148,9 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
         cli_log(LOG_ERROR, "out of memory storing customer %s", ev->customer_id);
         return -1;
     }
+    pl->accepted = 1;
     int64_t old_due = c->due;
-    if (seg_apply(pl->seg, c, ev, pl->W, on_change, pl) == 1) {
+    if (seg_apply(pl->seg, c, ev, Wc, on_change, pl) == 1) {
         pl->st.duplicates++;
         return 0;
     }
@@ -136,7 +162,7 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
     int n = seg_take_pending(pl->seg, &pending);
     for (int i = 0; i < n; i++) {
         seg_customer_t *pc = st_mem_by_handle(pl->store, pending[i]);
-        if (pc) seg_refresh_cluster(pl->seg, pc, pl->W, on_change, pl);
+        if (pc) seg_refresh_cluster(pl->seg, pc, Wc, on_change, pl);
     }
     free(n ? pending : NULL);
     return pl->sink_failed ? -1 : 0;

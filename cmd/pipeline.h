@@ -28,6 +28,12 @@ typedef struct pl_stats {
     uint64_t reason_n[PL_REASONS_MAX];
 } pl_stats_t;
 
+/* What the pipeline remembers of one input partition (a file is one). */
+typedef struct pl_part {
+    int64_t hi;          /* largest accepted event time, INT64_MIN before any */
+    int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
+} pl_part_t;
+
 typedef struct pipeline {
     cfg_t *cfg;
     seg_t *seg;
@@ -46,9 +52,13 @@ typedef struct pipeline {
     void (*on_applied)(void *ud, const seg_customer_t *c);
     void *applied_ud;
     pl_stats_t st;
-    int sink_failed;     /* a sink refused a change: stop, do not lose it */
-    int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
-    int64_t from, to;    /* events outside [from, to) are skipped (default: none) */
+    int sink_failed; /* a sink refused a change: stop, do not lose it */
+    pl_part_t file;  /* the one partition of a file */
+    /* run: W comes from the caller (pl_advance), computed over partitions;
+     * an event ahead of W is applied at its own time for its customer. */
+    int ext_W;
+    int accepted;     /* the last pl_record applied an event (or a duplicate) */
+    int64_t from, to; /* events outside [from, to) are skipped (default: none) */
     seg_event_t ev;
 } pl_t;
 
@@ -60,6 +70,12 @@ void pl_free(pl_t *pl);
  * or -1 if a sink failed (the caller stops: nothing is lost silently). */
 int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
               int64_t offset);
+/* The same for one record of a partition when W is the caller's (ext_W):
+ * the future-time check is against the partition's own `hi`, which the
+ * call then raises. */
+int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const char *topic,
+                   int32_t partition, int64_t offset);
+void pl_part_init(pl_part_t *part);
 /* Dead-letters a record that failed before decoding (framing). */
 int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const char *topic,
             int32_t partition, int64_t offset);

@@ -1,0 +1,378 @@
+/* stream/kafka.c: the Kafka consumer and producer (see kafka.h). Owns the
+ * librdkafka handles and the io-event pipes that wake the caller's loop;
+ * never decodes payloads and never blocks except where kafka.h says so. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <librdkafka/rdkafka.h>
+#include "stream/kafka.h"
+
+/* ---------------- shared ---------------- */
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka property %s=%s: %s", k, v, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* The user's properties after ours; `consumer.`/`producer.` select a client. */
+static int set_user(rd_kafka_conf_t *conf, const strm_kopts_t *o, const char *mine,
+                    const char *other, char *err, size_t errlen)
+{
+    for (int i = 0; i < o->n_props; i++) {
+        const char *k = o->props[2 * i], *v = o->props[2 * i + 1];
+        size_t ml = strlen(mine), ol = strlen(other);
+        if (strncmp(k, other, ol) == 0) continue;
+        if (strncmp(k, mine, ml) == 0) k += ml;
+        if (set(conf, k, v, err, errlen) < 0) return -1;
+    }
+    return 0;
+}
+
+static int make_pipe(int fds[2], char *err, size_t errlen)
+{
+    if (pipe(fds) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void drain(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+/* ---------------- consumer ---------------- */
+
+struct strm_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int fds[2];
+    strm_rebalance_fn cb;
+    void *ud;
+    int paused;
+};
+
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
+                      void *opaque)
+{
+    strm_consumer_t *c = opaque;
+    int assign = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    strm_tp_t stack[64], *tps = l->cnt <= 64 ? stack : malloc(sizeof(*tps) * (size_t)l->cnt);
+    if (tps) {
+        for (int i = 0; i < l->cnt; i++)
+            tps[i] = (strm_tp_t){l->elems[i].topic, l->elems[i].partition};
+        if (c->cb) c->cb(c->ud, assign, tps, l->cnt);
+        if (tps != stack) free(tps);
+    }
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (coop) {
+        rd_kafka_error_t *er =
+            assign ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
+        if (er) rd_kafka_error_destroy(er);
+    } else {
+        rd_kafka_assign(rk, assign ? l : NULL);
+    }
+    if (assign && c->paused) rd_kafka_pause_partitions(rk, l);
+}
+
+strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *topics, int n_topics,
+                                   strm_rebalance_fn cb, void *ud, char *err, size_t errlen)
+{
+    strm_consumer_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->fds[0] = c->fds[1] = -1;
+    c->cb = cb;
+    c->ud = ud;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Offsets are stored by the application once an event's effects are
+     * done, and committed in the background from that store. A new group
+     * reads from the beginning: a segmenter must not skip history. The
+     * fetch queue is large because librdkafka 2.0 stalls ~1 s when it
+     * fills (STYLE.md). */
+    if (set(conf, "bootstrap.servers", o->brokers, err, errlen) < 0 ||
+        set(conf, "group.id", o->group_id, err, errlen) < 0 ||
+        set(conf, "enable.auto.commit", "true", err, errlen) < 0 ||
+        set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
+        set(conf, "auto.commit.interval.ms", "1000", err, errlen) < 0 ||
+        set(conf, "auto.offset.reset", "earliest", err, errlen) < 0 ||
+        set(conf, "queued.min.messages", "500000", err, errlen) < 0 ||
+        set(conf, "queued.max.messages.kbytes", "262144", err, errlen) < 0 ||
+        set(conf, "fetch.wait.max.ms", "100", err, errlen) < 0 ||
+        (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
+        set_user(conf, o, "consumer.", "producer.", err, errlen) < 0)
+        goto fail_conf;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!c->rk) goto fail_conf;
+    conf = NULL;
+    rd_kafka_poll_set_consumer(c->rk);
+    c->q = rd_kafka_queue_get_consumer(c->rk);
+    if (make_pipe(c->fds, err, errlen) < 0) goto fail;
+    rd_kafka_queue_io_event_enable(c->q, c->fds[1], "1", 1);
+
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n_topics);
+    for (int i = 0; i < n_topics; i++)
+        rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        goto fail;
+    }
+    return c;
+fail_conf:
+    if (conf) rd_kafka_conf_destroy(conf);
+fail:
+    strm_consumer_close(c);
+    return NULL;
+}
+
+int strm_consumer_fd(const strm_consumer_t *c)
+{
+    return c->fds[0];
+}
+
+void strm_consumer_drain_fd(strm_consumer_t *c)
+{
+    drain(c->fds[0]);
+}
+
+int strm_consumer_batch(strm_consumer_t *c, strm_msg_t *out, int max, char *err, size_t errlen)
+{
+    rd_kafka_message_t *ms[1024];
+    if (max > 1024) max = 1024;
+    ssize_t n = rd_kafka_consume_batch_queue(c->q, 0, ms, (size_t)max);
+    if (n < 0) {
+        snprintf(err, errlen, "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = ms[i];
+        strm_msg_t *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        o->rk_msg_ = m;
+        o->partition = m->partition;
+        o->offset = m->offset;
+        o->topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+        if (m->err) {
+            o->error = rd_kafka_message_errstr(m);
+            o->error_fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+            continue;
+        }
+        o->payload = m->payload ? m->payload : "";
+        o->len = m->len;
+        o->key = m->key;
+        o->key_len = m->key_len;
+        rd_kafka_timestamp_type_t tt;
+        o->timestamp = rd_kafka_message_timestamp(m, &tt);
+    }
+    return (int)n;
+}
+
+void strm_msgs_release(strm_msg_t *msgs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (msgs[i].rk_msg_) rd_kafka_message_destroy(msgs[i].rk_msg_);
+        msgs[i].rk_msg_ = NULL;
+    }
+}
+
+int strm_consumer_pause(strm_consumer_t *c, int pause)
+{
+    c->paused = pause;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(c->rk, &l) || !l) return -1;
+    rd_kafka_resp_err_t e =
+        pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? -1 : 0;
+}
+
+int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
+                        int64_t next_offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? -1 : 0; /* a partition no longer assigned refuses: its new owner goes on */
+}
+
+int strm_consumer_commit_sync(strm_consumer_t *c, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        snprintf(err, errlen, "commit: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition)
+{
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi)) return -1;
+    return hi;
+}
+
+void strm_consumer_close(strm_consumer_t *c)
+{
+    if (!c) return;
+    if (c->q) {
+        rd_kafka_queue_io_event_enable(c->q, -1, NULL, 0);
+        rd_kafka_queue_destroy(c->q);
+    }
+    if (c->rk) {
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    for (int i = 0; i < 2; i++)
+        if (c->fds[i] >= 0) close(c->fds[i]);
+    free(c);
+}
+
+/* ---------------- producer ---------------- */
+
+struct strm_producer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int fds[2];
+    strm_dr_fn dr;
+    void *ud;
+};
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    strm_producer_t *p = opaque;
+    if (p->dr)
+        p->dr(p->ud, m->_private, m->err ? rd_kafka_err2str(m->err) : NULL,
+              m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->key, m->key_len, m->payload, m->len);
+}
+
+strm_producer_t *strm_producer_new(const strm_kopts_t *o, strm_dr_fn dr, void *ud, char *err,
+                                   size_t errlen)
+{
+    strm_producer_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->fds[0] = p->fds[1] = -1;
+    p->dr = dr;
+    p->ud = ud;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Batches a few ms and compresses: change events are small and many,
+     * and the embedded broker keeps only 5 MiB per partition. */
+    if (set(conf, "bootstrap.servers", o->brokers, err, errlen) < 0 ||
+        set(conf, "linger.ms", "5", err, errlen) < 0 ||
+        set(conf, "compression.codec", "lz4", err, errlen) < 0 ||
+        set(conf, "queue.buffering.max.messages", "1000000", err, errlen) < 0 ||
+        (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
+        set_user(conf, o, "producer.", "consumer.", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        strm_producer_free(p);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        strm_producer_free(p);
+        return NULL;
+    }
+    p->q = rd_kafka_queue_get_main(p->rk);
+    if (make_pipe(p->fds, err, errlen) < 0) {
+        strm_producer_free(p);
+        return NULL;
+    }
+    rd_kafka_queue_io_event_enable(p->q, p->fds[1], "1", 1);
+    return p;
+}
+
+int strm_producer_fd(const strm_producer_t *p)
+{
+    return p->fds[0];
+}
+
+void strm_producer_drain_fd(strm_producer_t *p)
+{
+    drain(p->fds[0]);
+}
+
+int strm_producer_send(strm_producer_t *p, const char *topic, const void *key, size_t key_len,
+                       const void *payload, size_t len, int64_t ts, const strm_header_t *hdrs,
+                       int n_hdrs, void *opaque, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t e;
+    if (n_hdrs > 0) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)n_hdrs);
+        for (int i = 0; i < n_hdrs; i++)
+            rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, (ssize_t)hdrs[i].len);
+        e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)payload, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_TIMESTAMP(ts < 0 ? 0 : ts), RD_KAFKA_V_HEADERS(h),
+                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (e) rd_kafka_headers_destroy(h); /* owned by the message only on success */
+    } else {
+        e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_TIMESTAMP(ts < 0 ? 0 : ts), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    }
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return STRM_QUEUE_FULL;
+    if (e) {
+        snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int strm_producer_poll(strm_producer_t *p, int timeout_ms)
+{
+    return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int strm_producer_outq(const strm_producer_t *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}
+
+int strm_producer_flush(strm_producer_t *p, int timeout_ms)
+{
+    rd_kafka_flush(p->rk, timeout_ms);
+    return rd_kafka_outq_len(p->rk);
+}
+
+void strm_producer_free(strm_producer_t *p)
+{
+    if (!p) return;
+    if (p->q) {
+        rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->q);
+    }
+    if (p->rk) rd_kafka_destroy(p->rk);
+    for (int i = 0; i < 2; i++)
+        if (p->fds[i] >= 0) close(p->fds[i]);
+    free(p);
+}

@@ -1,0 +1,112 @@
+/* stream/kafka.h: segstream's Kafka clients, wrapping librdkafka so that no
+ * other folder includes it. A consumer in a group and a producer with
+ * delivery reports, both meant to be driven from an event loop: each
+ * exposes a file descriptor that becomes readable (on an edge: empty to
+ * non-empty) when it has something to serve. Nothing here blocks unless its
+ * name says so (flush, close, commit_sync). */
+#ifndef STRM_KAFKA_H
+#define STRM_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Client settings: the bootstrap list, then `key=value` librdkafka
+ * properties applied after segstream's own defaults. A key prefixed with
+ * `consumer.` or `producer.` applies to that client only (prefix removed). */
+typedef struct strm_kopts {
+    const char *brokers;
+    const char *group_id;     /* consumers only */
+    const char *client_id;    /* optional */
+    const char *const *props; /* key, value, key, value, ... */
+    int n_props;              /* number of pairs */
+} strm_kopts_t;
+
+/* One consumed record, valid until strm_msgs_release(). */
+typedef struct strm_msg {
+    const void *payload;
+    size_t len;
+    const void *key;
+    size_t key_len;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp; /* the record's timestamp (ms), -1 if none */
+    const char *error; /* set for a consumer error (payload then meaningless) */
+    int error_fatal;
+    void *rk_msg_;
+} strm_msg_t;
+
+typedef struct strm_tp {
+    const char *topic;
+    int32_t partition;
+} strm_tp_t;
+
+/* ---------------- consumer ---------------- */
+typedef struct strm_consumer strm_consumer_t;
+
+/* Called from strm_consumer_batch() (on the caller's thread) when the group
+ * assigns or revokes partitions; the consumer applies the change right
+ * after the callback returns. */
+typedef void (*strm_rebalance_fn)(void *ud, int assigned, const strm_tp_t *tps, int n);
+
+strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *topics, int n_topics,
+                                   strm_rebalance_fn cb, void *ud, char *err, size_t errlen);
+/* Readable when records or group events wait; drain it with
+ * strm_consumer_drain_fd() and then call strm_consumer_batch() until 0. */
+int strm_consumer_fd(const strm_consumer_t *c);
+void strm_consumer_drain_fd(strm_consumer_t *c);
+/* Up to max records without waiting; also serves group events (rebalance
+ * callbacks). Returns the count, or -1 on a fatal error (message in err). */
+int strm_consumer_batch(strm_consumer_t *c, strm_msg_t *out, int max, char *err, size_t errlen);
+void strm_msgs_release(strm_msg_t *msgs, int n);
+/* Pauses or resumes every assigned partition (backpressure). */
+int strm_consumer_pause(strm_consumer_t *c, int pause);
+/* Marks offsets up to `next_offset` (exclusive) of one partition as done;
+ * they are committed in the background (auto-commit) and on close. */
+int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
+                        int64_t next_offset);
+/* Commits stored offsets now, waiting for the answer. */
+int strm_consumer_commit_sync(strm_consumer_t *c, char *err, size_t errlen);
+/* The partition's high watermark as last seen in a fetch (no request is
+ * sent), or -1 when unknown. */
+int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition);
+/* Leaves the group (revoking through the callback), commits, frees. */
+void strm_consumer_close(strm_consumer_t *c);
+
+/* ---------------- producer ---------------- */
+typedef struct strm_producer strm_producer_t;
+
+typedef struct strm_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} strm_header_t;
+
+/* A delivery report: error NULL on success. payload/key stay valid only
+ * during the call (copy them to send again). */
+typedef void (*strm_dr_fn)(void *ud, void *opaque, const char *error, const char *topic,
+                           const void *key, size_t key_len, const void *payload, size_t len);
+
+strm_producer_t *strm_producer_new(const strm_kopts_t *o, strm_dr_fn dr, void *ud, char *err,
+                                   size_t errlen);
+/* Readable when delivery reports wait: drain it, then strm_producer_poll(). */
+int strm_producer_fd(const strm_producer_t *p);
+void strm_producer_drain_fd(strm_producer_t *p);
+/* Copies the record into the producer's queue. ts < 0: the current time.
+ * Returns 0, STRM_QUEUE_FULL (nothing queued: serve delivery reports and
+ * retry), or -1 with err set. */
+#define STRM_QUEUE_FULL 1
+int strm_producer_send(strm_producer_t *p, const char *topic, const void *key, size_t key_len,
+                       const void *payload, size_t len, int64_t ts, const strm_header_t *hdrs,
+                       int n_hdrs, void *opaque, char *err, size_t errlen);
+/* Serves delivery reports, waiting at most timeout_ms (0: none). Returns
+ * how many events were served. */
+int strm_producer_poll(strm_producer_t *p, int timeout_ms);
+/* Records not yet delivered (queued or in flight). */
+int strm_producer_outq(const strm_producer_t *p);
+/* Waits until everything is delivered or timeout_ms passes (blocking).
+ * Returns the number of records still undelivered. */
+int strm_producer_flush(strm_producer_t *p, int timeout_ms);
+void strm_producer_free(strm_producer_t *p);
+
+#endif
