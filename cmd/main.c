@@ -11,6 +11,7 @@ static const struct {
     {"broker", cmd_broker, "an embedded Kafka-protocol broker for development and tests"},
     {"gen", cmd_gen, "generate a synthetic customer population with planted segments"},
     {"replay", cmd_replay, "re-run events from a file through the segmenter"},
+    {"run", cmd_run, "the daemon: consume events, segment, publish changes, serve /metrics"},
     {"version", cmd_version, "print the version"},
 };
 

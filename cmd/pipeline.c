@@ -23,6 +23,7 @@ int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen)
     seg_due_init(&pl->due);
     strm_buf_init(&pl->buf);
     pl_part_init(&pl->file);
+    pl->ext_hi = INT64_MIN;
     pl->from = INT64_MIN;
     pl->to = INT64_MAX;
     pl->change_msgpack = cfg->change_format && strcmp(cfg->change_format, "msgpack") == 0;
@@ -82,7 +83,8 @@ int pl_advance(pl_t *pl, int64_t W)
     while (seg_due_peek(&pl->due, &e) && e.due < W) {
         seg_due_pop(&pl->due);
         seg_customer_t *c = st_mem_by_handle(pl->store, e.handle);
-        if (!c || c->due != e.due) continue; /* stale entry */
+        if (!c || c->due != e.due) continue;                 /* stale entry */
+        if (pl->owns && !pl->owns(pl->owns_ud, c)) continue; /* another process's now */
         seg_step_due(pl->seg, c, W, on_change, pl);
         if (seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
     }
@@ -93,6 +95,11 @@ void pl_part_init(pl_part_t *part)
 {
     part->hi = INT64_MIN;
     part->last_future = INT64_MIN;
+}
+
+int pl_due_restore(pl_t *pl, seg_customer_t *c)
+{
+    return c->due == SEG_NEVER ? 0 : seg_due_push(&pl->due, c->due, c->handle);
 }
 
 int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
@@ -120,7 +127,10 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
      * everything after. The reference is the partition's own newest time,
      * so a lagging partition elsewhere never makes good events "future". */
     int64_t skew = pl->cfg->max_future_skew_ms;
-    int64_t ref = pl->ext_W ? part->hi : pl->has_W ? pl->W : INT64_MIN;
+    int64_t ref = !pl->ext_W                        ? (pl->has_W ? pl->W : INT64_MIN)
+                  : part->hi != INT64_MIN           ? part->hi
+                  : pl->has_W && pl->W > pl->ext_hi ? pl->W
+                                                    : pl->ext_hi;
     if (ref != INT64_MIN && ev->ts > ref + skew) {
         int64_t lf = part->last_future;
         int confirmed = lf != INT64_MIN && ev->ts >= lf - skew && ev->ts <= lf + skew;
@@ -131,6 +141,7 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
     }
     part->last_future = INT64_MIN;
     if (ev->ts > part->hi) part->hi = ev->ts;
+    if (pl->ext_W && ev->ts > pl->ext_hi) pl->ext_hi = ev->ts;
     pl->st.decoded++;
     int64_t Wc;
     if (pl->ext_W) {
@@ -158,11 +169,14 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
     if (pl->on_applied) pl->on_applied(pl->applied_ud, c);
     if (c->due != old_due && seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
 
+    /* Other customers moved by a model change: at the global W, not at this
+     * event's time, which may run ahead of their partitions in `run`. */
     uint64_t *pending;
     int n = seg_take_pending(pl->seg, &pending);
+    int64_t Wp = pl->has_W ? pl->W : INT64_MIN;
     for (int i = 0; i < n; i++) {
         seg_customer_t *pc = st_mem_by_handle(pl->store, pending[i]);
-        if (pc) seg_refresh_cluster(pl->seg, pc, Wc, on_change, pl);
+        if (pc) seg_refresh_cluster(pl->seg, pc, pc == c ? Wc : Wp, on_change, pl);
     }
     free(n ? pending : NULL);
     return pl->sink_failed ? -1 : 0;

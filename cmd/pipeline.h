@@ -57,7 +57,13 @@ typedef struct pipeline {
     /* run: W comes from the caller (pl_advance), computed over partitions;
      * an event ahead of W is applied at its own time for its customer. */
     int ext_W;
-    int accepted;     /* the last pl_record applied an event (or a duplicate) */
+    int64_t ext_hi; /* run: newest event time over all partitions (INT64_MIN: none),
+                       the reference for a partition's first record */
+    int accepted;   /* the last pl_record applied an event (or a duplicate) */
+    /* run: 0 when this process no longer owns the customer (its partition
+     * was revoked): its due entry is dropped, and owns_ud remembers it. */
+    int (*owns)(void *ud, const seg_customer_t *c);
+    void *owns_ud;
     int64_t from, to; /* events outside [from, to) are skipped (default: none) */
     seg_event_t ev;
 } pl_t;
@@ -81,6 +87,8 @@ int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const cha
             int32_t partition, int64_t offset);
 /* Moves W forward (never back) and performs every silent change due before it. */
 int pl_advance(pl_t *pl, int64_t W);
+/* Puts a customer back in the due index (after its partition came back). */
+int pl_due_restore(pl_t *pl, seg_customer_t *c);
 
 /* Human summary: counts, segment sizes, cluster labels. */
 void pl_summary(pl_t *pl, FILE *f, double seconds);

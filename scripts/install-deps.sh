@@ -10,7 +10,7 @@ PKGS=(
   # libraries
   librdkafka-dev libuv1-dev libmsgpack-dev libhiredis-dev libyaml-dev libjsmn-dev libh2o-dev
   # tests
-  libcriterion-dev redis-server redis-tools kcat python3-kafka python3-sklearn python3-numpy
+  libcriterion-dev redis-server redis-tools kcat python3-kafka python3-lz4 python3-sklearn python3-numpy
   docker-compose curl
   # benchmarks only: the JSON parsers measured against jsmn, and hyperfine
   libcjson-dev libjansson-dev libjson-c-dev libyajl-dev hyperfine

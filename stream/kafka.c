@@ -75,8 +75,10 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_part
     strm_tp_t stack[64], *tps = l->cnt <= 64 ? stack : malloc(sizeof(*tps) * (size_t)l->cnt);
     if (tps) {
         for (int i = 0; i < l->cnt; i++)
-            tps[i] = (strm_tp_t){l->elems[i].topic, l->elems[i].partition};
+            tps[i] = (strm_tp_t){l->elems[i].topic, l->elems[i].partition, -1};
         if (c->cb) c->cb(c->ud, assign, tps, l->cnt);
+        for (int i = 0; assign && i < l->cnt; i++)
+            if (tps[i].offset >= 0) l->elems[i].offset = tps[i].offset;
         if (tps != stack) free(tps);
     }
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -116,6 +118,7 @@ strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *top
         set(conf, "queued.min.messages", "500000", err, errlen) < 0 ||
         set(conf, "queued.max.messages.kbytes", "262144", err, errlen) < 0 ||
         set(conf, "fetch.wait.max.ms", "100", err, errlen) < 0 ||
+        set(conf, "reconnect.backoff.max.ms", "2000", err, errlen) < 0 ||
         (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
         set_user(conf, o, "consumer.", "producer.", err, errlen) < 0)
         goto fail_conf;
@@ -234,6 +237,24 @@ int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partit
     return hi;
 }
 
+int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t partition,
+                            int64_t next_offset, int timeout_ms)
+{
+    int64_t lo, hi;
+    if (rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, timeout_ms)) return -1;
+    int64_t pos = next_offset;
+    if (pos < 0) { /* nothing consumed since assignment: where the group left it */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition);
+        rd_kafka_resp_err_t e = rd_kafka_committed(c->rk, l, timeout_ms);
+        pos = e ? -1 : l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        if (e) return -1;
+        if (pos < 0) pos = lo; /* no commit: auto.offset.reset=earliest */
+    }
+    return pos >= hi;
+}
+
 void strm_consumer_close(strm_consumer_t *c)
 {
     if (!c) return;
@@ -284,8 +305,12 @@ strm_producer_t *strm_producer_new(const strm_kopts_t *o, strm_dr_fn dr, void *u
      * and the embedded broker keeps only 5 MiB per partition. */
     if (set(conf, "bootstrap.servers", o->brokers, err, errlen) < 0 ||
         set(conf, "linger.ms", "5", err, errlen) < 0 ||
+        set(conf, "reconnect.backoff.max.ms", "2000", err, errlen) < 0 ||
         set(conf, "compression.codec", "lz4", err, errlen) < 0 ||
         set(conf, "queue.buffering.max.messages", "1000000", err, errlen) < 0 ||
+        /* never give up on a retriable error (a broker down for a while):
+         * only a permanent one reaches the delivery report as a failure */
+        set(conf, "message.timeout.ms", "0", err, errlen) < 0 ||
         (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
         set_user(conf, o, "producer.", "consumer.", err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);

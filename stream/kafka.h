@@ -39,6 +39,9 @@ typedef struct strm_msg {
 typedef struct strm_tp {
     const char *topic;
     int32_t partition;
+    int64_t offset; /* on assignment: where to start; < 0 means the group's committed offset.
+                       The callback may set it (a process that kept its own state resumes
+                       where that state ends, not where the group last committed). */
 } strm_tp_t;
 
 /* ---------------- consumer ---------------- */
@@ -47,7 +50,7 @@ typedef struct strm_consumer strm_consumer_t;
 /* Called from strm_consumer_batch() (on the caller's thread) when the group
  * assigns or revokes partitions; the consumer applies the change right
  * after the callback returns. */
-typedef void (*strm_rebalance_fn)(void *ud, int assigned, const strm_tp_t *tps, int n);
+typedef void (*strm_rebalance_fn)(void *ud, int assigned, strm_tp_t *tps, int n);
 
 strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *topics, int n_topics,
                                    strm_rebalance_fn cb, void *ud, char *err, size_t errlen);
@@ -70,6 +73,12 @@ int strm_consumer_commit_sync(strm_consumer_t *c, char *err, size_t errlen);
 /* The partition's high watermark as last seen in a fetch (no request is
  * sent), or -1 when unknown. */
 int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition);
+/* Asks the partition's leader for its end offset and tells whether
+ * next_offset (-1: nothing consumed since assignment, then the committed
+ * offset) has reached it: 1 yes, 0 no, -1 when the broker did not answer
+ * within timeout_ms. BLOCKS: call it from a worker thread. */
+int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t partition,
+                            int64_t next_offset, int timeout_ms);
 /* Leaves the group (revoking through the callback), commits, frees. */
 void strm_consumer_close(strm_consumer_t *c);
 

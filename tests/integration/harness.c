@@ -1,9 +1,14 @@
 /* tests/integration/harness.c: see harness.h. Test support only. */
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include "harness.h"
 
 const char *h_tmpdir(void)
@@ -96,4 +101,167 @@ double h_ari(const int *a, const int *b, size_t n)
     free(ra);
     free(rb);
     return maxi == expected ? 1.0 : (sij - expected) / (maxi - expected);
+}
+
+/* ---------------- processes ---------------- */
+
+pid_t h_spawn(const char *out, const char *err, const char *fmt, ...)
+{
+    char cmd[8192], full[8300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "exec %s", cmd);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o >= 0) dup2(o, 1);
+        if (e >= 0) dup2(e, 2);
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+void h_sleep(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int h_stop(pid_t pid, int sig, double timeout_s)
+{
+    if (pid <= 0) return -1;
+    if (sig) kill(pid, sig);
+    double end = mono() + timeout_s;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0) return -1;
+        if (mono() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        h_sleep(0.05);
+    }
+}
+
+int h_alive(pid_t pid)
+{
+    int st;
+    return pid > 0 && waitpid(pid, &st, WNOHANG) == 0;
+}
+
+const char *h_wait_line(const char *path, const char *needle, double timeout_s)
+{
+    static char line[1024];
+    double end = mono() + timeout_s;
+    do {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            while (fgets(line, sizeof(line), f))
+                if (strstr(line, needle)) {
+                    fclose(f);
+                    return line;
+                }
+            fclose(f);
+        }
+        h_sleep(0.05);
+    } while (mono() < end);
+    return NULL;
+}
+
+pid_t h_broker(const char *dir, int partitions, const char *topics, char *bootstrap, size_t len)
+{
+    char out[600], err[600];
+    snprintf(out, sizeof(out), "%s/broker.out", dir);
+    snprintf(err, sizeof(err), "%s/broker.err", dir);
+    pid_t pid =
+        h_spawn(out, err, "%s broker --partitions %d --topics %s", SEG_BIN, partitions, topics);
+    const char *l = h_wait_line(out, "bootstrap=", 10);
+    if (!l) {
+        h_stop(pid, SIGKILL, 5);
+        return -1;
+    }
+    snprintf(bootstrap, len, "%s", l + strlen("bootstrap="));
+    bootstrap[strcspn(bootstrap, "\r\n")] = 0;
+    return pid;
+}
+
+int h_daemon_port(const char *log, double timeout_s)
+{
+    const char *l = h_wait_line(log, "serving http://", timeout_s);
+    if (!l) return -1;
+    const char *p = strstr(l, "serving http://") + strlen("serving http://");
+    p = strchr(p, ':');
+    return p ? atoi(p + 1) : -1;
+}
+
+char *h_http_get(int port, const char *path, int *status)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "curl -s -m 5 -w '\\n%%{http_code}' http://127.0.0.1:%d%s", port,
+             path);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    size_t k;
+    while (b && (k = fread(b + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (cap - n < 1024) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) free(b);
+            b = nb;
+        }
+    }
+    int rc = pclose(p);
+    if (!b) return NULL;
+    b[n] = 0;
+    char *nl = strrchr(b, '\n');
+    if (rc != 0 || !nl) {
+        free(b);
+        return NULL;
+    }
+    *nl = 0;
+    if (status) *status = atoi(nl + 1);
+    return b;
+}
+
+double h_metric(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p;) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    return NAN;
+}
+
+double h_wait_metric(int port, const char *series, double want, int at_least, double timeout_s)
+{
+    double end = mono() + timeout_s, v = NAN;
+    do {
+        char *b = h_http_get(port, "/metrics", NULL);
+        if (b) {
+            v = h_metric(b, series);
+            free(b);
+            if (v == want || (at_least && v >= want)) return v;
+        }
+        h_sleep(0.2);
+    } while (mono() < end);
+    return v;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A fresh directory under $TMPDIR (or /tmp); the path is static storage. */
 const char *h_tmpdir(void);
@@ -20,5 +21,36 @@ int h_same_file(const char *a, const char *b);
 
 /* Adjusted Rand index of two labelings of n items (labels are small ints). */
 double h_ari(const int *a, const int *b, size_t n);
+
+/* ---- processes, for tests that run the daemon and the broker ---- */
+
+/* Runs `sh -c "exec CMD"` in the background, stdout and stderr to files
+ * (NULL: /dev/null). Returns the pid, or -1. */
+pid_t h_spawn(const char *out, const char *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sends sig (0: none) and waits up to timeout_s for the exit. Returns the
+ * exit status, 128+signal when killed, or -1 on timeout (then SIGKILLed). */
+int h_stop(pid_t pid, int sig, double timeout_s);
+/* 1 while the process is running. */
+int h_alive(pid_t pid);
+/* Starts `segstream broker --partitions P --topics T` (dir holds its
+ * output) and waits for its bootstrap line. Returns the pid or -1. */
+pid_t h_broker(const char *dir, int partitions, const char *topics, char *bootstrap, size_t len);
+/* Waits until the file contains `needle`; returns a pointer to a static
+ * copy of the line that holds it, or NULL after timeout_s. */
+const char *h_wait_line(const char *path, const char *needle, double timeout_s);
+/* The port of a daemon's "serving http://HOST:PORT/metrics" log line. */
+int h_daemon_port(const char *log, double timeout_s);
+/* GET http://127.0.0.1:port/path with curl; returns the malloc'd body
+ * (NULL on failure) and the status in *status. */
+char *h_http_get(int port, const char *path, int *status);
+/* The value of one metric line `name{labels}` (exact, labels included) in a
+ * Prometheus text body; NAN when absent. */
+double h_metric(const char *body, const char *series);
+/* Polls /metrics until series == want (or >= want when at_least), up to
+ * timeout_s. Returns the last value seen. */
+double h_wait_metric(int port, const char *series, double want, int at_least, double timeout_s);
+/* Sleeps s seconds. */
+void h_sleep(double s);
 
 #endif

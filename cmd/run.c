@@ -1,0 +1,929 @@
+/* cmd/run.c: `segstream run`, the daemon. One libuv loop drives everything:
+ * the group consumer and the producer wake it through their io-event pipes,
+ * a 100 ms tick polls both (so the group never times us out), moves the
+ * watermark and serves backpressure, and /metrics and /healthz are served
+ * from the same loop. Owns the partitions' watermark state and the ledger
+ * that stores an input offset only once every change event it caused has
+ * been delivered. State lives in this process (the in-memory store). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include "cmd/cli.h"
+#include "cmd/http.h"
+#include "cmd/pipeline.h"
+#include "stream/kafka.h"
+
+#define BATCH_MAX        1024
+#define BATCHES_PER_WAKE 16 /* then yield to the loop (deliveries, HTTP) */
+#define TICK_MS          100
+#define OUTQ_HIGH        200000 /* undelivered records: pause the consumer */
+#define OUTQ_LOW         50000  /* ... and resume below this */
+#define DLQ_MAX_PAYLOAD  524288 /* Kafka's default message limit is ~1 MB */
+#define STATS_EVERY_S    10.0
+
+static const double batch_le[] = {1, 10, 100, 1000};
+#define N_BUCKETS (sizeof(batch_le) / sizeof(batch_le[0]))
+
+typedef struct part {
+    char *topic;
+    int32_t partition;
+    int owned;
+    pl_part_t pp;        /* its newest event time, for W and the future check */
+    double last_msg;     /* monotonic s of its last record (or assignment) */
+    int64_t next_offset; /* last consumed + 1, -1 before any */
+    uint64_t in;         /* records consumed */
+    /* the last check with the broker that we had read all it holds */
+    int checking, checked_ok;
+    double checked_at;
+    int64_t checked_next;
+} part_t;
+
+/* One consumed batch (or one watermark step): its change and dead-letter
+ * records in flight, and the offsets it completes once they are delivered. */
+typedef struct unit {
+    struct unit *next;
+    int pending;
+    int closed;
+    int n_offs, cap_offs;
+    struct {
+        int part;
+        int64_t next;
+    } * offs;
+} unit_t;
+
+typedef struct run {
+    cfg_t cfg;
+    pl_t pl;
+    uv_loop_t loop;
+    uv_poll_t cpoll, ppoll;
+    uv_timer_t tick;
+    uv_idle_t more;
+    uv_signal_t sigterm, sigint;
+    http_server_t *http;
+    strm_consumer_t *cons;
+    strm_producer_t *prod;
+    char instance[128];
+
+    part_t *parts;
+    int n_parts, cap_parts, last_part;
+    int32_t *owner; /* customer handle -> part index */
+    uint64_t cap_owner;
+    uint32_t *dormant; /* handles whose partition was revoked */
+    size_t n_dormant, cap_dormant;
+    int cur_part;
+
+    unit_t *head, *tail, *cur;
+    const strm_msg_t *cur_msg;
+
+    int paused, stopping, exit_code, more_on;
+    int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
+    uint64_t last_tick_ns;
+
+    /* metrics */
+    uint64_t batches, batch_bucket[N_BUCKETS + 1];
+    double batch_sum;
+    uint64_t produced, delivered, dlq_out, queue_full, pauses, rebalances, consumer_errors;
+    double loop_lag, loop_lag_max;
+    double started, last_stats;
+    uint64_t last_stats_records;
+} run_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: segstream run [-c FILE]\n"
+               "  -c, --config FILE  YAML configuration (defaults otherwise; every key can\n"
+               "                     be overridden by SEGSTREAM_<SECTION>_<KEY>)\n"
+               "Consumes kafka.topics in group kafka.group_id, publishes segment changes to\n"
+               "kafka.changes_topic and unusable events to kafka.dlq_topic, and serves\n"
+               "/metrics and /healthz on http.listen. SIGTERM or SIGINT drains in-flight\n"
+               "work, commits and exits 0.\n");
+}
+
+static void begin_stop(run_t *r, int code);
+
+/* ---------------- partitions ---------------- */
+
+static int find_part(run_t *r, const char *topic, int32_t partition, int create)
+{
+    int l = r->last_part;
+    if (l >= 0 && l < r->n_parts && r->parts[l].partition == partition &&
+        strcmp(r->parts[l].topic, topic) == 0)
+        return l;
+    for (int i = 0; i < r->n_parts; i++)
+        if (r->parts[i].partition == partition && strcmp(r->parts[i].topic, topic) == 0)
+            return r->last_part = i;
+    if (!create) return -1;
+    if (r->n_parts == r->cap_parts) {
+        int cap = r->cap_parts ? 2 * r->cap_parts : 16;
+        part_t *p = realloc(r->parts, (size_t)cap * sizeof(*p));
+        if (!p) return -1;
+        r->parts = p;
+        r->cap_parts = cap;
+    }
+    part_t *p = &r->parts[r->n_parts];
+    memset(p, 0, sizeof(*p));
+    p->topic = strdup(topic);
+    if (!p->topic) return -1;
+    p->partition = partition;
+    p->next_offset = -1;
+    pl_part_init(&p->pp);
+    return r->last_part = r->n_parts++;
+}
+
+static int owns(void *ud, const seg_customer_t *c)
+{
+    run_t *r = ud;
+    if (c->handle >= r->cap_owner || r->owner[c->handle] < 0) return 1;
+    if (r->parts[r->owner[c->handle]].owned) return 1;
+    if (r->n_dormant == r->cap_dormant) {
+        size_t cap = r->cap_dormant ? 2 * r->cap_dormant : 1024;
+        uint32_t *d = realloc(r->dormant, cap * sizeof(*d));
+        if (!d) return 0; /* it stays dormant until its next event */
+        r->dormant = d;
+        r->cap_dormant = cap;
+    }
+    r->dormant[r->n_dormant++] = (uint32_t)c->handle;
+    return 0;
+}
+
+static void on_applied(void *ud, const seg_customer_t *c)
+{
+    run_t *r = ud;
+    if (c->handle >= r->cap_owner) {
+        uint64_t cap = r->cap_owner ? 2 * r->cap_owner : 4096;
+        while (cap <= c->handle) cap *= 2;
+        int32_t *o = realloc(r->owner, cap * sizeof(*o));
+        if (!o) return;
+        for (uint64_t i = r->cap_owner; i < cap; i++) o[i] = -1;
+        r->owner = o;
+        r->cap_owner = cap;
+    }
+    r->owner[c->handle] = r->cur_part;
+}
+
+/* ---------------- the delivery ledger ---------------- */
+
+static unit_t *unit_open(run_t *r)
+{
+    unit_t *u = calloc(1, sizeof(*u));
+    if (!u) return NULL;
+    if (r->tail)
+        r->tail->next = u;
+    else
+        r->head = u;
+    r->tail = u;
+    return r->cur = u;
+}
+
+static int unit_offset(unit_t *u, int part, int64_t next)
+{
+    for (int i = u->n_offs - 1; i >= 0; i--)
+        if (u->offs[i].part == part) {
+            u->offs[i].next = next;
+            return 0;
+        }
+    if (u->n_offs == u->cap_offs) {
+        int cap = u->cap_offs ? 2 * u->cap_offs : 8;
+        void *o = realloc(u->offs, (size_t)cap * sizeof(*u->offs));
+        if (!o) return -1;
+        u->offs = o;
+        u->cap_offs = cap;
+    }
+    u->offs[u->n_offs].part = part;
+    u->offs[u->n_offs++].next = next;
+    return 0;
+}
+
+/* Stores the offsets of every finished unit at the head, in order: an
+ * offset is committed only when all that came before it is delivered. */
+static void units_complete(run_t *r)
+{
+    while (r->head && r->head->closed && r->head->pending == 0) {
+        unit_t *u = r->head;
+        for (int i = 0; i < u->n_offs; i++) {
+            part_t *p = &r->parts[u->offs[i].part];
+            if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, u->offs[i].next);
+        }
+        r->head = u->next;
+        if (!r->head) r->tail = NULL;
+        free(u->offs);
+        free(u);
+    }
+}
+
+static void unit_close(run_t *r)
+{
+    if (r->cur) r->cur->closed = 1;
+    r->cur = NULL;
+    units_complete(r);
+}
+
+static void on_delivery(void *ud, void *opaque, const char *error, const char *topic,
+                        const void *key, size_t key_len, const void *payload, size_t len)
+{
+    run_t *r = ud;
+    unit_t *u = opaque;
+    if (error) {
+        /* the producer already retried what can be retried: this one cannot
+         * be delivered, so its input offset must never be committed */
+        cli_log(LOG_ERROR, "cannot deliver to %s: %s; stopping without committing past it", topic,
+                error);
+        begin_stop(r, 1);
+        return;
+    }
+    r->delivered++;
+    if (u) u->pending--;
+}
+
+/* Queues one record; waits (serving deliveries) while the queue is full. */
+static int produce(run_t *r, const char *topic, const void *key, size_t key_len, const void *p,
+                   size_t len, const strm_header_t *h, int nh)
+{
+    char err[256];
+    unit_t *u = r->cur;
+    for (;;) {
+        int rc = strm_producer_send(r->prod, topic, key, key_len, p, len, -1, h, nh, u, err,
+                                    sizeof(err));
+        if (rc == 0) break;
+        if (rc < 0) {
+            cli_log(LOG_ERROR, "%s", err);
+            return -1;
+        }
+        r->queue_full++;
+        strm_producer_poll(r->prod, 50);
+        if (r->stopping && r->exit_code) return -1;
+    }
+    r->produced++;
+    if (u) u->pending++;
+    return 0;
+}
+
+static int sink_change(void *ud, const seg_change_t *ch, const void *p, size_t len)
+{
+    run_t *r = ud;
+    strm_header_t h = {"segstream_instance", r->instance, strlen(r->instance)};
+    return produce(r, r->cfg.changes_topic, ch->cust->id, ch->cust->id_len, p, len, &h, 1);
+}
+
+/* The original bytes (cut at DLQ_MAX_PAYLOAD, with the size kept in a
+ * header: the whole record stays at topic/partition/offset) and why. */
+static int sink_dead(void *ud, const void *p, size_t len, const char *reason, const char *topic,
+                     int32_t partition, int64_t offset)
+{
+    run_t *r = ud;
+    char part[16], off[24], size[24];
+    snprintf(part, sizeof(part), "%" PRId32, partition);
+    snprintf(off, sizeof(off), "%" PRId64, offset);
+    snprintf(size, sizeof(size), "%zu", len);
+    strm_header_t h[6] = {{"error", reason, strlen(reason)},
+                          {"topic", topic, strlen(topic)},
+                          {"partition", part, strlen(part)},
+                          {"offset", off, strlen(off)},
+                          {"segstream_instance", r->instance, strlen(r->instance)},
+                          {"truncated_from", size, strlen(size)}};
+    int cut = len > DLQ_MAX_PAYLOAD;
+    const strm_msg_t *m = r->cur_msg;
+    r->dlq_out++;
+    return produce(r, r->cfg.dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, p,
+                   cut ? DLQ_MAX_PAYLOAD : len, h, cut ? 6 : 5);
+}
+
+/* ---------------- the watermark ---------------- */
+
+typedef struct check {
+    uv_work_t w;
+    run_t *r;
+    int part;
+    char *topic;
+    int32_t partition;
+    int64_t next;
+    double started;
+    int result;
+} check_t;
+
+static int advance_watermark(run_t *r);
+
+static void check_work(uv_work_t *w)
+{
+    check_t *k = w->data;
+    k->result = strm_consumer_caught_up(k->r->cons, k->topic, k->partition, k->next, 2000);
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+    check_t *k = w->data;
+    run_t *r = k->r;
+    part_t *p = &r->parts[k->part];
+    p->checking = 0;
+    p->checked_ok = status == 0 && k->result == 1;
+    p->checked_at = k->started;
+    p->checked_next = k->next;
+    free(k->topic);
+    free(k);
+    if (!r->stopping && p->checked_ok && advance_watermark(r) < 0) begin_stop(r, 1);
+}
+
+/* A partition is idle when it has been quiet for idle_timeout AND the
+ * broker confirmed, after the quiet began, that we hold everything it has:
+ * silence because we cannot read (a broker down, fetch errors, a slow
+ * fetcher) must never pass for a silent partition, or W would run ahead of
+ * records not yet seen. The confirmation is a blocking request, so it runs
+ * on libuv's thread pool. */
+static int part_idle(run_t *r, int i, double now)
+{
+    part_t *p = &r->parts[i];
+    if (r->paused) return 0; /* not reading is not silence */
+    double timeout = (double)r->cfg.idle_timeout_ms / 1000.0;
+    if (now - p->last_msg < timeout) return 0;
+    double fresh = timeout > 1 ? timeout : 1;
+    if (p->checked_ok && p->checked_next == p->next_offset && p->checked_at >= p->last_msg &&
+        now - p->checked_at < fresh)
+        return 1;
+    if (!p->checking && now - p->checked_at >= 0.5) {
+        check_t *k = calloc(1, sizeof(*k));
+        if (!k || !(k->topic = strdup(p->topic))) {
+            free(k);
+            return 0;
+        }
+        k->r = r;
+        k->part = i;
+        k->partition = p->partition;
+        k->next = p->next_offset;
+        k->started = now;
+        k->w.data = k;
+        if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
+            p->checking = 1;
+            p->checked_at = now;
+        } else {
+            free(k->topic);
+            free(k);
+        }
+    }
+    return 0;
+}
+
+/* CONTRACT §2: the smallest, over owned partitions that are not idle, of
+ * their newest event time, less the allowed lateness; a partition with no
+ * event yet holds W back until it is idle. When all are idle, W is the
+ * newest time seen, and moves with the wall clock while they stay idle
+ * (watermark.idle_advance), never jumping to today's date. */
+static int advance_watermark(run_t *r)
+{
+    double now = cli_monotonic_s();
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int owned = 0, active = 0;
+    for (int i = 0; i < r->n_parts; i++) {
+        part_t *p = &r->parts[i];
+        if (!p->owned) continue;
+        owned++;
+        if (p->pp.hi > hi) hi = p->pp.hi;
+        if (part_idle(r, i, now)) continue;
+        active++;
+        if (p->pp.hi == INT64_MIN) return 0; /* no event yet: no evidence */
+        if (p->pp.hi < lo) lo = p->pp.hi;
+    }
+    if (!owned || hi == INT64_MIN) return 0;
+    int64_t W;
+    if (active) {
+        r->idle_since_wall = INT64_MIN;
+        W = lo - r->cfg.allowed_lateness_ms;
+    } else {
+        W = hi - r->cfg.allowed_lateness_ms;
+        if (r->cfg.idle_advance) {
+            int64_t wall = cli_now_ms();
+            if (r->idle_since_wall == INT64_MIN) {
+                r->idle_since_wall = wall;
+                r->idle_base = r->pl.has_W && r->pl.W > W ? r->pl.W : W;
+            }
+            W = r->idle_base + (wall - r->idle_since_wall);
+        }
+    }
+    if (r->pl.has_W && W <= r->pl.W) return 0;
+    if (!unit_open(r)) return -1;
+    int rc = pl_advance(&r->pl, W);
+    unit_close(r);
+    return rc;
+}
+
+/* ---------------- consuming ---------------- */
+
+static void rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
+{
+    run_t *r = ud;
+    r->rebalances++;
+    double now = cli_monotonic_s();
+    if (!assigned && !r->stopping) {
+        /* finish what the revoked partitions started, so that their new
+         * owner resumes exactly after what is done here */
+        if (strm_producer_flush(r->prod, 30000) > 0)
+            cli_log(LOG_WARN, "revoke: change events still undelivered after 30 s");
+        units_complete(r);
+        char err[256];
+        if (strm_consumer_commit_sync(r->cons, err, sizeof(err)) < 0)
+            cli_log(LOG_WARN, "revoke: %s", err);
+    }
+    for (int i = 0; i < n; i++) {
+        int k = find_part(r, tps[i].topic, tps[i].partition, 1);
+        if (k < 0) continue;
+        r->parts[k].owned = assigned;
+        r->parts[k].last_msg = now;
+        /* State here already holds this partition up to next_offset (a lost
+         * assignment that came back, say): resume there, so that nothing
+         * is applied twice to it, whatever the group committed. */
+        if (assigned && r->parts[k].next_offset >= 0) tps[i].offset = r->parts[k].next_offset;
+    }
+    if (assigned) {
+        /* customers of partitions that came back are due again */
+        size_t keep = 0;
+        for (size_t i = 0; i < r->n_dormant; i++) {
+            uint32_t h = r->dormant[i];
+            if (r->parts[r->owner[h]].owned) {
+                seg_customer_t *c = st_mem_by_handle(r->pl.store, h);
+                if (c) pl_due_restore(&r->pl, c);
+            } else {
+                r->dormant[keep++] = h;
+            }
+        }
+        r->n_dormant = keep;
+    }
+    cli_log(LOG_INFO, "%s %d partition%s:%s%s", assigned ? "assigned" : "revoked", n,
+            n == 1 ? "" : "s", n ? " " : "", n ? tps[0].topic : "");
+    r->idle_since_wall = INT64_MIN;
+}
+
+static int process(run_t *r, strm_msg_t *ms, int n)
+{
+    if (!unit_open(r)) return -1;
+    int real = 0;
+    double now = cli_monotonic_s();
+    for (int i = 0; i < n; i++) {
+        strm_msg_t *m = &ms[i];
+        if (m->error) {
+            r->consumer_errors++;
+            cli_log(m->error_fatal ? LOG_ERROR : LOG_WARN, "consumer: %s", m->error);
+            if (m->error_fatal) {
+                unit_close(r);
+                return -1;
+            }
+            continue;
+        }
+        int k = find_part(r, m->topic, m->partition, 1);
+        if (k < 0) {
+            unit_close(r);
+            return -1;
+        }
+        part_t *p = &r->parts[k];
+        if (!p->owned) continue; /* fetched before a revoke: the new owner has it */
+        real++;
+        r->cur_part = k;
+        r->cur_msg = m;
+        int rc =
+            pl_record_part(&r->pl, &p->pp, m->payload, m->len, m->topic, m->partition, m->offset);
+        r->cur_msg = NULL;
+        if (rc < 0) {
+            /* a sink failed: nothing after this may be committed */
+            r->cur = NULL;
+            return -1;
+        }
+        p->in++;
+        p->last_msg = now;
+        p->next_offset = m->offset + 1;
+        if (unit_offset(r->cur, k, m->offset + 1) < 0) return -1;
+    }
+    unit_close(r);
+    if (real) {
+        r->batches++;
+        r->batch_sum += real;
+        size_t b = 0;
+        while (b < N_BUCKETS && real > batch_le[b]) b++;
+        r->batch_bucket[b]++;
+    }
+    return 0;
+}
+
+static void on_more(uv_idle_t *h);
+
+static void backpressure(run_t *r)
+{
+    int q = strm_producer_outq(r->prod);
+    if (!r->paused && q > OUTQ_HIGH) {
+        r->paused = 1;
+        r->pauses++;
+        strm_consumer_pause(r->cons, 1);
+        cli_log(LOG_DEBUG, "producer queue %d: pausing the consumer", q);
+    } else if (r->paused && q < OUTQ_LOW) {
+        r->paused = 0;
+        strm_consumer_pause(r->cons, 0);
+        cli_log(LOG_DEBUG, "producer queue %d: resuming", q);
+    }
+}
+
+/* Consumes up to BATCHES_PER_WAKE batches; if the queue may hold more, an
+ * idle handle brings us back next iteration (the io event is an edge). */
+static void consume(run_t *r)
+{
+    if (r->stopping) return;
+    strm_msg_t ms[BATCH_MAX];
+    char err[256];
+    int n = 0;
+    for (int b = 0; b < BATCHES_PER_WAKE && !r->stopping; b++) {
+        n = strm_consumer_batch(r->cons, ms, r->paused ? 0 : BATCH_MAX, err, sizeof(err));
+        if (n < 0) {
+            cli_log(LOG_ERROR, "%s", err);
+            begin_stop(r, 1);
+            return;
+        }
+        if (n == 0) break;
+        int rc = process(r, ms, n);
+        strm_msgs_release(ms, n);
+        if (rc < 0) {
+            begin_stop(r, 1);
+            return;
+        }
+        backpressure(r);
+        if (r->paused) break;
+    }
+    if (advance_watermark(r) < 0) begin_stop(r, 1);
+    int want_more = n == BATCH_MAX && !r->paused && !r->stopping;
+    if (want_more && !r->more_on) uv_idle_start(&r->more, on_more), r->more_on = 1;
+    if (!want_more && r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
+}
+
+static void on_more(uv_idle_t *h)
+{
+    consume(h->data);
+}
+
+static void on_consumer_fd(uv_poll_t *h, int status, int events)
+{
+    run_t *r = h->data;
+    strm_consumer_drain_fd(r->cons);
+    consume(r);
+}
+
+static void on_producer_fd(uv_poll_t *h, int status, int events)
+{
+    run_t *r = h->data;
+    strm_producer_drain_fd(r->prod);
+    strm_producer_poll(r->prod, 0);
+    units_complete(r);
+    backpressure(r);
+}
+
+static void log_stats(run_t *r, double now)
+{
+    uint64_t rec = r->pl.st.records;
+    char w[40] = "-";
+    if (r->pl.has_W) {
+        time_t s = (time_t)(r->pl.W / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        strftime(w, sizeof(w), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    cli_log(LOG_INFO,
+            "records %" PRIu64 " (%.0f/s)  dead %" PRIu64 "  changes %" PRIu64
+            "  delivered %" PRIu64 "  W %s",
+            rec, (double)(rec - r->last_stats_records) / (now - r->last_stats), r->pl.st.dead,
+            r->produced, r->delivered, w);
+    r->last_stats = now;
+    r->last_stats_records = rec;
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    run_t *r = h->data;
+    uint64_t ns = uv_hrtime();
+    if (r->last_tick_ns) {
+        r->loop_lag = (double)(ns - r->last_tick_ns) / 1e9 - TICK_MS / 1000.0;
+        if (r->loop_lag < 0) r->loop_lag = 0;
+        if (r->loop_lag > r->loop_lag_max) r->loop_lag_max = r->loop_lag;
+    }
+    r->last_tick_ns = ns;
+    strm_producer_poll(r->prod, 0);
+    units_complete(r);
+    backpressure(r);
+    double now = cli_monotonic_s();
+    consume(r); /* also serves group events: never polled means leaving the group */
+    if (now - r->last_stats >= STATS_EVERY_S) log_stats(r, now);
+}
+
+/* ---------------- stopping ---------------- */
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void begin_stop(run_t *r, int code)
+{
+    if (code > r->exit_code) r->exit_code = code;
+    if (r->stopping) return;
+    r->stopping = 1;
+    cli_log(code ? LOG_ERROR : LOG_INFO, "stopping: draining in-flight work");
+    uv_poll_stop(&r->cpoll);
+    if (r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
+    if (code == 0) {
+        int left = strm_producer_flush(r->prod, 30000);
+        units_complete(r);
+        if (left) {
+            cli_log(LOG_ERROR, "%d change events undelivered after 30 s: not committing them",
+                    left);
+            r->exit_code = 1;
+        }
+    }
+    char err[256];
+    if (strm_consumer_commit_sync(r->cons, err, sizeof(err)) < 0) cli_log(LOG_WARN, "%s", err);
+    uv_close((uv_handle_t *)&r->cpoll, close_cb);
+    uv_close((uv_handle_t *)&r->ppoll, close_cb);
+    uv_close((uv_handle_t *)&r->tick, close_cb);
+    uv_close((uv_handle_t *)&r->more, close_cb);
+    uv_close((uv_handle_t *)&r->sigterm, close_cb);
+    uv_close((uv_handle_t *)&r->sigint, close_cb);
+    http_stop(r->http);
+    r->http = NULL;
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    run_t *r = h->data;
+    cli_log(LOG_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    begin_stop(r, 0);
+}
+
+/* ---------------- HTTP ---------------- */
+
+static int render_health(void *ud, strm_buf_t *out)
+{
+    run_t *r = ud;
+    const char *s = r->stopping ? "stopping\n" : "ok\n";
+    strm_buf_append(out, s, strlen(s));
+    return r->stopping ? 503 : 200;
+}
+
+static int render_metrics(void *ud, strm_buf_t *b)
+{
+    run_t *r = ud;
+    const pl_stats_t *st = &r->pl.st;
+    strm_buf_t lb;
+    strm_buf_init(&lb);
+    int rc = 0;
+
+    rc |= http_metric_head(b, "segstream_events_in_total", "counter", "records consumed, by topic");
+    for (int i = 0; i < r->n_parts; i++) {
+        int first = 1; /* one line per topic, summed over its partitions */
+        for (int j = 0; j < i; j++)
+            if (strcmp(r->parts[j].topic, r->parts[i].topic) == 0) first = 0;
+        if (!first) continue;
+        uint64_t n = 0;
+        for (int j = i; j < r->n_parts; j++)
+            if (strcmp(r->parts[j].topic, r->parts[i].topic) == 0) n += r->parts[j].in;
+        lb.len = 0;
+        rc |= http_label(&lb, "topic", r->parts[i].topic);
+        rc |= http_metric_u64(b, "segstream_events_in_total", lb.p, n);
+    }
+    rc |= http_metric_head(b, "segstream_events_decoded_total", "counter",
+                           "records decoded into usable events");
+    rc |= http_metric_u64(b, "segstream_events_decoded_total", NULL, st->decoded);
+    rc |= http_metric_head(b, "segstream_events_applied_total", "counter",
+                           "events applied to customer state");
+    rc |= http_metric_u64(b, "segstream_events_applied_total", NULL, st->applied);
+    rc |= http_metric_head(b, "segstream_events_duplicate_total", "counter",
+                           "events whose event_id was already applied");
+    rc |= http_metric_u64(b, "segstream_events_duplicate_total", NULL, st->duplicates);
+    rc |= http_metric_head(b, "segstream_dead_letters_total", "counter",
+                           "records sent to the dead-letter topic, by reason");
+    for (int i = 0; i < PL_REASONS_MAX && st->reason[i]; i++) {
+        lb.len = 0;
+        rc |= http_label(&lb, "reason", st->reason[i]);
+        rc |= http_metric_u64(b, "segstream_dead_letters_total", lb.p, st->reason_n[i]);
+    }
+    static const char *const dims[] = {"lifecycle", "cluster", "rule"};
+    rc |= http_metric_head(b, "segstream_changes_total", "counter",
+                           "segment-change events produced, by dimension");
+    for (int d = 0; d < 3; d++) {
+        lb.len = 0;
+        rc |= http_label(&lb, "dimension", dims[d]);
+        rc |= http_metric_u64(b, "segstream_changes_total", lb.p, st->changes[d]);
+    }
+    rc |= http_metric_head(b, "segstream_records_delivered_total", "counter",
+                           "change and dead-letter records acknowledged by Kafka");
+    rc |= http_metric_u64(b, "segstream_records_delivered_total", NULL, r->delivered);
+    rc |= http_metric_head(b, "segstream_producer_queue", "gauge",
+                           "records produced and not yet acknowledged");
+    rc |=
+        http_metric_u64(b, "segstream_producer_queue", NULL, (uint64_t)strm_producer_outq(r->prod));
+    rc |= http_metric_head(b, "segstream_producer_queue_full_total", "counter",
+                           "times a produce waited for queue space");
+    rc |= http_metric_u64(b, "segstream_producer_queue_full_total", NULL, r->queue_full);
+    rc |= http_metric_head(b, "segstream_consumer_paused", "gauge",
+                           "1 while backpressure pauses consumption");
+    rc |= http_metric_u64(b, "segstream_consumer_paused", NULL, (uint64_t)r->paused);
+    rc |= http_metric_head(b, "segstream_consumer_pauses_total", "counter",
+                           "times backpressure paused consumption");
+    rc |= http_metric_u64(b, "segstream_consumer_pauses_total", NULL, r->pauses);
+    rc |= http_metric_head(b, "segstream_rebalances_total", "counter",
+                           "partition assignments and revocations");
+    rc |= http_metric_u64(b, "segstream_rebalances_total", NULL, r->rebalances);
+    rc |= http_metric_head(b, "segstream_consumer_lag", "gauge",
+                           "records behind the partition's high watermark (last fetch)");
+    for (int i = 0; i < r->n_parts; i++) {
+        part_t *p = &r->parts[i];
+        if (!p->owned) continue;
+        int64_t hi = strm_consumer_high(r->cons, p->topic, p->partition);
+        if (hi < 0 || p->next_offset < 0) continue;
+        char pn[16];
+        snprintf(pn, sizeof(pn), "%" PRId32, p->partition);
+        lb.len = 0;
+        rc |= http_label(&lb, "topic", p->topic);
+        rc |= http_label(&lb, "partition", pn);
+        rc |= http_metric_u64(b, "segstream_consumer_lag", lb.p,
+                              (uint64_t)(hi > p->next_offset ? hi - p->next_offset : 0));
+    }
+    rc |= http_metric_head(b, "segstream_partitions_owned", "gauge", "partitions assigned here");
+    uint64_t owned = 0;
+    for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned != 0;
+    rc |= http_metric_u64(b, "segstream_partitions_owned", NULL, owned);
+    rc |= http_metric_head(b, "segstream_loop_lag_seconds", "gauge",
+                           "how late the last 100 ms tick ran");
+    rc |= http_metric_f64(b, "segstream_loop_lag_seconds", NULL, r->loop_lag);
+    rc |= http_metric_head(b, "segstream_loop_lag_max_seconds", "gauge",
+                           "the largest tick delay since start");
+    rc |= http_metric_f64(b, "segstream_loop_lag_max_seconds", NULL, r->loop_lag_max);
+    rc |= http_metric_head(b, "segstream_batch_size", "histogram", "records per consumed batch");
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= N_BUCKETS; i++) {
+        cum += r->batch_bucket[i];
+        char le[16];
+        if (i < N_BUCKETS)
+            snprintf(le, sizeof(le), "%g", batch_le[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        lb.len = 0;
+        rc |= http_label(&lb, "le", le);
+        rc |= http_metric_u64(b, "segstream_batch_size_bucket", lb.p, cum);
+    }
+    rc |= http_metric_f64(b, "segstream_batch_size_sum", NULL, r->batch_sum);
+    rc |= http_metric_u64(b, "segstream_batch_size_count", NULL, r->batches);
+    rc |= http_metric_head(b, "segstream_watermark_ms", "gauge",
+                           "the watermark W, event time in ms (0 before any)");
+    rc |= http_metric_u64(b, "segstream_watermark_ms", NULL,
+                          r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
+    rc |= http_metric_head(b, "segstream_customers", "gauge", "customers held in state");
+    rc |= http_metric_u64(b, "segstream_customers", NULL, st_mem_count(r->pl.store));
+    rc |= http_metric_head(b, "segstream_model_version", "gauge", "cluster model version");
+    rc |= http_metric_u64(b, "segstream_model_version", NULL, seg_model(r->pl.seg)->version);
+    strm_buf_free(&lb);
+    return rc ? 500 : 200;
+}
+
+/* ---------------- main ---------------- */
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cfg_path = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (o == 'c')
+            cfg_path = optarg;
+        else if (o == 'h')
+            return usage(stdout), 0;
+        else
+            return usage(stderr), 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "segstream run: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    static run_t R; /* one daemon per process; large, so not on the stack */
+    run_t *r = &R;
+    memset(r, 0, sizeof(*r));
+    char err[512];
+    if (cfg_load(&r->cfg, cfg_path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream run: %s\n", err);
+        cfg_free(&r->cfg);
+        return 2;
+    }
+    cli_set_log_level(r->cfg.log_level);
+    if (r->cfg.redis_url && *r->cfg.redis_url) {
+        fprintf(stderr, "segstream run: redis.url: the Redis store is not available in this "
+                        "version; leave it empty for the in-memory store\n");
+        cfg_free(&r->cfg);
+        return 2;
+    }
+    if (pl_init(&r->pl, &r->cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream run: %s\n", err);
+        cfg_free(&r->cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    r->pl.live = 1;
+    r->pl.ext_W = 1;
+    r->pl.on_change = sink_change;
+    r->pl.change_ud = r;
+    r->pl.on_dead = sink_dead;
+    r->pl.dead_ud = r;
+    r->pl.on_applied = on_applied;
+    r->pl.applied_ud = r;
+    r->pl.owns = owns;
+    r->pl.owns_ud = r;
+    r->last_part = -1;
+    r->idle_since_wall = INT64_MIN;
+    char hn[64] = "localhost";
+    gethostname(hn, sizeof(hn) - 1);
+    snprintf(r->instance, sizeof(r->instance), "%s:%d", hn, (int)getpid());
+
+    int rc = 1;
+    const char **props = calloc((size_t)r->cfg.n_kafka_props * 2 + 1, sizeof(char *));
+    if (!props) goto out_pl;
+    for (int i = 0; i < r->cfg.n_kafka_props; i++) {
+        props[2 * i] = r->cfg.kafka_props[i].key;
+        props[2 * i + 1] = r->cfg.kafka_props[i].val;
+    }
+    strm_kopts_t ko = {.brokers = r->cfg.brokers,
+                       .group_id = r->cfg.group_id,
+                       .client_id = "segstream",
+                       .props = props,
+                       .n_props = r->cfg.n_kafka_props};
+    if (uv_loop_init(&r->loop) != 0) goto out_props;
+    if (http_start(&r->http, &r->loop, r->cfg.http_listen, render_metrics, render_health, r, err,
+                   sizeof(err)) < 0) {
+        fprintf(stderr, "segstream run: http.listen: %s\n", err);
+        rc = 2;
+        goto out_loop;
+    }
+    r->prod = strm_producer_new(&ko, on_delivery, r, err, sizeof(err));
+    if (!r->prod) {
+        fprintf(stderr, "segstream run: %s\n", err);
+        rc = 2;
+        goto out_http;
+    }
+    r->cons = strm_consumer_new(&ko, (const char *const *)r->cfg.topics, r->cfg.n_topics, rebalance,
+                                r, err, sizeof(err));
+    if (!r->cons) {
+        fprintf(stderr, "segstream run: %s\n", err);
+        rc = 2;
+        goto out_prod;
+    }
+    uv_poll_init(&r->loop, &r->cpoll, strm_consumer_fd(r->cons));
+    uv_poll_init(&r->loop, &r->ppoll, strm_producer_fd(r->prod));
+    uv_timer_init(&r->loop, &r->tick);
+    uv_idle_init(&r->loop, &r->more);
+    uv_signal_init(&r->loop, &r->sigterm);
+    uv_signal_init(&r->loop, &r->sigint);
+    r->cpoll.data = r->ppoll.data = r->tick.data = r->more.data = r;
+    r->sigterm.data = r->sigint.data = r;
+    uv_poll_start(&r->cpoll, UV_READABLE, on_consumer_fd);
+    uv_poll_start(&r->ppoll, UV_READABLE, on_producer_fd);
+    uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    r->started = r->last_stats = cli_monotonic_s();
+    char host[256];
+    int port;
+    char why[128];
+    if (cfg_split_hostport(r->cfg.http_listen, host, sizeof(host), &port, why, sizeof(why)) < 0)
+        snprintf(host, sizeof(host), "?");
+    cli_log(LOG_INFO, "running: brokers %s, group %s, topics %s%s, changes to %s", r->cfg.brokers,
+            r->cfg.group_id, r->cfg.topics[0], r->cfg.n_topics > 1 ? ",..." : "",
+            r->cfg.changes_topic);
+    cli_log(LOG_INFO, "serving http://%s:%d/metrics and /healthz", host, http_port(r->http));
+
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    rc = r->exit_code;
+    log_stats(r, cli_monotonic_s());
+    strm_consumer_close(r->cons);
+    r->cons = NULL;
+    while (r->head) { /* undelivered work of a failed run: never committed */
+        unit_t *u = r->head;
+        r->head = u->next;
+        free(u->offs);
+        free(u);
+    }
+out_prod:
+    if (r->cons) strm_consumer_close(r->cons);
+    strm_producer_free(r->prod);
+out_http:
+    if (r->http) http_stop(r->http);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+out_loop:
+    if (uv_loop_close(&r->loop) != 0) cli_log(LOG_WARN, "loop closed with handles open");
+out_props:
+    free(props);
+out_pl:
+    for (int i = 0; i < r->n_parts; i++) free(r->parts[i].topic);
+    free(r->parts);
+    free(r->owner);
+    free(r->dormant);
+    pl_free(&r->pl);
+    cfg_free(&r->cfg);
+    cli_log(LOG_INFO, "exit %d", rc);
+    return rc;
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""tests/integration/kafka_peer.py: the tests' second, independent Kafka
+client (Debian's python3-kafka, a pure-Python implementation of the
+protocol). Run with /usr/bin/python3, where Debian's modules live.
+
+  consume  --brokers B --topic T --out FILE [--expect N] [--idle S]
+      every record from the beginning, one JSON object per line:
+      {"partition","offset","key","headers":{..},"value"} (value as text,
+      or "hex:..." when it is not UTF-8); stops after N records or S
+      seconds without a new one.
+  committed --brokers B --group G --topic T
+      prints "behind=<records not committed> partitions=<n>" comparing the
+      group's committed offsets with the end offsets.
+  compare  REPLAY_FILE RUN_DUMP
+      lifecycle and rule changes as (customer, dimension, from, to, ts)
+      multisets; prints one line of key=value counts.
+"""
+import argparse
+import collections
+import json
+import sys
+import time
+
+def consume(a):
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(a.topic, bootstrap_servers=a.brokers, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=int(a.idle * 1000),
+                      max_partition_fetch_bytes=4 << 20, fetch_max_bytes=64 << 20)
+    n = 0
+    with open(a.out, "w") as f:
+        for m in c:
+            try:
+                v = m.value.decode("utf-8")
+            except UnicodeDecodeError:
+                v = "hex:" + m.value.hex()
+            rec = {"partition": m.partition, "offset": m.offset,
+                   "key": m.key.decode("utf-8", "replace") if m.key is not None else None,
+                   "headers": {k: (h.decode("utf-8", "replace") if h is not None else None)
+                               for k, h in (m.headers or [])},
+                   "value": v}
+            f.write(json.dumps(rec) + "\n")
+            n += 1
+            if a.expect and n >= a.expect:
+                break
+    c.close()
+    print("consumed=%d" % n)
+
+def committed(a):
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=a.brokers, group_id=a.group, enable_auto_commit=False)
+    parts = c.partitions_for_topic(a.topic) or set()
+    tps = [TopicPartition(a.topic, p) for p in sorted(parts)]
+    end = c.end_offsets(tps)
+    behind = 0
+    for tp in tps:
+        got = c.committed(tp) or 0
+        behind += max(0, end[tp] - got)
+    c.close()
+    print("behind=%d partitions=%d" % (behind, len(tps)))
+
+def load(path, dump):
+    out = collections.Counter()
+    clusters = set()
+    cluster_n = 0
+    for line in open(path):
+        d = json.loads(line)
+        if dump:
+            d = json.loads(d["value"])
+        if d["dimension"] == "cluster":
+            clusters.add(d["customer_id"])
+            cluster_n += 1
+            continue
+        out[(d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])] += 1
+    return out, clusters, cluster_n
+
+def compare(a):
+    r, rc, rn = load(a.replay, False)
+    k, kc, kn = load(a.run, True)
+    print("replay=%d run=%d only_replay=%d only_run=%d customers_clustered_replay=%d "
+          "customers_clustered_run=%d cluster_changes_replay=%d cluster_changes_run=%d" %
+          (sum(r.values()), sum(k.values()), sum((r - k).values()), sum((k - r).values()),
+           len(rc), len(kc), rn, kn))
+    for x in list((r - k).elements())[:3]:
+        print("  only in replay:", x, file=sys.stderr)
+    for x in list((k - r).elements())[:3]:
+        print("  only in run:", x, file=sys.stderr)
+
+p = argparse.ArgumentParser()
+sub = p.add_subparsers(dest="cmd", required=True)
+s = sub.add_parser("consume")
+s.add_argument("--brokers", required=True)
+s.add_argument("--topic", required=True)
+s.add_argument("--out", required=True)
+s.add_argument("--expect", type=int, default=0)
+s.add_argument("--idle", type=float, default=5.0)
+s = sub.add_parser("committed")
+s.add_argument("--brokers", required=True)
+s.add_argument("--group", required=True)
+s.add_argument("--topic", required=True)
+s = sub.add_parser("compare")
+s.add_argument("replay")
+s.add_argument("run")
+a = p.parse_args()
+{"consume": consume, "committed": committed, "compare": compare}[a.cmd](a)

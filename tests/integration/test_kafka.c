@@ -1,0 +1,532 @@
+/* tests/integration/test_kafka.c: `segstream run` against `segstream broker`
+ * with independent clients: kcat produces, Debian's python3-kafka (a second,
+ * pure-Python implementation of the protocol) consumes. Checks that the
+ * daemon's lifecycle and rule changes equal replay's, that its metrics count
+ * what was produced, that bad records reach the dead-letter topic with their
+ * headers while the daemon goes on, that a consumer group splits and hands
+ * over partitions, and that it survives the mock cluster's injected faults. */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "harness.h"
+#include "stream/broker.h"
+#include "stream/kafka.h"
+
+/* Kafka protocol API keys (not in librdkafka's public headers) */
+enum { API_PRODUCE = 0, API_FETCH = 1, API_OFFSET_COMMIT = 8 };
+
+#define PY "/usr/bin/python3 " SEG_SOURCE_DIR "/tests/integration/kafka_peer.py"
+
+static const char *dir;
+static char B[256];
+static pid_t broker = -1;
+
+static void need_peers(void)
+{
+    if (h_run("command -v kcat >/dev/null && /usr/bin/python3 -c 'import kafka, lz4' "
+              "2>/dev/null") != 0)
+        cr_skip_test("kcat or Debian's python3-kafka/python3-lz4 missing: run "
+                     "scripts/install-deps.sh");
+}
+
+static void setup(void)
+{
+    dir = h_tmpdir();
+    cr_assert_not_null(dir);
+}
+
+static void teardown(void)
+{
+    if (broker > 0) h_stop(broker, SIGTERM, 10);
+    broker = -1;
+    if (!getenv("SEG_TEST_KEEP")) h_run("rm -rf '%s'", dir); /* keep to debug a failure */
+}
+
+TestSuite(kafka, .init = setup, .fini = teardown, .timeout = 900);
+
+static void start_broker(int partitions)
+{
+    broker = h_broker(dir, partitions, "events,segment-changes,segstream.dlq", B, sizeof(B));
+    cr_assert_gt(broker, 0, "segstream broker did not print its bootstrap line");
+}
+
+/* The config every daemon here runs with: short idle timeout, no wall-clock
+ * advance (so W depends on event time only, as in replay), any free port,
+ * the example rules, and a short session so that a killed member is noticed. */
+static void write_cfg(const char *name, const char *brokers, const char *group, const char *idle)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  properties:\n"
+            "    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"500\"\n"
+            "watermark:\n  idle_timeout: %s\n  idle_advance: false\n"
+            "http:\n  listen: \"127.0.0.1:0\"\n"
+            "rules:\n"
+            "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
+            "  - name: cart_abandoners\n"
+            "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
+            "  - name: loyal\n    all: [\"orders >= 5\"]\n"
+            "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n",
+            brokers, group, idle);
+    fclose(f);
+}
+
+/* gen writes customer_id first: "key<TAB>line" for kcat -K. Returns the
+ * number of records and the largest ts. */
+static long keyed_copy(const char *in, const char *out, int64_t *max_ts)
+{
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/%s", dir, in);
+    snprintf(b, sizeof(b), "%s/%s", dir, out);
+    FILE *fi = fopen(a, "r"), *fo = fopen(b, "w");
+    cr_assert(fi && fo);
+    static char line[1 << 16];
+    long n = 0;
+    *max_ts = INT64_MIN;
+    while (fgets(line, sizeof(line), fi)) {
+        const char *k = strstr(line, "\"customer_id\":\"");
+        cr_assert_not_null(k);
+        k += strlen("\"customer_id\":\"");
+        const char *e = strchr(k, '"');
+        const char *t = strstr(line, "\"ts\":");
+        cr_assert(e && t);
+        int64_t ts = strtoll(t + 5, NULL, 10);
+        if (ts > *max_ts) *max_ts = ts;
+        fprintf(fo, "%.*s\t%s", (int)(e - k), k, line);
+        n++;
+    }
+    fclose(fi);
+    fclose(fo);
+    return n;
+}
+
+static void kcat_produce(const char *keyed, const char *topic)
+{
+    cr_assert_eq(h_run("kcat -P -b %s -t %s -K '\\t' -l %s/%s", B, topic, dir, keyed), 0,
+                 "kcat could not produce");
+}
+
+static pid_t start_run(const char *cfg, const char *log, int *port)
+{
+    char lp[600];
+    snprintf(lp, sizeof(lp), "%s/%s", dir, log);
+    pid_t pid = h_spawn(NULL, lp, "%s run -c %s/%s", SEG_BIN, dir, cfg);
+    cr_assert_gt(pid, 0);
+    *port = h_daemon_port(lp, 20);
+    cr_assert_gt(*port, 0, "segstream run did not start serving HTTP (see %s)", lp);
+    return pid;
+}
+
+static double metric(int port, const char *series)
+{
+    char *b = h_http_get(port, "/metrics", NULL);
+    cr_assert_not_null(b, "GET /metrics failed");
+    double v = h_metric(b, series);
+    free(b);
+    return isnan(v) ? 0 : v;
+}
+
+static double changes_total(int port)
+{
+    return metric(port, "segstream_changes_total{dimension=\"lifecycle\"}") +
+           metric(port, "segstream_changes_total{dimension=\"cluster\"}") +
+           metric(port, "segstream_changes_total{dimension=\"rule\"}");
+}
+
+/* Waits until the daemon consumed n records, W reached max_ts and every
+ * produced record is acknowledged. */
+static void wait_done(int port, double n, int64_t max_ts)
+{
+    double got = h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", n, 0, 180);
+    cr_assert_eq(got, n, "consumed %.0f of %.0f records", got, n);
+    if (max_ts != INT64_MIN) {
+        double w = h_wait_metric(port, "segstream_watermark_ms", (double)max_ts, 0, 60);
+        cr_assert_eq(w, (double)max_ts, "watermark %.0f, want %" PRId64, w, max_ts);
+    }
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
+    h_sleep(0.3); /* a tick: the last W step's changes are queued, then delivered */
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
+}
+
+static long consume(const char *topic, const char *out, long expect)
+{
+    char res[600];
+    snprintf(res, sizeof(res), "%s/%s.res", dir, out);
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic %s --out %s/%s --expect %ld --idle 8 "
+                          "> %s",
+                       B, topic, dir, out, expect, res),
+                 0);
+    char *r = h_slurp(res, NULL);
+    cr_assert_not_null(r);
+    long n = -1;
+    sscanf(r, "consumed=%ld", &n);
+    free(r);
+    return n;
+}
+
+static long field(const char *s, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s=", name);
+    const char *p = strstr(s, key);
+    cr_assert_not_null(p, "no %s in %s", name, s);
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
+{
+    need_peers();
+    start_broker(4);
+    cr_assert_eq(
+        h_run("%s gen --customers 3000 --events 60000 --seed 5 --out %s/ev.jsonl", SEG_BIN, dir),
+        0);
+    int64_t max_ts;
+    long n = keyed_copy("ev.jsonl", "ev.keyed", &max_ts);
+    kcat_produce("ev.keyed", "events");
+    write_cfg("run.yaml", B, "g-main", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    wait_done(port, (double)n, max_ts);
+
+    /* the metrics count what was produced */
+    cr_expect_eq(metric(port, "segstream_events_decoded_total"), (double)n);
+    cr_expect_eq(metric(port, "segstream_events_applied_total"), (double)n);
+    double changes = changes_total(port);
+    cr_assert_gt(changes, 0);
+    cr_expect_eq(metric(port, "segstream_records_delivered_total"), changes);
+    int st;
+    char *h = h_http_get(port, "/healthz", &st);
+    cr_expect_eq(st, 200);
+    free(h);
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0, "SIGTERM must drain and exit 0");
+
+    long got = consume("segment-changes", "changes.dump", (long)changes);
+    cr_assert_eq(got, (long)changes, "python-kafka read %ld change events, metrics say %.0f", got,
+                 changes);
+    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
+    char *cmp = h_slurp(path, NULL);
+    cr_assert_not_null(cmp);
+    fprintf(stderr, "run vs replay: %s", cmp);
+    cr_expect_gt(field(cmp, "replay"), 1000);
+    cr_expect_eq(field(cmp, "only_replay"), 0, "lifecycle/rule changes missing from run: %s", cmp);
+    cr_expect_eq(field(cmp, "only_run"), 0, "lifecycle/rule changes not in replay: %s", cmp);
+    cr_expect_eq(field(cmp, "customers_clustered_run"), 3000, "every customer gets a cluster");
+    free(cmp);
+}
+
+/* Produces one record with our own producer (binary and oversized payloads
+ * that a line-oriented kcat cannot carry). */
+static void produce_raw(strm_producer_t *p, const char *key, const void *v, size_t len)
+{
+    char err[256];
+    cr_assert_eq(strm_producer_send(p, "events", key, strlen(key), v, len, -1, NULL, 0, NULL, err,
+                                    sizeof(err)),
+                 0, "%s", err);
+}
+
+Test(kafka, dead_letters_keep_bytes_and_reason_and_the_daemon_goes_on)
+{
+    need_peers();
+    start_broker(4);
+    cr_assert_eq(
+        h_run("%s gen --customers 300 --events 3000 --seed 8 --out %s/ev.jsonl", SEG_BIN, dir), 0);
+    int64_t max_ts;
+    long good = keyed_copy("ev.jsonl", "ev.keyed", &max_ts);
+    kcat_produce("ev.keyed", "events");
+
+    const char *props[] = {"message.max.bytes", "4000000"};
+    strm_kopts_t o = {.brokers = B, .props = props, .n_props = 1};
+    char err[256];
+    strm_producer_t *p = strm_producer_new(&o, NULL, NULL, err, sizeof(err));
+    cr_assert_not_null(p, "%s", err);
+    static const unsigned char trunc[] = {0x83, 0xa2, 't', 'y', 0xa9, 'p'};
+    const char *bad_json[] = {
+        "not json at all",
+        "{\"type\":\"page_view\",\"ts\":1719000000000}",
+        "{\"customer_id\":\"c000001\",\"type\":7,\"ts\":1719000000000}",
+        "{\"customer_id\":\"c000002\",\"type\":\"page_view\",\"ts\":\"yesterday\"}",
+        "{\"customer_id\":\"c000003\",\"type\":\"purchase\",\"ts\":1719000000000,\"amount\":-5}",
+        "{\"customer_id\":\"c000004\",\"type\":\"page_view\",\"ts\":4102444800000}",
+    };
+    const char *reasons[] = {
+        "not_json_or_msgpack", "missing_customer_id", "bad_type",          "bad_ts",
+        "negative_amount",     "future_ts",           "truncated_msgpack", "oversized"};
+    for (size_t i = 0; i < 6; i++) produce_raw(p, "bad", bad_json[i], strlen(bad_json[i]));
+    produce_raw(p, "bad", trunc, sizeof(trunc));
+    size_t big_len = 1 << 20;
+    char *big = malloc(big_len);
+    cr_assert_not_null(big);
+    memset(big, 'x', big_len);
+    const char head[] = "{\"customer_id\":\"c000005\",\"type\":\"page_view\",\"pad\":\"";
+    memcpy(big, head, sizeof(head) - 1);
+    memcpy(big + big_len - 3, "\"}\n", 3);
+    produce_raw(p, "bad", big, big_len);
+    cr_assert_eq(strm_producer_flush(p, 30000), 0);
+    strm_producer_free(p);
+    long bad = 8;
+
+    write_cfg("run.yaml", B, "g-dlq", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    wait_done(port, (double)(good + bad), INT64_MIN);
+    cr_assert(h_alive(run), "the daemon must keep running");
+    int st;
+    char *h = h_http_get(port, "/healthz", &st);
+    cr_expect_eq(st, 200);
+    free(h);
+    cr_expect_eq(metric(port, "segstream_events_decoded_total"), (double)good);
+    double dead = 0;
+    for (size_t i = 0; i < 8; i++) {
+        char series[128];
+        snprintf(series, sizeof(series), "segstream_dead_letters_total{reason=\"%s\"}", reasons[i]);
+        cr_expect_eq(metric(port, series), 1, "%s", series);
+        dead += metric(port, series);
+    }
+    cr_expect_eq(dead, (double)bad);
+    double changes = changes_total(port);
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+
+    cr_assert_eq(consume("segstream.dlq", "dlq.dump", bad), bad);
+    cr_assert_eq(consume("segment-changes", "changes.dump", (long)changes), (long)changes,
+                 "change events on the topic = segstream_changes_total");
+    char path[600];
+    snprintf(path, sizeof(path), "%s/dlq.dump", dir);
+    char *d = h_slurp(path, NULL);
+    cr_assert_not_null(d);
+    for (size_t i = 0; i < 8; i++) {
+        char want[96];
+        snprintf(want, sizeof(want), "\"error\": \"%s\"", reasons[i]);
+        cr_expect_not_null(strstr(d, want), "no dead letter with %s", want);
+    }
+    cr_expect_not_null(strstr(d, "\"value\": \"not json at all\""), "original bytes kept");
+    cr_expect_not_null(strstr(d, "\"topic\": \"events\""));
+    cr_expect_not_null(strstr(d, "\"offset\": \""));
+    cr_expect_not_null(strstr(d, "\"partition\": \""));
+    cr_expect_not_null(strstr(d, "\"truncated_from\": \"1048576\""),
+                       "the oversized record is cut, with its size in a header");
+    cr_expect_not_null(strstr(d, "\"value\": \"hex:83a27479a970\""), "binary kept exactly");
+    free(d);
+    free(big);
+}
+
+/* The daemon's instance id as its change events carry it. */
+static void instance_of(pid_t pid, char *buf, size_t len)
+{
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(buf, len, "%s:%d", host, (int)pid);
+}
+
+/* For each customer in a dump of segment-changes: which instances emitted.
+ * Returns customers emitted by both a and b; counts per instance in na/nb. */
+static long both_instances(const char *dump, const char *a, const char *b, long *na, long *nb,
+                           long *b_of_a)
+{
+    char cmd[1200];
+    snprintf(
+        cmd, sizeof(cmd),
+        "/usr/bin/python3 -c '\n"
+        "import json,sys,collections\n"
+        "by=collections.defaultdict(set); first={}\n"
+        "for l in open(sys.argv[1]):\n"
+        "  d=json.loads(l); v=json.loads(d[\"value\"]); i=d[\"headers\"][\"segstream_instance\"]\n"
+        "  by[v[\"customer_id\"]].add(i); first.setdefault(v[\"customer_id\"], i)\n"
+        "a,b=sys.argv[2],sys.argv[3]\n"
+        "both=sum(1 for s in by.values() if a in s and b in s)\n"
+        "na=sum(1 for s in by.values() if a in s); nb=sum(1 for s in by.values() if b in s)\n"
+        "boa=sum(1 for c,s in by.items() if first[c]==a and b in s)\n"
+        "print(both,na,nb,boa)' %s/%s %s %s > %s/inst.txt",
+        dir, dump, a, b, dir);
+    cr_assert_eq(h_run("%s", cmd), 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/inst.txt", dir);
+    char *r = h_slurp(path, NULL);
+    cr_assert_not_null(r);
+    long both = -1;
+    cr_assert_eq(sscanf(r, "%ld %ld %ld %ld", &both, na, nb, b_of_a), 4);
+    free(r);
+    return both;
+}
+
+static long group_behind(const char *group)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/behind.txt", dir);
+    if (h_run(PY " committed --brokers %s --group %s --topic events > %s 2>/dev/null", B, group,
+              path) != 0)
+        return -1;
+    char *r = h_slurp(path, NULL);
+    long behind = -1;
+    if (r) sscanf(r, "behind=%ld", &behind);
+    free(r);
+    return behind;
+}
+
+Test(kafka, a_consumer_group_splits_partitions_and_hands_them_over)
+{
+    need_peers();
+    start_broker(8);
+    write_cfg("run.yaml", B, "g-group", "1s");
+    int pa, pb;
+    pid_t a = start_run("run.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 30), 8);
+    pid_t b = start_run("run.yaml", "b.log", &pb);
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 4, 0, 30), 4);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 30), 4,
+                 "the group splits 8 partitions 4 and 4");
+
+    cr_assert_eq(
+        h_run("%s gen --customers 2000 --events 30000 --seed 12 --out %s/p1.jsonl", SEG_BIN, dir),
+        0);
+    int64_t max1, max2;
+    long n1 = keyed_copy("p1.jsonl", "p1.keyed", &max1);
+    kcat_produce("p1.keyed", "events");
+    double end = 0;
+    for (int i = 0; i < 300 && end < (double)n1; i++) {
+        end = metric(pa, "segstream_events_in_total{topic=\"events\"}") +
+              metric(pb, "segstream_events_in_total{topic=\"events\"}");
+        h_sleep(0.2);
+    }
+    cr_assert_eq(end, (double)n1, "the two members consumed %.0f of %ld", end, n1);
+    double ina = metric(pa, "segstream_events_in_total{topic=\"events\"}");
+    double inb = metric(pb, "segstream_events_in_total{topic=\"events\"}");
+    cr_expect(ina > 0 && inb > 0, "both members work: %.0f and %.0f", ina, inb);
+    cr_assert_eq(h_wait_metric(pa, "segstream_producer_queue", 0, 0, 60), 0);
+    cr_assert_eq(h_wait_metric(pb, "segstream_producer_queue", 0, 0, 60), 0);
+    for (int i = 0; i < 100 && group_behind("g-group") != 0; i++) h_sleep(0.2);
+    cr_assert_eq(group_behind("g-group"), 0, "offsets committed once their effects are done");
+
+    /* A dies without leaving the group: after the session timeout, B owns
+     * all 8 partitions and goes on from A's committed offsets. */
+    char ia[128], ib[128];
+    instance_of(a, ia, sizeof(ia));
+    instance_of(b, ib, sizeof(ib));
+    cr_assert_eq(h_stop(a, SIGKILL, 10), 128 + SIGKILL);
+    cr_assert_eq(h_run("%s gen --customers 2000 --events 20000 --seed 13 --start "
+                       "2024-07-15T00:00:00Z --days 30 --out %s/p2.jsonl",
+                       SEG_BIN, dir),
+                 0);
+    long n2 = keyed_copy("p2.jsonl", "p2.keyed", &max2);
+    kcat_produce("p2.keyed", "events");
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 60), 8,
+                 "B takes over A's partitions");
+    cr_assert_eq(
+        h_wait_metric(pb, "segstream_events_in_total{topic=\"events\"}", inb + (double)n2, 0, 120),
+        inb + (double)n2, "B consumes every record of phase 2, and A's are not re-read");
+    cr_assert_eq(h_wait_metric(pb, "segstream_producer_queue", 0, 0, 60), 0);
+    for (int i = 0; i < 100 && group_behind("g-group") != 0; i++) h_sleep(0.2);
+    cr_assert_eq(group_behind("g-group"), 0);
+    double changes_b = changes_total(pb);
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+
+    long total = consume("segment-changes", "changes.dump", 0);
+    cr_assert_gt(total, (long)changes_b);
+    long na, nb, b_of_a;
+    long both = both_instances("changes.dump", ia, ib, &na, &nb, &b_of_a);
+    fprintf(stderr,
+            "group: A consumed %.0f, B %.0f of phase 1; customers with changes from A %ld, "
+            "from B %ld, A's customers later served by B %ld\n",
+            ina, inb, na, nb, b_of_a);
+    cr_expect_gt(na, 0);
+    cr_expect_gt(nb, 0);
+    cr_expect_gt(b_of_a, 0, "after the kill, B serves A's customers");
+    cr_expect_eq(both, b_of_a, "no customer is handled by both, except A's after the handover");
+}
+
+Test(kafka, survives_broker_down_and_request_errors_without_losing_anything)
+{
+    need_peers();
+    char err[256];
+    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
+    cr_assert_not_null(br, "%s", err);
+    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
+    cr_assert_eq(strm_broker_topic(br, "events", 4, err, sizeof(err)), 0);
+    cr_assert_eq(strm_broker_topic(br, "segment-changes", 4, err, sizeof(err)), 0);
+    cr_assert_eq(strm_broker_topic(br, "segstream.dlq", 1, err, sizeof(err)), 0);
+    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+
+    cr_assert_eq(
+        h_run("%s gen --customers 2000 --events 40000 --seed 21 --out %s/ev.jsonl", SEG_BIN, dir),
+        0);
+    /* two halves: the faults fall between and during them */
+    cr_assert_eq(h_run("head -n 20000 %s/ev.jsonl > %s/h1.jsonl && tail -n +20001 %s/ev.jsonl > "
+                       "%s/h2.jsonl",
+                       dir, dir, dir, dir),
+                 0);
+    int64_t m1, m2;
+    long n1 = keyed_copy("h1.jsonl", "h1.keyed", &m1);
+    long n2 = keyed_copy("h2.jsonl", "h2.keyed", &m2);
+    kcat_produce("h1.keyed", "events");
+    /* the transient fetch errors after an outage must not pass for silence */
+    write_cfg("run.yaml", B, "g-fault", "3s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    cr_assert_eq(
+        h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", (double)n1, 0, 120),
+        (double)n1);
+
+    /* the only broker goes away for 3 s */
+    rd_kafka_mock_broker_set_down(mc, 1);
+    h_sleep(3);
+    rd_kafka_mock_broker_set_up(mc, 1);
+    /* then retriable errors on produce, fetch and offset commit */
+    rd_kafka_mock_push_request_errors(
+        mc, API_PRODUCE, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+    rd_kafka_mock_push_request_errors(mc, API_FETCH, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+    rd_kafka_mock_push_request_errors(mc, API_OFFSET_COMMIT, 2,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    kcat_produce("h2.keyed", "events");
+    /* and down once more while the second half is being consumed */
+    rd_kafka_mock_broker_set_down(mc, 1);
+    h_sleep(2);
+    rd_kafka_mock_broker_set_up(mc, 1);
+
+    double in = h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}",
+                              (double)(n1 + n2), 1, 180);
+    cr_assert_geq(in, (double)(n1 + n2), "consumed %.0f of %ld", in, n1 + n2);
+    cr_assert_eq(h_wait_metric(port, "segstream_watermark_ms", (double)m2, 0, 60), (double)m2);
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 120), 0);
+    h_sleep(0.3);
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
+    double changes = changes_total(port);
+    cr_assert(h_alive(run));
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+
+    long got = consume("segment-changes", "changes.dump", 0);
+    cr_assert_geq(got, (long)changes, "every change event produced is on the topic");
+    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
+    char *cmp = h_slurp(path, NULL);
+    cr_assert_not_null(cmp);
+    fprintf(stderr, "after faults, run vs replay: %s", cmp);
+    cr_expect_eq(field(cmp, "only_replay"), 0, "nothing lost: %s", cmp);
+    cr_expect_eq(field(cmp, "only_run"), 0, "nothing counted twice: %s", cmp);
+    free(cmp);
+    strm_broker_free(br);
+}
