@@ -423,9 +423,7 @@ static void rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
         if (strm_producer_flush(r->prod, 30000) > 0)
             cli_log(LOG_WARN, "revoke: change events still undelivered after 30 s");
         units_complete(r);
-        char err[256];
-        if (strm_consumer_commit_sync(r->cons, err, sizeof(err)) < 0)
-            cli_log(LOG_WARN, "revoke: %s", err);
+        strm_consumer_commit_async(r->cons); /* never wait here: a lost group has no coordinator */
     }
     for (int i = 0; i < n; i++) {
         int k = find_part(r, tps[i].topic, tps[i].partition, 1);
@@ -636,8 +634,7 @@ static void begin_stop(run_t *r, int code)
             r->exit_code = 1;
         }
     }
-    char err[256];
-    if (strm_consumer_commit_sync(r->cons, err, sizeof(err)) < 0) cli_log(LOG_WARN, "%s", err);
+    strm_consumer_commit_async(r->cons); /* the close below commits and waits, bounded */
     uv_close((uv_handle_t *)&r->cpoll, close_cb);
     uv_close((uv_handle_t *)&r->ppoll, close_cb);
     uv_close((uv_handle_t *)&r->tick, close_cb);
@@ -899,7 +896,7 @@ int cmd_run(int argc, char **argv)
     uv_run(&r->loop, UV_RUN_DEFAULT);
     rc = r->exit_code;
     log_stats(r, cli_monotonic_s());
-    strm_consumer_close(r->cons);
+    strm_consumer_close(r->cons, 10000);
     r->cons = NULL;
     while (r->head) { /* undelivered work of a failed run: never committed */
         unit_t *u = r->head;
@@ -908,7 +905,7 @@ int cmd_run(int argc, char **argv)
         free(u);
     }
 out_prod:
-    if (r->cons) strm_consumer_close(r->cons);
+    if (r->cons) strm_consumer_close(r->cons, 10000);
     strm_producer_free(r->prod);
 out_http:
     if (r->http) http_stop(r->http);

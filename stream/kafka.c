@@ -145,7 +145,7 @@ strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *top
 fail_conf:
     if (conf) rd_kafka_conf_destroy(conf);
 fail:
-    strm_consumer_close(c);
+    strm_consumer_close(c, 0);
     return NULL;
 }
 
@@ -220,16 +220,6 @@ int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition
     return e ? -1 : 0; /* a partition no longer assigned refuses: its new owner goes on */
 }
 
-int strm_consumer_commit_sync(strm_consumer_t *c, char *err, size_t errlen)
-{
-    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        snprintf(err, errlen, "commit: %s", rd_kafka_err2str(e));
-        return -1;
-    }
-    return 0;
-}
-
 int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition)
 {
     int64_t lo, hi;
@@ -255,7 +245,11 @@ int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t parti
     return pos >= hi;
 }
 
-void strm_consumer_close(strm_consumer_t *c)
+/* Leaves the group in librdkafka's background thread and serves its
+ * events here, for at most timeout_ms: a close must end even when the
+ * brokers are gone (its final commit then fails, and the next owner re-reads
+ * from the last commit that succeeded). */
+void strm_consumer_close(strm_consumer_t *c, int timeout_ms)
 {
     if (!c) return;
     if (c->q) {
@@ -263,12 +257,33 @@ void strm_consumer_close(strm_consumer_t *c)
         rd_kafka_queue_destroy(c->q);
     }
     if (c->rk) {
-        rd_kafka_consumer_close(c->rk);
-        rd_kafka_destroy(c->rk);
+        int flags = 0;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+        if (e) {
+            rd_kafka_error_destroy(e);
+            flags = RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
+        } else {
+            for (int waited = 0; !rd_kafka_consumer_closed(c->rk); waited += 100) {
+                if (waited >= timeout_ms) {
+                    flags = RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
+                    break;
+                }
+                rd_kafka_queue_poll_callback(q, 100);
+            }
+        }
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy_flags(c->rk, flags);
     }
     for (int i = 0; i < 2; i++)
         if (c->fds[i] >= 0) close(c->fds[i]);
     free(c);
+}
+
+int strm_consumer_commit_async(strm_consumer_t *c)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 1);
+    return e && e != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
 }
 
 /* ---------------- producer ---------------- */

@@ -68,8 +68,8 @@ int strm_consumer_pause(strm_consumer_t *c, int pause);
  * they are committed in the background (auto-commit) and on close. */
 int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
                         int64_t next_offset);
-/* Commits stored offsets now, waiting for the answer. */
-int strm_consumer_commit_sync(strm_consumer_t *c, char *err, size_t errlen);
+/* Commits the stored offsets now, in the background. */
+int strm_consumer_commit_async(strm_consumer_t *c);
 /* The partition's high watermark as last seen in a fetch (no request is
  * sent), or -1 when unknown. */
 int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition);
@@ -79,8 +79,9 @@ int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partit
  * within timeout_ms. BLOCKS: call it from a worker thread. */
 int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t partition,
                             int64_t next_offset, int timeout_ms);
-/* Leaves the group (revoking through the callback), commits, frees. */
-void strm_consumer_close(strm_consumer_t *c);
+/* Leaves the group (revoking through the callback) and commits, giving up
+ * after timeout_ms (brokers gone), then frees. BLOCKS up to timeout_ms. */
+void strm_consumer_close(strm_consumer_t *c, int timeout_ms);
 
 /* ---------------- producer ---------------- */
 typedef struct strm_producer strm_producer_t;
