@@ -66,6 +66,11 @@ static inline double seg__rand01(uint64_t *state)
 
 uint64_t seg__hash(const void *data, size_t len); /* FNV-1a 64 */
 
+/* seg_model_nearest that also gives the squared distance to slot cur
+ * (in *dcur, when cur >= 0): one pass for assignment and hysteresis. */
+int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
+                            double *dcur);
+
 /* Category dictionary inside the engine. */
 uint32_t seg__category_intern(seg_t *s, const char *name, size_t len);
 

@@ -71,7 +71,11 @@ typedef struct seg_customer {
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
     uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
-    char *traits;          /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
+    uint64_t id_hash;      /* seg__hash of id, for the model's customer sample */
+    /* the normalised vector last added to the model (valid while taught_epoch
+     * is the model's epoch): what the next event removes, not recomputed */
+    double taught[SEG_DIM];
+    char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
 } seg_customer_t;
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);
