@@ -121,9 +121,11 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
     }
     double inertia = 0;
     for (int it = 0; it < 30; it++) {
-        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX];
+        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX], cc[SEG_K_MAX][SEG_K_MAX];
         memset(sum, 0, sizeof(sum));
         memset(cnt, 0, sizeof(cnt));
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b <= a; b++) cc[a][b] = cc[b][a] = dist2(cent[a], cent[b]);
         int moved = 0;
         inertia = 0;
         for (int i = 0; i < n; i++) {
@@ -133,7 +135,10 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
             double bd = dist2(pts[i], cent[best]);
             if (isnan(bd)) bd = INFINITY, best = 0; /* what a plain scan ends with */
             for (int j = 0; j < k; j++) {
-                if (j == best) continue;
+                /* a centroid more than twice as far from the best one as the
+                 * point is cannot be nearer (triangle inequality; the margin
+                 * covers rounding, so the skipped distance is strictly larger) */
+                if (j == best || cc[best][j] > 4.00001 * bd) continue;
                 double s = dist2_upto(pts[i], cent[j], bd);
                 if (s < bd || (s == bd && j < best)) bd = s, best = j;
             }
