@@ -58,6 +58,7 @@ void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_
     c->reactivated_at = SEG_NO_TIME;
     c->last_change_ts = SEG_NO_TIME;
     c->due = SEG_NEVER;
+    c->due_queued = SEG_NEVER;
 }
 
 void seg_customer_clear(seg_customer_t *c)

@@ -62,7 +62,8 @@ typedef struct seg_customer {
     int32_t cluster;   /* stable cluster id, -1 before the first assignment */
     uint64_t handle;   /* caller's stable handle (due index key) */
     int64_t first_seen, last_seen, last_activity, reactivated_at, decay_ts, last_change_ts;
-    int64_t due; /* next silent change (lifecycle or rule), SEG_NEVER when none */
+    int64_t due;        /* next silent change (lifecycle or rule), SEG_NEVER when none */
+    int64_t due_queued; /* caller's: key of its live due-index entry, SEG_NEVER when none */
     uint64_t events, orders, seq;
     double revenue;
     uint64_t rules;      /* bit i: rule i holds */
