@@ -683,33 +683,58 @@ static const char *set_amount(seg_event_t *ev, const strm__val_t *v, int str_ok)
     return NULL;
 }
 
-/* seg_evtype_parse / seg_channel_parse, without a strlen per candidate:
- * the first byte filters, one comparison confirms. */
+/* seg_evtype_parse / seg_channel_parse as a switch on the length and one
+ * wide comparison (every event names its type: this runs per event). */
+#define NAME(lit, id)                                                                              \
+    if (key_eq(s, lit, sizeof lit - 1)) return id
 static uint8_t type_of(const char *s, size_t n)
 {
-    if (n == 0) return SEG_EV_OTHER;
-    for (int i = 0; i < SEG_EV_OTHER; i++) {
-        const char *c = seg_evtype_names[i];
-        if (c[0] != s[0]) continue;
-        size_t k = 1;
-        while (k < n && c[k] && c[k] == s[k]) k++;
-        if (k == n && c[k] == 0) return (uint8_t)i;
+    switch (n) {
+    case 6:
+        NAME("search", SEG_EV_SEARCH);
+        break;
+    case 8:
+        NAME("checkout", SEG_EV_CHECKOUT);
+        NAME("purchase", SEG_EV_PURCHASE);
+        break;
+    case 9:
+        NAME("page_view", SEG_EV_PAGE_VIEW);
+        break;
+    case 10:
+        NAME("email_open", SEG_EV_EMAIL_OPEN);
+        break;
+    case 11:
+        NAME("add_to_cart", SEG_EV_ADD_TO_CART);
+        NAME("email_click", SEG_EV_EMAIL_CLICK);
+        break;
+    case 12:
+        NAME("product_view", SEG_EV_PRODUCT_VIEW);
+        break;
+    case 13:
+        NAME("session_start", SEG_EV_SESSION_START);
+        break;
+    case 16:
+        NAME("remove_from_cart", SEG_EV_REMOVE_FROM_CART);
+        break;
     }
     return SEG_EV_OTHER;
 }
 
 static int channel_of(const char *s, size_t n)
 {
-    if (n == 0) return -1;
-    for (int i = 1; i < SEG_CH__COUNT; i++) {
-        const char *c = seg_channel_names[i];
-        if (c[0] != s[0]) continue;
-        size_t k = 1;
-        while (k < n && c[k] && c[k] == s[k]) k++;
-        if (k == n && c[k] == 0) return i;
+    switch (n) {
+    case 3:
+        NAME("web", SEG_CH_WEB);
+        NAME("app", SEG_CH_APP);
+        break;
+    case 5:
+        NAME("email", SEG_CH_EMAIL);
+        NAME("store", SEG_CH_STORE);
+        break;
     }
     return -1;
 }
+#undef NAME
 
 static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *ev)
 {
