@@ -68,6 +68,10 @@ int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
  * characters that did fit; the rest is not looked at). */
 long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_t *wrote);
 
+/* Test hook: 1 when the JSON decoder's fast path for compact JSON either
+ * declines js or gives exactly the tokens jsmn and the grammar check give. */
+int strm__json_fast_agrees(const char *js, size_t len);
+
 /* 1 when s[0..n) holds a byte that is a control character, non-ASCII, or a
  * backslash: such strings take the careful path. Eight bytes at a time. */
 static inline int strm__needs_care(const char *s, size_t n)
