@@ -75,12 +75,17 @@ int seg_model_nearest(const seg_model_t *m, const double x[SEG_DIM], double *d2)
 int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
                             double *dcur)
 {
-    int best = 0;
-    double bd = INFINITY;
+    /* the current slot first, in full: it is usually the nearest, and its
+     * distance lets the others stop halfway; ties still go to the lowest
+     * slot, as in a plain scan */
+    int best = cur >= 0 ? cur : 0;
+    double bd = dist2(x, m->cl[best].c);
+    if (cur >= 0) *dcur = bd;
+    if (isnan(bd)) bd = INFINITY, best = 0;
     for (int j = 0; j < m->k; j++) {
-        double s = dist2(x, m->cl[j].c);
-        if (j == cur) *dcur = s;
-        if (s < bd) bd = s, best = j;
+        if (j == best && bd != INFINITY) continue;
+        double s = dist2_upto(x, m->cl[j].c, bd);
+        if (s < bd || (s == bd && j < best)) bd = s, best = j;
     }
     if (d2) *d2 = bd;
     return best;
