@@ -203,7 +203,7 @@ const seg_sizes_t *seg_sizes(const seg_t *s)
 
 uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
 {
-    uint64_t h = seg__hash(name, len);
+    uint64_t h = seg__hash_fast(name, len);
     uint32_t mask = s->cat_tab_cap - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
         uint32_t id = s->cat_tab[i];
@@ -218,7 +218,7 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
         if (!nt) return 0;
         for (uint32_t id = 1; id <= s->n_cat; id++) {
             const char *n = s->cat_names[id - 1];
-            uint32_t j = (uint32_t)seg__hash(n, strlen(n)) & (nc - 1);
+            uint32_t j = (uint32_t)seg__hash_fast(n, strlen(n)) & (nc - 1);
             while (nt[j]) j = (j + 1) & (nc - 1);
             nt[j] = id;
         }
@@ -532,7 +532,7 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_e
 static int dedup_seen(seg_customer_t *c, const seg_event_t *ev)
 {
     if (!ev->event_id_len) return 0;
-    uint64_t h = seg__hash(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
+    uint64_t h = seg__hash_fast(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
     for (int i = 0; i < SEG_DEDUP_N; i++)
         if (c->dedup[i] == h) return 1;
     c->dedup[c->dedup_pos] = h;
