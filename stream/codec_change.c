@@ -74,21 +74,21 @@ static char *json_body_at(char *o, const char *str, size_t len)
             o += len - k;
             break;
         }
-        size_t run = k;
-        while (run < len && !json_care[s[run]]) run++;
-        if (run > k) {
-            memcpy(o, s + k, run - k);
-            o += run - k;
-            k = run;
-            if (k == len) break;
-        }
+        /* a short run byte by byte (a libc memcpy per run cost more) */
+        while (k < len && !json_care[s[k]]) *o++ = (char)s[k++];
+        if (k == len) break;
         unsigned c = s[k];
+        if (c >= 0xC2 && c <= 0xDF && k + 1 < len && (s[k + 1] & 0xC0) == 0x80) {
+            o[0] = (char)c; /* two-byte characters (the labels' middle dot) inline */
+            o[1] = (char)s[k + 1];
+            o += 2;
+            k += 2;
+            continue;
+        }
         if (c >= 0x80) {
             size_t n = strm__utf8_seq(s + k, len - k);
             if (n) {
-                memcpy(o, s + k, n);
-                o += n;
-                k += n;
+                for (size_t j = 0; j < n; j++) *o++ = (char)s[k++];
             } else {
                 memcpy(o, "\\ufffd", 6);
                 o += 6;
@@ -229,21 +229,31 @@ static int count_digits(uint64_t v)
     return t + (u >= pow10[t]);
 }
 
-/* v in decimal at o; returns the end. Two digits per division. */
+/* v in decimal at o; returns the end. Two digits per division, in 32-bit
+ * arithmetic below 10^8 (timestamps take one 64-bit division). */
 static char *put_u64(char *o, uint64_t v)
 {
     char *e = o + count_digits(v), *p = e;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
+    while (v >= 100000000) {
+        uint32_t lo = (uint32_t)(v % 100000000);
+        v /= 100000000;
+        for (int i = 0; i < 4; i++, lo /= 100) {
+            p -= 2;
+            memcpy(p, digits2 + 2 * (lo % 100), 2);
+        }
+    }
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
         p -= 2;
         memcpy(p, digits2 + 2 * r, 2);
     }
-    if (v >= 10) {
+    if (w >= 10) {
         p -= 2;
-        memcpy(p, digits2 + 2 * v, 2);
+        memcpy(p, digits2 + 2 * w, 2);
     } else {
-        *--p = (char)('0' + v);
+        *--p = (char)('0' + w);
     }
     return e;
 }
