@@ -57,6 +57,16 @@ struct strm__src {
     const char *reason; /* set by each/at on failure */
 };
 
+#define TS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+/* Event type and channel of a name (SEG_EV_OTHER / -1 when unknown). */
+uint8_t strm__type_of(const char *s, size_t n);
+int strm__channel_of(const char *s, size_t n);
+
+/* Test hook: 1 when the msgpack decoder's fast path for plain contract
+ * events either declines buf or decodes it exactly as the general path. */
+int strm__msgpack_fast_agrees(const void *buf, size_t len);
+
 /* Maps a decoded top-level map onto ev (contract, Segment or GA4 shape).
  * Returns 0, or -1 with *reason set. */
 int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,

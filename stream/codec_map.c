@@ -33,8 +33,6 @@
 #include <string.h>
 #include "stream/codec_int.h"
 
-#define TS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-
 /* ---------- UTF-8 ---------- */
 
 int strm__utf8_valid(const char *str, size_t len)
@@ -708,7 +706,7 @@ static const char *set_amount(seg_event_t *ev, const strm__val_t *v, int str_ok)
  * wide comparison (every event names its type: this runs per event). */
 #define NAME(lit, id)                                                                              \
     if (key_eq(s, lit, sizeof lit - 1)) return id
-static uint8_t type_of(const char *s, size_t n)
+uint8_t strm__type_of(const char *s, size_t n)
 {
     switch (n) {
     case 6:
@@ -741,7 +739,7 @@ static uint8_t type_of(const char *s, size_t n)
     return SEG_EV_OTHER;
 }
 
-static int channel_of(const char *s, size_t n)
+int strm__channel_of(const char *s, size_t n)
 {
     switch (n) {
     case 3:
@@ -767,11 +765,11 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     const strm__val_t *ty = &t->v[K_TYPE];
     if (ty->t != STRM_V_STR) return "bad_type";
     if (!ty->esc || !memchr(ty->s, '\\', ty->len)) {
-        ev->type = type_of(ty->s, ty->len);
+        ev->type = strm__type_of(ty->s, ty->len);
     } else {
         long n = get_str(ty, buf, sizeof buf, 1);
         if (n < 0) return "bad_type";
-        ev->type = type_of(buf, (size_t)n);
+        ev->type = strm__type_of(buf, (size_t)n);
     }
     if (!HAS(K_TS)) return "missing_ts";
     if (get_ts(&t->v[K_TS], &ev->ts) < 0) return "bad_ts";
@@ -784,7 +782,7 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     }
     if (HAS(K_CHANNEL)) {
         const strm__val_t *c = &t->v[K_CHANNEL];
-        int ch = c->t == STRM_V_STR ? channel_of(c->s, c->len) : -1;
+        int ch = c->t == STRM_V_STR ? strm__channel_of(c->s, c->len) : -1;
         if (ch < 0) return "bad_channel";
         ev->channel = (uint8_t)ch;
     }

@@ -5,6 +5,7 @@
  * -DSEG_LIBFUZZER for libFuzzer; otherwise fuzz_common.h's main replays the
  * corpus directory argv[1]. */
 #include "fuzz_common.h"
+#include "stream/codec_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_roundtrip(&ev);
     else
         FUZZ_CHECK(why && why[0]);
+    /* the fast path for compact JSON gives jsmn's tokens or declines */
+    FUZZ_CHECK(strm__json_fast_agrees((const char *)data, size));
     int64_t ms;
     if (strm_parse_rfc3339((const char *)data, size, &ms) == 0)
         FUZZ_CHECK(ms >= -62167219200000LL && ms <= 253402387199999LL);
