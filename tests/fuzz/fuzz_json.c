@@ -1,7 +1,8 @@
 /* tests/fuzz/fuzz_json.c: fuzzes the JSON decoder (codec_json.c) and the
  * shared mapping. Any input is either rejected with a reason or gives an
  * event that passes the invariants and round-trips exactly through both
- * encoders. Also feeds the bytes to the RFC 3339 parser. Built with
+ * encoders, and the fast path for compact JSON gives jsmn's tokens or
+ * declines. Also feeds the bytes to the RFC 3339 parser. Built with
  * -DSEG_LIBFUZZER for libFuzzer; otherwise fuzz_common.h's main replays the
  * corpus directory argv[1]. */
 #include "fuzz_common.h"
