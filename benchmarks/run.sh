@@ -20,7 +20,7 @@ $build/benchmarks/bench_json 2000000
 echo "== decode only, then decode + apply (pl_record, as the binary runs it), best of 3"
 for f in b1m.jsonl b1m.msgpack; do
   for mode in --decode-only ""; do
-    for i in 1 2 3; do $build/benchmarks/bench_core "$work/$f" $mode; done | sort -t, -k5 -g | head -1
+    for i in 1 2 3; do $build/benchmarks/bench_core "$work/$f" $mode; done | sort -t, -k5 -gr | head -1
   done
 done
 

@@ -74,19 +74,36 @@ static void on_change(void *ud, const seg_change_t *ch)
         pl->sink_failed = 1;
 }
 
+/* Keeps one live due-index entry per customer, keyed at or before its due
+ * time. Activity mostly moves the due time later: the entry stays, and when
+ * it comes up the customer is re-queued at its due time then. One push per
+ * customer per period instead of one per event keeps the heap near the
+ * number of customers. */
+static int queue_due(pl_t *pl, seg_customer_t *c)
+{
+    if (c->due == SEG_NEVER || c->due >= c->due_queued) return 0;
+    c->due_queued = c->due; /* an entry queued later than this one is now stale */
+    return seg_due_push(&pl->due, c->due, c->handle);
+}
+
 int pl_advance(pl_t *pl, int64_t W)
 {
     if (pl->has_W && W < pl->W) return 0;
     pl->W = W;
     pl->has_W = 1;
     seg_due_entry_t e;
+    /* entries come up in (time, handle) order, and every customer's entry is
+     * at or before its due time: customers step in the same order as with an
+     * entry per due time */
     while (seg_due_peek(&pl->due, &e) && e.due < W) {
         seg_due_pop(&pl->due);
         seg_customer_t *c = st_mem_by_handle(pl->store, e.handle);
-        if (!c || c->due != e.due) continue;                 /* stale entry */
-        if (pl->owns && !pl->owns(pl->owns_ud, c)) continue; /* another process's now */
-        seg_step_due(pl->seg, c, W, on_change, pl);
-        if (seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
+        if (!c || c->due_queued != e.due) continue; /* superseded by an earlier entry */
+        c->due_queued = SEG_NEVER;
+        /* another process's now: dropped here, pl_due_restore() re-queues it */
+        if (pl->owns && !pl->owns(pl->owns_ud, c)) continue;
+        if (c->due == e.due) seg_step_due(pl->seg, c, W, on_change, pl);
+        if (queue_due(pl, c) < 0) return -1;
     }
     return pl->sink_failed ? -1 : 0;
 }
@@ -99,7 +116,7 @@ void pl_part_init(pl_part_t *part)
 
 int pl_due_restore(pl_t *pl, seg_customer_t *c)
 {
-    return c->due == SEG_NEVER ? 0 : seg_due_push(&pl->due, c->due, c->handle);
+    return queue_due(pl, c);
 }
 
 int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
@@ -160,14 +177,13 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
         return -1;
     }
     pl->accepted = 1;
-    int64_t old_due = c->due;
     if (seg_apply(pl->seg, c, ev, Wc, on_change, pl) == 1) {
         pl->st.duplicates++;
         return 0;
     }
     pl->st.applied++;
     if (pl->on_applied) pl->on_applied(pl->applied_ud, c);
-    if (c->due != old_due && seg_due_push(&pl->due, c->due, c->handle) < 0) return -1;
+    if (queue_due(pl, c) < 0) return -1;
 
     /* Other customers moved by a model change: at the global W, not at this
      * event's time, which may run ahead of their partitions in `run`. */

@@ -35,10 +35,32 @@ void seg_model_clear(seg_model_t *m)
     m->pending = NULL;
 }
 
-static double dist2(const double *a, const double *b)
+/* The model's innermost loop (every event, every k-means pass): unrolled,
+ * with one accumulator so sums come out in the same order everywhere. */
+static inline double dist2(const double *a, const double *b)
 {
     double s = 0;
+#pragma GCC unroll 16
     for (int d = 0; d < SEG_DIM; d++) {
+        double t = a[d] - b[d];
+        s += t * t;
+    }
+    return s;
+}
+
+/* dist2, or a partial sum already above bound (partial sums only grow, so
+ * a point that returns early is never the nearest). */
+static inline double dist2_upto(const double *a, const double *b, double bound)
+{
+    double s = 0;
+#pragma GCC unroll 16
+    for (int d = 0; d < SEG_DIM / 2; d++) {
+        double t = a[d] - b[d];
+        s += t * t;
+    }
+    if (s > bound) return s;
+#pragma GCC unroll 16
+    for (int d = SEG_DIM / 2; d < SEG_DIM; d++) {
         double t = a[d] - b[d];
         s += t * t;
     }
@@ -47,11 +69,23 @@ static double dist2(const double *a, const double *b)
 
 int seg_model_nearest(const seg_model_t *m, const double x[SEG_DIM], double *d2)
 {
-    int best = 0;
-    double bd = INFINITY;
+    return seg__model_nearest_from(m, x, -1, d2, NULL);
+}
+
+int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
+                            double *dcur)
+{
+    /* the current slot first, in full: it is usually the nearest, and its
+     * distance lets the others stop halfway; ties still go to the lowest
+     * slot, as in a plain scan */
+    int best = cur >= 0 ? cur : 0;
+    double bd = dist2(x, m->cl[best].c);
+    if (cur >= 0) *dcur = bd;
+    if (isnan(bd)) bd = INFINITY, best = 0;
     for (int j = 0; j < m->k; j++) {
-        double s = dist2(x, m->cl[j].c);
-        if (s < bd) bd = s, best = j;
+        if (j == best && bd != INFINITY) continue;
+        double s = dist2_upto(x, m->cl[j].c, bd);
+        if (s < bd || (s == bd && j < best)) bd = s, best = j;
     }
     if (d2) *d2 = bd;
     return best;
@@ -92,17 +126,26 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
     }
     double inertia = 0;
     for (int it = 0; it < 30; it++) {
-        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX];
+        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX], cc[SEG_K_MAX][SEG_K_MAX];
         memset(sum, 0, sizeof(sum));
         memset(cnt, 0, sizeof(cnt));
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b <= a; b++) cc[a][b] = cc[b][a] = dist2(cent[a], cent[b]);
         int moved = 0;
         inertia = 0;
         for (int i = 0; i < n; i++) {
-            int best = 0;
-            double bd = INFINITY;
+            /* start from the last assignment: its distance bounds the others
+             * early; ties still go to the lowest slot, as in a plain scan */
+            int best = it ? asg[i] : 0;
+            double bd = dist2(pts[i], cent[best]);
+            if (isnan(bd)) bd = INFINITY, best = 0; /* what a plain scan ends with */
             for (int j = 0; j < k; j++) {
-                double s = dist2(pts[i], cent[j]);
-                if (s < bd) bd = s, best = j;
+                /* a centroid more than twice as far from the best one as the
+                 * point is cannot be nearer (triangle inequality; the margin
+                 * covers rounding, so the skipped distance is strictly larger) */
+                if (j == best || cc[best][j] > 4.00001 * bd) continue;
+                double s = dist2_upto(pts[i], cent[j], bd);
+                if (s < bd || (s == bd && j < best)) bd = s, best = j;
             }
             inertia += bd;
             if (it == 0 || asg[i] != best) moved++;

@@ -56,14 +56,19 @@ void seg_due_pop(seg_due_t *d)
     if (d->n == 0) return;
     seg_due_entry_t e = d->h[--d->n];
     size_t i = 0, n = d->n;
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        const seg_due_entry_t *best = &e;
-        if (l < n && less(&d->h[l], best)) m = l, best = &d->h[l];
-        if (l + 1 < n && less(&d->h[l + 1], best)) m = l + 1;
-        if (m == i) break;
-        d->h[i] = d->h[m];
-        i = m;
+    if (n == 0) return;
+    /* bottom-up: the hole goes down to a leaf along the smaller children (one
+     * comparison a level), then the last entry, which belongs near the
+     * bottom anyway, rises from there */
+    for (size_t l; (l = 2 * i + 1) < n; i = l) {
+        if (l + 1 < n && less(&d->h[l + 1], &d->h[l])) l++;
+        d->h[i] = d->h[l];
     }
-    if (n) d->h[i] = e;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!less(&e, &d->h[parent])) break;
+        d->h[i] = d->h[parent];
+        i = parent;
+    }
+    d->h[i] = e;
 }

@@ -52,11 +52,13 @@ void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_
     memcpy(c->id, id, id_len);
     c->id[id_len] = 0;
     c->id_len = (uint8_t)id_len;
+    c->id_hash = seg__hash(c->id, id_len);
     c->cluster = -1;
     c->handle = handle;
     c->reactivated_at = SEG_NO_TIME;
     c->last_change_ts = SEG_NO_TIME;
     c->due = SEG_NEVER;
+    c->due_queued = SEG_NEVER;
 }
 
 void seg_customer_clear(seg_customer_t *c)
@@ -201,7 +203,7 @@ const seg_sizes_t *seg_sizes(const seg_t *s)
 
 uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
 {
-    uint64_t h = seg__hash(name, len);
+    uint64_t h = seg__hash_fast(name, len);
     uint32_t mask = s->cat_tab_cap - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
         uint32_t id = s->cat_tab[i];
@@ -216,7 +218,7 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
         if (!nt) return 0;
         for (uint32_t id = 1; id <= s->n_cat; id++) {
             const char *n = s->cat_names[id - 1];
-            uint32_t j = (uint32_t)seg__hash(n, strlen(n)) & (nc - 1);
+            uint32_t j = (uint32_t)seg__hash_fast(n, strlen(n)) & (nc - 1);
             while (nt[j]) j = (j + 1) & (nc - 1);
             nt[j] = id;
         }
@@ -300,7 +302,9 @@ static void emit_change(seg_t *s, seg_customer_t *c, seg_change_t *ch, seg_emit_
     ch->model_version = s->m.version;
     ch->recency_days = (double)(ch->ts - c->last_activity) / (double)SEG_DAY_MS;
     ch->orders = c->orders;
-    ch->monetary = seg__feature_at(&s->p, c, SEG_F_MONETARY, ch->ts);
+    /* seg__feature_at(SEG_F_MONETARY) without the activity decay it would also compute */
+    ch->monetary = c->f.monetary * seg__decay(s->p.half_life_purchase_days,
+                                              ch->ts > c->decay_ts ? ch->ts - c->decay_ts : 0);
     if (emit) emit(ud, ch);
 }
 
@@ -356,14 +360,12 @@ static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM],
                            int64_t W, seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
-    double dn;
-    int near = seg_model_nearest(m, x, &dn);
+    double dn, dc = 0;
     int cur = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
+    int near = seg__model_nearest_from(m, x, cur, &dn, &dc);
     if (cur == near) return;
     const char *why = c->cluster < 0 ? why_first_cluster : cur < 0 ? why_retired : why_nearest;
     if (cur >= 0) {
-        double dc = 0;
-        for (int d = 0; d < SEG_DIM; d++) dc += (x[d] - m->cl[cur].c[d]) * (x[d] - m->cl[cur].c[d]);
         double h = 1.0 - s->p.hysteresis;
         if (!(dn < h * h * dc)) return; /* not clearly nearer: stay, do not flap */
     }
@@ -419,9 +421,9 @@ static void add_pending(seg_model_t *m, uint64_t handle)
  * by assigned cluster: a customer's previous vector leaves its cluster
  * before the new one is assigned and added, so every customer counts once
  * however active it is (a per-event model would give the busiest customers
- * the centroids). old_raw is the customer's vector before this event, or
- * NULL when it was not counted in the current model. */
-static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int64_t ts, int64_t W,
+ * the centroids). counted: the customer's previous vector (c->taught) is
+ * in the current model. */
+static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, int64_t W,
                          seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
@@ -441,16 +443,12 @@ static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int
         }
         if (m->seen_sample < (uint64_t)s->warmup_events) return;
         seed_model(s);
-        old_raw = NULL;
+        counted = 0;
     }
     normalise(m, raw, x);
-    if (old_raw && c->taught_epoch == m->epoch) {
+    if (counted && c->taught_epoch == m->epoch) {
         int j = seg_model_slot(m, c->cluster);
-        if (j >= 0) {
-            double xo[SEG_DIM];
-            normalise(m, old_raw, xo);
-            seg_model_remove(m, j, xo);
-        }
+        if (j >= 0) seg_model_remove(m, j, c->taught);
     }
     assign_cluster(s, c, x, ts, W, emit, ud);
     if (!teach) return;
@@ -459,7 +457,8 @@ static void cluster_step(seg_t *s, seg_customer_t *c, const double *old_raw, int
     seg_model_add(m, j, x, s->p.lr_floor);
     seg_model_tick(m, j);
     c->taught_epoch = m->epoch;
-    seg_model_observe(m, seg__hash(c->id, c->id_len), x);
+    memcpy(c->taught, x, sizeof(x));
+    seg_model_observe(m, c->id_hash, x);
     int changed = 0;
     if (++m->updates_since_refresh >= (uint64_t)s->p.dying_window * 5)
         changed |= seg_model_refresh(m, 2, 0.05);
@@ -533,7 +532,7 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_e
 static int dedup_seen(seg_customer_t *c, const seg_event_t *ev)
 {
     if (!ev->event_id_len) return 0;
-    uint64_t h = seg__hash(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
+    uint64_t h = seg__hash_fast(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
     for (int i = 0; i < SEG_DEDUP_N; i++)
         if (c->dedup[i] == h) return 1;
     c->dedup[c->dedup_pos] = h;
@@ -551,9 +550,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
         while (seg_step_due(s, c, W, emit, ud)) {
         }
     seg_lifecycle_t before = (seg_lifecycle_t)c->lifecycle;
-    double old_raw[SEG_DIM];
     int counted = s->m.ready && c->taught_epoch == s->m.epoch;
-    if (counted) seg_vector(p, c, old_raw);
     uint32_t cat = ev->category_len ? seg__category_intern(s, ev->category, ev->category_len) : 0;
     seg__features_apply(p, c, ev, cat);
     if (ev->n_traits) traits_merge(c, ev);
@@ -577,7 +574,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
         while (seg_step_due(s, c, W, emit, ud)) {
         }
 
-    cluster_step(s, c, counted ? old_raw : NULL, ev->ts, W, emit, ud);
+    cluster_step(s, c, counted, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, emit, ud);
     return 0;
 }

@@ -62,7 +62,8 @@ typedef struct seg_customer {
     int32_t cluster;   /* stable cluster id, -1 before the first assignment */
     uint64_t handle;   /* caller's stable handle (due index key) */
     int64_t first_seen, last_seen, last_activity, reactivated_at, decay_ts, last_change_ts;
-    int64_t due; /* next silent change (lifecycle or rule), SEG_NEVER when none */
+    int64_t due;        /* next silent change (lifecycle or rule), SEG_NEVER when none */
+    int64_t due_queued; /* caller's: key of its live due-index entry, SEG_NEVER when none */
     uint64_t events, orders, seq;
     double revenue;
     uint64_t rules;      /* bit i: rule i holds */
@@ -71,7 +72,11 @@ typedef struct seg_customer {
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
     uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
-    char *traits;          /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
+    uint64_t id_hash;      /* seg__hash of id, for the model's customer sample */
+    /* the normalised vector last added to the model (valid while taught_epoch
+     * is the model's epoch): what the next event removes, not recomputed */
+    double taught[SEG_DIM];
+    char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
 } seg_customer_t;
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);

@@ -11,16 +11,47 @@ struct st_mem {
     seg_customer_t **slabs;
     size_t n_slabs, cap_slabs;
     uint64_t n;
-    uint64_t *tab; /* handle + 1; 0 = empty */
+    uint64_t *tab; /* tag | (handle + 1), see TAG_BITS; 0 = empty */
     uint64_t tab_cap;
 };
 
+/* Every event looks its customer up: eight bytes per multiply. Only table
+ * positions depend on it (handles come in creation order). */
 static uint64_t hash_id(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ len, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    if (i < len) { /* the last 1..7 bytes, in overlapping loads */
+        uint32_t lo, hi;
+        if (len >= 8) {
+            memcpy(&w, s + len - 8, 8);
+        } else if (len >= 4) {
+            memcpy(&lo, s, 4);
+            memcpy(&hi, s + len - 4, 4);
+            w = (uint64_t)hi << 32 | lo;
+        } else {
+            w = 0;
+            for (size_t k = 0; k < len; k++) w = w << 8 | (unsigned char)s[k];
+        }
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    }
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 33);
 }
+
+/* A table entry carries, above the handle, the top bits of the id's hash:
+ * a probe that meets another customer's entry almost never has to read that
+ * customer (a cache miss) to tell. Handles stay below 2^40. */
+#define TAG_BITS   24
+#define SLOT_MASK  ((UINT64_C(1) << (64 - TAG_BITS)) - 1)
+#define TAG(h)     ((h) & ~SLOT_MASK)
+#define HANDLE_MAX (SLOT_MASK - 1)
 
 st_mem_t *st_mem_new(void)
 {
@@ -63,9 +94,9 @@ static int grow_table(st_mem_t *m)
     if (!nt) return -1;
     for (uint64_t h = 0; h < m->n; h++) {
         seg_customer_t *c = st_mem_by_handle(m, h);
-        uint64_t i = hash_id(c->id, c->id_len) & (nc - 1);
+        uint64_t hash = hash_id(c->id, c->id_len), i = hash & (nc - 1);
         while (nt[i]) i = (i + 1) & (nc - 1);
-        nt[i] = h + 1;
+        nt[i] = TAG(hash) | (h + 1);
     }
     free(m->tab);
     m->tab = nt;
@@ -77,16 +108,17 @@ seg_customer_t *st_mem_get(st_mem_t *m, const char *id, size_t len, int create, 
 {
     if (created) *created = 0;
     uint64_t mask = m->tab_cap - 1;
-    uint64_t i = hash_id(id, len) & mask;
-    for (; m->tab[i]; i = (i + 1) & mask) {
-        seg_customer_t *c = st_mem_by_handle(m, m->tab[i] - 1);
+    uint64_t hash = hash_id(id, len), i = hash & mask, e;
+    for (; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
+        if (TAG(e) != TAG(hash)) continue;
+        seg_customer_t *c = st_mem_by_handle(m, (e & SLOT_MASK) - 1);
         if (c->id_len == len && memcmp(c->id, id, len) == 0) return c;
     }
-    if (!create) return NULL;
+    if (!create || m->n > HANDLE_MAX) return NULL;
     if ((m->n + 1) * 10 > m->tab_cap * 7) {
         if (grow_table(m) < 0) return NULL;
         mask = m->tab_cap - 1;
-        for (i = hash_id(id, len) & mask; m->tab[i]; i = (i + 1) & mask) {
+        for (i = hash & mask; m->tab[i]; i = (i + 1) & mask) {
         }
     }
     if ((m->n >> SLAB_BITS) >= m->n_slabs) {
@@ -104,7 +136,7 @@ seg_customer_t *st_mem_get(st_mem_t *m, const char *id, size_t len, int create, 
     uint64_t h = m->n++;
     seg_customer_t *c = st_mem_by_handle(m, h);
     seg_customer_init(c, id, len, h);
-    m->tab[i] = h + 1;
+    m->tab[i] = TAG(hash) | (h + 1);
     if (created) *created = 1;
     return c;
 }

@@ -31,31 +31,64 @@ double strm__round6(double x)
     return r == 0 ? 0 : r;
 }
 
-int strm__json_str(strm_buf_t *b, const char *str, size_t len)
+/* 1 when none of the 8 bytes at s needs escaping (control, non-ASCII, '"'
+ * or backslash): such words are copied whole. */
+static inline int word_plain(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t w, q, b;
+    memcpy(&w, s, 8);
+    q = w ^ (ones * '"');
+    b = w ^ (ones * '\\');
+    return ((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
+}
+
+/* 1 for the bytes a JSON string cannot hold as they are. */
+static const unsigned char json_care[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+/* Writes s escaped, without quotes, at o (room for len * 6 bytes); returns
+ * the end. */
+static char *json_body_at(char *o, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    if (len > (SIZE_MAX - 2) / 6 || strm_buf_reserve(b, len * 6 + 2) < 0) return -1;
-    char *o = b->p + b->len;
-    *o++ = '"';
     for (size_t k = 0; k < len;) {
-        /* copy a run of plain ASCII in one go: ids and labels are mostly that */
-        size_t run = k;
-        while (run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
-            run++;
-        if (run > k) {
-            memcpy(o, s + k, run - k);
-            o += run - k;
-            k = run;
-            if (k == len) break;
+        /* plain ASCII runs, a word at a time: ids and labels are mostly that */
+        while (k + 8 <= len && word_plain(s + k)) {
+            memcpy(o, s + k, 8);
+            o += 8;
+            k += 8;
         }
+        if (k == len) break;
+        if (len >= 8 && k + 8 > len && word_plain(s + len - 8)) {
+            /* the last word, overlapping bytes already copied as they are */
+            memcpy(o - (k - (len - 8)), s + len - 8, 8);
+            o += len - k;
+            break;
+        }
+        /* a short run byte by byte (a libc memcpy per run cost more) */
+        while (k < len && !json_care[s[k]]) *o++ = (char)s[k++];
+        if (k == len) break;
         unsigned c = s[k];
+        if (c >= 0xC2 && c <= 0xDF && k + 1 < len && (s[k + 1] & 0xC0) == 0x80) {
+            o[0] = (char)c; /* two-byte characters (the labels' middle dot) inline */
+            o[1] = (char)s[k + 1];
+            o += 2;
+            k += 2;
+            continue;
+        }
         if (c >= 0x80) {
             size_t n = strm__utf8_seq(s + k, len - k);
             if (n) {
-                memcpy(o, s + k, n);
-                o += n;
-                k += n;
+                for (size_t j = 0; j < n; j++) *o++ = (char)s[k++];
             } else {
                 memcpy(o, "\\ufffd", 6);
                 o += 6;
@@ -94,8 +127,22 @@ int strm__json_str(strm_buf_t *b, const char *str, size_t len)
         }
         k++;
     }
+    return o;
+}
+
+/* s escaped, with its quotes (room for len * 6 + 2 bytes). */
+static char *json_str_at(char *o, const char *s, size_t len)
+{
     *o++ = '"';
-    b->len = (size_t)(o - b->p);
+    o = json_body_at(o, s, len);
+    *o++ = '"';
+    return o;
+}
+
+int strm__json_str(strm_buf_t *b, const char *str, size_t len)
+{
+    if (len > (SIZE_MAX - 2) / 6 || strm_buf_reserve(b, len * 6 + 2) < 0) return -1;
+    b->len = (size_t)(json_str_at(b->p + b->len, str, len) - b->p);
     return 0;
 }
 
@@ -136,12 +183,6 @@ static char *utoa_rev(uint64_t v, char *end)
     return end;
 }
 
-static void jw_u64(jw_t *w, uint64_t v)
-{
-    char buf[24], *e = buf + sizeof buf, *p = utoa_rev(v, e);
-    jw_raw(w, p, (size_t)(e - p));
-}
-
 static void jw_i64(jw_t *w, int64_t v)
 {
     char buf[24], *e = buf + sizeof buf;
@@ -161,95 +202,184 @@ static void jw_double(jw_t *w, double x)
     jw_raw(w, buf, (size_t)strm__fmt_double(buf, x));
 }
 
-/* A derived feature: rounded to 1e-6, integral values as "30.0". */
-static void jw_feature(jw_t *w, double x)
+/* ---------- change events ---------- */
+
+/* Change events are a third of the hot path's instructions (one per three
+ * events): they are written with one reserve for the worst case and then
+ * plain stores, no per-field bounds checks. */
+
+#define ID_BUF  1024 /* longest event_id or dimension accepted */
+#define NUM_MAX 40   /* room for any number written below */
+
+static const char digits2[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+
+static int count_digits(uint64_t v)
 {
-    char buf[40];
-    double r = strm__round6(x);
-    if (!isfinite(r)) {
-        JW_LIT(w, "null");
-        return;
+    /* clang-format off */
+    static const uint64_t pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+    /* clang-format on */
+    uint64_t u = v | 1; /* no power of ten above 1 is odd: same count, and 0 has one digit */
+    int t = ((64 - __builtin_clzll(u)) * 1233) >> 12; /* floor(bits * log10 2) */
+    return t + (u >= pow10[t]);
+}
+
+/* v in decimal at o; returns the end. Two digits per division, in 32-bit
+ * arithmetic below 10^8 (timestamps take one 64-bit division). */
+static char *put_u64(char *o, uint64_t v)
+{
+    char *e = o + count_digits(v), *p = e;
+    while (v >= 100000000) {
+        uint32_t lo = (uint32_t)(v % 100000000);
+        v /= 100000000;
+        for (int i = 0; i < 4; i++, lo /= 100) {
+            p -= 2;
+            memcpy(p, digits2 + 2 * (lo % 100), 2);
+        }
     }
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
+        p -= 2;
+        memcpy(p, digits2 + 2 * r, 2);
+    }
+    if (w >= 10) {
+        p -= 2;
+        memcpy(p, digits2 + 2 * w, 2);
+    } else {
+        *--p = (char)('0' + w);
+    }
+    return e;
+}
+
+static char *put_i64(char *o, int64_t v)
+{
+    if (v < 0) {
+        *o++ = '-';
+        return put_u64(o, 0 - (uint64_t)v);
+    }
+    return put_u64(o, (uint64_t)v);
+}
+
+#define PUT_LIT(o, lit) (memcpy(o, lit, sizeof lit - 1), (o) + sizeof lit - 1)
+
+static char *put_cstr(char *o, const char *s, size_t len)
+{
+    return s ? json_str_at(o, s, len) : PUT_LIT(o, "null");
+}
+
+/* A derived feature: rounded to 1e-6, integral values as "30.0". */
+static char *put_feature(char *o, double x)
+{
+    if (x == 0) return PUT_LIT(o, "0.0"); /* the common case: no orders, just active */
+    double r = strm__round6(x);
+    if (!isfinite(r)) return PUT_LIT(o, "null");
     if (fabs(r) < 1e12) {
         /* fixed point with at most 6 decimals, trailing zeros cut, ".0" kept */
         int64_t v = llround(r * 1e6);
         uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-        char *e = buf + sizeof buf, *p;
         uint64_t frac = a % 1000000;
         int digits = 6;
         while (digits > 1 && frac % 10 == 0) frac /= 10, digits--;
-        p = e;
-        for (int d = 0; d < digits; d++, frac /= 10) *--p = (char)('0' + frac % 10);
-        *--p = '.';
-        p = utoa_rev(a / 1000000, p);
-        if (v < 0) *--p = '-';
-        jw_raw(w, p, (size_t)(e - p));
-        return;
+        if (v < 0) *o++ = '-';
+        o = put_u64(o, a / 1000000);
+        *o++ = '.';
+        for (int d = digits - 1; d >= 0; d--, frac /= 10) o[d] = (char)('0' + frac % 10);
+        return o + digits;
     }
+    char buf[NUM_MAX];
     int n = fabs(r) < 1e15 && r == floor(r) ? snprintf(buf, sizeof buf, "%.1f", r)
                                             : strm__fmt_double(buf, r);
-    jw_raw(w, buf, (size_t)n);
+    memcpy(o, buf, (size_t)n);
+    return o + n;
 }
 
-/* ---------- change events ---------- */
+static size_t dim_len(const seg_change_t *ch)
+{
+    return ch->dim == SEG_DIM_RULE ? 5 + strlen(ch->rule_name) : ch->dim == SEG_DIM_CLUSTER ? 7 : 9;
+}
 
-#define ID_BUF 1024
+/* The dimension ("lifecycle", "cluster", "rule:<name>"), escaped, unquoted.
+ * "rule:" is ASCII, so escaping the name alone gives the same bytes. */
+static char *put_dim(char *o, const seg_change_t *ch, size_t dlen)
+{
+    switch (ch->dim) {
+    case SEG_DIM_LIFECYCLE:
+        return PUT_LIT(o, "lifecycle");
+    case SEG_DIM_CLUSTER:
+        return PUT_LIT(o, "cluster");
+    case SEG_DIM_RULE:
+        break;
+    }
+    o = PUT_LIT(o, "rule:");
+    return json_body_at(o, ch->rule_name, dlen - 5);
+}
+
+int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
+{
+    const seg_customer_t *c = ch->cust;
+    size_t dlen = dim_len(ch), seq_len = (size_t)count_digits(ch->seq);
+    size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
+    size_t wlen = ch->reason ? strlen(ch->reason) : 0;
+    if (c->id_len + dlen + seq_len + 2 >= ID_BUF || dlen >= ID_BUF) return -1;
+    if ((flen | tlen | wlen) >= STRM_BUF_MAX / 8) return -1;
+    /* worst case: every string byte escaped to 6, every number at its longest */
+    size_t need = 256 + 8 * NUM_MAX + 6 * (2 * ((size_t)c->id_len + dlen) + flen + tlen + wlen);
+    if (strm_buf_reserve(out, need) < 0) return -1;
+    char *o = out->p + out->len;
+    /* event_id is "<customer>:<dimension>:<seq>"; ':' cannot join a UTF-8
+     * sequence, so escaping the parts one by one gives the same bytes as
+     * escaping the whole */
+    o = PUT_LIT(o, "{\"event_id\":\"");
+    o = json_body_at(o, c->id, c->id_len);
+    *o++ = ':';
+    o = put_dim(o, ch, dlen);
+    *o++ = ':';
+    o = put_u64(o, ch->seq);
+    o = PUT_LIT(o, "\",\"customer_id\":");
+    o = json_str_at(o, c->id, c->id_len);
+    o = PUT_LIT(o, ",\"dimension\":\"");
+    o = put_dim(o, ch, dlen);
+    o = PUT_LIT(o, "\",\"from\":");
+    o = put_cstr(o, ch->from, flen);
+    o = PUT_LIT(o, ",\"to\":");
+    o = put_cstr(o, ch->to, tlen);
+    if (ch->dim == SEG_DIM_CLUSTER) {
+        o = PUT_LIT(o, ",\"from_id\":");
+        o = ch->from_id < 0 ? PUT_LIT(o, "null") : put_i64(o, ch->from_id);
+        o = PUT_LIT(o, ",\"to_id\":");
+        o = ch->to_id < 0 ? PUT_LIT(o, "null") : put_i64(o, ch->to_id);
+    }
+    o = PUT_LIT(o, ",\"ts\":");
+    o = put_i64(o, ch->ts);
+    o = PUT_LIT(o, ",\"emitted_at\":");
+    o = put_i64(o, emitted_at);
+    o = PUT_LIT(o, ",\"reason\":");
+    o = put_cstr(o, ch->reason, wlen);
+    o = PUT_LIT(o, ",\"model_version\":");
+    o = put_u64(o, ch->model_version);
+    o = PUT_LIT(o, ",\"features\":{\"recency_days\":");
+    o = put_feature(o, ch->recency_days);
+    o = PUT_LIT(o, ",\"orders\":");
+    o = put_u64(o, ch->orders);
+    o = PUT_LIT(o, ",\"monetary\":");
+    o = put_feature(o, ch->monetary);
+    o = PUT_LIT(o, "}}");
+    out->len = (size_t)(o - out->p);
+    return 0;
+}
 
 static int change_names(const seg_change_t *ch, char *id, char *dim)
 {
     /* snprintf-like: the full length is returned even when cut */
     int a = seg_change_id(ch, id, ID_BUF), b = seg_change_dimension(ch, dim, ID_BUF);
     return a < 0 || b < 0 || a >= ID_BUF || b >= ID_BUF ? -1 : 0;
-}
-
-int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
-{
-    char id[ID_BUF], dim[ID_BUF];
-    size_t mark = out->len;
-    jw_t w = {out, 0};
-    if (change_names(ch, id, dim) < 0) return -1;
-    JW_LIT(&w, "{\"event_id\":");
-    jw_cstr(&w, id);
-    JW_LIT(&w, ",\"customer_id\":");
-    jw_str(&w, ch->cust->id, ch->cust->id_len);
-    JW_LIT(&w, ",\"dimension\":");
-    jw_cstr(&w, dim);
-    JW_LIT(&w, ",\"from\":");
-    jw_cstr(&w, ch->from);
-    JW_LIT(&w, ",\"to\":");
-    jw_cstr(&w, ch->to);
-    if (ch->dim == SEG_DIM_CLUSTER) {
-        JW_LIT(&w, ",\"from_id\":");
-        if (ch->from_id < 0)
-            JW_LIT(&w, "null");
-        else
-            jw_i64(&w, ch->from_id);
-        JW_LIT(&w, ",\"to_id\":");
-        if (ch->to_id < 0)
-            JW_LIT(&w, "null");
-        else
-            jw_i64(&w, ch->to_id);
-    }
-    JW_LIT(&w, ",\"ts\":");
-    jw_i64(&w, ch->ts);
-    JW_LIT(&w, ",\"emitted_at\":");
-    jw_i64(&w, emitted_at);
-    JW_LIT(&w, ",\"reason\":");
-    jw_cstr(&w, ch->reason);
-    JW_LIT(&w, ",\"model_version\":");
-    jw_u64(&w, ch->model_version);
-    JW_LIT(&w, ",\"features\":{\"recency_days\":");
-    jw_feature(&w, ch->recency_days);
-    JW_LIT(&w, ",\"orders\":");
-    jw_u64(&w, ch->orders);
-    JW_LIT(&w, ",\"monetary\":");
-    jw_feature(&w, ch->monetary);
-    JW_LIT(&w, "}}");
-    if (w.err) {
-        out->len = mark;
-        return -1;
-    }
-    return 0;
 }
 
 static int buf_write(void *data, const char *buf, size_t len)

@@ -57,6 +57,16 @@ struct strm__src {
     const char *reason; /* set by each/at on failure */
 };
 
+#define TS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+/* Event type and channel of a name (SEG_EV_OTHER / -1 when unknown). */
+uint8_t strm__type_of(const char *s, size_t n);
+int strm__channel_of(const char *s, size_t n);
+
+/* Test hook: 1 when the msgpack decoder's fast path for plain contract
+ * events either declines buf or decodes it exactly as the general path. */
+int strm__msgpack_fast_agrees(const void *buf, size_t len);
+
 /* Maps a decoded top-level map onto ev (contract, Segment or GA4 shape).
  * Returns 0, or -1 with *reason set. */
 int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
@@ -67,6 +77,10 @@ int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev,
  * does not fit in cap (then *wrote, if not NULL, is the length of the whole
  * characters that did fit; the rest is not looked at). */
 long strm__json_unescape(const char *s, size_t len, char *dst, size_t cap, size_t *wrote);
+
+/* Test hook: 1 when the JSON decoder's fast path for compact JSON either
+ * declines js or gives exactly the tokens jsmn and the grammar check give. */
+int strm__json_fast_agrees(const char *js, size_t len);
 
 /* 1 when s[0..n) holds a byte that is a control character, non-ASCII, or a
  * backslash: such strings take the careful path. Eight bytes at a time. */

@@ -2,7 +2,9 @@
  * a fixed token array on the stack, then checks the whole text against the
  * JSON grammar itself (jsmn alone accepts missing commas, trailing commas and
  * any primitive), and hands the top-level object to the shared field mapping
- * (codec_map.c) through the visitor in codec_int.h. Owns string unescaping
+ * (codec_map.c) through the visitor in codec_int.h. Compact JSON without
+ * escapes (what producers send) first goes through a fast path that gives
+ * the same tokens in one pass, a word at a time; it declines, never rejects. Owns string unescaping
  * (\uXXXX with surrogate pairs -> UTF-8). Never allocates, never keeps a
  * pointer into the payload after returning.
  *
@@ -172,6 +174,148 @@ static int json_validate(const char *js, int len, const jsmntok_t *tok, int ntok
     }
     if (i != ntok) return -1; /* a second top-level value */
     return gap_ok(js, pos, len, 0) ? 0 : -1;
+}
+
+/* ---------- the fast path: compact JSON ---------- */
+
+/* Bytes of the 8 at s equal to a, b or c, as the high bit of each byte;
+ * the lowest flag is exact (a borrow only sets flags above a match). */
+static inline uint64_t word_match3(const char *s, char a, char b, char c)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t w, x, y, z;
+    memcpy(&w, s, 8);
+    x = w ^ (ones * (unsigned char)a);
+    y = w ^ (ones * (unsigned char)b);
+    z = w ^ (ones * (unsigned char)c);
+    return (((x - ones) & ~x) | ((y - ones) & ~y) | ((z - ones) & ~z)) & high;
+}
+
+/* First k' >= k with js[k'] one of a, b, c, or len: a word at a time. */
+static inline int find3(const char *js, int k, int len, char a, char b, char c)
+{
+    for (; k + 8 <= len; k += 8) {
+        uint64_t m = word_match3(js + k, a, b, c);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (m) return k + (__builtin_ctzll(m) >> 3);
+#else
+        if (m) break;
+#endif
+    }
+    while (k < len && js[k] != a && js[k] != b && js[k] != c) k++;
+    return k;
+}
+
+static inline jsmntok_t *fast_tok(jsmntok_t *tok, int *n, jsmntype_t type, int start, int parent)
+{
+    jsmntok_t *t = &tok[(*n)++];
+    t->type = type;
+    t->start = start;
+    t->end = -1;
+    t->size = 0;
+    t->parent = parent;
+    return t;
+}
+
+/* Tokenizes compact JSON (no whitespace, no backslashes, no NUL, at most
+ * JSON_TOKENS tokens: what producers write) into exactly the tokens jsmn
+ * gives, and next[] as json_validate fills it, checking the grammar on the
+ * way; it never rejects: anything else returns -1 and takes the general
+ * path (jsmn, then json_validate), which also names the reason. Strings are
+ * found a word at a time, where jsmn looks at every byte. Returns the
+ * number of tokens. */
+static int json_fast(const char *js, int len, jsmntok_t *tok, uint16_t *next)
+{
+    int n = 0, pos = 1, sp = 0;
+    int st[JSON_TOKENS]; /* open containers */
+    int cur, super, obj; /* innermost container, the token a value attaches to */
+    if (len < 2 || js[0] != '{') return -1;
+    fast_tok(tok, &n, JSMN_OBJECT, 0, -1);
+    cur = super = 0;
+    obj = 1;
+    if (js[pos] == '}') goto close;
+    for (;;) {
+        if (obj) { /* a key, then ':' */
+            if (pos >= len || js[pos] != '"' || n == JSON_TOKENS) return -1;
+            int k = find3(js, pos + 1, len, '"', '\\', 0);
+            if (k >= len || js[k] != '"') return -1;
+            tok[cur].size++;
+            jsmntok_t *t = fast_tok(tok, &n, JSMN_STRING, pos + 1, cur);
+            t->end = k;
+            super = n - 1;
+            pos = k + 1;
+            if (pos >= len || js[pos] != ':') return -1;
+            pos++;
+        }
+        /* a value, attached to super (the key, or the array) */
+        if (pos >= len || n == JSON_TOKENS) return -1;
+        char c = js[pos];
+        if (c == '"') {
+            int k = find3(js, pos + 1, len, '"', '\\', 0);
+            if (k >= len || js[k] != '"') return -1;
+            tok[super].size++;
+            fast_tok(tok, &n, JSMN_STRING, pos + 1, super)->end = k;
+            pos = k + 1;
+        } else if (c == '{' || c == '[') {
+            tok[super].size++;
+            st[sp++] = cur;
+            cur = n;
+            fast_tok(tok, &n, c == '{' ? JSMN_OBJECT : JSMN_ARRAY, pos, super);
+            obj = c == '{';
+            super = cur;
+            pos++;
+            if (pos < len && js[pos] == (obj ? '}' : ']')) goto close;
+            continue;
+        } else {
+            int k = find3(js, pos, len, ',', '}', ']');
+            if (k >= len || !primitive_ok(js + pos, k - pos)) return -1;
+            tok[super].size++;
+            fast_tok(tok, &n, JSMN_PRIMITIVE, pos, super)->end = k;
+            pos = k;
+        }
+        /* after a value: ',' and the next one, or the container closes */
+        if (pos >= len) return -1;
+        if (js[pos] == ',') {
+            pos++;
+            if (!obj) super = cur;
+            continue;
+        }
+    close:
+        if (js[pos] != (obj ? '}' : ']')) return -1;
+        tok[cur].end = ++pos;
+        next[cur] = (uint16_t)n;
+        if (sp == 0) break;
+        cur = st[--sp];
+        obj = tok[cur].type == JSMN_OBJECT;
+        super = cur;
+        if (pos >= len) return -1;
+        if (js[pos] == ',') {
+            pos++;
+            continue;
+        }
+        goto close;
+    }
+    return pos == len ? n : -1;
+}
+
+int strm__json_fast_agrees(const char *js, size_t len)
+{
+    jsmntok_t a[JSON_TOKENS], b[JSON_TOKENS];
+    uint16_t na[JSON_TOKENS], nb[JSON_TOKENS];
+    jsmn_parser p;
+    if (len > INT_MAX / 2) return 1;
+    int n = json_fast(js, (int)len, a, na);
+    if (n < 0) return 1;
+    jsmn_init(&p);
+    if (jsmn_parse(&p, js, len, b, JSON_TOKENS) != n) return 0;
+    if (json_validate(js, (int)len, b, n, nb) < 0) return 0;
+    for (int i = 0; i < n; i++) {
+        if (a[i].type != b[i].type || a[i].start != b[i].start || a[i].end != b[i].end ||
+            a[i].size != b[i].size || a[i].parent != b[i].parent)
+            return 0;
+        if ((a[i].type == JSMN_OBJECT || a[i].type == JSMN_ARRAY) && na[i] != nb[i]) return 0;
+    }
+    return 1;
 }
 
 static void json_val(const json_src_t *j, int i, strm__val_t *v)
@@ -380,15 +524,17 @@ int strm_decode_json(const char *buf, size_t len, seg_event_t *ev, const char **
         *reason = "oversized";
         return -1;
     }
-    jsmn_init(&p);
-    int n = jsmn_parse(&p, buf, len, tok, JSON_TOKENS);
-    if (n < 0) {
-        *reason = n == JSMN_ERROR_NOMEM ? "too_complex" : "bad_json";
-        return -1;
-    }
-    if (json_validate(buf, (int)len, tok, n, next) < 0) {
-        *reason = "bad_json";
-        return -1;
+    if (json_fast(buf, (int)len, tok, next) < 0) {
+        jsmn_init(&p);
+        int n = jsmn_parse(&p, buf, len, tok, JSON_TOKENS);
+        if (n < 0) {
+            *reason = n == JSMN_ERROR_NOMEM ? "too_complex" : "bad_json";
+            return -1;
+        }
+        if (json_validate(buf, (int)len, tok, n, next) < 0) {
+            *reason = "bad_json";
+            return -1;
+        }
     }
     json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
     strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};

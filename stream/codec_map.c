@@ -33,8 +33,6 @@
 #include <string.h>
 #include "stream/codec_int.h"
 
-#define TS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-
 /* ---------- UTF-8 ---------- */
 
 int strm__utf8_valid(const char *str, size_t len)
@@ -125,6 +123,27 @@ static inline int key_eq(const char *a, const char *b, size_t n)
 
 /* ---------- values ---------- */
 
+/* memcpy for the short strings events are made of: two overlapping loads
+ * and stores instead of a call. */
+static inline void copy_short(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 /* String value into dst (NUL-terminated, at most cap-1 bytes). trunc: cut a
  * longer string instead of failing. Returns the length, -1 when not a usable
  * string (wrong type, bad escape, invalid UTF-8, NUL byte), -2 when too long. */
@@ -134,7 +153,7 @@ static long get_str(const strm__val_t *v, char *dst, size_t cap, int trunc)
     if (v->t != STRM_V_STR) return -1;
     cap--;
     if (v->len <= cap && !strm__needs_care(v->s, v->len)) {
-        memcpy(dst, v->s, v->len); /* printable ASCII: nothing to check */
+        copy_short(dst, v->s, v->len); /* printable ASCII: nothing to check */
         dst[v->len] = 0;
         return (long)v->len;
     }
@@ -683,33 +702,58 @@ static const char *set_amount(seg_event_t *ev, const strm__val_t *v, int str_ok)
     return NULL;
 }
 
-/* seg_evtype_parse / seg_channel_parse, without a strlen per candidate:
- * the first byte filters, one comparison confirms. */
-static uint8_t type_of(const char *s, size_t n)
+/* seg_evtype_parse / seg_channel_parse as a switch on the length and one
+ * wide comparison (every event names its type: this runs per event). */
+#define NAME(lit, id)                                                                              \
+    if (key_eq(s, lit, sizeof lit - 1)) return id
+uint8_t strm__type_of(const char *s, size_t n)
 {
-    if (n == 0) return SEG_EV_OTHER;
-    for (int i = 0; i < SEG_EV_OTHER; i++) {
-        const char *c = seg_evtype_names[i];
-        if (c[0] != s[0]) continue;
-        size_t k = 1;
-        while (k < n && c[k] && c[k] == s[k]) k++;
-        if (k == n && c[k] == 0) return (uint8_t)i;
+    switch (n) {
+    case 6:
+        NAME("search", SEG_EV_SEARCH);
+        break;
+    case 8:
+        NAME("checkout", SEG_EV_CHECKOUT);
+        NAME("purchase", SEG_EV_PURCHASE);
+        break;
+    case 9:
+        NAME("page_view", SEG_EV_PAGE_VIEW);
+        break;
+    case 10:
+        NAME("email_open", SEG_EV_EMAIL_OPEN);
+        break;
+    case 11:
+        NAME("add_to_cart", SEG_EV_ADD_TO_CART);
+        NAME("email_click", SEG_EV_EMAIL_CLICK);
+        break;
+    case 12:
+        NAME("product_view", SEG_EV_PRODUCT_VIEW);
+        break;
+    case 13:
+        NAME("session_start", SEG_EV_SESSION_START);
+        break;
+    case 16:
+        NAME("remove_from_cart", SEG_EV_REMOVE_FROM_CART);
+        break;
     }
     return SEG_EV_OTHER;
 }
 
-static int channel_of(const char *s, size_t n)
+int strm__channel_of(const char *s, size_t n)
 {
-    if (n == 0) return -1;
-    for (int i = 1; i < SEG_CH__COUNT; i++) {
-        const char *c = seg_channel_names[i];
-        if (c[0] != s[0]) continue;
-        size_t k = 1;
-        while (k < n && c[k] && c[k] == s[k]) k++;
-        if (k == n && c[k] == 0) return i;
+    switch (n) {
+    case 3:
+        NAME("web", SEG_CH_WEB);
+        NAME("app", SEG_CH_APP);
+        break;
+    case 5:
+        NAME("email", SEG_CH_EMAIL);
+        NAME("store", SEG_CH_STORE);
+        break;
     }
     return -1;
 }
+#undef NAME
 
 static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *ev)
 {
@@ -721,11 +765,11 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     const strm__val_t *ty = &t->v[K_TYPE];
     if (ty->t != STRM_V_STR) return "bad_type";
     if (!ty->esc || !memchr(ty->s, '\\', ty->len)) {
-        ev->type = type_of(ty->s, ty->len);
+        ev->type = strm__type_of(ty->s, ty->len);
     } else {
         long n = get_str(ty, buf, sizeof buf, 1);
         if (n < 0) return "bad_type";
-        ev->type = type_of(buf, (size_t)n);
+        ev->type = strm__type_of(buf, (size_t)n);
     }
     if (!HAS(K_TS)) return "missing_ts";
     if (get_ts(&t->v[K_TS], &ev->ts) < 0) return "bad_ts";
@@ -738,7 +782,7 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     }
     if (HAS(K_CHANNEL)) {
         const strm__val_t *c = &t->v[K_CHANNEL];
-        int ch = c->t == STRM_V_STR ? channel_of(c->s, c->len) : -1;
+        int ch = c->t == STRM_V_STR ? strm__channel_of(c->s, c->len) : -1;
         if (ch < 0) return "bad_channel";
         ev->channel = (uint8_t)ch;
     }

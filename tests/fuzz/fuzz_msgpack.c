@@ -1,10 +1,12 @@
 /* tests/fuzz/fuzz_msgpack.c: fuzzes the msgpack decoder (codec_msgpack.c),
  * the shared mapping and the framing cursor. Any input is either rejected
  * with a reason or gives an event that passes the invariants and round-trips
- * exactly; whatever strm__mp_skip frames, msgpack-c (given only counts we
- * have checked against the bytes) must parse to the same length, or reject
- * for nesting deeper than its fixed stack. Built with -DSEG_LIBFUZZER for
- * libFuzzer; otherwise fuzz_common.h's main replays the corpus directory. */
+ * exactly, and the fast path for plain contract events decodes it as the
+ * general path does (or declines); whatever strm__mp_skip frames, msgpack-c
+ * (given only counts we have checked against the bytes) must parse to the
+ * same length, or reject for nesting deeper than its fixed stack. Built with
+ * -DSEG_LIBFUZZER for libFuzzer; otherwise fuzz_common.h's main replays the
+ * corpus directory. */
 #include <msgpack.h>
 #include "fuzz_common.h"
 #include "stream/codec_int.h"
@@ -22,6 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_roundtrip(&ev);
     else
         FUZZ_CHECK(why && why[0]);
+    /* the fast path for plain contract events decodes as the general one */
+    FUZZ_CHECK(strm__msgpack_fast_agrees(data, size));
 
     size_t used = 0;
     int r = strm__mp_skip(data, size, &used);

@@ -122,6 +122,92 @@ Test(codec_change, json_escaping_any_bytes)
     strm_buf_free(&b);
 }
 
+/* The escaper copies plain runs a word at a time: compare it with a plain
+ * byte-by-byte reading on random strings of every length around a word. */
+static size_t ref_escape(const unsigned char *s, size_t len, char *o)
+{
+    size_t n = 0;
+    o[n++] = '"';
+    for (size_t k = 0; k < len;) {
+        unsigned c = s[k];
+        size_t u;
+        if (c >= 0x80) {
+            u = strm__utf8_seq(s + k, len - k);
+            if (u) {
+                memcpy(o + n, s + k, u), n += u, k += u;
+            } else {
+                memcpy(o + n, "\\ufffd", 6), n += 6, k++;
+            }
+            continue;
+        }
+        static const char pairs[] = "\"\"\\\\\nn\rr\tt\bb\ff"; /* byte, then its letter */
+        const char *e = c ? strchr(pairs, (int)c) : NULL;
+        if (e && (e - pairs) % 2 == 0)
+            o[n++] = '\\', o[n++] = e[1];
+        else if (c < 0x20)
+            n += (size_t)sprintf(o + n, "\\u%04x", c);
+        else
+            o[n++] = (char)c;
+        k++;
+    }
+    o[n++] = '"';
+    return n;
+}
+
+Test(codec_change, json_escaping_matches_a_bytewise_reading)
+{
+    static const unsigned char pool[] =
+        "abcXYZ019 :-\"\\\n\x01\x1f\x7f\xC3\xA9\xE2\x82\xAC\xFF\xC2";
+    uint64_t rng = 7;
+    strm_buf_t b;
+    strm_buf_init(&b);
+    for (int iter = 0; iter < 20000; iter++) {
+        unsigned char s[40];
+        char want[40 * 6 + 2];
+        size_t len = (size_t)(iter % 40);
+        for (size_t i = 0; i < len; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            /* mostly plain letters, so long plain runs and words occur */
+            unsigned r = (unsigned)(rng >> 33);
+            s[i] = r % 4 ? (unsigned char)('a' + r % 26) : pool[(r >> 8) % (sizeof pool - 1)];
+        }
+        b.len = 0;
+        cr_assert_eq(strm__json_str(&b, (const char *)s, len), 0);
+        size_t n = ref_escape(s, len, want);
+        cr_assert_eq(b.len, n, "iteration %d", iter);
+        cr_assert_eq(memcmp(b.p, want, n), 0, "iteration %d", iter);
+    }
+    strm_buf_free(&b);
+}
+
+Test(codec_change, json_numbers_at_every_digit_count)
+{
+    seg_change_t ch = lifecycle_change();
+    strm_buf_t b;
+    strm_buf_init(&b);
+    uint64_t v = 1;
+    for (int d = 0; d < 20; d++, v *= 10) {
+        uint64_t cases[] = {v - 1, v, v + 1, v * 9 + (v - 1)};
+        for (int i = 0; i < 4; i++) {
+            if (d == 19 && i == 3) cases[i] = UINT64_MAX;
+            char want[64];
+            ch.seq = ch.orders = ch.model_version = cases[i];
+            ch.ts = (int64_t)(cases[i] >> 1) * (i & 1 ? -1 : 1);
+            b.len = 0;
+            cr_assert_eq(strm_change_json(&ch, INT64_MIN, &b), 0);
+            char *s = as_str(&b);
+            snprintf(want, sizeof want, ":lifecycle:%llu\"", (unsigned long long)cases[i]);
+            cr_assert(strstr(s, want), "%s", s);
+            snprintf(want, sizeof want, "\"orders\":%llu,", (unsigned long long)cases[i]);
+            cr_assert(strstr(s, want), "%s", s);
+            snprintf(want, sizeof want, "\"ts\":%lld,", (long long)ch.ts);
+            cr_assert(strstr(s, want), "%s", s);
+            cr_assert(strstr(s, "\"emitted_at\":-9223372036854775808,"), "%s", s);
+        }
+    }
+    strm_buf_free(&b);
+}
+
 Test(codec_change, msgpack_fields)
 {
     seg_change_t ch = lifecycle_change();

@@ -322,3 +322,85 @@ Test(codec_json, reuse_clears_previous_event)
     cr_assert_eq(ev.event_id_len, 0);
     cr_assert_eq(ev.n_traits, 0);
 }
+
+/* The fast path for compact JSON must give jsmn's tokens exactly, or
+ * decline: checked on the fuzz corpus and on mutations of compact events
+ * (each byte replaced by a structural character, deleted, or doubled). */
+static void fast_agrees(const char *s, size_t n)
+{
+    cr_assert(strm__json_fast_agrees(s, n), "fast path disagrees with jsmn on: %.*s", (int)n, s);
+}
+
+Test(codec_json, fast_path_gives_jsmn_tokens_or_declines)
+{
+    static const char *const seeds[] = {
+        "{\"customer_id\":\"c040425\",\"type\":\"session_start\",\"ts\":1704078343741,"
+        "\"channel\":\"app\",\"event_id\":\"e40425-0\",\"traits\":{\"country\":\"NL\","
+        "\"age_band\":\"35-44\"}}",
+        "{\"customer_id\":1,\"type\":\"purchase\",\"ts\":-0.5e+3,\"amount\":12.5,\"discount\":true,"
+        "\"x\":[1,[],{},[{\"a\":null}],\"s\"],\"y\":{},\"z\":false}",
+        "{}",
+        "{\"a\":\"\xC3\xA9\\u00e9\\\"\"}",
+        "{\"userId\":\"u\",\"event\":\"Order Completed\",\"properties\":{\"revenue\":5,"
+        "\"items\":[{\"category\":\"books\"}]}}",
+    };
+    static const char subst[] = "{}[]:,\"\\ 0-.e\x01";
+    char buf[512], mut[1024];
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        size_t n = strlen(seeds[i]);
+        memcpy(buf, seeds[i], n);
+        fast_agrees(buf, n);
+        for (size_t at = 0; at < n; at++) {
+            for (size_t c = 0; c < sizeof subst - 1; c++) {
+                memcpy(mut, buf, n);
+                mut[at] = subst[c];
+                fast_agrees(mut, n);
+            }
+            memcpy(mut, buf, at);
+            memcpy(mut + at, buf + at + 1, n - at - 1);
+            fast_agrees(mut, n - 1);
+            memcpy(mut, buf, at + 1);
+            memcpy(mut + at + 1, buf + at, n - at);
+            fast_agrees(mut, n + 1);
+            fast_agrees(buf, at); /* every prefix */
+        }
+    }
+    /* more tokens than the decoder keeps: declined, so jsmn says too_complex */
+    size_t n = 0;
+    n += (size_t)sprintf(mut + n, "{\"a\":[");
+    for (int i = 0; i < 300; i++) n += (size_t)sprintf(mut + n, "%s1", i ? "," : "");
+    n += (size_t)sprintf(mut + n, "]}");
+    fast_agrees(mut, n);
+    REJECT(mut, "too_complex");
+}
+
+Test(codec_json, fast_path_agrees_on_the_fuzz_corpus)
+{
+    static const char *const names[] = {
+        "bad_number.json",     "control_char.json",    "deep_arrays.json",
+        "deep_objects.json",   "dup_keys.json",        "empty.json",
+        "escapes.json",        "ga4_purchase.json",    "ga4_purchase_no_revenue.json",
+        "ga4_view.json",       "huge_numbers.json",    "int_id_rfc3339.json",
+        "lone_surrogate.json", "many_tokens.json",     "missing_comma.json",
+        "mixed_types.json",    "negative_amount.json", "not_json.txt",
+        "nul_after.json",      "segment_order.json",   "segment_page.json",
+        "trailing_comma.json", "traits_overflow.json", "truncated.json",
+        "valid_full.json",     "valid_min.json",       "whitespace.json",
+    };
+    static char data[1 << 20];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/json/%s", SEG_SOURCE_DIR, names[i]);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        fast_agrees(data, n);
+        /* and each line on its own, without the newline */
+        for (size_t a = 0, b; a < n; a = b + 1) {
+            for (b = a; b < n && data[b] != '\n'; b++) {
+            }
+            fast_agrees(data + a, b - a);
+        }
+    }
+}

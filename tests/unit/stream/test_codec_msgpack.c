@@ -292,3 +292,85 @@ Test(codec_msgpack, mp_skip_frames_exactly)
     static const unsigned char bad[] = {0x92, 0xc1, 0x01};
     cr_assert_eq(strm__mp_skip(bad, sizeof bad, &used), -1);
 }
+
+/* The fast path for plain contract events must decode exactly as the
+ * general path, or decline: every shared mapping case, an event with every
+ * field, and each of them with every byte replaced by a boundary value,
+ * deleted, or cut off. */
+static void fast_agrees(const char *what, const void *p, size_t n)
+{
+    cr_assert(strm__msgpack_fast_agrees(p, n), "fast path disagrees (%s, %zu bytes)", what, n);
+}
+
+static void fast_agrees_mutated(const char *what, const unsigned char *p, size_t n)
+{
+    static const unsigned char subst[] = {0x00, 0x01, 0x05, 0x7f, 0x80, 0x81, 0x8f, 0x90, 0xa0,
+                                          0xa1, 0xa8, 0xbf, 0xc0, 0xc1, 0xc2, 0xc3, 0xca, 0xcb,
+                                          0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd3, 0xd9, 0xda, 0xde,
+                                          0xdf, 0xe0, 0xff, '"',  '\\', 'a',  'z'};
+    unsigned char m[512];
+    cr_assert_lt(n, sizeof m);
+    fast_agrees(what, p, n);
+    for (size_t at = 0; at < n; at++) {
+        for (size_t c = 0; c < sizeof subst; c++) {
+            memcpy(m, p, n);
+            m[at] = subst[c];
+            fast_agrees(what, m, n);
+        }
+        memcpy(m, p, at);
+        memcpy(m + at, p + at + 1, n - at - 1);
+        fast_agrees(what, m, n - 1);
+        fast_agrees(what, p, at);
+    }
+}
+
+Test(codec_msgpack, fast_path_decodes_as_the_general_path_or_declines)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    for (size_t i = 0; i < N_MAP_CASES; i++) {
+        b.len = 0;
+        cr_assert_eq(json_to_mp(map_cases[i].json, &b), 0);
+        fast_agrees_mutated(map_cases[i].json, (const unsigned char *)b.p, b.len);
+    }
+    static const char *const more[] = {
+        "{\"customer_id\":\"c1\",\"type\":\"purchase\",\"ts\":1700000000000,\"amount\":12.5,"
+        "\"category\":\"books\",\"channel\":\"web\",\"discount\":true,\"event_id\":\"e-1\","
+        "\"traits\":{\"country\":\"GB\",\"age_band\":\"25-34\",\"tier\":\"gold\"}}",
+        "{\"customer_id\":\"c1\",\"type\":\"purchase\",\"ts\":5,\"amount\":0,\"discount\":false}",
+        "{\"customer_id\":\"c1\",\"type\":\"page_view\",\"ts\":0,\"traits\":{}}",
+        "{\"customer_id\":\"c1\",\"type\":\"x\",\"ts\":1,\"traits\":{\"a\":\"1\",\"a\":\"2\"}}",
+        "{\"customer_id\":\"c1\",\"type\":\"x\",\"ts\":1,\"ts\":2}",
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        b.len = 0;
+        cr_assert_eq(json_to_mp(more[i], &b), 0);
+        fast_agrees_mutated(more[i], (const unsigned char *)b.p, b.len);
+    }
+    /* and as the generator writes them: float64 amounts, wide integers */
+    seg_event_t e;
+    seg_event_reset(&e);
+    strcpy(e.customer_id, "c000123");
+    e.id_len = 7;
+    e.type = SEG_EV_PURCHASE;
+    e.ts = 1704078343741LL;
+    e.amount = 19.99;
+    e.has_amount = 1;
+    strcpy(e.category, "electronics");
+    e.category_len = 11;
+    e.channel = SEG_CH_APP;
+    e.discount = 1;
+    strcpy(e.event_id, "e123-45");
+    e.event_id_len = 7;
+    e.n_traits = 1;
+    strcpy(e.traits[0].key, "country");
+    strcpy(e.traits[0].val, "NL");
+    b.len = 0;
+    cr_assert_eq(strm_event_msgpack(&e, &b), 0);
+    fast_agrees_mutated("generated purchase", (const unsigned char *)b.p, b.len);
+    cr_assert_null(dec_bytes(b.p, b.len));
+    cr_assert_eq(ev.ts, e.ts);
+    cr_assert_eq(ev.amount, e.amount);
+    cr_assert_str_eq(ev.traits[0].val, "NL");
+    strm_buf_free(&b);
+}
