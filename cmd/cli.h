@@ -21,6 +21,7 @@ int cli_parse_u64(const char *s, uint64_t *out);
 
 int cmd_broker(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -10,6 +10,7 @@ static const struct {
 } commands[] = {
     {"broker", cmd_broker, "an embedded Kafka-protocol broker for development and tests"},
     {"gen", cmd_gen, "generate a synthetic customer population with planted segments"},
+    {"inspect", cmd_inspect, "one customer's segments and features, read from Redis"},
     {"replay", cmd_replay, "re-run events from a file through the segmenter"},
     {"run", cmd_run, "the daemon: consume events, segment, publish changes, serve /metrics"},
     {"version", cmd_version, "print the version"},

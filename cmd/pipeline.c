@@ -114,6 +114,26 @@ void pl_part_init(pl_part_t *part)
     part->last_future = INT64_MIN;
 }
 
+/* A change decided at W for a customer other than the event's: its own
+ * silent changes due before W come first, or a later change's ts would
+ * clamp theirs (a customer's changes never go back in time). */
+static void refresh_at(pl_t *pl, seg_customer_t *c, int64_t W)
+{
+    if (pl->owns && !pl->owns(pl->owns_ud, c)) return; /* not this process's now */
+    if (W != INT64_MIN) {
+        while (seg_step_due(pl->seg, c, W, on_change, pl)) {
+        }
+        queue_due(pl, c);
+    }
+    seg_refresh_cluster(pl->seg, c, W, on_change, pl);
+}
+
+int pl_assign_cluster(pl_t *pl, seg_customer_t *c)
+{
+    refresh_at(pl, c, pl->has_W ? pl->W : INT64_MIN);
+    return pl->sink_failed ? -1 : 0;
+}
+
 int pl_due_restore(pl_t *pl, seg_customer_t *c)
 {
     return queue_due(pl, c);
@@ -192,7 +212,7 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
     int64_t Wp = pl->has_W ? pl->W : INT64_MIN;
     for (int i = 0; i < n; i++) {
         seg_customer_t *pc = st_mem_by_handle(pl->store, pending[i]);
-        if (pc) seg_refresh_cluster(pl->seg, pc, pc == c ? Wc : Wp, on_change, pl);
+        if (pc) refresh_at(pl, pc, pc == c ? Wc : Wp);
     }
     free(n ? pending : NULL);
     return pl->sink_failed ? -1 : 0;

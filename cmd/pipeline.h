@@ -87,6 +87,8 @@ int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const cha
             int32_t partition, int64_t offset);
 /* Moves W forward (never back) and performs every silent change due before it. */
 int pl_advance(pl_t *pl, int64_t W);
+/* Gives a customer its first cluster (or a better one) now, at W. */
+int pl_assign_cluster(pl_t *pl, seg_customer_t *c);
 /* Puts a customer back in the due index (after its partition came back). */
 int pl_due_restore(pl_t *pl, seg_customer_t *c);
 

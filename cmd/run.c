@@ -14,84 +14,9 @@
 #include <unistd.h>
 #include <uv.h>
 #include "cmd/cli.h"
-#include "cmd/http.h"
-#include "cmd/pipeline.h"
-#include "stream/kafka.h"
+#include "cmd/run.h"
 
-#define BATCH_MAX        1024
-#define BATCHES_PER_WAKE 16 /* then yield to the loop (deliveries, HTTP) */
-#define TICK_MS          100
-#define OUTQ_HIGH        200000 /* undelivered records: pause the consumer */
-#define OUTQ_LOW         50000  /* ... and resume below this */
-#define DLQ_MAX_PAYLOAD  524288 /* Kafka's default message limit is ~1 MB */
-#define STATS_EVERY_S    10.0
-
-static const double batch_le[] = {1, 10, 100, 1000};
-#define N_BUCKETS (sizeof(batch_le) / sizeof(batch_le[0]))
-
-typedef struct part {
-    char *topic;
-    int32_t partition;
-    int owned;
-    pl_part_t pp;        /* its newest event time, for W and the future check */
-    double last_msg;     /* monotonic s of its last record (or assignment) */
-    int64_t next_offset; /* last consumed + 1, -1 before any */
-    uint64_t in;         /* records consumed */
-    /* the last check with the broker that we had read all it holds */
-    int checking, checked_ok;
-    double checked_at;
-    int64_t checked_next;
-} part_t;
-
-/* One consumed batch (or one watermark step): its change and dead-letter
- * records in flight, and the offsets it completes once they are delivered. */
-typedef struct unit {
-    struct unit *next;
-    int pending;
-    int closed;
-    int n_offs, cap_offs;
-    struct {
-        int part;
-        int64_t next;
-    } * offs;
-} unit_t;
-
-typedef struct run {
-    cfg_t cfg;
-    pl_t pl;
-    uv_loop_t loop;
-    uv_poll_t cpoll, ppoll;
-    uv_timer_t tick;
-    uv_idle_t more;
-    uv_signal_t sigterm, sigint;
-    http_server_t *http;
-    strm_consumer_t *cons;
-    strm_producer_t *prod;
-    char instance[128];
-
-    part_t *parts;
-    int n_parts, cap_parts, last_part;
-    int32_t *owner; /* customer handle -> part index */
-    uint64_t cap_owner;
-    uint32_t *dormant; /* handles whose partition was revoked */
-    size_t n_dormant, cap_dormant;
-    int cur_part;
-
-    unit_t *head, *tail, *cur;
-    const strm_msg_t *cur_msg;
-
-    int paused, stopping, exit_code, more_on;
-    int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
-    uint64_t last_tick_ns;
-
-    /* metrics */
-    uint64_t batches, batch_bucket[N_BUCKETS + 1];
-    double batch_sum;
-    uint64_t produced, delivered, dlq_out, queue_full, pauses, rebalances, consumer_errors;
-    double loop_lag, loop_lag_max;
-    double started, last_stats;
-    uint64_t last_stats_records;
-} run_t;
+static const double batch_le[N_BUCKETS] = {1, 10, 100, 1000};
 
 static void usage(FILE *f)
 {
@@ -104,7 +29,7 @@ static void usage(FILE *f)
                "work, commits and exits 0.\n");
 }
 
-static void begin_stop(run_t *r, int code);
+#define begin_stop run_begin_stop
 
 /* ---------------- partitions ---------------- */
 
@@ -138,6 +63,7 @@ static int find_part(run_t *r, const char *topic, int32_t partition, int create)
 static int owns(void *ud, const seg_customer_t *c)
 {
     run_t *r = ud;
+    if (r->ck && !ck_usable(r, c)) return 0; /* reloaded from Redis when due */
     if (c->handle >= r->cap_owner || r->owner[c->handle] < 0) return 1;
     if (r->parts[r->owner[c->handle]].owned) return 1;
     if (r->n_dormant == r->cap_dormant) {
@@ -151,19 +77,26 @@ static int owns(void *ud, const seg_customer_t *c)
     return 0;
 }
 
-static void on_applied(void *ud, const seg_customer_t *c)
+int run_own(run_t *r, uint64_t handle, int part)
 {
-    run_t *r = ud;
-    if (c->handle >= r->cap_owner) {
+    if (handle >= r->cap_owner) {
         uint64_t cap = r->cap_owner ? 2 * r->cap_owner : 4096;
-        while (cap <= c->handle) cap *= 2;
+        while (cap <= handle) cap *= 2;
         int32_t *o = realloc(r->owner, cap * sizeof(*o));
-        if (!o) return;
+        if (!o) return -1;
         for (uint64_t i = r->cap_owner; i < cap; i++) o[i] = -1;
         r->owner = o;
         r->cap_owner = cap;
     }
-    r->owner[c->handle] = r->cur_part;
+    r->owner[handle] = part;
+    return 0;
+}
+
+static void on_applied(void *ud, const seg_customer_t *c)
+{
+    run_t *r = ud;
+    run_own(r, c->handle, r->cur_part);
+    if (r->ck) ck_dirty(r, c);
 }
 
 /* ---------------- the delivery ledger ---------------- */
@@ -172,6 +105,7 @@ static unit_t *unit_open(run_t *r)
 {
     unit_t *u = calloc(1, sizeof(*u));
     if (!u) return NULL;
+    u->seq = ++r->unit_seq;
     if (r->tail)
         r->tail->next = u;
     else
@@ -180,10 +114,10 @@ static unit_t *unit_open(run_t *r)
     return r->cur = u;
 }
 
-static int unit_offset(unit_t *u, int part, int64_t next)
+static int unit_offset(unit_t *u, int part, uint32_t gen, int64_t next)
 {
     for (int i = u->n_offs - 1; i >= 0; i--)
-        if (u->offs[i].part == part) {
+        if (u->offs[i].part == part && u->offs[i].gen == gen) {
             u->offs[i].next = next;
             return 0;
         }
@@ -195,6 +129,7 @@ static int unit_offset(unit_t *u, int part, int64_t next)
         u->cap_offs = cap;
     }
     u->offs[u->n_offs].part = part;
+    u->offs[u->n_offs].gen = gen;
     u->offs[u->n_offs++].next = next;
     return 0;
 }
@@ -205,10 +140,14 @@ static void units_complete(run_t *r)
 {
     while (r->head && r->head->closed && r->head->pending == 0) {
         unit_t *u = r->head;
-        for (int i = 0; i < u->n_offs; i++) {
+        /* with Redis, offsets are stored by the checkpoint that holds their
+         * effects (ckpt.c), not as soon as their changes are delivered */
+        for (int i = 0; i < u->n_offs && !r->ck; i++) {
             part_t *p = &r->parts[u->offs[i].part];
-            if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, u->offs[i].next);
+            if (p->owned && p->gen == u->offs[i].gen)
+                strm_consumer_store(r->cons, p->topic, p->partition, u->offs[i].next);
         }
+        r->done_seq = u->seq;
         r->head = u->next;
         if (!r->head) r->tail = NULL;
         free(u->offs);
@@ -216,11 +155,24 @@ static void units_complete(run_t *r)
     }
 }
 
+static void unit_close(run_t *r);
+
+unit_t *run_unit_open(run_t *r)
+{
+    return unit_open(r);
+}
+
+void run_unit_close(run_t *r)
+{
+    unit_close(r);
+}
+
 static void unit_close(run_t *r)
 {
     if (r->cur) r->cur->closed = 1;
     r->cur = NULL;
     units_complete(r);
+    if (r->ck) ck_units_done(r);
 }
 
 static void on_delivery(void *ud, void *opaque, const char *error, const char *topic,
@@ -238,6 +190,13 @@ static void on_delivery(void *ud, void *opaque, const char *error, const char *t
     }
     r->delivered++;
     if (u) u->pending--;
+}
+
+static void deliveries(run_t *r)
+{
+    strm_producer_poll(r->prod, 0);
+    units_complete(r);
+    if (r->ck) ck_units_done(r);
 }
 
 /* Queues one record; waits (serving deliveries) while the queue is full. */
@@ -266,6 +225,7 @@ static int produce(run_t *r, const char *topic, const void *key, size_t key_len,
 static int sink_change(void *ud, const seg_change_t *ch, const void *p, size_t len)
 {
     run_t *r = ud;
+    if (r->ck) ck_dirty(r, ch->cust); /* silent changes touch customers too */
     strm_header_t h = {"segstream_instance", r->instance, strlen(r->instance)};
     return produce(r, r->cfg.changes_topic, ch->cust->id, ch->cust->id_len, p, len, &h, 1);
 }
@@ -376,7 +336,7 @@ static int advance_watermark(run_t *r)
 {
     double now = cli_monotonic_s();
     int64_t lo = INT64_MAX, hi = INT64_MIN;
-    int owned = 0, active = 0;
+    int owned = 0, active = 0, blind = 0;
     for (int i = 0; i < r->n_parts; i++) {
         part_t *p = &r->parts[i];
         if (!p->owned) continue;
@@ -384,10 +344,10 @@ static int advance_watermark(run_t *r)
         if (p->pp.hi > hi) hi = p->pp.hi;
         if (part_idle(r, i, now)) continue;
         active++;
-        if (p->pp.hi == INT64_MIN) return 0; /* no event yet: no evidence */
+        if (p->pp.hi == INT64_MIN) blind = 1; /* no event yet: no evidence */
         if (p->pp.hi < lo) lo = p->pp.hi;
     }
-    if (!owned || hi == INT64_MIN) return 0;
+    if (!owned || hi == INT64_MIN || blind) return 0;
     int64_t W;
     if (active) {
         r->idle_since_wall = INT64_MIN;
@@ -407,35 +367,32 @@ static int advance_watermark(run_t *r)
     if (!unit_open(r)) return -1;
     int rc = pl_advance(&r->pl, W);
     unit_close(r);
+    if (r->ck) ck_advance(r);
     return rc;
 }
 
 /* ---------------- consuming ---------------- */
 
-static void rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
+/* Applies an assignment change to the partitions' state (and, for a
+ * deferred one, to the consumer). */
+int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
 {
-    run_t *r = ud;
-    r->rebalances++;
     double now = cli_monotonic_s();
-    if (!assigned && !r->stopping) {
-        /* finish what the revoked partitions started, so that their new
-         * owner resumes exactly after what is done here */
-        if (strm_producer_flush(r->prod, 30000) > 0)
-            cli_log(LOG_WARN, "revoke: change events still undelivered after 30 s");
-        units_complete(r);
-        strm_consumer_commit_async(r->cons); /* never wait here: a lost group has no coordinator */
-    }
     for (int i = 0; i < n; i++) {
         int k = find_part(r, tps[i].topic, tps[i].partition, 1);
         if (k < 0) continue;
         r->parts[k].owned = assigned;
+        r->parts[k].gen += assigned;
         r->parts[k].last_msg = now;
-        /* State here already holds this partition up to next_offset (a lost
-         * assignment that came back, say): resume there, so that nothing
-         * is applied twice to it, whatever the group committed. */
-        if (assigned && r->parts[k].next_offset >= 0) tps[i].offset = r->parts[k].next_offset;
+        /* In memory, state here already holds this partition up to
+         * next_offset (a lost assignment that came back, say): resume there,
+         * so that nothing is applied twice to it, whatever the group
+         * committed. With Redis, ckpt.c has set the checkpoint's offset. */
+        if (assigned && !r->ck && r->parts[k].next_offset >= 0)
+            tps[i].offset = r->parts[k].next_offset;
+        if (assigned && tps[i].offset >= 0) r->parts[k].next_offset = tps[i].offset;
     }
-    if (assigned) {
+    if (assigned && !r->ck) {
         /* customers of partitions that came back are due again */
         size_t keep = 0;
         for (size_t i = 0; i < r->n_dormant; i++) {
@@ -452,6 +409,25 @@ static void rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
     cli_log(LOG_INFO, "%s %d partition%s:%s%s", assigned ? "assigned" : "revoked", n,
             n == 1 ? "" : "s", n ? " " : "", n ? tps[0].topic : "");
     r->idle_since_wall = INT64_MIN;
+    return 0;
+}
+
+static int rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
+{
+    run_t *r = ud;
+    r->rebalances++;
+    if (r->ck && !r->stopping) return ck_rebalance(r, assigned, tps, n);
+    if (!assigned && !r->stopping && !strm_consumer_assignment_lost(r->cons)) {
+        /* finish what the revoked partitions started, so that their new
+         * owner resumes exactly after what is done here (a lost assignment
+         * has no one to hand over to: its commit could only fail) */
+        if (strm_producer_flush(r->prod, 10000) > 0)
+            cli_log(LOG_WARN, "revoke: change events still undelivered after 10 s");
+        units_complete(r);
+        strm_consumer_commit_async(r->cons); /* never wait: a lost group has no coordinator */
+    }
+    run_assign(r, tps, n, assigned);
+    return 0;
 }
 
 static int process(run_t *r, strm_msg_t *ms, int n)
@@ -477,6 +453,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         }
         part_t *p = &r->parts[k];
         if (!p->owned) continue; /* fetched before a revoke: the new owner has it */
+        if (p->next_offset >= 0 && m->offset < p->next_offset) continue; /* applied already */
         real++;
         r->cur_part = k;
         r->cur_msg = m;
@@ -491,7 +468,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         p->in++;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
-        if (unit_offset(r->cur, k, m->offset + 1) < 0) return -1;
+        if (unit_offset(r->cur, k, p->gen, m->offset + 1) < 0) return -1;
     }
     unit_close(r);
     if (real) {
@@ -509,6 +486,10 @@ static void on_more(uv_idle_t *h);
 static void backpressure(run_t *r)
 {
     int q = strm_producer_outq(r->prod);
+    if (r->held_n > HELD_HIGH)
+        q = OUTQ_HIGH + 1; /* applying is behind: stop fetching */
+    else if (r->held_n > HELD_LOW && r->paused)
+        q = OUTQ_LOW + 1;
     if (!r->paused && q > OUTQ_HIGH) {
         r->paused = 1;
         r->pauses++;
@@ -521,35 +502,70 @@ static void backpressure(run_t *r)
     }
 }
 
-/* Consumes up to BATCHES_PER_WAKE batches; if the queue may hold more, an
- * idle handle brings us back next iteration (the io event is an edge). */
+/* Takes what librdkafka holds into the held ring: group events are served
+ * even while applying waits (for Redis, say). */
+static int take(run_t *r)
+{
+    char err[256];
+    int got = 0;
+    if (r->held_n == 0) r->held_head = 0;
+    while (r->held_n < r->held_cap) {
+        int tail = (r->held_head + r->held_n) % r->held_cap;
+        int room = tail >= r->held_head ? r->held_cap - tail : r->held_head - tail;
+        if (r->held_n > 0 && tail == r->held_head) break; /* full */
+        if (room > BATCH_MAX) room = BATCH_MAX;
+        int n = strm_consumer_batch(r->cons, r->held + tail, room, err, sizeof(err));
+        if (n < 0) {
+            cli_log(LOG_ERROR, "%s", err);
+            return -1;
+        }
+        r->held_n += n;
+        got += n;
+        if (n < room) break;
+    }
+    return got;
+}
+
+/* Applies held records, a contiguous chunk at a time. */
+static int apply_held(run_t *r)
+{
+    for (int b = 0; b < BATCHES_PER_WAKE && r->held_n > 0 && !r->stopping; b++) {
+        if (r->ck && ck_blocked(r)) return 0;
+        int n = r->held_n;
+        if (n > BATCH_MAX) n = BATCH_MAX;
+        if (r->held_head + n > r->held_cap) n = r->held_cap - r->held_head;
+        strm_msg_t *ms = r->held + r->held_head;
+        if (r->ck && ck_prefetch(r, ms, n) != 0) return 0; /* run_kick() follows */
+        int rc = process(r, ms, n);
+        strm_msgs_release(ms, n);
+        r->held_head = (r->held_head + n) % r->held_cap;
+        r->held_n -= n;
+        if (rc < 0) return -1;
+        backpressure(r);
+    }
+    return 0;
+}
+
+/* Serves the consumer and applies what it can; if more may wait, an idle
+ * handle brings us back next iteration (the io event is an edge). */
 static void consume(run_t *r)
 {
     if (r->stopping) return;
-    strm_msg_t ms[BATCH_MAX];
-    char err[256];
-    int n = 0;
-    for (int b = 0; b < BATCHES_PER_WAKE && !r->stopping; b++) {
-        n = strm_consumer_batch(r->cons, ms, r->paused ? 0 : BATCH_MAX, err, sizeof(err));
-        if (n < 0) {
-            cli_log(LOG_ERROR, "%s", err);
-            begin_stop(r, 1);
-            return;
-        }
-        if (n == 0) break;
-        int rc = process(r, ms, n);
-        strm_msgs_release(ms, n);
-        if (rc < 0) {
-            begin_stop(r, 1);
-            return;
-        }
-        backpressure(r);
-        if (r->paused) break;
+    if (take(r) < 0 || apply_held(r) < 0) {
+        begin_stop(r, 1);
+        return;
     }
+    backpressure(r);
     if (advance_watermark(r) < 0) begin_stop(r, 1);
-    int want_more = n == BATCH_MAX && !r->paused && !r->stopping;
+    int blocked = r->ck && ck_blocked(r);
+    int want_more = r->held_n > 0 && !blocked && !r->stopping;
     if (want_more && !r->more_on) uv_idle_start(&r->more, on_more), r->more_on = 1;
     if (!want_more && r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
+}
+
+void run_kick(run_t *r)
+{
+    if (!r->stopping && !r->more_on) uv_idle_start(&r->more, on_more), r->more_on = 1;
 }
 
 static void on_more(uv_idle_t *h)
@@ -568,8 +584,7 @@ static void on_producer_fd(uv_poll_t *h, int status, int events)
 {
     run_t *r = h->data;
     strm_producer_drain_fd(r->prod);
-    strm_producer_poll(r->prod, 0);
-    units_complete(r);
+    deliveries(r);
     backpressure(r);
 }
 
@@ -602,9 +617,9 @@ static void on_tick(uv_timer_t *h)
         if (r->loop_lag > r->loop_lag_max) r->loop_lag_max = r->loop_lag;
     }
     r->last_tick_ns = ns;
-    strm_producer_poll(r->prod, 0);
-    units_complete(r);
+    deliveries(r);
     backpressure(r);
+    if (r->ck) ck_tick(r);
     double now = cli_monotonic_s();
     consume(r); /* also serves group events: never polled means leaving the group */
     if (now - r->last_stats >= STATS_EVERY_S) log_stats(r, now);
@@ -617,7 +632,7 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
-static void begin_stop(run_t *r, int code)
+void run_begin_stop(run_t *r, int code)
 {
     if (code > r->exit_code) r->exit_code = code;
     if (r->stopping) return;
@@ -626,14 +641,25 @@ static void begin_stop(run_t *r, int code)
     uv_poll_stop(&r->cpoll);
     if (r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
     if (code == 0) {
-        int left = strm_producer_flush(r->prod, 30000);
+        int left = strm_producer_flush(r->prod, 15000);
         units_complete(r);
         if (left) {
-            cli_log(LOG_ERROR, "%d change events undelivered after 30 s: not committing them",
+            cli_log(LOG_ERROR, "%d change events undelivered after 15 s: not committing them",
                     left);
             r->exit_code = 1;
         }
     }
+    if (r->ck && r->exit_code == 0) {
+        ck_stop(r); /* the last checkpoint, then run_finish_stop() */
+        return;
+    }
+    run_finish_stop(r);
+}
+
+void run_finish_stop(run_t *r)
+{
+    if (r->stop_wait) return;
+    r->stop_wait = 1;
     strm_consumer_commit_async(r->cons); /* the close below commits and waits, bounded */
     uv_close((uv_handle_t *)&r->cpoll, close_cb);
     uv_close((uv_handle_t *)&r->ppoll, close_cb);
@@ -643,6 +669,7 @@ static void begin_stop(run_t *r, int code)
     uv_close((uv_handle_t *)&r->sigint, close_cb);
     http_stop(r->http);
     r->http = NULL;
+    if (r->ck) ck_free(r);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -772,6 +799,7 @@ static int render_metrics(void *ud, strm_buf_t *b)
                           r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
     rc |= http_metric_head(b, "segstream_customers", "gauge", "customers held in state");
     rc |= http_metric_u64(b, "segstream_customers", NULL, st_mem_count(r->pl.store));
+    if (r->ck) ck_metrics(r, b);
     rc |= http_metric_head(b, "segstream_model_version", "gauge", "cluster model version");
     rc |= http_metric_u64(b, "segstream_model_version", NULL, seg_model(r->pl.seg)->version);
     strm_buf_free(&lb);
@@ -809,12 +837,6 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     cli_set_log_level(r->cfg.log_level);
-    if (r->cfg.redis_url && *r->cfg.redis_url) {
-        fprintf(stderr, "segstream run: redis.url: the Redis store is not available in this "
-                        "version; leave it empty for the in-memory store\n");
-        cfg_free(&r->cfg);
-        return 2;
-    }
     if (pl_init(&r->pl, &r->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream run: %s\n", err);
         cfg_free(&r->cfg);
@@ -849,12 +871,19 @@ int cmd_run(int argc, char **argv)
                        .client_id = "segstream",
                        .props = props,
                        .n_props = r->cfg.n_kafka_props};
-    if (uv_loop_init(&r->loop) != 0) goto out_props;
+    r->held_cap = HELD_HIGH + 4 * BATCH_MAX;
+    r->held = calloc((size_t)r->held_cap, sizeof(*r->held));
+    if (!r->held || uv_loop_init(&r->loop) != 0) goto out_props;
+    if (r->cfg.redis_url && *r->cfg.redis_url && ck_start(r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream run: redis.url: %s\n", err);
+        rc = 2;
+        goto out_loop;
+    }
     if (http_start(&r->http, &r->loop, r->cfg.http_listen, render_metrics, render_health, r, err,
                    sizeof(err)) < 0) {
         fprintf(stderr, "segstream run: http.listen: %s\n", err);
         rc = 2;
-        goto out_loop;
+        goto out_http; /* run the loop once: the failed listener closes there */
     }
     r->prod = strm_producer_new(&ko, on_delivery, r, err, sizeof(err));
     if (!r->prod) {
@@ -896,6 +925,9 @@ int cmd_run(int argc, char **argv)
     uv_run(&r->loop, UV_RUN_DEFAULT);
     rc = r->exit_code;
     log_stats(r, cli_monotonic_s());
+    for (int i = 0; i < r->held_n; i++)
+        strm_msgs_release(&r->held[(r->held_head + i) % r->held_cap], 1);
+    r->held_n = 0;
     strm_consumer_close(r->cons, 10000);
     r->cons = NULL;
     while (r->head) { /* undelivered work of a failed run: never committed */
@@ -909,11 +941,13 @@ out_prod:
     strm_producer_free(r->prod);
 out_http:
     if (r->http) http_stop(r->http);
+    if (r->ck) ck_free(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);
 out_loop:
     if (uv_loop_close(&r->loop) != 0) cli_log(LOG_WARN, "loop closed with handles open");
 out_props:
     free(props);
+    free(r->held);
 out_pl:
     for (int i = 0; i < r->n_parts; i++) free(r->parts[i].topic);
     free(r->parts);

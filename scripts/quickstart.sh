@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/quickstart.sh: from a fresh clone to the real pipeline running.
 # Installs the Debian packages, builds, starts the embedded Kafka-protocol
-# broker (`segstream broker`) and the daemon (`segstream run`, in-memory
-# state, the example rules), produces a synthetic population with planted
+# broker (`segstream broker`), a local redis-server on a free port (state in
+# Redis; REDIS=0 keeps it in memory) and the daemon (`segstream run`, the
+# example rules), produces a synthetic population with planted
 # segments to the `events` topic (`segstream gen --out kafka:events`), and
 # shows segment-change events as the daemon publishes them, then the
 # daemon's metrics. Everything lands in ./out/.
@@ -36,8 +37,18 @@ B=$(sed -n 's/^bootstrap=//p' out/broker.out)
 [ -n "$B" ] || { echo "the broker did not start (out/broker.log)"; exit 1; }
 echo "   bootstrap $B"
 
-echo "== starting the daemon: segstream run -c config/segstream.example.yaml (log: out/run.log)"
 export SEGSTREAM_KAFKA_BROKERS=$B
+if [ "${REDIS:-1}" = 1 ] && [ -z "${SEGSTREAM_REDIS_URL:-}" ] && command -v redis-server > /dev/null; then
+    rport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    rm -rf out/redis && mkdir -p out/redis
+    redis-server --bind 127.0.0.1 --port "$rport" --dir "$PWD/out/redis" --save '' \
+        --appendonly yes > out/redis.log 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do redis-cli -p "$rport" ping > /dev/null 2>&1 && break; sleep 0.1; done
+    export SEGSTREAM_REDIS_URL=redis://127.0.0.1:$rport
+    echo "== redis-server on 127.0.0.1:$rport (files in out/redis)"
+fi
+echo "== starting the daemon: segstream run -c config/segstream.example.yaml (log: out/run.log)"
 # Port 0: any free port, so a second quickstart does not collide with a first.
 SEGSTREAM_HTTP_LISTEN=127.0.0.1:0 SEGSTREAM_WATERMARK_IDLE_TIMEOUT=2s \
     $bin run -c config/segstream.example.yaml 2> out/run.log &
@@ -76,11 +87,18 @@ echo
 echo "== metrics: curl http://127.0.0.1:$port/metrics"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^segstream_(events_(in|decoded)_total|changes_total|dead_letters_total|customers|consumer_lag|watermark_ms)' | head -20
 echo
+if [ -n "${SEGSTREAM_REDIS_URL:-}" ]; then
+    sleep 1.5 # the next checkpoint
+    echo "== one customer as a personalization engine reads it: segstream inspect c000042"
+    $bin inspect c000042 || true
+    echo
+fi
 if [ "${KEEP:-0}" = 1 ]; then
     echo "Still running (broker $B, daemon pid $run_pid). Try:"
     echo "  kcat -C -b $B -t segment-changes -o end          # changes as they happen"
     echo "  ./build/cmd/segstream gen --customers 1000 --events 20000 --seed 7 --start 2024-07-01 --out kafka:events --brokers $B"
     echo "  curl -s http://127.0.0.1:$port/metrics"
+    [ -n "${SEGSTREAM_REDIS_URL:-}" ] && echo "  SEGSTREAM_REDIS_URL=$SEGSTREAM_REDIS_URL ./build/cmd/segstream inspect c000042"
     echo "  kill ${pids[*]}                                   # stop"
 else
     echo "Stopping (SIGTERM drains, commits and exits 0). KEEP=1 leaves it running."

@@ -250,6 +250,14 @@ const char *seg_category_name(const seg_t *s, uint32_t id)
     return id >= 1 && id <= s->n_cat ? s->cat_names[id - 1] : NULL;
 }
 
+const char *seg_cluster_label(const seg_t *s, int32_t id)
+{
+    int j = id >= 0 ? seg_model_slot(&s->m, id) : -1;
+    if (j >= 0) return s->m.cl[j].label;
+    if (id >= 0 && id < s->n_labels && s->labels[id][0]) return s->labels[id];
+    return NULL;
+}
+
 /* ---------------- changes ---------------- */
 
 /* Both are on the hot path (every change event): plain copies, no printf. */
@@ -289,6 +297,17 @@ int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
     n += (size_t)seg_change_dimension(ch, n < len ? buf + n : NULL, n < len ? len - n : 0);
     n = put(buf, len, n, ":", 1);
     n = put(buf, len, n, p, (size_t)(e - p));
+    if (ch->dim == SEG_DIM_CLUSTER) {
+        /* a cluster decision made again differently (events re-applied
+         * after a crash, partitions interleaved otherwise) must not reuse
+         * the id of the one it replaces: the target is part of the id */
+        char t[24], *te = t + sizeof t, *tp = te;
+        uint64_t to = ch->to_id < 0 ? 0 : (uint64_t)ch->to_id;
+        do *--tp = (char)('0' + to % 10);
+        while (to /= 10);
+        n = put(buf, len, n, ":", 1);
+        n = put(buf, len, n, tp, (size_t)(te - tp));
+    }
     if (len) buf[n < len ? n : len - 1] = 0;
     return (int)n;
 }
@@ -298,7 +317,9 @@ static void emit_change(seg_t *s, seg_customer_t *c, seg_change_t *ch, seg_emit_
     if (c->last_change_ts != SEG_NO_TIME && ch->ts < c->last_change_ts) ch->ts = c->last_change_ts;
     c->last_change_ts = ch->ts;
     ch->cust = c;
-    ch->seq = ++c->seq;
+    ch->seq = ch->dim == SEG_DIM_LIFECYCLE ? ++c->seq
+              : ch->dim == SEG_DIM_CLUSTER ? ++c->seq_cluster
+                                           : ++c->seq_rule;
     ch->model_version = s->m.version;
     ch->recency_days = (double)(ch->ts - c->last_activity) / (double)SEG_DAY_MS;
     ch->orders = c->orders;

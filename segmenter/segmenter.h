@@ -64,7 +64,11 @@ typedef struct seg_customer {
     int64_t first_seen, last_seen, last_activity, reactivated_at, decay_ts, last_change_ts;
     int64_t due;        /* next silent change (lifecycle or rule), SEG_NEVER when none */
     int64_t due_queued; /* caller's: key of its live due-index entry, SEG_NEVER when none */
-    uint64_t events, orders, seq;
+    uint64_t events, orders;
+    /* change sequences, one per dimension, so that lifecycle and rule ids
+     * never depend on the model (which may decide differently when events
+     * are re-applied after a crash) */
+    uint64_t seq, seq_cluster, seq_rule;
     double revenue;
     uint64_t rules;      /* bit i: rule i holds */
     uint64_t rules_seen; /* bit i: rule i has been evaluated (first assignment done) */
@@ -234,6 +238,10 @@ extern const char *const seg_vector_names[SEG_DIM];
 
 /* Category dictionary (process-wide names interned by the engine). */
 const char *seg_category_name(const seg_t *s, uint32_t id);
+/* Label of cluster `id`: the live centroid's, or for a retired id the last
+ * one published in a change (kept by id for the process's life); NULL when
+ * unknown. */
+const char *seg_cluster_label(const seg_t *s, int32_t id);
 
 /* Segment sizes, kept current from the changes emitted. */
 typedef struct seg_sizes {

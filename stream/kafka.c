@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
 #include "stream/kafka.h"
@@ -67,20 +68,9 @@ struct strm_consumer {
     int paused;
 };
 
-static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
-                      void *opaque)
+static void apply(strm_consumer_t *c, rd_kafka_topic_partition_list_t *l, int assign)
 {
-    strm_consumer_t *c = opaque;
-    int assign = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    strm_tp_t stack[64], *tps = l->cnt <= 64 ? stack : malloc(sizeof(*tps) * (size_t)l->cnt);
-    if (tps) {
-        for (int i = 0; i < l->cnt; i++)
-            tps[i] = (strm_tp_t){l->elems[i].topic, l->elems[i].partition, -1};
-        if (c->cb) c->cb(c->ud, assign, tps, l->cnt);
-        for (int i = 0; assign && i < l->cnt; i++)
-            if (tps[i].offset >= 0) l->elems[i].offset = tps[i].offset;
-        if (tps != stack) free(tps);
-    }
+    rd_kafka_t *rk = c->rk;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (coop) {
         rd_kafka_error_t *er =
@@ -90,6 +80,38 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_part
         rd_kafka_assign(rk, assign ? l : NULL);
     }
     if (assign && c->paused) rd_kafka_pause_partitions(rk, l);
+}
+
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
+                      void *opaque)
+{
+    strm_consumer_t *c = opaque;
+    int assign = e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    strm_tp_t stack[64], *tps = l->cnt <= 64 ? stack : malloc(sizeof(*tps) * (size_t)l->cnt);
+    int later = 0;
+    if (tps) {
+        for (int i = 0; i < l->cnt; i++)
+            tps[i] = (strm_tp_t){l->elems[i].topic, l->elems[i].partition, -1};
+        if (c->cb) later = c->cb(c->ud, assign, tps, l->cnt) == 1;
+        for (int i = 0; assign && !later && i < l->cnt; i++)
+            if (tps[i].offset >= 0) l->elems[i].offset = tps[i].offset;
+        if (tps != stack) free(tps);
+    }
+    if (!later) apply(c, l, assign);
+}
+
+int strm_consumer_assign(strm_consumer_t *c, const strm_tp_t *tps, int n, int assigned)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *e =
+            rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition);
+        if (tps[i].offset >= 0) e->offset = tps[i].offset;
+        if (tps[i].offset == STRM_OFFSET_BEGINNING) e->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    apply(c, l, assigned);
+    rd_kafka_topic_partition_list_destroy(l);
+    return 0;
 }
 
 strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *topics, int n_topics,
@@ -119,6 +141,8 @@ strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *top
         set(conf, "queued.max.messages.kbytes", "262144", err, errlen) < 0 ||
         set(conf, "fetch.wait.max.ms", "100", err, errlen) < 0 ||
         set(conf, "reconnect.backoff.max.ms", "2000", err, errlen) < 0 ||
+        /* bounds every request, so that a close with the brokers gone ends */
+        set(conf, "socket.timeout.ms", "10000", err, errlen) < 0 ||
         (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
         set_user(conf, o, "consumer.", "producer.", err, errlen) < 0)
         goto fail_conf;
@@ -264,12 +288,21 @@ void strm_consumer_close(strm_consumer_t *c, int timeout_ms)
             rd_kafka_error_destroy(e);
             flags = RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
         } else {
-            for (int waited = 0; !rd_kafka_consumer_closed(c->rk); waited += 100) {
-                if (waited >= timeout_ms) {
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            rd_kafka_message_t *ms[256];
+            while (!rd_kafka_consumer_closed(c->rk)) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+                    timeout_ms) {
                     flags = RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
                     break;
                 }
-                rd_kafka_queue_poll_callback(q, 100);
+                /* the close forwards fetched records here too: serving them
+                 * as callbacks would abort librdkafka; they are dropped (not
+                 * applied, so not committed) */
+                ssize_t n = rd_kafka_consume_batch_queue(q, 100, ms, 256);
+                for (ssize_t i = 0; i < n; i++) rd_kafka_message_destroy(ms[i]);
             }
         }
         rd_kafka_queue_destroy(q);
@@ -278,6 +311,11 @@ void strm_consumer_close(strm_consumer_t *c, int timeout_ms)
     for (int i = 0; i < 2; i++)
         if (c->fds[i] >= 0) close(c->fds[i]);
     free(c);
+}
+
+int strm_consumer_assignment_lost(strm_consumer_t *c)
+{
+    return rd_kafka_assignment_lost(c->rk);
 }
 
 int strm_consumer_commit_async(strm_consumer_t *c)
@@ -326,6 +364,9 @@ strm_producer_t *strm_producer_new(const strm_kopts_t *o, strm_dr_fn dr, void *u
         /* never give up on a retriable error (a broker down for a while):
          * only a permanent one reaches the delivery report as a failure */
         set(conf, "message.timeout.ms", "0", err, errlen) < 0 ||
+        /* retries never reorder or duplicate a customer's changes */
+        set(conf, "enable.idempotence", "true", err, errlen) < 0 ||
+        set(conf, "socket.timeout.ms", "10000", err, errlen) < 0 ||
         (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
         set_user(conf, o, "producer.", "consumer.", err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);

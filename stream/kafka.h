@@ -48,9 +48,11 @@ typedef struct strm_tp {
 typedef struct strm_consumer strm_consumer_t;
 
 /* Called from strm_consumer_batch() (on the caller's thread) when the group
- * assigns or revokes partitions; the consumer applies the change right
- * after the callback returns. */
-typedef void (*strm_rebalance_fn)(void *ud, int assigned, strm_tp_t *tps, int n);
+ * assigns or revokes partitions. Returns 0 to have the change applied right
+ * after it returns, or 1 to apply it later with strm_consumer_assign() (the
+ * group waits, within max.poll.interval.ms: for example while a checkpoint
+ * is written, or while start offsets are read from a store). */
+typedef int (*strm_rebalance_fn)(void *ud, int assigned, strm_tp_t *tps, int n);
 
 strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *topics, int n_topics,
                                    strm_rebalance_fn cb, void *ud, char *err, size_t errlen);
@@ -62,12 +64,19 @@ void strm_consumer_drain_fd(strm_consumer_t *c);
  * callbacks). Returns the count, or -1 on a fatal error (message in err). */
 int strm_consumer_batch(strm_consumer_t *c, strm_msg_t *out, int max, char *err, size_t errlen);
 void strm_msgs_release(strm_msg_t *msgs, int n);
+/* Applies a deferred rebalance: assigns tps (from their offsets when >= 0,
+ * STRM_OFFSET_BEGINNING for the start, else the committed offset), or
+ * revokes them when assigned is 0. */
+#define STRM_OFFSET_BEGINNING (-2)
+int strm_consumer_assign(strm_consumer_t *c, const strm_tp_t *tps, int n, int assigned);
 /* Pauses or resumes every assigned partition (backpressure). */
 int strm_consumer_pause(strm_consumer_t *c, int pause);
 /* Marks offsets up to `next_offset` (exclusive) of one partition as done;
  * they are committed in the background (auto-commit) and on close. */
 int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
                         int64_t next_offset);
+/* 1 when the group took the assignment away (a session lost, say). */
+int strm_consumer_assignment_lost(strm_consumer_t *c);
 /* Commits the stored offsets now, in the background. */
 int strm_consumer_commit_async(strm_consumer_t *c);
 /* The partition's high watermark as last seen in a fetch (no request is

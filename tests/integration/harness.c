@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -264,4 +267,33 @@ double h_wait_metric(int port, const char *series, double want, int at_least, do
         h_sleep(0.2);
     } while (mono() < end);
     return v;
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+pid_t h_redis(const char *dir, int port, int appendonly)
+{
+    char log[600];
+    snprintf(log, sizeof(log), "%s/redis-%d.log", dir, port);
+    pid_t pid = h_spawn(log, log,
+                        "redis-server --bind 127.0.0.1 --port %d --dir %s --save '' "
+                        "--appendonly %s --appendfsync always --daemonize no",
+                        port, dir, appendonly ? "yes" : "no");
+    for (int i = 0; i < 100; i++) {
+        if (h_run("redis-cli -p %d ping 2>/dev/null | grep -q PONG", port) == 0) return pid;
+        h_sleep(0.05);
+    }
+    h_stop(pid, SIGKILL, 5);
+    return -1;
 }

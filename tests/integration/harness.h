@@ -50,6 +50,13 @@ double h_metric(const char *body, const char *series);
 /* Polls /metrics until series == want (or >= want when at_least), up to
  * timeout_s. Returns the last value seen. */
 double h_wait_metric(int port, const char *series, double want, int at_least, double timeout_s);
+/* A free TCP port on 127.0.0.1 (bound, then released). */
+int h_free_port(void);
+/* Starts Debian's redis-server on 127.0.0.1:port with its files in dir
+ * (appendonly: AOF on, fsync every write) and waits until it answers PING.
+ * Returns the pid, or -1. */
+pid_t h_redis(const char *dir, int port, int appendonly);
+
 /* Sleeps s seconds. */
 void h_sleep(double s);
 

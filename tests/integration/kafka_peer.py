@@ -85,6 +85,44 @@ def compare(a):
     for x in list((k - r).elements())[:3]:
         print("  only in run:", x, file=sys.stderr)
 
+def exactly(a):
+    """The clean run's lifecycle and rule changes must all be in the other
+    run; an event_id seen twice there must carry the same change."""
+    def rows(path):
+        for line in open(path):
+            d = json.loads(json.loads(line)["value"])
+            yield d
+    clean = collections.Counter()
+    for d in rows(a.clean):
+        if d["dimension"] != "cluster":
+            clean[(d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])] += 1
+    got = collections.Counter()
+    by_id = {}
+    conflicting = repeats = 0
+    for d in rows(a.other):
+        body = (d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])
+        if d["dimension"] == "cluster":
+            # a cluster decision made again after a crash carries its target
+            # in its id; the same transition may be decided at another event
+            body = body[:4]
+        if d["event_id"] in by_id:
+            repeats += 1
+            if by_id[d["event_id"]] != body:
+                conflicting += 1
+                if conflicting <= 3:
+                    print("  conflicting:", d["event_id"], by_id[d["event_id"]], body,
+                          file=sys.stderr)
+            continue
+        by_id[d["event_id"]] = body
+        if d["dimension"] != "cluster":
+            got[body] += 1
+    missing = clean - got
+    for x in list(missing.elements())[:3]:
+        print("  missing:", x, file=sys.stderr)
+    print("clean=%d missing=%d extra=%d conflicting_ids=%d repeats=%d" %
+          (sum(clean.values()), sum(missing.values()), sum((got - clean).values()), conflicting,
+           repeats))
+
 p = argparse.ArgumentParser()
 sub = p.add_subparsers(dest="cmd", required=True)
 s = sub.add_parser("consume")
@@ -100,5 +138,8 @@ s.add_argument("--topic", required=True)
 s = sub.add_parser("compare")
 s.add_argument("replay")
 s.add_argument("run")
+s = sub.add_parser("exactly")
+s.add_argument("clean")
+s.add_argument("other")
 a = p.parse_args()
-{"consume": consume, "committed": committed, "compare": compare}[a.cmd](a)
+{"consume": consume, "committed": committed, "compare": compare, "exactly": exactly}[a.cmd](a)

@@ -201,7 +201,7 @@ Test(compose, segstream_settings_are_known_and_the_project_defaults)
     cr_assert_str_eq(c.dlq_topic, def.dlq_topic, "kafka.dlq_topic: %s, default %s", c.dlq_topic,
                      def.dlq_topic);
     cr_assert_str_eq(c.brokers, "kafka:9092");
-    cr_assert_str_eq(c.redis_url, "", "run refuses a Redis URL until the Redis store exists");
+    cr_assert_str_eq(c.redis_url, "redis://redis:6379");
     cr_assert_eq(cfg_split_hostport(c.http_listen, host, sizeof host, &port, NULL, 0), 0);
     cr_assert_str_eq(host, "0.0.0.0", "reachable from outside the container");
     cr_assert_eq(port, dport, "the default metrics port %d", dport);

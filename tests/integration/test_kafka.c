@@ -112,8 +112,9 @@ static long keyed_copy(const char *in, const char *out, int64_t *max_ts)
 
 static void kcat_produce(const char *keyed, const char *topic)
 {
-    cr_assert_eq(h_run("kcat -P -b %s -t %s -K '\\t' -l %s/%s", B, topic, dir, keyed), 0,
-                 "kcat could not produce");
+    cr_assert_eq(h_run("kcat -P -X enable.idempotence=true -b %s -t %s -K '\\t' -l %s/%s", B, topic,
+                       dir, keyed),
+                 0, "kcat could not produce");
 }
 
 static pid_t start_run(const char *cfg, const char *log, int *port)

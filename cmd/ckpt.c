@@ -1,0 +1,949 @@
+/* cmd/ckpt.c: `segstream run` with its state in Redis (CONTRACT §4), with
+ * exactly-once effects across crashes. Owns the Redis connection of the
+ * daemon, the loading of customers before their events are applied, the
+ * dirty set, and checkpoints.
+ *
+ * A checkpoint is one Lua script, atomic in Redis: the dirty customers
+ * (hash fields + packed state), their due times (a sorted set per
+ * partition), segment-size deltas (HINCRBY), the model (from the process
+ * that owns partition 0 of the first topic), and the next input offset of
+ * every owned partition. It is sent only once every change event produced
+ * before it was taken is delivered, so a crash repeats changes (same
+ * event_id), never loses them. A process resumes each partition from the
+ * offset in Redis, and the events since the checkpoint are applied again to
+ * the checkpoint's state: each counts once. The script records
+ * (writer, sequence) first, so a checkpoint re-sent after a lost reply is
+ * not applied twice (the size deltas are not idempotent by themselves).
+ *
+ * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
+ * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
+ * silent change), PREFIX unassigned:TOPIC:PARTITION (set: customers seen
+ * before the model was seeded and not yet in a cluster; a process that
+ * restarts in the warm-up cannot know them otherwise), PREFIX checkpoints
+ * (hash: writer -> last sequence). */
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/cli.h"
+#include "cmd/run.h"
+#include "state/pack.h"
+#include "state/redis.h"
+
+#define CK_EVERY_S    1.0
+#define CK_DIRTY_MAX  50000
+#define CK_STOP_S     30.0
+#define REVOKE_S      30.0
+#define REDIS_TIMEOUT 5000
+#define DUE_BATCH     2000
+
+enum { F_DIRTY = 1, F_STALE = 2, F_ASKED = 4 };
+enum { R_LOAD, R_DUE_LOAD, R_OFFSETS, R_MODEL, R_SNAP, R_DUE, R_UNASSIGNED };
+#define SWEEP_EVERY_S 2.0
+
+static const char script[] =
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end\n"
+    "local i, n = 3, #ARGV\n"
+    "while i <= n do\n"
+    "  local op = ARGV[i]\n"
+    "  if op == 'H' then\n"
+    "    local cnt = tonumber(ARGV[i+2])\n"
+    "    local a = {}\n"
+    "    for j = 1, 2*cnt do a[j] = ARGV[i+2+j] end\n"
+    "    redis.call('HSET', ARGV[i+1], unpack(a))\n"
+    "    i = i + 3 + 2*cnt\n"
+    "  elseif op == 'Z' then redis.call('ZADD', ARGV[i+1], ARGV[i+2], ARGV[i+3]); i = i + 4\n"
+    "  elseif op == 'R' then redis.call('ZREM', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
+    "  elseif op == 'I' then redis.call('HINCRBY', ARGV[i+1], ARGV[i+2], ARGV[i+3]); i = i + 4\n"
+    "  elseif op == 'S' then redis.call('SET', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
+    "  elseif op == 'A' then redis.call('SADD', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
+    "  elseif op == 'D' then redis.call('SREM', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
+    "  else return redis.error_reply('segstream checkpoint: bad op ' .. tostring(op)) end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return 1\n";
+
+typedef struct snap {
+    uint64_t seq, need_seq;
+    strm_buf_t arena; /* every argument, back to back */
+    size_t *off, *len;
+    int argc, cap;
+    int customers;
+    struct po {
+        int part;
+        int64_t next;
+    } * po;
+    int n_po;
+} snap_t;
+
+typedef struct req {
+    int kind;
+    uint64_t handle;
+    int part;
+    snap_t *snap;
+} req_t;
+
+typedef struct ckpt_state {
+    st_redis_t *redis;
+    cfg_redis_url_t url;
+    char prefix[128];
+    int up, ever_up;
+    int loading, load_failed;
+    uint8_t *flags;
+    uint64_t cap_flags;
+    uint32_t *dirty;
+    size_t n_dirty, cap_dirty;
+    /* sizes as of the last checkpoint built */
+    int64_t lc[SEG_LC__COUNT], rule[SEG_RULES_MAX], customers;
+    int64_t *cl;
+    int32_t n_cl;
+    snap_t *wait, *flight;
+    uint64_t seq, last_need;
+    double last_build;
+    char writer[160];
+    int model_state; /* 0 not asked, 1 asked, 2 loaded (or none in Redis) */
+    /* a deferred rebalance: 1 assign (reading offsets), 2 revoke (checkpointing) */
+    int rb, rb_asked;
+    strm_tp_t *rb_tps;
+    int rb_n;
+    double rb_since;
+    int due_inflight;
+    int64_t due_W;
+    int sweep_inflight;
+    double last_sweep;
+    int stopping, closing;
+    double stop_since;
+    uint64_t checkpoints, failures, loaded, ck_customers;
+} ck_t;
+
+static ck_t *CK(run_t *r)
+{
+    return r->ck;
+}
+
+/* ---------------- per-customer flags ---------------- */
+
+static uint8_t *flag(ck_t *k, uint64_t h)
+{
+    if (h >= k->cap_flags) {
+        uint64_t cap = k->cap_flags ? k->cap_flags : 4096;
+        while (cap <= h) cap *= 2;
+        uint8_t *f = realloc(k->flags, cap);
+        if (!f) return NULL;
+        memset(f + k->cap_flags, 0, cap - k->cap_flags);
+        k->flags = f;
+        k->cap_flags = cap;
+    }
+    return &k->flags[h];
+}
+
+void ck_dirty(run_t *r, const seg_customer_t *c)
+{
+    ck_t *k = CK(r);
+    uint8_t *f = flag(k, c->handle);
+    if (!f || (*f & F_DIRTY)) return;
+    if (k->n_dirty == k->cap_dirty) {
+        size_t cap = k->cap_dirty ? 2 * k->cap_dirty : 4096;
+        uint32_t *d = realloc(k->dirty, cap * sizeof(*d));
+        if (!d) return; /* not marked: it is written at its next change */
+        k->dirty = d;
+        k->cap_dirty = cap;
+    }
+    *f |= F_DIRTY;
+    k->dirty[k->n_dirty++] = (uint32_t)c->handle;
+}
+
+/* ---------------- commands ---------------- */
+
+static int rsend(run_t *r, req_t *q, int argc, const char **argv, const size_t *lens)
+{
+    if (st_redis_cmd(CK(r)->redis, q, argc, argv, lens) < 0) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+static req_t *req(int kind)
+{
+    return calloc(1, sizeof(req_t));
+}
+
+static void key_of(ck_t *k, char *buf, size_t len, const char *what, const char *id, size_t idlen)
+{
+    snprintf(buf, len, "%s%s%.*s", k->prefix, what, (int)idlen, id);
+}
+
+/* HGET PREFIX c:ID state, for a customer about to be applied or due. */
+static int load(run_t *r, seg_customer_t *c, int kind, int part)
+{
+    ck_t *k = CK(r);
+    char key[512];
+    key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
+    const char *argv[] = {"HGET", key, "state"};
+    req_t *q = req(kind);
+    if (!q) return -1;
+    q->kind = kind;
+    q->handle = c->handle;
+    q->part = part;
+    if (rsend(r, q, 3, argv, NULL) < 0) return -1;
+    k->loading += kind == R_LOAD;
+    return 0;
+}
+
+int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
+{
+    ck_t *k = CK(r);
+    if (!k->up) return -1;
+    if (k->loading) return 1;
+    k->load_failed = 0;
+    seg_event_t ev;
+    for (int i = 0; i < n; i++) {
+        const strm_msg_t *m = &ms[i];
+        const char *why;
+        if (m->error || strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &ev, &why) < 0)
+            continue;
+        int created = 0;
+        seg_customer_t *c = st_mem_get(r->pl.store, ev.customer_id, ev.id_len, 1, &created);
+        if (!c) return -1;
+        uint8_t *f = flag(k, c->handle);
+        if (!f) return -1;
+        if (created) *f |= F_STALE; /* a placeholder until Redis answers */
+        if (!(*f & F_STALE) || (*f & F_ASKED)) continue;
+        if (load(r, c, R_LOAD, -1) < 0) return k->loading ? 1 : -1;
+        *f |= F_ASKED;
+    }
+    return k->loading ? 1 : 0;
+}
+
+int ck_usable(run_t *r, const seg_customer_t *c)
+{
+    ck_t *k = CK(r);
+    return c->handle >= k->cap_flags || !(k->flags[c->handle] & F_STALE);
+}
+
+int ck_blocked(run_t *r)
+{
+    ck_t *k = CK(r);
+    return !k->up || k->loading || k->rb || k->model_state != 2 || k->stopping;
+}
+
+/* Puts the answer of a load into the customer (or leaves it new). */
+static void loaded(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    seg_customer_t *c = st_mem_by_handle(r->pl.store, q->handle);
+    uint8_t *f = c ? flag(k, q->handle) : NULL;
+    if (q->kind == R_LOAD) k->loading--;
+    if (!c || !f) return;
+    *f &= (uint8_t)~F_ASKED;
+    if (!rp) {
+        k->load_failed = 1;
+        return;
+    }
+    if (!(*f & F_STALE)) return; /* answered twice; the first one counts */
+    if (rp->type == REDIS_REPLY_STRING) {
+        char id[SEG_ID_MAX + 1];
+        size_t idlen = c->id_len;
+        memcpy(id, c->id, idlen);
+        seg_customer_clear(c);
+        seg_customer_init(c, id, idlen, q->handle);
+        char err[256];
+        if (st_unpack_customer(r->pl.seg, rp->str, (size_t)rp->len, c, err, sizeof(err)) < 0) {
+            cli_log(LOG_ERROR, "customer %s in Redis cannot be read: %s", id, err);
+            run_begin_stop(r, 1);
+            return;
+        }
+        k->loaded++;
+    }
+    *f &= (uint8_t)~F_STALE;
+    if (q->part >= 0) run_own(r, q->handle, q->part);
+    pl_due_restore(&r->pl, c);
+}
+
+/* ---------------- checkpoints ---------------- */
+
+static int arg(snap_t *s, const void *p, size_t len)
+{
+    if (s->argc == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 1024;
+        size_t *o = realloc(s->off, (size_t)cap * sizeof(*o));
+        if (!o) return -1;
+        s->off = o;
+        size_t *l = realloc(s->len, (size_t)cap * sizeof(*l));
+        if (!l) return -1;
+        s->len = l;
+        s->cap = cap;
+    }
+    s->off[s->argc] = s->arena.len;
+    s->len[s->argc++] = len;
+    return strm_buf_append(&s->arena, p, len);
+}
+
+static int args(snap_t *s, const char *str)
+{
+    return arg(s, str, strlen(str));
+}
+
+static int argi(snap_t *s, int64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof(b), "%" PRId64, v);
+    return args(s, b);
+}
+
+static void snap_free(snap_t *s)
+{
+    if (!s) return;
+    strm_buf_free(&s->arena);
+    free(s->off);
+    free(s->len);
+    free(s->po);
+    free(s);
+}
+
+static int size_delta(snap_t *s, ck_t *k, const char *field, int64_t now, int64_t *last)
+{
+    int64_t d = now - *last;
+    *last = now;
+    if (!d) return 0;
+    char key[256];
+    snprintf(key, sizeof(key), "%ssizes", k->prefix);
+    return args(s, "I") | args(s, key) | args(s, field) | argi(s, d);
+}
+
+static int leader(run_t *r)
+{
+    int k = -1;
+    for (int i = 0; i < r->n_parts; i++)
+        if (r->parts[i].partition == 0 && strcmp(r->parts[i].topic, r->cfg.topics[0]) == 0) k = i;
+    return k >= 0 && r->parts[k].owned;
+}
+
+/* Everything changed since the last checkpoint, as script arguments. */
+static snap_t *build(run_t *r)
+{
+    ck_t *k = CK(r);
+    snap_t *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    strm_buf_init(&s->arena);
+    s->seq = ++k->seq;
+    s->need_seq = r->unit_seq;
+    char key[512], seqs[24];
+    snprintf(key, sizeof(key), "%scheckpoints", k->prefix);
+    snprintf(seqs, sizeof(seqs), "%" PRIu64, s->seq);
+    int rc = args(s, "EVAL") | args(s, script) | args(s, "1") | args(s, key) | args(s, k->writer) |
+             args(s, seqs);
+    int64_t now = cli_now_ms();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (size_t i = 0; i < k->n_dirty && rc == 0; i++) {
+        uint32_t h = k->dirty[i];
+        k->flags[h] &= (uint8_t)~F_DIRTY;
+        seg_customer_t *c = st_mem_by_handle(r->pl.store, h);
+        if (!c || (k->flags[h] & F_STALE)) continue;
+        st_field_t fields[ST_FIELDS];
+        int nf = st_customer_fields(r->pl.seg, c, now, fields);
+        sb.size = 0;
+        if (nf < 0 || st_pack_customer(r->pl.seg, c, &sb) < 0) {
+            rc = -1;
+            break;
+        }
+        key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
+        rc |= args(s, "H") | args(s, key) | argi(s, nf + 1);
+        for (int j = 0; j < nf; j++) rc |= args(s, fields[j].name) | args(s, fields[j].value);
+        rc |= args(s, "state") | arg(s, sb.data, sb.size);
+        int part = h < r->cap_owner ? r->owner[h] : -1;
+        if (part >= 0) {
+            snprintf(key, sizeof(key), "%sdue:%s:%" PRId32, k->prefix, r->parts[part].topic,
+                     r->parts[part].partition);
+            if (c->due == SEG_NEVER)
+                rc |= args(s, "R") | args(s, key) | arg(s, c->id, c->id_len);
+            else
+                rc |= args(s, "Z") | args(s, key) | argi(s, c->due) | arg(s, c->id, c->id_len);
+            snprintf(key, sizeof(key), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
+                     r->parts[part].partition);
+            rc |= args(s, c->cluster < 0 ? "A" : "D") | args(s, key) | arg(s, c->id, c->id_len);
+        }
+        s->customers++;
+    }
+    k->n_dirty = 0;
+    /* segment sizes, as deltas: several processes add to one hash */
+    const seg_sizes_t *sz = seg_sizes(r->pl.seg);
+    rc |= size_delta(s, k, "customers", sz->customers, &k->customers);
+    for (int i = 1; i < SEG_LC__COUNT; i++) {
+        char f[64];
+        snprintf(f, sizeof(f), "lifecycle:%s", seg_lifecycle_names[i]);
+        rc |= size_delta(s, k, f, sz->lifecycle[i], &k->lc[i]);
+    }
+    if (sz->n_cluster > k->n_cl) {
+        int64_t *cl = realloc(k->cl, (size_t)sz->n_cluster * sizeof(*cl));
+        if (cl) {
+            for (int32_t i = k->n_cl; i < sz->n_cluster; i++) cl[i] = 0;
+            k->cl = cl;
+            k->n_cl = sz->n_cluster;
+        } else {
+            rc = -1;
+        }
+    }
+    for (int32_t i = 0; i < sz->n_cluster && i < k->n_cl; i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "cluster:%" PRId32, i);
+        rc |= size_delta(s, k, f, sz->cluster[i], &k->cl[i]);
+    }
+    const seg_ruleset_t *rs = seg_params(r->pl.seg)->rules;
+    for (int i = 0; i < seg_rules_count(rs); i++) {
+        char f[128];
+        snprintf(f, sizeof(f), "rule:%s", seg_rule_name(rs, i));
+        rc |= size_delta(s, k, f, sz->rule[i], &k->rule[i]);
+    }
+    if (leader(r)) {
+        sb.size = 0;
+        if (st_pack_model(r->pl.seg, &sb) == 0) {
+            snprintf(key, sizeof(key), "%smodel", k->prefix);
+            rc |= args(s, "S") | args(s, key) | arg(s, sb.data, sb.size);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    /* the offsets this state holds */
+    int owned = 0;
+    for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
+    if (owned) {
+        s->po = calloc((size_t)owned, sizeof(*s->po));
+        snprintf(key, sizeof(key), "%soffsets", k->prefix);
+        rc |= (s->po == NULL) | args(s, "H") | args(s, key) | argi(s, owned);
+        for (int i = 0; i < r->n_parts && s->po; i++) {
+            part_t *p = &r->parts[i];
+            if (!p->owned || p->next_offset < 0) continue;
+            char f[300];
+            snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
+            rc |= args(s, f) | argi(s, p->next_offset);
+            s->po[s->n_po++] = (struct po){i, p->next_offset};
+        }
+    }
+    k->last_build = cli_monotonic_s();
+    k->last_need = s->need_seq;
+    if (rc) {
+        cli_log(LOG_ERROR, "out of memory building a checkpoint");
+        snap_free(s);
+        run_begin_stop(r, 1);
+        return NULL;
+    }
+    return s;
+}
+
+static void try_send(run_t *r)
+{
+    ck_t *k = CK(r);
+    snap_t *s = k->wait;
+    if (!s || k->flight || !k->up || r->done_seq < s->need_seq) return;
+    const char **argv = malloc((size_t)s->argc * sizeof(*argv));
+    if (!argv) return;
+    for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
+    req_t *q = req(R_SNAP);
+    if (q) {
+        q->kind = R_SNAP;
+        q->snap = s;
+        if (rsend(r, q, s->argc, argv, s->len) == 0) {
+            k->wait = NULL;
+            k->flight = s;
+        }
+    }
+    free(argv);
+}
+
+static void rb_progress(run_t *r);
+
+static void snapped(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    snap_t *s = q->snap;
+    k->flight = NULL;
+    if (!rp || rp->type == REDIS_REPLY_ERROR) {
+        if (rp) {
+            cli_log(LOG_ERROR, "checkpoint refused by Redis: %s", rp->str);
+            snap_free(s);
+            run_begin_stop(r, 1);
+            return;
+        }
+        k->failures++;
+        k->wait = s; /* the same one again: the script skips it if it landed */
+        return;
+    }
+    k->checkpoints++;
+    k->ck_customers = (uint64_t)s->customers;
+    /* Kafka's committed offsets follow Redis (for lag tools); resuming reads
+     * Redis's own */
+    for (int i = 0; i < s->n_po; i++) {
+        part_t *p = &r->parts[s->po[i].part];
+        if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, s->po[i].next);
+    }
+    snap_free(s);
+}
+
+void ck_units_done(run_t *r)
+{
+    try_send(r);
+}
+
+static int needs_checkpoint(run_t *r)
+{
+    ck_t *k = CK(r);
+    return k->n_dirty > 0 || r->unit_seq != k->last_need;
+}
+
+static void stop_progress(run_t *r);
+static void sweep(run_t *r);
+
+void ck_tick(run_t *r)
+{
+    ck_t *k = CK(r);
+    double now = cli_monotonic_s();
+    if (k->stopping) {
+        stop_progress(r);
+        return;
+    }
+    if (r->stopping) return;
+    ck_advance(r);
+    sweep(r);
+    if (k->up && !k->wait && !k->flight && !k->rb && needs_checkpoint(r) &&
+        (now - k->last_build >= CK_EVERY_S || k->n_dirty > CK_DIRTY_MAX))
+        k->wait = build(r);
+    try_send(r);
+    rb_progress(r);
+    if (k->load_failed && k->up && !k->loading) run_kick(r);
+}
+
+/* ---------------- rebalances ---------------- */
+
+static void rb_clear(ck_t *k)
+{
+    for (int i = 0; i < k->rb_n; i++) free((char *)k->rb_tps[i].topic);
+    free(k->rb_tps);
+    k->rb_tps = NULL;
+    k->rb_n = 0;
+    k->rb = 0;
+    k->rb_asked = 0;
+}
+
+int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
+{
+    ck_t *k = CK(r);
+    if (k->rb) rb_clear(k); /* a newer decision replaces a pending one */
+    k->rb_tps = calloc((size_t)(n ? n : 1), sizeof(*k->rb_tps));
+    if (!k->rb_tps) return 0;
+    for (int i = 0; i < n; i++) {
+        k->rb_tps[i] = tps[i];
+        k->rb_tps[i].topic = strdup(tps[i].topic);
+    }
+    k->rb_n = n;
+    k->rb = assigned ? 1 : 2;
+    k->rb_since = cli_monotonic_s();
+    rb_progress(r);
+    return 1;
+}
+
+/* Revoked: nothing here may be written later, and what is cached for those
+ * partitions is another process's from now on. */
+static void forget(run_t *r)
+{
+    ck_t *k = CK(r);
+    for (uint64_t h = 0; h < r->cap_owner; h++) {
+        int p = r->owner[h];
+        if (p < 0 || r->parts[p].owned) continue;
+        uint8_t *f = flag(k, h);
+        if (f) *f = (uint8_t)((*f | F_STALE) & ~F_DIRTY);
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < k->n_dirty; i++)
+        if (k->flags[k->dirty[i]] & F_DIRTY) k->dirty[keep++] = k->dirty[i];
+    k->n_dirty = keep;
+}
+
+static void rb_progress(run_t *r)
+{
+    ck_t *k = CK(r);
+    if (k->rb == 1 && k->up && k->model_state == 2 && !k->rb_asked) {
+        /* resume from the offsets that Redis's state holds */
+        const char **argv = calloc((size_t)k->rb_n + 2, sizeof(*argv));
+        char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? k->rb_n : 1), sizeof(*f));
+        if (!argv || !f) {
+            free(argv);
+            free(f);
+            return;
+        }
+        snprintf(key, sizeof(key), "%soffsets", k->prefix);
+        argv[0] = "HMGET";
+        argv[1] = key;
+        for (int i = 0; i < k->rb_n; i++) {
+            snprintf(f[i], sizeof(f[i]), "%s:%" PRId32, k->rb_tps[i].topic, k->rb_tps[i].partition);
+            argv[i + 2] = f[i];
+        }
+        req_t *q = req(R_OFFSETS);
+        if (q) {
+            q->kind = R_OFFSETS;
+            if (rsend(r, q, k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
+        }
+        free(argv);
+        free(f);
+    }
+    if (k->rb == 2) {
+        double waited = cli_monotonic_s() - k->rb_since;
+        if (waited > REVOKE_S) {
+            cli_log(LOG_WARN,
+                    "revoke: no checkpoint within %.0f s; the new owner resumes from the last one",
+                    REVOKE_S);
+        } else {
+            /* everything applied is delivered and in a checkpoint first */
+            if (r->done_seq < r->unit_seq || k->flight || k->wait) return;
+            if (needs_checkpoint(r)) {
+                if (k->up) k->wait = build(r);
+                try_send(r);
+                return;
+            }
+        }
+        strm_tp_t *tps = k->rb_tps;
+        int n = k->rb_n;
+        run_assign(r, tps, n, 0);
+        forget(r);
+        strm_consumer_assign(r->cons, tps, n, 0);
+        rb_clear(k);
+        run_kick(r);
+    }
+}
+
+static void offsets_read(run_t *r, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    k->rb_asked = 0;
+    if (k->rb != 1) return;
+    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != k->rb_n) return; /* again */
+    for (int i = 0; i < k->rb_n; i++) {
+        const redisReply *e = rp->element[i];
+        k->rb_tps[i].offset =
+            e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : STRM_OFFSET_BEGINNING;
+    }
+    strm_tp_t *tps = k->rb_tps;
+    int n = k->rb_n;
+    /* customers cached from an earlier ownership may be stale now */
+    run_assign(r, tps, n, 1);
+    for (uint64_t h = 0; h < r->cap_owner; h++) {
+        int p = r->owner[h];
+        if (p < 0 || !r->parts[p].owned) continue;
+        for (int i = 0; i < n; i++)
+            if (r->parts[p].partition == tps[i].partition &&
+                strcmp(r->parts[p].topic, tps[i].topic) == 0) {
+                uint8_t *f = flag(k, h);
+                if (f && !(*f & F_DIRTY)) *f |= F_STALE;
+            }
+    }
+    for (int i = 0; i < n; i++)
+        cli_log(LOG_DEBUG, "resume %s[%d] at %" PRId64, tps[i].topic, tps[i].partition,
+                tps[i].offset);
+    strm_consumer_assign(r->cons, tps, n, 1);
+    rb_clear(k);
+    run_kick(r);
+}
+
+/* ---------------- due customers ---------------- */
+
+void ck_advance(run_t *r)
+{
+    ck_t *k = CK(r);
+    if (!k->up || k->due_inflight || !r->pl.has_W || r->pl.W == k->due_W) return;
+    k->due_W = r->pl.W;
+    char max[32];
+    snprintf(max, sizeof(max), "(%" PRId64, r->pl.W); /* due < W: a boundary at W has not passed */
+    for (int i = 0; i < r->n_parts; i++) {
+        part_t *p = &r->parts[i];
+        if (!p->owned) continue;
+        char key[512], lim[16];
+        snprintf(key, sizeof(key), "%sdue:%s:%" PRId32, k->prefix, p->topic, p->partition);
+        snprintf(lim, sizeof(lim), "%d", DUE_BATCH);
+        const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT", "0", lim};
+        req_t *q = req(R_DUE);
+        if (!q) return;
+        q->kind = R_DUE;
+        q->part = i;
+        if (rsend(r, q, 7, argv, NULL) == 0) k->due_inflight++;
+    }
+}
+
+static void due_read(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    k->due_inflight--;
+    if (!rp || rp->type != REDIS_REPLY_ARRAY) {
+        k->due_W = INT64_MIN; /* ask again */
+        return;
+    }
+    if (!r->parts[q->part].owned) return;
+    for (size_t i = 0; i < rp->elements; i++) {
+        const redisReply *e = rp->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len > SEG_ID_MAX) continue;
+        int created = 0;
+        seg_customer_t *c = st_mem_get(r->pl.store, e->str, (size_t)e->len, 1, &created);
+        if (!c) continue;
+        uint8_t *f = flag(k, c->handle);
+        if (!f) continue;
+        if (created) *f |= F_STALE;
+        if ((*f & F_STALE) && !(*f & F_ASKED) && load(r, c, R_DUE_LOAD, q->part) == 0)
+            *f |= F_ASKED;
+    }
+    if (rp->elements == DUE_BATCH) k->due_W = INT64_MIN; /* more next tick */
+}
+
+/* Customers whose first events came before the model was seeded get their
+ * cluster when it is; those this process has not seen are in Redis's
+ * unassigned sets. */
+static void sweep(run_t *r)
+{
+    ck_t *k = CK(r);
+    double now = cli_monotonic_s();
+    if (!k->up || k->sweep_inflight || !seg_model(r->pl.seg)->ready ||
+        now - k->last_sweep < SWEEP_EVERY_S)
+        return;
+    k->last_sweep = now;
+    for (int i = 0; i < r->n_parts; i++) {
+        part_t *p = &r->parts[i];
+        if (!p->owned) continue;
+        char key[512];
+        snprintf(key, sizeof(key), "%sunassigned:%s:%" PRId32, k->prefix, p->topic, p->partition);
+        const char *argv[] = {"SRANDMEMBER", key, "2000"};
+        req_t *q = req(R_UNASSIGNED);
+        if (!q) return;
+        q->kind = R_UNASSIGNED;
+        q->part = i;
+        if (rsend(r, q, 3, argv, NULL) == 0) k->sweep_inflight++;
+    }
+}
+
+static void assign_now(run_t *r, seg_customer_t *c)
+{
+    if (!seg_model(r->pl.seg)->ready || c->cluster >= 0 || !c->assigned || !r->pl.has_W) return;
+    if (!run_unit_open(r)) return;
+    if (pl_assign_cluster(&r->pl, c) < 0) run_begin_stop(r, 1);
+    run_unit_close(r);
+}
+
+static void unassigned_read(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    k->sweep_inflight--;
+    if (!rp || rp->type != REDIS_REPLY_ARRAY || !r->parts[q->part].owned) return;
+    for (size_t i = 0; i < rp->elements; i++) {
+        const redisReply *e = rp->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len > SEG_ID_MAX) continue;
+        int created = 0;
+        seg_customer_t *c = st_mem_get(r->pl.store, e->str, (size_t)e->len, 1, &created);
+        if (!c) continue;
+        uint8_t *f = flag(k, c->handle);
+        if (!f) continue;
+        if (created) *f |= F_STALE;
+        if (!(*f & F_STALE)) {
+            assign_now(r, c);
+            ck_dirty(r, c); /* written again, so it leaves the set */
+        } else if (!(*f & F_ASKED) && load(r, c, R_DUE_LOAD, q->part) == 0) {
+            *f |= F_ASKED;
+        }
+    }
+}
+
+/* ---------------- the connection ---------------- */
+
+static void model_read(run_t *r, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    if (!rp) {
+        k->model_state = 0; /* ask again once up */
+        return;
+    }
+    if (rp->type == REDIS_REPLY_STRING) {
+        char err[256];
+        if (st_unpack_model(r->pl.seg, rp->str, (size_t)rp->len, err, sizeof(err)) < 0) {
+            cli_log(LOG_ERROR, "%smodel cannot be read: %s", k->prefix, err);
+            run_begin_stop(r, 1);
+            return;
+        }
+        cli_log(LOG_INFO, "model version %" PRIu64 " loaded from Redis",
+                seg_model(r->pl.seg)->version);
+    }
+    k->model_state = 2;
+    rb_progress(r);
+    run_kick(r);
+}
+
+static void on_reply(void *ud, void *privdata, const redisReply *rp)
+{
+    run_t *r = ud;
+    req_t *q = privdata;
+    if (!r->ck || CK(r)->closing) { /* failed by the close itself */
+        free(q);
+        return;
+    }
+    switch (q->kind) {
+    case R_LOAD:
+    case R_DUE_LOAD:
+        loaded(r, q, rp);
+        if (q->kind == R_DUE_LOAD && rp) {
+            seg_customer_t *c = st_mem_by_handle(r->pl.store, q->handle);
+            /* its change may be due already: step it at the current W */
+            if (r->pl.has_W && run_unit_open(r)) {
+                if (pl_advance(&r->pl, r->pl.W) < 0) run_begin_stop(r, 1);
+                run_unit_close(r);
+            }
+            if (c && ck_usable(r, c)) {
+                assign_now(r, c);
+                ck_dirty(r, c);
+            }
+        }
+        if (q->kind == R_LOAD && !CK(r)->loading) run_kick(r);
+        break;
+    case R_OFFSETS:
+        offsets_read(r, rp);
+        break;
+    case R_MODEL:
+        model_read(r, rp);
+        break;
+    case R_SNAP:
+        snapped(r, q, rp);
+        break;
+    case R_DUE:
+        due_read(r, q, rp);
+        break;
+    case R_UNASSIGNED:
+        unassigned_read(r, q, rp);
+        break;
+    }
+    free(q);
+}
+
+static void on_status(void *ud, int up)
+{
+    run_t *r = ud;
+    ck_t *k = CK(r);
+    k->up = up;
+    cli_log(up ? LOG_INFO : LOG_WARN, "redis %s:%d %s", k->url.host, k->url.port,
+            up ? "up" : "down: applying waits, nothing is acknowledged");
+    if (!up) return;
+    k->ever_up = 1;
+    if (k->model_state == 0) {
+        char key[256];
+        snprintf(key, sizeof(key), "%smodel", k->prefix);
+        const char *argv[] = {"GET", key};
+        req_t *q = req(R_MODEL);
+        if (q) {
+            q->kind = R_MODEL;
+            if (rsend(r, q, 2, argv, NULL) == 0) k->model_state = 1;
+        }
+    }
+    k->due_W = INT64_MIN;
+    rb_progress(r);
+    try_send(r);
+    run_kick(r);
+}
+
+int ck_start(run_t *r, char *err, size_t errlen)
+{
+    ck_t *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char why[256];
+    if (cfg_parse_redis_url(r->cfg.redis_url, &k->url, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: %s", r->cfg.redis_url, why);
+        free(k);
+        return -1;
+    }
+    snprintf(k->prefix, sizeof(k->prefix), "%s", r->cfg.redis_prefix);
+    snprintf(k->writer, sizeof(k->writer), "%s:%" PRId64, r->instance, cli_now_ms());
+    k->due_W = INT64_MIN;
+    r->ck = k;
+    st_redis_addr_t a = {k->url.host, k->url.port, k->url.user, k->url.pass, k->url.db};
+    k->redis = st_redis_new(&r->loop, &a, REDIS_TIMEOUT, on_status, on_reply, r, err, errlen);
+    if (!k->redis) {
+        free(k);
+        r->ck = NULL;
+        return -1;
+    }
+    cli_log(LOG_INFO, "state in Redis %s:%d db %d, prefix \"%s\"", k->url.host, k->url.port,
+            k->url.db, k->prefix);
+    return 0;
+}
+
+/* ---------------- stopping ---------------- */
+
+static void stop_progress(run_t *r)
+{
+    ck_t *k = CK(r);
+    if (!k->stopping) return;
+    if (cli_monotonic_s() - k->stop_since > CK_STOP_S) {
+        cli_log(LOG_ERROR,
+                "no final checkpoint within %.0f s: the next start repeats the events "
+                "since the last one",
+                CK_STOP_S);
+        r->exit_code = 1;
+        k->stopping = 0;
+        run_finish_stop(r);
+        return;
+    }
+    if (k->flight || k->wait) {
+        try_send(r);
+        return;
+    }
+    if (needs_checkpoint(r)) {
+        if (k->up) k->wait = build(r);
+        try_send(r);
+        return;
+    }
+    cli_log(LOG_INFO, "final checkpoint written (%" PRIu64 " in all)", k->checkpoints);
+    k->stopping = 0;
+    run_finish_stop(r);
+}
+
+void ck_stop(run_t *r)
+{
+    ck_t *k = CK(r);
+    k->stopping = 1;
+    k->stop_since = cli_monotonic_s();
+    stop_progress(r);
+}
+
+void ck_metrics(run_t *r, strm_buf_t *b)
+{
+    ck_t *k = CK(r);
+    http_metric_head(b, "segstream_redis_up", "gauge", "1 while the Redis connection is ready");
+    http_metric_u64(b, "segstream_redis_up", NULL, (uint64_t)k->up);
+    http_metric_head(b, "segstream_checkpoints_total", "counter",
+                     "checkpoints written to Redis (customers, sizes, model, offsets)");
+    http_metric_u64(b, "segstream_checkpoints_total", NULL, k->checkpoints);
+    http_metric_head(b, "segstream_checkpoint_retries_total", "counter",
+                     "checkpoints sent again after Redis went away");
+    http_metric_u64(b, "segstream_checkpoint_retries_total", NULL, k->failures);
+    http_metric_head(b, "segstream_checkpoint_customers", "gauge",
+                     "customers written by the last checkpoint");
+    http_metric_u64(b, "segstream_checkpoint_customers", NULL, k->ck_customers);
+    http_metric_head(b, "segstream_dirty_customers", "gauge",
+                     "customers changed since the last checkpoint was taken");
+    http_metric_u64(b, "segstream_dirty_customers", NULL, k->n_dirty);
+    http_metric_head(b, "segstream_customers_loaded_total", "counter",
+                     "customers read from Redis into this process");
+    http_metric_u64(b, "segstream_customers_loaded_total", NULL, k->loaded);
+}
+
+void ck_free(run_t *r)
+{
+    ck_t *k = CK(r);
+    if (!k) return;
+    k->closing = 1;
+    st_redis_close(k->redis); /* pending replies come back NULL, and are dropped */
+    snap_free(k->wait);
+    snap_free(k->flight);
+    rb_clear(k);
+    free(k->flags);
+    free(k->dirty);
+    free(k->cl);
+    free(k);
+    r->ck = NULL;
+}

@@ -1,0 +1,132 @@
+/* cmd/run.h: the daemon's shared state, between run.c (the loop, Kafka,
+ * the delivery ledger, the watermark) and ckpt.c (Redis: loading customers,
+ * checkpoints, resuming offsets). Only cmd/ sees it. */
+#ifndef CMD_RUN_H
+#define CMD_RUN_H
+
+#include <stdint.h>
+#include <uv.h>
+#include "cmd/http.h"
+#include "cmd/pipeline.h"
+#include "stream/kafka.h"
+
+#define BATCH_MAX        1024
+#define BATCHES_PER_WAKE 16 /* then yield to the loop (deliveries, HTTP) */
+#define TICK_MS          100
+#define OUTQ_HIGH        200000 /* undelivered records: pause the consumer */
+#define OUTQ_LOW         50000  /* ... and resume below this */
+#define DLQ_MAX_PAYLOAD  524288 /* Kafka's default message limit is ~1 MB */
+#define STATS_EVERY_S    10.0
+
+#define N_BUCKETS 4     /* batch-size histogram: le 1, 10, 100, 1000 */
+#define HELD_HIGH 65536 /* consumed, not yet applied: pause fetching */
+#define HELD_LOW  16384
+
+typedef struct part {
+    char *topic;
+    int32_t partition;
+    int owned;
+    uint32_t gen;        /* assignments so far: an offset read in an older one is not stored */
+    pl_part_t pp;        /* its newest event time, for W and the future check */
+    double last_msg;     /* monotonic s of its last record (or assignment) */
+    int64_t next_offset; /* last consumed + 1, -1 before any */
+    uint64_t in;         /* records consumed */
+    /* the last check with the broker that we had read all it holds */
+    int checking, checked_ok;
+    double checked_at;
+    int64_t checked_next;
+} part_t;
+
+/* One consumed batch (or one watermark step): its change and dead-letter
+ * records in flight, and the offsets it completes once they are delivered. */
+typedef struct unit {
+    struct unit *next;
+    uint64_t seq;
+    int pending;
+    int closed;
+    int n_offs, cap_offs;
+    struct {
+        int part;
+        uint32_t gen; /* the partition's assignment it was read in */
+        int64_t next;
+    } * offs;
+} unit_t;
+
+typedef struct run {
+    cfg_t cfg;
+    pl_t pl;
+    uv_loop_t loop;
+    uv_poll_t cpoll, ppoll;
+    uv_timer_t tick;
+    uv_idle_t more;
+    uv_signal_t sigterm, sigint;
+    http_server_t *http;
+    strm_consumer_t *cons;
+    strm_producer_t *prod;
+    char instance[128];
+
+    part_t *parts;
+    int n_parts, cap_parts, last_part;
+    int32_t *owner; /* customer handle -> part index */
+    uint64_t cap_owner;
+    uint32_t *dormant; /* handles whose partition was revoked */
+    size_t n_dormant, cap_dormant;
+    int cur_part;
+
+    unit_t *head, *tail, *cur;
+    const strm_msg_t *cur_msg;
+
+    int paused, stopping, exit_code, more_on;
+    int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
+    uint64_t last_tick_ns;
+
+    /* metrics */
+    uint64_t batches, batch_bucket[N_BUCKETS + 1];
+    double batch_sum;
+    uint64_t produced, delivered, dlq_out, queue_full, pauses, rebalances, consumer_errors;
+    double loop_lag, loop_lag_max;
+    double started, last_stats;
+    uint64_t last_stats_records;
+
+    /* records consumed and not yet applied (a ring), so that group events
+     * are always served while applying waits for Redis */
+    strm_msg_t *held;
+    int held_head, held_n, held_cap;
+    uint64_t unit_seq, done_seq; /* units opened / completed in order */
+    int stop_wait;               /* stopping: waiting for the final checkpoint */
+
+    /* Redis mode (redis.url set); NULL redis: state only in this process */
+    struct ckpt_state *ck;
+} run_t;
+
+/* run.c, for ckpt.c */
+void run_begin_stop(run_t *r, int code);
+void run_finish_stop(run_t *r);
+void run_kick(run_t *r);
+/* Records that customer `handle` belongs to partition index part. */
+int run_own(run_t *r, uint64_t handle, int part);
+/* A ledger unit for changes made outside a consumed batch. */
+unit_t *run_unit_open(run_t *r);
+void run_unit_close(run_t *r);
+int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned);
+
+/* ckpt.c: state in Redis, with exactly-once checkpoints (see ckpt.c) */
+int ck_start(run_t *r, char *err, size_t errlen);
+/* Before applying ms[0..n): 0 when every customer is at hand, 1 when they
+ * are being loaded (run_kick() follows), -1 when Redis is away. */
+int ck_prefetch(run_t *r, const strm_msg_t *ms, int n);
+int ck_blocked(run_t *r); /* applying must wait: loading, Redis away, rebalancing */
+int ck_usable(run_t *r, const seg_customer_t *c); /* 0: its state here is stale */
+void ck_dirty(run_t *r, const seg_customer_t *c);
+void ck_tick(run_t *r);
+void ck_units_done(run_t *r);
+/* Takes over a rebalance; returns 1 when it will call run_assign() itself. */
+int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n);
+/* Stopping: every change is delivered; write the last checkpoint, then
+ * run_finish_stop(). */
+void ck_stop(run_t *r);
+void ck_advance(run_t *r); /* W moved: load customers due from Redis */
+void ck_metrics(run_t *r, strm_buf_t *b);
+void ck_free(run_t *r);
+
+#endif

@@ -1,0 +1,397 @@
+/* tests/integration/test_redis.c: `segstream run` with its state in a real
+ * redis-server (Debian's, started here on a free port; no mocks), fed by
+ * kcat through `segstream broker`. Exactly-once state: a run SIGKILLed at
+ * random moments while consuming, at least ten times, ends with the same
+ * customers (lifecycle, rules, counts, revenue, times) and segment sizes as
+ * a run without crashes, and repeats change events only with their
+ * event_id; a Redis outage in the middle of a run changes nothing either. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "harness.h"
+
+#define PY "/usr/bin/python3 " SEG_SOURCE_DIR "/tests/integration/kafka_peer.py"
+
+static const char *dir;
+static char B[256];
+static pid_t broker = -1, redis = -1;
+static int rport;
+
+static void setup(void)
+{
+    dir = h_tmpdir();
+    cr_assert_not_null(dir);
+}
+
+static void teardown(void)
+{
+    if (broker > 0) h_stop(broker, SIGTERM, 10);
+    if (redis > 0) h_stop(redis, SIGTERM, 10);
+    broker = redis = -1;
+    if (!getenv("SEG_TEST_KEEP")) h_run("rm -rf '%s'", dir);
+}
+
+TestSuite(redis, .init = setup, .fini = teardown, .timeout = 1200);
+
+static void need_tools(void)
+{
+    if (h_run("command -v redis-server >/dev/null && command -v kcat >/dev/null && "
+              "/usr/bin/python3 -c 'import kafka, lz4' 2>/dev/null") != 0)
+        cr_skip_test("redis-server, kcat or python3-kafka missing: run scripts/install-deps.sh");
+}
+
+static void start(int partitions, int appendonly)
+{
+    broker =
+        h_broker(dir, partitions, "events,changes-clean,changes-crash,segstream.dlq", B, sizeof(B));
+    cr_assert_gt(broker, 0);
+    rport = h_free_port();
+    redis = h_redis(dir, rport, appendonly);
+    cr_assert_gt(redis, 0, "redis-server did not start");
+}
+
+static void write_cfg(const char *name, const char *group, const char *prefix, const char *changes)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  changes_topic: %s\n"
+            "  properties:\n    session.timeout.ms: \"6000\"\n"
+            "redis:\n  url: \"redis://127.0.0.1:%d\"\n  prefix: \"%s\"\n"
+            "watermark:\n  idle_timeout: 1s\n  idle_advance: false\n"
+            "http:\n  listen: \"127.0.0.1:0\"\n"
+            "rules:\n"
+            "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
+            "  - name: cart_abandoners\n"
+            "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
+            "  - name: loyal\n    all: [\"orders >= 5\"]\n"
+            "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n",
+            B, group, changes, rport, prefix);
+    fclose(f);
+}
+
+/* Lines [from, to) of ev.jsonl, keyed for kcat, to the events topic. */
+static int64_t produce_lines(long from, long to)
+{
+    cr_assert_eq(h_run("sed -n '%ld,%ldp' %s/ev.jsonl | sed 's/^{\"customer_id\":\"\\([^\"]*\\)\"/"
+                       "\\1\\t&/' > %s/slice.keyed && kcat -P -X enable.idempotence=true -b %s -t "
+                       "events -K '\\t' -l "
+                       "%s/slice.keyed",
+                       from + 1, to, dir, dir, B, dir),
+                 0);
+    return 0;
+}
+
+static pid_t start_run(const char *cfg, const char *log, int *port)
+{
+    char lp[600];
+    snprintf(lp, sizeof(lp), "%s/%s", dir, log);
+    h_run("rm -f %s", lp);
+    pid_t pid = h_spawn(NULL, lp, "%s run -c %s/%s", SEG_BIN, dir, cfg);
+    cr_assert_gt(pid, 0);
+    *port = h_daemon_port(lp, 20);
+    cr_assert_gt(*port, 0, "segstream run did not start (see %s)", lp);
+    return pid;
+}
+
+static double metric(int port, const char *series)
+{
+    char *b = h_http_get(port, "/metrics", NULL);
+    if (!b) return NAN;
+    double v = h_metric(b, series);
+    free(b);
+    return v;
+}
+
+static redisContext *rc_connect(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", rport);
+    cr_assert(c && !c->err, "cannot reach redis-server");
+    return c;
+}
+
+/* Sum of the next offsets a prefix's checkpoints hold. */
+static long offsets_sum(const char *prefix)
+{
+    redisContext *c = redisConnect("127.0.0.1", rport);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return -1;
+    }
+    redisReply *r = redisCommand(c, "HVALS %soffsets", prefix);
+    long sum = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        sum += strtol(r->element[i]->str, NULL, 10);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return sum;
+}
+
+/* Waits until a run holds every record in a checkpoint and W reached the
+ * last event; then SIGTERM, which must end in exit 0. */
+static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_ts)
+{
+    long got = -1;
+    for (int i = 0; i < 900 && got != n; i++) {
+        got = offsets_sum(prefix);
+        if (got != n) h_sleep(0.2);
+    }
+    cr_assert_eq(got, n, "%s checkpoints hold %ld of %ld records", prefix, got, n);
+    double w = h_wait_metric(port, "segstream_watermark_ms", (double)max_ts, 0, 60);
+    cr_assert_eq(w, (double)max_ts);
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
+    cr_assert_eq(h_stop(pid, SIGTERM, 60), 0, "SIGTERM writes the last checkpoint and exits 0");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The state a personalization engine reads, one sorted line per customer
+ * (cluster ids may differ between runs: partitions interleave differently
+ * and the model learns in that order; every customer must have one), and
+ * the segment sizes but the cluster ones, whose total must equal. */
+static void dump(const char *prefix, const char *out)
+{
+    redisContext *c = rc_connect();
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", dir, out);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    size_t cap = 1 << 14, n = 0;
+    char **lines = malloc(cap * sizeof(*lines));
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %sc:* COUNT 1000", cursor, prefix);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++)
+            redisAppendCommand(c,
+                               "HMGET %s lifecycle rules events orders revenue first_seen "
+                               "last_seen cluster",
+                               keys->element[i]->str);
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisReply *h;
+            cr_assert_eq(redisGetReply(c, (void **)&h), REDIS_OK);
+            char line[1024];
+            int len = snprintf(line, sizeof(line), "%s", keys->element[i]->str + strlen(prefix));
+            for (size_t j = 0; j < h->elements; j++) {
+                const char *v =
+                    h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "-";
+                if (j == 7) v = atoi(v) >= 0 && *v != '-' ? "clustered" : "unclustered";
+                len += snprintf(line + len, sizeof(line) - (size_t)len, " %s", v);
+            }
+            freeReplyObject(h);
+            if (n == cap) lines = realloc(lines, (cap *= 2) * sizeof(*lines));
+            lines[n++] = strdup(line);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    qsort(lines, n, sizeof(*lines), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    redisReply *r = redisCommand(c, "HGETALL %ssizes", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    long clusters = 0;
+    char **sz = calloc(r->elements / 2 + 1, sizeof(*sz));
+    size_t ns = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (strncmp(r->element[i]->str, "cluster:", 8) == 0) {
+            clusters += strtol(r->element[i + 1]->str, NULL, 10);
+            continue;
+        }
+        char line[256];
+        snprintf(line, sizeof(line), "size %s %s", r->element[i]->str, r->element[i + 1]->str);
+        sz[ns++] = strdup(line);
+    }
+    qsort(sz, ns, sizeof(*sz), cmp_str);
+    for (size_t i = 0; i < ns; i++) {
+        fprintf(f, "%s\n", sz[i]);
+        free(sz[i]);
+    }
+    free(sz);
+    fprintf(f, "size clusters-total %ld\n", clusters);
+    freeReplyObject(r);
+    fclose(f);
+    redisFree(c);
+}
+
+static long field(const char *s, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s=", name);
+    const char *p = strstr(s, key);
+    cr_assert_not_null(p, "no %s in %s", name, s);
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+/* Every lifecycle and rule change of the clean run is in the other run's
+ * output, and a repeated event_id always carries the same change. */
+static void compare_changes(long *repeats)
+{
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic changes-clean --out %s/clean.dump "
+                          "--idle 8 > /dev/null",
+                       B, dir),
+                 0);
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic changes-crash --out %s/crash.dump "
+                          "--idle 8 > /dev/null",
+                       B, dir),
+                 0);
+    cr_assert_eq(h_run(PY " exactly %s/clean.dump %s/crash.dump > %s/exactly.txt", dir, dir, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/exactly.txt", dir);
+    char *r = h_slurp(path, NULL);
+    cr_assert_not_null(r);
+    fprintf(stderr, "changes: %s", r);
+    cr_expect_gt(field(r, "clean"), 1000);
+    cr_expect_eq(field(r, "missing"), 0, "lifecycle/rule changes of the clean run missing: %s", r);
+    cr_expect_eq(field(r, "conflicting_ids"), 0, "an event_id repeated with another change: %s", r);
+    *repeats = field(r, "repeats");
+    free(r);
+}
+
+static void clean_run(long n, int64_t max_ts)
+{
+    write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
+    int port;
+    pid_t pid = start_run("clean.yaml", "clean.log", &port);
+    finish(pid, port, "clean:", n, max_ts);
+    dump("clean:", "clean.state");
+}
+
+static void same_state(void)
+{
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/clean.state", dir);
+    snprintf(b, sizeof(b), "%s/crash.state", dir);
+    long lines = h_count_lines(a);
+    cr_assert_gt(lines, 1000);
+    if (!h_same_file(a, b)) h_run("diff %s %s | head -20 >&2", a, b);
+    cr_assert(h_same_file(a, b), "the final Redis state differs from the clean run's (%ld lines)",
+              lines);
+}
+
+static int64_t gen_events(int customers, int events, int seed)
+{
+    cr_assert_eq(h_run("%s gen --customers %d --events %d --seed %d --out %s/ev.jsonl", SEG_BIN,
+                       customers, events, seed, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/ev.jsonl", dir);
+    size_t len;
+    char *all = h_slurp(path, &len);
+    cr_assert_not_null(all);
+    int64_t max_ts = 0; /* gen writes in time order; take the largest anyway */
+    for (const char *p = strstr(all, "\"ts\":"); p; p = strstr(p + 5, "\"ts\":")) {
+        int64_t t = strtoll(p + 5, NULL, 10);
+        if (t > max_ts) max_ts = t;
+    }
+    free(all);
+    cr_assert_gt(max_ts, 0);
+    return max_ts;
+}
+
+Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
+{
+    need_tools();
+    start(8, 0);
+    enum { CUSTOMERS = 10000, EVENTS = 200000, SLICES = 12 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 31);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    /* a slice goes out in chunks of 500 records, one kcat each, so that a
+     * run consumes it over a second or two: kills land while it consumes */
+    char script[600];
+    snprintf(script, sizeof(script), "%s/produce.sh", dir);
+    FILE *sf = fopen(script, "w");
+    cr_assert_not_null(sf);
+    fprintf(sf,
+            "s=$1; while [ $s -lt $2 ]; do e=$((s + 500)); [ $e -gt $2 ] && e=$2;\n"
+            "  sed -n \"$((s + 1)),${e}p\" %s/ev.jsonl |\n"
+            "  sed 's/^{\"customer_id\":\"\\([^\"]*\\)\"/\\1\\t&/' |\n"
+            "  kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' || exit 1; s=$e; done\n",
+            dir, B);
+    fclose(sf);
+    srand(7);
+    int mid = 0;
+    for (int i = 0; i < SLICES; i++) {
+        long from = (long)EVENTS * i / SLICES, to = (long)EVENTS * (i + 1) / SLICES;
+        int port;
+        pid_t pid = start_run("crash.yaml", "crash.log", &port);
+        cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", 8, 0, 60), 8);
+        pid_t prod = h_spawn(NULL, NULL, "sh %s %ld %ld", script, from, to);
+        /* consuming, not joining: wait for its first records */
+        double in = h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", 1, 1, 60);
+        cr_assert_geq(in, 1, "run %d never consumed", i);
+        h_sleep(0.2 + (double)(rand() % 1800) / 1000.0);
+        double at = metric(port, "segstream_events_in_total{topic=\"events\"}");
+        cr_assert_eq(h_stop(pid, SIGKILL, 10), 128 + SIGKILL);
+        long held = offsets_sum("crash:");
+        cr_assert_eq(h_stop(prod, 0, 120), 0, "producing slice %d failed", i);
+        mid += held < to;
+        fprintf(stderr,
+                "kill %d: %.0f records applied by this process, checkpoints hold %ld of %ld "
+                "produced so far\n",
+                i + 1, at, held, to);
+    }
+    cr_expect_geq(mid, SLICES / 2, "most kills land while records wait (%d of %d)", mid, SLICES);
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    dump("crash:", "crash.state");
+    clean_run(EVENTS, max_ts);
+    same_state();
+    long repeats;
+    compare_changes(&repeats);
+    fprintf(stderr,
+            "%d kills, %d before their slice was checkpointed; %ld change events repeated "
+            "(same event_id)\n",
+            SLICES, mid, repeats);
+}
+
+Test(redis, an_outage_of_redis_mid_run_changes_nothing)
+{
+    need_tools();
+    start(8, 1);
+    enum { CUSTOMERS = 5000, EVENTS = 100000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 32);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    produce_lines(0, EVENTS / 4);
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    cr_assert_eq(
+        h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", EVENTS / 4, 0, 120),
+        EVENTS / 4);
+    /* Redis goes away for several seconds while records keep coming */
+    cr_assert_eq(h_stop(redis, SIGTERM, 20), 0);
+    produce_lines(EVENTS / 4, EVENTS / 2);
+    h_sleep(4);
+    cr_expect_eq(metric(port, "segstream_redis_up"), 0);
+    cr_assert(h_alive(pid), "the daemon waits for Redis, it does not die");
+    int st;
+    char *h = h_http_get(port, "/healthz", &st);
+    free(h);
+    redis = h_redis(dir, rport, 1); /* same port and files: the AOF is read back */
+    cr_assert_gt(redis, 0);
+    produce_lines(EVENTS / 2, EVENTS);
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    dump("crash:", "crash.state");
+    clean_run(EVENTS, max_ts);
+    same_state();
+    long repeats;
+    compare_changes(&repeats);
+    cr_expect_eq(repeats, 0, "an outage alone repeats nothing");
+}
