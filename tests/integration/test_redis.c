@@ -394,4 +394,46 @@ Test(redis, an_outage_of_redis_mid_run_changes_nothing)
     long repeats;
     compare_changes(&repeats);
     cr_expect_eq(repeats, 0, "an outage alone repeats nothing");
+
+    /* inspect shows what a replay of the same events decides for a customer */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/replay.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "rules:\n"
+               "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
+               "  - name: cart_abandoners\n"
+               "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
+               "  - name: loyal\n    all: [\"orders >= 5\"]\n"
+               "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n");
+    fclose(f);
+    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl --snapshot %s/snap.csv "
+                       "-q -c %s/replay.yaml",
+                       SEG_BIN, dir, dir, dir, dir),
+                 0);
+    for (int i = 0; i < 3; i++) {
+        const char *id = (const char *[]){"c000042", "c001234", "c004999"}[i];
+        cr_assert_eq(h_run("%s inspect %s --json --redis redis://127.0.0.1:%d --prefix crash: > "
+                           "%s/inspect.json",
+                           SEG_BIN, id, rport, dir),
+                     0, "inspect %s", id);
+        cr_assert_eq(
+            h_run("/usr/bin/python3 -c '\n"
+                  "import csv, json, sys\n"
+                  "j = json.load(open(sys.argv[1]))\n"
+                  "row = [r for r in csv.DictReader(open(sys.argv[2])) if r[\"customer_id\"] "
+                  "== sys.argv[3]][0]\n"
+                  "ok = (j[\"lifecycle\"] == row[\"lifecycle\"] and j[\"events\"] == "
+                  "int(row[\"events\"]) and j[\"orders\"] == int(row[\"orders\"]) and "
+                  "abs(j[\"revenue\"] - float(row[\"revenue\"])) < 0.006 and "
+                  "j[\"rules\"] == row[\"rules\"] and j[\"first_seen\"] == "
+                  "int(row[\"first_seen\"]) and j[\"last_seen\"] == int(row[\"last_seen\"]))\n"
+                  "print(sys.argv[3], \"inspect\", {k: j[k] for k in (\"lifecycle\", "
+                  "\"events\", \"orders\", \"revenue\", \"rules\")}, \"replay\", "
+                  "{k: row[k] for k in (\"lifecycle\", \"events\", \"orders\", "
+                  "\"revenue\", \"rules\")}, file=sys.stderr)\n"
+                  "sys.exit(0 if ok else 1)' %s/inspect.json %s/snap.csv %s",
+                  dir, dir, id),
+            0, "inspect %s differs from the replay of its events", id);
+    }
 }
