@@ -9,7 +9,7 @@
 #include <hiredis/async.h>
 #include "state/redis.h"
 
-#define WATCH_MS 100
+#define WATCH_MS       100
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -25,9 +25,9 @@ struct st_redis {
     redisAsyncContext *ac;
     int state, closing, handles_open;
     uv_timer_t watch, retry;
-    uint64_t since;  /* loop time when the current wait began */
-    int pending;     /* user commands in flight */
-    int handshake;   /* AUTH/SELECT replies still expected */
+    uint64_t since; /* loop time when the current wait began */
+    int pending;    /* user commands in flight */
+    int handshake;  /* AUTH/SELECT replies still expected */
     int backoff_ms;
 };
 
@@ -160,7 +160,7 @@ static void drop(st_redis_t *r, const char *why)
     if (r->ac) {
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
-        ac->data = NULL; /* late callbacks do nothing */
+        ac->data = NULL;    /* late callbacks do nothing */
         redisAsyncFree(ac); /* pending replies come back NULL */
     }
     r->handshake = 0;
@@ -182,8 +182,8 @@ static void on_watch(uv_timer_t *t)
 }
 
 st_redis_t *st_redis_new(uv_loop_t *loop, const st_redis_addr_t *a, int timeout_ms,
-                         st_redis_status_fn status, st_redis_reply_fn reply, void *ud,
-                         char *err, size_t errlen)
+                         st_redis_status_fn status, st_redis_reply_fn reply, void *ud, char *err,
+                         size_t errlen)
 {
     st_redis_t *r = calloc(1, sizeof(*r));
     if (!r) {

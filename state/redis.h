@@ -30,8 +30,8 @@ typedef void (*st_redis_reply_fn)(void *ud, void *privdata, const redisReply *r)
 /* Starts connecting at once; status(ud, 1) follows when up. timeout_ms
  * bounds connecting and each wait for a reply. NULL on a bad address. */
 st_redis_t *st_redis_new(uv_loop_t *loop, const st_redis_addr_t *a, int timeout_ms,
-                         st_redis_status_fn status, st_redis_reply_fn reply, void *ud,
-                         char *err, size_t errlen);
+                         st_redis_status_fn status, st_redis_reply_fn reply, void *ud, char *err,
+                         size_t errlen);
 int st_redis_up(const st_redis_t *r);
 /* Queues one command (arguments copied). Returns -1 when not up (nothing
  * queued, no callback), else 0 and reply(ud, privdata, ...) later. */
