@@ -2,7 +2,8 @@
 # benchmarks/kafka_e2e.sh [BUILD_DIR] [EVENTS]: end-to-end events/s of
 # `segstream run` (in-memory state) through the embedded broker, side by side
 # in one run with kcat's raw consume rate from the same broker and the same
-# data. Not part of the test suite.
+# data. Not part of the test suite. REDIS_URL=redis://127.0.0.1:PORT puts
+# the state in that Redis (an empty one: the group is new each run).
 #   rate(run)  = records / (time of the last record consumed - time of the first)
 #                and the same up to the moment every change event is acknowledged
 #   rate(kcat) = records / wall time of `kcat -C -e` writing them to /dev/null
@@ -36,6 +37,8 @@ kafka:
   brokers: "$B"
   group_id: bench-$$
   properties: {${PROPS:-}}
+redis:
+  url: "${REDIS_URL:-}"
 watermark:
   idle_timeout: 2s
 http:

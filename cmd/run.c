@@ -483,22 +483,31 @@ static int process(run_t *r, strm_msg_t *ms, int n)
 
 static void on_more(uv_idle_t *h);
 
+/* Too many change events undelivered: stop applying at once (nothing more
+ * is produced), and if it lasts, pause the partitions so that fetching stops
+ * too. Not pausing at once matters: a pause drops librdkafka's prefetched
+ * records, which a short stall would then fetch again. */
 static void backpressure(run_t *r)
 {
     int q = strm_producer_outq(r->prod);
-    if (r->held_n > HELD_HIGH)
-        q = OUTQ_HIGH + 1; /* applying is behind: stop fetching */
-    else if (r->held_n > HELD_LOW && r->paused)
-        q = OUTQ_LOW + 1;
-    if (!r->paused && q > OUTQ_HIGH) {
+    double now = cli_monotonic_s();
+    if (!r->stalled && q > OUTQ_HIGH) {
+        r->stalled = 1;
+        r->stalled_since = now;
+        r->stalls++;
+    } else if (r->stalled && q < OUTQ_LOW) {
+        r->stalled = 0;
+        if (r->paused) {
+            r->paused = 0;
+            strm_consumer_pause(r->cons, 0);
+            cli_log(LOG_DEBUG, "producer queue %d: resuming", q);
+        }
+    }
+    if (r->stalled && !r->paused && now - r->stalled_since > PAUSE_AFTER_S) {
         r->paused = 1;
         r->pauses++;
         strm_consumer_pause(r->cons, 1);
         cli_log(LOG_DEBUG, "producer queue %d: pausing the consumer", q);
-    } else if (r->paused && q < OUTQ_LOW) {
-        r->paused = 0;
-        strm_consumer_pause(r->cons, 0);
-        cli_log(LOG_DEBUG, "producer queue %d: resuming", q);
     }
 }
 
@@ -509,7 +518,12 @@ static int take(run_t *r)
     char err[256];
     int got = 0;
     if (r->held_n == 0) r->held_head = 0;
-    while (r->held_n < r->held_cap) {
+    /* librdkafka's own queue is the buffer; the ring takes more only while
+     * applying waits, so that group events behind the records are served */
+    int waiting = r->stalled || (r->ck && ck_blocked(r));
+    int limit = waiting ? r->held_cap : BATCHES_PER_WAKE * BATCH_MAX;
+    r->queue_more = 0;
+    while (r->held_n < limit) {
         int tail = (r->held_head + r->held_n) % r->held_cap;
         int room = tail >= r->held_head ? r->held_cap - tail : r->held_head - tail;
         if (r->held_n > 0 && tail == r->held_head) break; /* full */
@@ -523,6 +537,9 @@ static int take(run_t *r)
         got += n;
         if (n < room) break;
     }
+    /* stopped at the limit: librdkafka may hold more, and its io event
+     * fires only when its queue goes from empty to not empty */
+    if (r->held_n >= limit) r->queue_more = 1;
     return got;
 }
 
@@ -530,7 +547,7 @@ static int take(run_t *r)
 static int apply_held(run_t *r)
 {
     for (int b = 0; b < BATCHES_PER_WAKE && r->held_n > 0 && !r->stopping; b++) {
-        if (r->ck && ck_blocked(r)) return 0;
+        if (r->stalled || (r->ck && ck_blocked(r))) return 0;
         int n = r->held_n;
         if (n > BATCH_MAX) n = BATCH_MAX;
         if (r->held_head + n > r->held_cap) n = r->held_cap - r->held_head;
@@ -557,8 +574,8 @@ static void consume(run_t *r)
     }
     backpressure(r);
     if (advance_watermark(r) < 0) begin_stop(r, 1);
-    int blocked = r->ck && ck_blocked(r);
-    int want_more = r->held_n > 0 && !blocked && !r->stopping;
+    int blocked = r->stalled || (r->ck && ck_blocked(r));
+    int want_more = (r->held_n > 0 || r->queue_more) && !blocked && !r->stopping;
     if (want_more && !r->more_on) uv_idle_start(&r->more, on_more), r->more_on = 1;
     if (!want_more && r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
 }
@@ -747,6 +764,9 @@ static int render_metrics(void *ud, strm_buf_t *b)
     rc |= http_metric_head(b, "segstream_consumer_paused", "gauge",
                            "1 while backpressure pauses consumption");
     rc |= http_metric_u64(b, "segstream_consumer_paused", NULL, (uint64_t)r->paused);
+    rc |= http_metric_head(b, "segstream_producer_stalls_total", "counter",
+                           "times applying waited for the producer queue to drain");
+    rc |= http_metric_u64(b, "segstream_producer_stalls_total", NULL, r->stalls);
     rc |= http_metric_head(b, "segstream_consumer_pauses_total", "counter",
                            "times backpressure paused consumption");
     rc |= http_metric_u64(b, "segstream_consumer_pauses_total", NULL, r->pauses);

@@ -15,12 +15,12 @@
 #define TICK_MS          100
 #define OUTQ_HIGH        200000 /* undelivered records: pause the consumer */
 #define OUTQ_LOW         50000  /* ... and resume below this */
+#define PAUSE_AFTER_S    1.0    /* a stall this long pauses the partitions */
 #define DLQ_MAX_PAYLOAD  524288 /* Kafka's default message limit is ~1 MB */
 #define STATS_EVERY_S    10.0
 
 #define N_BUCKETS 4     /* batch-size histogram: le 1, 10, 100, 1000 */
-#define HELD_HIGH 65536 /* consumed, not yet applied: pause fetching */
-#define HELD_LOW  16384
+#define HELD_HIGH 65536 /* records taken while applying waits */
 
 typedef struct part {
     char *topic;
@@ -77,6 +77,10 @@ typedef struct run {
     const strm_msg_t *cur_msg;
 
     int paused, stopping, exit_code, more_on;
+    int stalled;    /* the producer queue is over OUTQ_HIGH: applying waits */
+    int queue_more; /* the last take() stopped at its limit */
+    double stalled_since;
+    uint64_t stalls;
     int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
     uint64_t last_tick_ns;
 
