@@ -434,7 +434,9 @@ static void print_table(const char *id, const char *key, const hash_t *h, const 
     }
     printf("\nstate\n");
     const msgpack_object *o;
-    if ((o = map_get(st, "sq"))) row_obj("changes published", o);
+    if ((o = map_get(st, "sq"))) row_obj("lifecycle changes", o);
+    if ((o = map_get(st, "sqc"))) row_obj("cluster changes", o);
+    if ((o = map_get(st, "sqr"))) row_obj("rule changes", o);
     if ((o = map_get(st, "te"))) row_obj("model epoch taught", o);
     if ((o = map_get(st, "v"))) row_obj("format", o);
 }
