@@ -103,8 +103,9 @@ def exactly(a):
         body = (d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])
         if d["dimension"] == "cluster":
             # a cluster decision made again after a crash carries its target
-            # in its id; the same transition may be decided at another event
-            body = body[:4]
+            # in its id; the same transition (by cluster id: labels follow
+            # their drifting centroids) may be decided at another event
+            body = (d["customer_id"], "cluster", d.get("from_id"), d.get("to_id"))
         if d["event_id"] in by_id:
             repeats += 1
             if by_id[d["event_id"]] != body:
