@@ -18,6 +18,14 @@
 
 static const double batch_le[N_BUCKETS] = {1, 10, 100, 1000};
 
+/* librdkafka's lines in segstream's format (syslog levels; from its threads,
+ * and cli_log writes a whole line with one call) */
+static void kafka_log(int level, const char *fac, const char *msg)
+{
+    int l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    cli_log(l, "kafka %s: %s", fac, msg);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segstream run [-c FILE]\n"
@@ -890,7 +898,8 @@ int cmd_run(int argc, char **argv)
                        .group_id = r->cfg.group_id,
                        .client_id = "segstream",
                        .props = props,
-                       .n_props = r->cfg.n_kafka_props};
+                       .n_props = r->cfg.n_kafka_props,
+                       .log = kafka_log};
     r->held_cap = HELD_HIGH + 4 * BATCH_MAX;
     r->held = calloc((size_t)r->held_cap, sizeof(*r->held));
     if (!r->held || uv_loop_init(&r->loop) != 0) goto out_props;

@@ -13,6 +13,20 @@
 
 /* ---------------- shared ---------------- */
 
+static void (*log_fn)(int, const char *, const char *);
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (log_fn) log_fn(level, fac, buf);
+}
+
+static void set_log(rd_kafka_conf_t *conf, const strm_kopts_t *o)
+{
+    if (!o->log) return;
+    log_fn = o->log; /* one logger per process: the daemon's */
+    rd_kafka_conf_set_log_cb(conf, on_log);
+}
+
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
 {
     char why[256];
@@ -148,6 +162,7 @@ strm_consumer_t *strm_consumer_new(const strm_kopts_t *o, const char *const *top
         goto fail_conf;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
     rd_kafka_conf_set_opaque(conf, c);
+    set_log(conf, o);
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!c->rk) goto fail_conf;
     conf = NULL;
@@ -375,6 +390,7 @@ strm_producer_t *strm_producer_new(const strm_kopts_t *o, strm_dr_fn dr, void *u
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_opaque(conf, p);
+    set_log(conf, o);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
     if (!p->rk) {
         rd_kafka_conf_destroy(conf);

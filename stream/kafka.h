@@ -19,6 +19,9 @@ typedef struct strm_kopts {
     const char *client_id;    /* optional */
     const char *const *props; /* key, value, key, value, ... */
     int n_props;              /* number of pairs */
+    /* librdkafka's own log lines (level: syslog 0..7), from its threads;
+     * NULL: librdkafka prints them to stderr itself */
+    void (*log)(int level, const char *facility, const char *message);
 } strm_kopts_t;
 
 /* One consumed record, valid until strm_msgs_release(). */
