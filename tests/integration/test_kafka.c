@@ -229,6 +229,17 @@ Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
     cr_expect_eq(field(cmp, "only_run"), 0, "lifecycle/rule changes not in replay: %s", cmp);
     cr_expect_eq(field(cmp, "customers_clustered_run"), 3000, "every customer gets a cluster");
     free(cmp);
+
+    /* the example campaign consumer lists exactly the silent-customer changes */
+    cr_assert_eq(h_run("/usr/bin/python3 %s/examples/we_miss_you.py --brokers %s --from-beginning "
+                       "--idle 5 --csv %s/wmy.csv > %s/wmy.txt 2>&1",
+                       SEG_SOURCE_DIR, B, dir, dir),
+                 0);
+    cr_assert_eq(
+        h_run("test $(grep -c '\"dimension\":\"lifecycle\".*\"to\":\"\\(at_risk\\|lapsed\\)\"' "
+              "%s/replay.jsonl) -eq $(($(wc -l < %s/wmy.csv) - 1))",
+              dir, dir),
+        0, "we_miss_you.py lists every at_risk and lapsed change once");
 }
 
 /* Produces one record with our own producer (binary and oversized payloads
