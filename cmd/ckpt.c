@@ -38,7 +38,18 @@
 #define DUE_BATCH     2000
 
 enum { F_DIRTY = 1, F_STALE = 2, F_ASKED = 4 };
-enum { R_LOAD, R_DUE_LOAD, R_OFFSETS, R_MODEL, R_SNAP, R_DUE, R_UNASSIGNED };
+enum {
+    R_LOAD,
+    R_DUE_LOAD,
+    R_OFFSETS,
+    R_MODEL,
+    R_SNAP,
+    R_DUE,
+    R_UNASSIGNED,
+    R_ADOPT_VERSION,
+    R_ADOPT
+};
+#define ADOPT_EVERY_S 5.0
 #define SWEEP_EVERY_S 2.0
 
 static const char script[] =
@@ -111,10 +122,21 @@ typedef struct ckpt_state {
     int64_t due_W;
     int sweep_inflight;
     double last_sweep;
+    int adopt_inflight;
+    double last_adopt;
+    /* size deltas of customers loaded in a cluster this model does not
+     * know: they leave it here, and count again where they land */
+    struct xd {
+        int32_t id;
+        int64_t d;
+    } * xd;
+    int n_xd, cap_xd;
     int stopping, closing;
     double stop_since;
     uint64_t checkpoints, failures, loaded, ck_customers;
 } ck_t;
+
+static void xdelta(ck_t *k, int32_t id, int64_t d);
 
 static ck_t *CK(run_t *r)
 {
@@ -180,13 +202,13 @@ static int load(run_t *r, seg_customer_t *c, int kind, int part)
     ck_t *k = CK(r);
     char key[512];
     key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
-    const char *argv[] = {"HGET", key, "state"};
+    const char *argv[] = {"HMGET", key, "state", "cluster"};
     req_t *q = req(kind);
     if (!q) return -1;
     q->kind = kind;
     q->handle = c->handle;
     q->part = part;
-    if (rsend(r, q, 3, argv, NULL) < 0) return -1;
+    if (rsend(r, q, 4, argv, NULL) < 0) return -1;
     k->loading += kind == R_LOAD;
     return 0;
 }
@@ -242,6 +264,11 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
         return;
     }
     if (!(*f & F_STALE)) return; /* answered twice; the first one counts */
+    const redisReply *cl = NULL;
+    if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 2) {
+        cl = rp->element[1];
+        rp = rp->element[0];
+    }
     if (rp->type == REDIS_REPLY_STRING) {
         char id[SEG_ID_MAX + 1];
         size_t idlen = c->id_len;
@@ -255,6 +282,8 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
             return;
         }
         k->loaded++;
+        long was = cl && cl->type == REDIS_REPLY_STRING ? strtol(cl->str, NULL, 10) : -1;
+        if (was >= 0 && c->cluster < 0) xdelta(k, (int32_t)was, -1);
     }
     *f &= (uint8_t)~F_STALE;
     if (q->part >= 0) run_own(r, q->handle, q->part);
@@ -300,6 +329,23 @@ static void snap_free(snap_t *s)
     free(s->len);
     free(s->po);
     free(s);
+}
+
+static void xdelta(ck_t *k, int32_t id, int64_t d)
+{
+    for (int i = 0; i < k->n_xd; i++)
+        if (k->xd[i].id == id) {
+            k->xd[i].d += d;
+            return;
+        }
+    if (k->n_xd == k->cap_xd) {
+        int cap = k->cap_xd ? 2 * k->cap_xd : 16;
+        struct xd *x = realloc(k->xd, (size_t)cap * sizeof(*x));
+        if (!x) return;
+        k->xd = x;
+        k->cap_xd = cap;
+    }
+    k->xd[k->n_xd++] = (struct xd){id, d};
 }
 
 static int size_delta(snap_t *s, ck_t *k, const char *field, int64_t now, int64_t *last)
@@ -391,6 +437,13 @@ static snap_t *build(run_t *r)
         snprintf(f, sizeof(f), "cluster:%" PRId32, i);
         rc |= size_delta(s, k, f, sz->cluster[i], &k->cl[i]);
     }
+    for (int i = 0; i < k->n_xd; i++) {
+        char f[32];
+        int64_t zero = 0;
+        snprintf(f, sizeof(f), "cluster:%" PRId32, k->xd[i].id);
+        rc |= size_delta(s, k, f, k->xd[i].d, &zero);
+    }
+    k->n_xd = 0;
     const seg_ruleset_t *rs = seg_params(r->pl.seg)->rules;
     for (int i = 0; i < seg_rules_count(rs); i++) {
         char f[128];
@@ -402,6 +455,8 @@ static snap_t *build(run_t *r)
         if (st_pack_model(r->pl.seg, &sb) == 0) {
             snprintf(key, sizeof(key), "%smodel", k->prefix);
             rc |= args(s, "S") | args(s, key) | arg(s, sb.data, sb.size);
+            snprintf(key, sizeof(key), "%smodel:version", k->prefix);
+            rc |= args(s, "S") | args(s, key) | argi(s, (int64_t)seg_model(r->pl.seg)->version);
         }
     }
     msgpack_sbuffer_destroy(&sb);
@@ -493,6 +548,7 @@ static int needs_checkpoint(run_t *r)
 }
 
 static void stop_progress(run_t *r);
+static void adopt(run_t *r);
 static void sweep(run_t *r);
 
 void ck_tick(run_t *r)
@@ -506,6 +562,7 @@ void ck_tick(run_t *r)
     if (r->stopping) return;
     ck_advance(r);
     sweep(r);
+    adopt(r);
     if (k->up && !k->wait && !k->flight && !k->rb && needs_checkpoint(r) &&
         (now - k->last_build >= CK_EVERY_S || k->n_dirty > CK_DIRTY_MAX))
         k->wait = build(r);
@@ -749,6 +806,52 @@ static void unassigned_read(run_t *r, req_t *q, const redisReply *rp)
     }
 }
 
+/* A process that does not own partition 0 of the first topic does not write
+ * the model; it takes the writer's whenever that one is newer, so that every
+ * process assigns with the same centroids and ids (its own learning between
+ * two adoptions is dropped). */
+static void adopt(run_t *r)
+{
+    ck_t *k = CK(r);
+    double now = cli_monotonic_s();
+    if (!k->up || k->adopt_inflight || leader(r) || now - k->last_adopt < ADOPT_EVERY_S) return;
+    k->last_adopt = now;
+    char key[256];
+    snprintf(key, sizeof(key), "%smodel:version", k->prefix);
+    const char *argv[] = {"GET", key};
+    req_t *q = req(R_ADOPT_VERSION);
+    if (!q) return;
+    q->kind = R_ADOPT_VERSION;
+    if (rsend(r, q, 2, argv, NULL) == 0) k->adopt_inflight = 1;
+}
+
+static void adopt_read(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    k->adopt_inflight = 0;
+    if (!rp || rp->type != REDIS_REPLY_STRING) return;
+    if (q->kind == R_ADOPT_VERSION) {
+        uint64_t v = strtoull(rp->str, NULL, 10);
+        seg_model_t *m = seg_model(r->pl.seg);
+        if (v <= m->version && m->ready) return;
+        char key[256];
+        snprintf(key, sizeof(key), "%smodel", k->prefix);
+        const char *argv[] = {"GET", key};
+        req_t *g = req(R_ADOPT);
+        if (!g) return;
+        g->kind = R_ADOPT;
+        if (rsend(r, g, 2, argv, NULL) == 0) k->adopt_inflight = 1;
+        return;
+    }
+    char err[256];
+    if (st_unpack_model(r->pl.seg, rp->str, (size_t)rp->len, err, sizeof(err)) < 0) {
+        cli_log(LOG_WARN, "%smodel not adopted: %s", k->prefix, err);
+        return;
+    }
+    cli_log(LOG_INFO, "adopted the shared model, version %" PRIu64, seg_model(r->pl.seg)->version);
+    k->last_sweep = 0; /* customers waiting for a seeded model get theirs now */
+}
+
 /* ---------------- the connection ---------------- */
 
 static void model_read(run_t *r, const redisReply *rp)
@@ -813,6 +916,10 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         break;
     case R_UNASSIGNED:
         unassigned_read(r, q, rp);
+        break;
+    case R_ADOPT_VERSION:
+    case R_ADOPT:
+        adopt_read(r, q, rp);
         break;
     }
     free(q);
@@ -944,6 +1051,7 @@ void ck_free(run_t *r)
     free(k->flags);
     free(k->dirty);
     free(k->cl);
+    free(k->xd);
     free(k);
     r->ck = NULL;
 }

@@ -386,6 +386,15 @@ static int advance_watermark(run_t *r)
 int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
 {
     double now = cli_monotonic_s();
+    /* Records of revoked partitions taken but not applied are dropped: if
+     * the partition comes back, it resumes from its stored offset (Redis's
+     * checkpoint, say), and these would otherwise be applied out of order. */
+    for (int i = 0; !assigned && i < r->held_n; i++) {
+        strm_msg_t *m = &r->held[(r->held_head + i) % r->held_cap];
+        for (int j = 0; j < n && !m->error; j++)
+            if (m->partition == tps[j].partition && strcmp(m->topic, tps[j].topic) == 0)
+                m->dropped = 1;
+    }
     for (int i = 0; i < n; i++) {
         int k = find_part(r, tps[i].topic, tps[i].partition, 1);
         if (k < 0) continue;
@@ -445,6 +454,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
     double now = cli_monotonic_s();
     for (int i = 0; i < n; i++) {
         strm_msg_t *m = &ms[i];
+        if (m->dropped) continue;
         if (m->error) {
             r->consumer_errors++;
             cli_log(m->error_fatal ? LOG_ERROR : LOG_WARN, "consumer: %s", m->error);

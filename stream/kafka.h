@@ -36,6 +36,7 @@ typedef struct strm_msg {
     int64_t timestamp; /* the record's timestamp (ms), -1 if none */
     const char *error; /* set for a consumer error (payload then meaningless) */
     int error_fatal;
+    int dropped; /* set by the caller: not to be applied (its partition was revoked) */
     void *rk_msg_;
 } strm_msg_t;
 

@@ -437,3 +437,62 @@ Test(redis, an_outage_of_redis_mid_run_changes_nothing)
             0, "inspect %s differs from the replay of its events", id);
     }
 }
+
+/* One record per partition at ts, so that every process's W reaches it
+ * whichever partitions it owns. */
+static void sentinels(int partitions, int64_t ts)
+{
+    for (int p = 0; p < partitions; p++)
+        cr_assert_eq(h_run("echo '{\"customer_id\":\"sentinel-%d\",\"type\":\"page_view\","
+                           "\"ts\":%" PRId64 "}' | kcat -P -X enable.idempotence=true -b %s -t "
+                           "events -p %d -k sentinel-%d",
+                           p, ts, B, p, p),
+                     0);
+}
+
+Test(redis, two_processes_in_one_group_share_the_state)
+{
+    need_tools();
+    start(8, 0);
+    enum { CUSTOMERS = 5000, EVENTS = 100000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 33);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int pa, pb;
+    pid_t a = start_run("crash.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    produce_lines(0, EVENTS / 2);
+    cr_assert_gt(h_wait_metric(pa, "segstream_events_in_total{topic=\"events\"}", 1, 1, 60), 0);
+    /* B joins while A consumes: A checkpoints and releases half, B resumes
+     * them from Redis's offsets */
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 4, 0, 60), 4);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
+    produce_lines(EVENTS / 2, EVENTS);
+    sentinels(8, max_ts + 1);
+    long got = -1;
+    for (int i = 0; i < 900 && got != EVENTS + 8; i++) {
+        got = offsets_sum("crash:");
+        if (got != EVENTS + 8) h_sleep(0.2);
+    }
+    cr_assert_eq(got, EVENTS + 8, "checkpoints of both hold %ld of %d records", got, EVENTS + 8);
+    cr_assert_eq(h_wait_metric(pa, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
+                 (double)(max_ts + 1));
+    cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
+                 (double)(max_ts + 1));
+    double ra = metric(pa, "segstream_rebalances_total"),
+           rb = metric(pb, "segstream_rebalances_total");
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
+    dump("crash:", "crash.state");
+    /* the clean run reads the same topic, sentinels included */
+    write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
+    int port;
+    pid_t pid = start_run("clean.yaml", "clean.log", &port);
+    finish(pid, port, "clean:", EVENTS + 8, max_ts + 1);
+    dump("clean:", "clean.state");
+    same_state();
+    long repeats;
+    compare_changes(&repeats);
+    fprintf(stderr, "two processes: rebalances seen %.0f and %.0f, %ld repeated change events\n",
+            ra, rb, repeats);
+}
