@@ -542,3 +542,57 @@ Test(kafka, survives_broker_down_and_request_errors_without_losing_anything)
     free(cmp);
     strm_broker_free(br);
 }
+
+/* Issue 6's skew: one partition is produced to the end of its history at
+ * once while the other trickles in behind it; W follows the slower one, so
+ * no customer of the lagging partition looks silent early, and the lifecycle
+ * and rule changes equal replay's over the same events in time order. */
+Test(kafka, a_partition_far_ahead_does_not_age_the_other)
+{
+    need_peers();
+    start_broker(2);
+    cr_assert_eq(
+        h_run("%s gen --customers 1000 --events 20000 --seed 41 --out %s/ev.jsonl", SEG_BIN, dir),
+        0);
+    int64_t max_ts;
+    long n = keyed_copy("ev.jsonl", "ev.keyed", &max_ts);
+    /* even customer numbers to partition 0, odd ones to partition 1 */
+    cr_assert_eq(h_run("cd %s && awk -F'\\t' '{ if (substr($1, 2) %% 2 == 0) print > \"p0.keyed\"; "
+                       "else print > \"p1.keyed\" }' ev.keyed",
+                       dir),
+                 0);
+    write_cfg("run.yaml", B, "g-skew", "3s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", 2, 0, 30), 2);
+    /* partition 1: 200 records every 0.3 s (never idle for 3 s) */
+    pid_t slow = h_spawn(NULL, NULL,
+                         "sh -c 'cd %s && split -l 200 p1.keyed p1.part. && for f in p1.part.*; "
+                         "do kcat -P -X enable.idempotence=true -b %s -t events -p 1 -K \"\\t\" "
+                         "-l $f || exit 1; sleep 0.3; done'",
+                         dir, B);
+    h_sleep(0.5);
+    cr_assert_eq(
+        h_run("kcat -P -X enable.idempotence=true -b %s -t events -p 0 -K '\\t' -l %s/p0.keyed", B,
+              dir),
+        0, "partition 0: its whole history at once");
+    cr_assert_eq(h_stop(slow, 0, 300), 0, "the slow producer failed");
+    wait_done(port, (double)n, max_ts);
+    double changes = changes_total(port);
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+    cr_assert_eq(consume("segment-changes", "changes.dump", (long)changes), (long)changes);
+    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
+    char *cmp = h_slurp(path, NULL);
+    cr_assert_not_null(cmp);
+    fprintf(stderr, "skewed partitions, run vs replay: %s", cmp);
+    cr_expect_gt(field(cmp, "replay"), 1000);
+    cr_expect_eq(field(cmp, "only_replay"), 0, "%s", cmp);
+    cr_expect_eq(field(cmp, "only_run"), 0, "%s", cmp);
+    free(cmp);
+}
