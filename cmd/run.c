@@ -926,14 +926,15 @@ int cmd_run(int argc, char **argv)
     }
     r->prod = strm_producer_new(&ko, on_delivery, r, err, sizeof(err));
     if (!r->prod) {
-        fprintf(stderr, "segstream run: %s\n", err);
+        /* a bad kafka.properties entry lands here: name where it came from */
+        fprintf(stderr, "segstream run: %s: %s\n", r->cfg.source ? r->cfg.source : "config", err);
         rc = 2;
         goto out_http;
     }
     r->cons = strm_consumer_new(&ko, (const char *const *)r->cfg.topics, r->cfg.n_topics, rebalance,
                                 r, err, sizeof(err));
     if (!r->cons) {
-        fprintf(stderr, "segstream run: %s\n", err);
+        fprintf(stderr, "segstream run: %s: %s\n", r->cfg.source ? r->cfg.source : "config", err);
         rc = 2;
         goto out_prod;
     }

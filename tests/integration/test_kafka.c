@@ -596,3 +596,21 @@ Test(kafka, a_partition_far_ahead_does_not_age_the_other)
     cr_expect_eq(field(cmp, "only_run"), 0, "%s", cmp);
     free(cmp);
 }
+
+Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "kafka:\n  properties:\n    no.such.property: \"1\"\nhttp:\n  listen: "
+               "\"127.0.0.1:0\"\n");
+    fclose(f);
+    cr_assert_eq(h_run("%s run -c %s 2> %s/err.txt", SEG_BIN, path, dir), 2);
+    snprintf(path, sizeof(path), "%s/err.txt", dir);
+    char *e = h_slurp(path, NULL);
+    cr_assert_not_null(e);
+    cr_expect_not_null(strstr(e, "bad.yaml"), "%s", e);
+    cr_expect_not_null(strstr(e, "no.such.property"), "%s", e);
+    free(e);
+}
