@@ -462,17 +462,27 @@ static snap_t *build(run_t *r)
     msgpack_sbuffer_destroy(&sb);
     /* the offsets this state holds */
     int owned = 0;
-    for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
+    int his = 0;
+    for (int i = 0; i < r->n_parts; i++) {
+        owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
+        his += r->parts[i].owned && r->parts[i].next_offset >= 0 && r->parts[i].pp.hi != INT64_MIN;
+    }
     if (owned) {
+        /* with each offset, the partition's newest event time: a process
+         * that resumes it knows where its watermark stood */
         s->po = calloc((size_t)owned, sizeof(*s->po));
         snprintf(key, sizeof(key), "%soffsets", k->prefix);
-        rc |= (s->po == NULL) | args(s, "H") | args(s, key) | argi(s, owned);
+        rc |= (s->po == NULL) | args(s, "H") | args(s, key) | argi(s, owned + his);
         for (int i = 0; i < r->n_parts && s->po; i++) {
             part_t *p = &r->parts[i];
             if (!p->owned || p->next_offset < 0) continue;
             char f[300];
             snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
             rc |= args(s, f) | argi(s, p->next_offset);
+            if (p->pp.hi != INT64_MIN) {
+                snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
+                rc |= args(s, f) | argi(s, p->pp.hi);
+            }
             s->po[s->n_po++] = (struct po){i, p->next_offset};
         }
     }
@@ -622,8 +632,8 @@ static void rb_progress(run_t *r)
     ck_t *k = CK(r);
     if (k->rb == 1 && k->up && k->model_state == 2 && !k->rb_asked) {
         /* resume from the offsets that Redis's state holds */
-        const char **argv = calloc((size_t)k->rb_n + 2, sizeof(*argv));
-        char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? k->rb_n : 1), sizeof(*f));
+        const char **argv = calloc((size_t)k->rb_n * 2 + 2, sizeof(*argv));
+        char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? 2 * k->rb_n : 1), sizeof(*f));
         if (!argv || !f) {
             free(argv);
             free(f);
@@ -635,11 +645,14 @@ static void rb_progress(run_t *r)
         for (int i = 0; i < k->rb_n; i++) {
             snprintf(f[i], sizeof(f[i]), "%s:%" PRId32, k->rb_tps[i].topic, k->rb_tps[i].partition);
             argv[i + 2] = f[i];
+            snprintf(f[k->rb_n + i], sizeof(f[0]), "%s:%" PRId32 ":hi", k->rb_tps[i].topic,
+                     k->rb_tps[i].partition);
+            argv[k->rb_n + i + 2] = f[k->rb_n + i];
         }
         req_t *q = req(R_OFFSETS);
         if (q) {
             q->kind = R_OFFSETS;
-            if (rsend(r, q, k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
+            if (rsend(r, q, 2 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
         }
         free(argv);
         free(f);
@@ -674,7 +687,8 @@ static void offsets_read(run_t *r, const redisReply *rp)
     ck_t *k = CK(r);
     k->rb_asked = 0;
     if (k->rb != 1) return;
-    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != k->rb_n) return; /* again */
+    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 2 * k->rb_n)
+        return; /* again */
     for (int i = 0; i < k->rb_n; i++) {
         const redisReply *e = rp->element[i];
         k->rb_tps[i].offset =
@@ -684,6 +698,14 @@ static void offsets_read(run_t *r, const redisReply *rp)
     int n = k->rb_n;
     /* customers cached from an earlier ownership may be stale now */
     run_assign(r, tps, n, 1);
+    for (int i = 0; i < n; i++) {
+        const redisReply *e = rp->element[n + i];
+        int p = find_part_ext(r, tps[i].topic, tps[i].partition);
+        if (p >= 0 && e->type == REDIS_REPLY_STRING) {
+            int64_t hi = strtoll(e->str, NULL, 10);
+            if (hi > r->parts[p].pp.hi) r->parts[p].pp.hi = hi;
+        }
+    }
     for (uint64_t h = 0; h < r->cap_owner; h++) {
         int p = r->owner[h];
         if (p < 0 || !r->parts[p].owned) continue;

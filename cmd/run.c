@@ -68,6 +68,11 @@ static int find_part(run_t *r, const char *topic, int32_t partition, int create)
     return r->last_part = r->n_parts++;
 }
 
+int find_part_ext(run_t *r, const char *topic, int32_t partition)
+{
+    return find_part(r, topic, partition, 0);
+}
+
 static int owns(void *ud, const seg_customer_t *c)
 {
     run_t *r = ud;

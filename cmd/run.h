@@ -107,6 +107,8 @@ typedef struct run {
 void run_begin_stop(run_t *r, int code);
 void run_finish_stop(run_t *r);
 void run_kick(run_t *r);
+/* Index of a known partition, or -1. */
+int find_part_ext(run_t *r, const char *topic, int32_t partition);
 /* Records that customer `handle` belongs to partition index part. */
 int run_own(run_t *r, uint64_t handle, int part);
 /* A ledger unit for changes made outside a consumed batch. */

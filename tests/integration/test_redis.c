@@ -126,10 +126,14 @@ static long offsets_sum(const char *prefix)
         if (c) redisFree(c);
         return -1;
     }
-    redisReply *r = redisCommand(c, "HVALS %soffsets", prefix);
-    long sum = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        sum += strtol(r->element[i]->str, NULL, 10);
+    redisReply *r = redisCommand(c, "HGETALL %soffsets", prefix);
+    long sum = 0; /* TOPIC:PARTITION fields; TOPIC:PARTITION:hi are event times */
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *f = r->element[i]->str;
+        size_t fl = strlen(f);
+        if (fl > 3 && strcmp(f + fl - 3, ":hi") == 0) continue;
+        sum += strtol(r->element[i + 1]->str, NULL, 10);
+    }
     if (r) freeReplyObject(r);
     redisFree(c);
     return sum;
@@ -149,6 +153,15 @@ static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_
     cr_assert_eq(w, (double)max_ts);
     cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
     cr_assert_eq(h_stop(pid, SIGTERM, 60), 0, "SIGTERM writes the last checkpoint and exits 0");
+}
+
+static const char *h_path(const char *name)
+{
+    static char buf[4][600];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+    return buf[i];
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -495,4 +508,66 @@ Test(redis, two_processes_in_one_group_share_the_state)
     compare_changes(&repeats);
     fprintf(stderr, "two processes: rebalances seen %.0f and %.0f, %ld repeated change events\n",
             ra, rb, repeats);
+}
+
+/* Issue 6's restart: changes fall due while no process holds the customers.
+ * Partition 1 stops at a cut while partition 0 is complete, so W waits at the
+ * cut and partition 0's customers have changes due after it; the daemon is
+ * SIGKILLed, partition 1's rest is produced, and a new process (whose cache
+ * is empty) must find them through Redis's due index and publish each. */
+Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
+{
+    need_tools();
+    start(2, 0);
+    enum { CUSTOMERS = 2000, EVENTS = 40000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 35);
+    int64_t cut = max_ts - 40LL * 86400000; /* 40 days before the end */
+    cr_assert_eq(h_run("cd %s && sed 's/^{\"customer_id\":\"\\([^\"]*\\)\"/\\1\\t&/' ev.jsonl | "
+                       "awk -F'\\t' -v cut=%" PRId64 " '{ match($2, /\"ts\":[0-9]+/); "
+                       "t = substr($2, RSTART + 5, RLENGTH - 5) + 0; "
+                       "if (substr($1, 2) %% 2 == 0) print > \"p0.keyed\"; "
+                       "else if (t <= cut) print > \"p1a.keyed\"; else print > \"p1b.keyed\" }'",
+                       dir, cut),
+                 0);
+    cr_assert_eq(
+        h_run("cd %s && kcat -P -X enable.idempotence=true -b %s -t events -p 0 -K '\\t' -l "
+              "p0.keyed && kcat -P -X enable.idempotence=true -b %s -t events -p 1 -K '\\t' "
+              "-l p1a.keyed",
+              dir, B, B),
+        0);
+    long n0 = h_count_lines(h_path("p0.keyed")), n1a = h_count_lines(h_path("p1a.keyed"));
+    long n1b = h_count_lines(h_path("p1b.keyed"));
+    cr_assert(n0 > 0 && n1a > 0 && n1b > 0);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    /* first process: partitions are never idle for it, so W stays at the cut */
+    char lp[600];
+    snprintf(lp, sizeof(lp), "%s/first.log", dir);
+    pid_t pid = h_spawn(NULL, lp, "env SEGSTREAM_WATERMARK_IDLE_TIMEOUT=1h %s run -c %s/crash.yaml",
+                        SEG_BIN, dir);
+    int port = h_daemon_port(lp, 20);
+    cr_assert_gt(port, 0);
+    long got = -1;
+    for (int i = 0; i < 600 && got != n0 + n1a; i++) {
+        got = offsets_sum("crash:");
+        if (got != n0 + n1a) h_sleep(0.2);
+    }
+    cr_assert_eq(got, n0 + n1a);
+    double w = metric(port, "segstream_watermark_ms");
+    cr_assert_leq(w, (double)cut, "W waits for partition 1");
+    cr_assert_eq(h_stop(pid, SIGKILL, 10), 128 + SIGKILL);
+    cr_assert_eq(h_run("cd %s && kcat -P -X enable.idempotence=true -b %s -t events -p 1 -K '\\t' "
+                       "-l p1b.keyed",
+                       dir, B),
+                 0);
+    pid = start_run("crash.yaml", "crash.log", &port);
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    double loaded = 0;
+    fprintf(stderr, "W was %.0f at the kill, %.1f days before the end\n", w,
+            ((double)max_ts - w) / 86400000.0);
+    (void)loaded;
+    dump("crash:", "crash.state");
+    clean_run(EVENTS, max_ts);
+    same_state();
+    long repeats;
+    compare_changes(&repeats);
 }
