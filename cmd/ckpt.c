@@ -188,7 +188,9 @@ static int rsend(run_t *r, req_t *q, int argc, const char **argv, const size_t *
 
 static req_t *req(int kind)
 {
-    return calloc(1, sizeof(req_t));
+    req_t *q = calloc(1, sizeof(req_t));
+    if (q) q->kind = kind;
+    return q;
 }
 
 static void key_of(ck_t *k, char *buf, size_t len, const char *what, const char *id, size_t idlen)
@@ -205,11 +207,33 @@ static int load(run_t *r, seg_customer_t *c, int kind, int part)
     const char *argv[] = {"HMGET", key, "state", "cluster"};
     req_t *q = req(kind);
     if (!q) return -1;
-    q->kind = kind;
     q->handle = c->handle;
     q->part = part;
     if (rsend(r, q, 4, argv, NULL) < 0) return -1;
     k->loading += kind == R_LOAD;
+    return 0;
+}
+
+/* The customer an id names, made here as a placeholder (stale until Redis
+ * answers) when this process has not seen it; *f its flags. NULL when out
+ * of memory. */
+static seg_customer_t *customer(run_t *r, const char *id, size_t len, uint8_t **f)
+{
+    int created = 0;
+    seg_customer_t *c = st_mem_get(r->pl.store, id, len, 1, &created);
+    *f = c ? flag(CK(r), c->handle) : NULL;
+    if (!*f) return NULL;
+    if (created) **f |= F_STALE;
+    return c;
+}
+
+/* Asks Redis for a stale customer once (until its answer). Returns -1 only
+ * when the question could not be sent. */
+static int ask(run_t *r, seg_customer_t *c, uint8_t *f, int kind, int part)
+{
+    if (!(*f & F_STALE) || (*f & F_ASKED)) return 0;
+    if (load(r, c, kind, part) < 0) return -1;
+    *f |= F_ASKED;
     return 0;
 }
 
@@ -225,15 +249,10 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
         const char *why;
         if (m->error || strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &ev, &why) < 0)
             continue;
-        int created = 0;
-        seg_customer_t *c = st_mem_get(r->pl.store, ev.customer_id, ev.id_len, 1, &created);
+        uint8_t *f;
+        seg_customer_t *c = customer(r, ev.customer_id, ev.id_len, &f);
         if (!c) return -1;
-        uint8_t *f = flag(k, c->handle);
-        if (!f) return -1;
-        if (created) *f |= F_STALE; /* a placeholder until Redis answers */
-        if (!(*f & F_STALE) || (*f & F_ASKED)) continue;
-        if (load(r, c, R_LOAD, -1) < 0) return k->loading ? 1 : -1;
-        *f |= F_ASKED;
+        if (ask(r, c, f, R_LOAD, -1) < 0) return k->loading ? 1 : -1;
     }
     return k->loading ? 1 : 0;
 }
@@ -507,7 +526,6 @@ static void try_send(run_t *r)
     for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
     req_t *q = req(R_SNAP);
     if (q) {
-        q->kind = R_SNAP;
         q->snap = s;
         if (rsend(r, q, s->argc, argv, s->len) == 0) {
             k->wait = NULL;
@@ -651,7 +669,6 @@ static void rb_progress(run_t *r)
         }
         req_t *q = req(R_OFFSETS);
         if (q) {
-            q->kind = R_OFFSETS;
             if (rsend(r, q, 2 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
         }
         free(argv);
@@ -742,7 +759,6 @@ void ck_advance(run_t *r)
         const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT", "0", lim};
         req_t *q = req(R_DUE);
         if (!q) return;
-        q->kind = R_DUE;
         q->part = i;
         if (rsend(r, q, 7, argv, NULL) == 0) k->due_inflight++;
     }
@@ -760,14 +776,9 @@ static void due_read(run_t *r, req_t *q, const redisReply *rp)
     for (size_t i = 0; i < rp->elements; i++) {
         const redisReply *e = rp->element[i];
         if (e->type != REDIS_REPLY_STRING || e->len > SEG_ID_MAX) continue;
-        int created = 0;
-        seg_customer_t *c = st_mem_get(r->pl.store, e->str, (size_t)e->len, 1, &created);
-        if (!c) continue;
-        uint8_t *f = flag(k, c->handle);
-        if (!f) continue;
-        if (created) *f |= F_STALE;
-        if ((*f & F_STALE) && !(*f & F_ASKED) && load(r, c, R_DUE_LOAD, q->part) == 0)
-            *f |= F_ASKED;
+        uint8_t *f;
+        seg_customer_t *c = customer(r, e->str, (size_t)e->len, &f);
+        if (c) ask(r, c, f, R_DUE_LOAD, q->part);
     }
     if (rp->elements == DUE_BATCH) k->due_W = INT64_MIN; /* more next tick */
 }
@@ -791,7 +802,6 @@ static void sweep(run_t *r)
         const char *argv[] = {"SRANDMEMBER", key, "2000"};
         req_t *q = req(R_UNASSIGNED);
         if (!q) return;
-        q->kind = R_UNASSIGNED;
         q->part = i;
         if (rsend(r, q, 3, argv, NULL) == 0) k->sweep_inflight++;
     }
@@ -813,17 +823,14 @@ static void unassigned_read(run_t *r, req_t *q, const redisReply *rp)
     for (size_t i = 0; i < rp->elements; i++) {
         const redisReply *e = rp->element[i];
         if (e->type != REDIS_REPLY_STRING || e->len > SEG_ID_MAX) continue;
-        int created = 0;
-        seg_customer_t *c = st_mem_get(r->pl.store, e->str, (size_t)e->len, 1, &created);
+        uint8_t *f;
+        seg_customer_t *c = customer(r, e->str, (size_t)e->len, &f);
         if (!c) continue;
-        uint8_t *f = flag(k, c->handle);
-        if (!f) continue;
-        if (created) *f |= F_STALE;
         if (!(*f & F_STALE)) {
             assign_now(r, c);
             ck_dirty(r, c); /* written again, so it leaves the set */
-        } else if (!(*f & F_ASKED) && load(r, c, R_DUE_LOAD, q->part) == 0) {
-            *f |= F_ASKED;
+        } else {
+            ask(r, c, f, R_DUE_LOAD, q->part);
         }
     }
 }
@@ -843,7 +850,6 @@ static void adopt(run_t *r)
     const char *argv[] = {"GET", key};
     req_t *q = req(R_ADOPT_VERSION);
     if (!q) return;
-    q->kind = R_ADOPT_VERSION;
     if (rsend(r, q, 2, argv, NULL) == 0) k->adopt_inflight = 1;
 }
 
@@ -861,7 +867,6 @@ static void adopt_read(run_t *r, req_t *q, const redisReply *rp)
         const char *argv[] = {"GET", key};
         req_t *g = req(R_ADOPT);
         if (!g) return;
-        g->kind = R_ADOPT;
         if (rsend(r, g, 2, argv, NULL) == 0) k->adopt_inflight = 1;
         return;
     }
@@ -962,7 +967,6 @@ static void on_status(void *ud, int up)
         const char *argv[] = {"GET", key};
         req_t *q = req(R_MODEL);
         if (q) {
-            q->kind = R_MODEL;
             if (rsend(r, q, 2, argv, NULL) == 0) k->model_state = 1;
         }
     }
@@ -1039,26 +1043,24 @@ void ck_stop(run_t *r)
     stop_progress(r);
 }
 
-void ck_metrics(run_t *r, strm_buf_t *b)
+int ck_metrics(run_t *r, strm_buf_t *b)
 {
     ck_t *k = CK(r);
-    http_metric_head(b, "segstream_redis_up", "gauge", "1 while the Redis connection is ready");
-    http_metric_u64(b, "segstream_redis_up", NULL, (uint64_t)k->up);
-    http_metric_head(b, "segstream_checkpoints_total", "counter",
-                     "checkpoints written to Redis (customers, sizes, model, offsets)");
-    http_metric_u64(b, "segstream_checkpoints_total", NULL, k->checkpoints);
-    http_metric_head(b, "segstream_checkpoint_retries_total", "counter",
-                     "checkpoints sent again after Redis went away");
-    http_metric_u64(b, "segstream_checkpoint_retries_total", NULL, k->failures);
-    http_metric_head(b, "segstream_checkpoint_customers", "gauge",
-                     "customers written by the last checkpoint");
-    http_metric_u64(b, "segstream_checkpoint_customers", NULL, k->ck_customers);
-    http_metric_head(b, "segstream_dirty_customers", "gauge",
-                     "customers changed since the last checkpoint was taken");
-    http_metric_u64(b, "segstream_dirty_customers", NULL, k->n_dirty);
-    http_metric_head(b, "segstream_customers_loaded_total", "counter",
-                     "customers read from Redis into this process");
-    http_metric_u64(b, "segstream_customers_loaded_total", NULL, k->loaded);
+    int rc = 0;
+    rc |= http_metric1_u64(b, "segstream_redis_up", "gauge",
+                           "1 while the Redis connection is ready", (uint64_t)k->up);
+    rc |= http_metric1_u64(b, "segstream_checkpoints_total", "counter",
+                           "checkpoints written to Redis (customers, sizes, model, offsets)",
+                           k->checkpoints);
+    rc |= http_metric1_u64(b, "segstream_checkpoint_retries_total", "counter",
+                           "checkpoints sent again after Redis went away", k->failures);
+    rc |= http_metric1_u64(b, "segstream_checkpoint_customers", "gauge",
+                           "customers written by the last checkpoint", k->ck_customers);
+    rc |= http_metric1_u64(b, "segstream_dirty_customers", "gauge",
+                           "customers changed since the last checkpoint was taken", k->n_dirty);
+    rc |= http_metric1_u64(b, "segstream_customers_loaded_total", "counter",
+                           "customers read from Redis into this process", k->loaded);
+    return rc;
 }
 
 void ck_free(run_t *r)

@@ -423,3 +423,14 @@ int http_label(strm_buf_t *b, const char *name, const char *value)
     b->p[b->len] = 0;
     return 0;
 }
+
+int http_metric1_u64(strm_buf_t *b, const char *name, const char *type, const char *help,
+                     uint64_t v)
+{
+    return http_metric_head(b, name, type, help) | http_metric_u64(b, name, NULL, v);
+}
+
+int http_metric1_f64(strm_buf_t *b, const char *name, const char *type, const char *help, double v)
+{
+    return http_metric_head(b, name, type, help) | http_metric_f64(b, name, NULL, v);
+}

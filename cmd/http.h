@@ -49,6 +49,10 @@ void http_stop(http_server_t *s);
 /* "# HELP name help\n# TYPE name type\n"; type is "counter", "gauge",
  * "histogram", "summary" or "untyped"; help is escaped here. */
 int http_metric_head(strm_buf_t *b, const char *name, const char *type, const char *help);
+/* HELP and TYPE, then one unlabelled sample: a metric with a single series. */
+int http_metric1_u64(strm_buf_t *b, const char *name, const char *type, const char *help,
+                     uint64_t v);
+int http_metric1_f64(strm_buf_t *b, const char *name, const char *type, const char *help, double v);
 /* "name{labels} value\n" */
 int http_metric_u64(strm_buf_t *b, const char *name, const char *labels, uint64_t v);
 /* Same for a double: the shortest of %.15g/%.17g that reads back exactly;

@@ -750,15 +750,12 @@ static int render_metrics(void *ud, strm_buf_t *b)
         rc |= http_label(&lb, "topic", r->parts[i].topic);
         rc |= http_metric_u64(b, "segstream_events_in_total", lb.p, n);
     }
-    rc |= http_metric_head(b, "segstream_events_decoded_total", "counter",
-                           "records decoded into usable events");
-    rc |= http_metric_u64(b, "segstream_events_decoded_total", NULL, st->decoded);
-    rc |= http_metric_head(b, "segstream_events_applied_total", "counter",
-                           "events applied to customer state");
-    rc |= http_metric_u64(b, "segstream_events_applied_total", NULL, st->applied);
-    rc |= http_metric_head(b, "segstream_events_duplicate_total", "counter",
-                           "events whose event_id was already applied");
-    rc |= http_metric_u64(b, "segstream_events_duplicate_total", NULL, st->duplicates);
+    rc |= http_metric1_u64(b, "segstream_events_decoded_total", "counter",
+                           "records decoded into usable events", st->decoded);
+    rc |= http_metric1_u64(b, "segstream_events_applied_total", "counter",
+                           "events applied to customer state", st->applied);
+    rc |= http_metric1_u64(b, "segstream_events_duplicate_total", "counter",
+                           "events whose event_id was already applied", st->duplicates);
     rc |= http_metric_head(b, "segstream_dead_letters_total", "counter",
                            "records sent to the dead-letter topic, by reason");
     for (int i = 0; i < PL_REASONS_MAX && st->reason[i]; i++) {
@@ -774,28 +771,21 @@ static int render_metrics(void *ud, strm_buf_t *b)
         rc |= http_label(&lb, "dimension", dims[d]);
         rc |= http_metric_u64(b, "segstream_changes_total", lb.p, st->changes[d]);
     }
-    rc |= http_metric_head(b, "segstream_records_delivered_total", "counter",
-                           "change and dead-letter records acknowledged by Kafka");
-    rc |= http_metric_u64(b, "segstream_records_delivered_total", NULL, r->delivered);
-    rc |= http_metric_head(b, "segstream_producer_queue", "gauge",
-                           "records produced and not yet acknowledged");
-    rc |=
-        http_metric_u64(b, "segstream_producer_queue", NULL, (uint64_t)strm_producer_outq(r->prod));
-    rc |= http_metric_head(b, "segstream_producer_queue_full_total", "counter",
-                           "times a produce waited for queue space");
-    rc |= http_metric_u64(b, "segstream_producer_queue_full_total", NULL, r->queue_full);
-    rc |= http_metric_head(b, "segstream_consumer_paused", "gauge",
-                           "1 while backpressure pauses consumption");
-    rc |= http_metric_u64(b, "segstream_consumer_paused", NULL, (uint64_t)r->paused);
-    rc |= http_metric_head(b, "segstream_producer_stalls_total", "counter",
-                           "times applying waited for the producer queue to drain");
-    rc |= http_metric_u64(b, "segstream_producer_stalls_total", NULL, r->stalls);
-    rc |= http_metric_head(b, "segstream_consumer_pauses_total", "counter",
-                           "times backpressure paused consumption");
-    rc |= http_metric_u64(b, "segstream_consumer_pauses_total", NULL, r->pauses);
-    rc |= http_metric_head(b, "segstream_rebalances_total", "counter",
-                           "partition assignments and revocations");
-    rc |= http_metric_u64(b, "segstream_rebalances_total", NULL, r->rebalances);
+    rc |= http_metric1_u64(b, "segstream_records_delivered_total", "counter",
+                           "change and dead-letter records acknowledged by Kafka", r->delivered);
+    rc |= http_metric1_u64(b, "segstream_producer_queue", "gauge",
+                           "records produced and not yet acknowledged",
+                           (uint64_t)strm_producer_outq(r->prod));
+    rc |= http_metric1_u64(b, "segstream_producer_queue_full_total", "counter",
+                           "times a produce waited for queue space", r->queue_full);
+    rc |= http_metric1_u64(b, "segstream_consumer_paused", "gauge",
+                           "1 while backpressure pauses consumption", (uint64_t)r->paused);
+    rc |= http_metric1_u64(b, "segstream_producer_stalls_total", "counter",
+                           "times applying waited for the producer queue to drain", r->stalls);
+    rc |= http_metric1_u64(b, "segstream_consumer_pauses_total", "counter",
+                           "times backpressure paused consumption", r->pauses);
+    rc |= http_metric1_u64(b, "segstream_rebalances_total", "counter",
+                           "partition assignments and revocations", r->rebalances);
     rc |= http_metric_head(b, "segstream_consumer_lag", "gauge",
                            "records behind the partition's high watermark (last fetch)");
     for (int i = 0; i < r->n_parts; i++) {
@@ -815,12 +805,10 @@ static int render_metrics(void *ud, strm_buf_t *b)
     uint64_t owned = 0;
     for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned != 0;
     rc |= http_metric_u64(b, "segstream_partitions_owned", NULL, owned);
-    rc |= http_metric_head(b, "segstream_loop_lag_seconds", "gauge",
-                           "how late the last 100 ms tick ran");
-    rc |= http_metric_f64(b, "segstream_loop_lag_seconds", NULL, r->loop_lag);
-    rc |= http_metric_head(b, "segstream_loop_lag_max_seconds", "gauge",
-                           "the largest tick delay since start");
-    rc |= http_metric_f64(b, "segstream_loop_lag_max_seconds", NULL, r->loop_lag_max);
+    rc |= http_metric1_f64(b, "segstream_loop_lag_seconds", "gauge",
+                           "how late the last 100 ms tick ran", r->loop_lag);
+    rc |= http_metric1_f64(b, "segstream_loop_lag_max_seconds", "gauge",
+                           "the largest tick delay since start", r->loop_lag_max);
     rc |= http_metric_head(b, "segstream_batch_size", "histogram", "records per consumed batch");
     uint64_t cum = 0;
     for (size_t i = 0; i <= N_BUCKETS; i++) {
@@ -836,15 +824,14 @@ static int render_metrics(void *ud, strm_buf_t *b)
     }
     rc |= http_metric_f64(b, "segstream_batch_size_sum", NULL, r->batch_sum);
     rc |= http_metric_u64(b, "segstream_batch_size_count", NULL, r->batches);
-    rc |= http_metric_head(b, "segstream_watermark_ms", "gauge",
-                           "the watermark W, event time in ms (0 before any)");
-    rc |= http_metric_u64(b, "segstream_watermark_ms", NULL,
-                          r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
-    rc |= http_metric_head(b, "segstream_customers", "gauge", "customers held in state");
-    rc |= http_metric_u64(b, "segstream_customers", NULL, st_mem_count(r->pl.store));
-    if (r->ck) ck_metrics(r, b);
-    rc |= http_metric_head(b, "segstream_model_version", "gauge", "cluster model version");
-    rc |= http_metric_u64(b, "segstream_model_version", NULL, seg_model(r->pl.seg)->version);
+    rc |= http_metric1_u64(b, "segstream_watermark_ms", "gauge",
+                           "the watermark W, event time in ms (0 before any)",
+                           r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
+    rc |= http_metric1_u64(b, "segstream_customers", "gauge", "customers held in state",
+                           st_mem_count(r->pl.store));
+    if (r->ck) rc |= ck_metrics(r, b);
+    rc |= http_metric1_u64(b, "segstream_model_version", "gauge", "cluster model version",
+                           seg_model(r->pl.seg)->version);
     strm_buf_free(&lb);
     return rc ? 500 : 200;
 }

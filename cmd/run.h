@@ -132,7 +132,7 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n);
  * run_finish_stop(). */
 void ck_stop(run_t *r);
 void ck_advance(run_t *r); /* W moved: load customers due from Redis */
-void ck_metrics(run_t *r, strm_buf_t *b);
+int ck_metrics(run_t *r, strm_buf_t *b);
 void ck_free(run_t *r);
 
 #endif
