@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -296,4 +297,13 @@ pid_t h_redis(const char *dir, int port, int appendonly)
     }
     h_stop(pid, SIGKILL, 5);
     return -1;
+}
+
+long h_field(const char *line, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s=", name);
+    const char *p = strstr(line, key);
+    cr_assert_not_null(p, "no %s in %s", name, line);
+    return strtol(p + strlen(key), NULL, 10);
 }

@@ -57,6 +57,20 @@ int h_free_port(void);
  * Returns the pid, or -1. */
 pid_t h_redis(const char *dir, int port, int appendonly);
 
+/* The example rules of config/segstream.example.yaml, as YAML: the daemon
+ * tests and their replays run with the same rule segments. */
+#define H_EXAMPLE_RULES                                                                            \
+    "rules:\n"                                                                                     \
+    "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"                                \
+    "  - name: cart_abandoners\n"                                                                  \
+    "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"                              \
+    "  - name: loyal\n    all: [\"orders >= 5\"]\n"                                                \
+    "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n"
+
+/* The integer after "name=" in a "k=v k=v" line (a test assertion fails
+ * when it is absent). */
+long h_field(const char *line, const char *name);
+
 /* Sleeps s seconds. */
 void h_sleep(double s);
 

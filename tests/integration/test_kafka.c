@@ -70,13 +70,7 @@ static void write_cfg(const char *name, const char *brokers, const char *group, 
             "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  properties:\n"
             "    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"500\"\n"
             "watermark:\n  idle_timeout: %s\n  idle_advance: false\n"
-            "http:\n  listen: \"127.0.0.1:0\"\n"
-            "rules:\n"
-            "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
-            "  - name: cart_abandoners\n"
-            "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
-            "  - name: loyal\n    all: [\"orders >= 5\"]\n"
-            "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n",
+            "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
             brokers, group, idle);
     fclose(f);
 }
@@ -175,13 +169,22 @@ static long consume(const char *topic, const char *out, long expect)
     return n;
 }
 
-static long field(const char *s, const char *name)
+/* Replays ev.jsonl with run.yaml and compares its lifecycle and rule changes
+ * with changes.dump (what run published): the compare line, printed under
+ * `what`; the caller asserts on it and frees it. */
+static char *vs_replay(const char *what)
 {
-    char key[64];
-    snprintf(key, sizeof(key), "%s=", name);
-    const char *p = strstr(s, key);
-    cr_assert_not_null(p, "no %s in %s", name, s);
-    return strtol(p + strlen(key), NULL, 10);
+    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
+                 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
+    char *cmp = h_slurp(path, NULL);
+    cr_assert_not_null(cmp);
+    fprintf(stderr, "%s: %s", what, cmp);
+    return cmp;
 }
 
 Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
@@ -214,20 +217,12 @@ Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
     long got = consume("segment-changes", "changes.dump", (long)changes);
     cr_assert_eq(got, (long)changes, "python-kafka read %ld change events, metrics say %.0f", got,
                  changes);
-    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
-                       SEG_BIN, dir, dir, dir),
-                 0);
-    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
-                 0);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
-    char *cmp = h_slurp(path, NULL);
-    cr_assert_not_null(cmp);
-    fprintf(stderr, "run vs replay: %s", cmp);
-    cr_expect_gt(field(cmp, "replay"), 1000);
-    cr_expect_eq(field(cmp, "only_replay"), 0, "lifecycle/rule changes missing from run: %s", cmp);
-    cr_expect_eq(field(cmp, "only_run"), 0, "lifecycle/rule changes not in replay: %s", cmp);
-    cr_expect_eq(field(cmp, "customers_clustered_run"), 3000, "every customer gets a cluster");
+    char *cmp = vs_replay("run vs replay");
+    cr_expect_gt(h_field(cmp, "replay"), 1000);
+    cr_expect_eq(h_field(cmp, "only_replay"), 0, "lifecycle/rule changes missing from run: %s",
+                 cmp);
+    cr_expect_eq(h_field(cmp, "only_run"), 0, "lifecycle/rule changes not in replay: %s", cmp);
+    cr_expect_eq(h_field(cmp, "customers_clustered_run"), 3000, "every customer gets a cluster");
     free(cmp);
 
     /* the example campaign consumer lists exactly the silent-customer changes */
@@ -527,18 +522,9 @@ Test(kafka, survives_broker_down_and_request_errors_without_losing_anything)
 
     long got = consume("segment-changes", "changes.dump", 0);
     cr_assert_geq(got, (long)changes, "every change event produced is on the topic");
-    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
-                       SEG_BIN, dir, dir, dir),
-                 0);
-    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
-                 0);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
-    char *cmp = h_slurp(path, NULL);
-    cr_assert_not_null(cmp);
-    fprintf(stderr, "after faults, run vs replay: %s", cmp);
-    cr_expect_eq(field(cmp, "only_replay"), 0, "nothing lost: %s", cmp);
-    cr_expect_eq(field(cmp, "only_run"), 0, "nothing counted twice: %s", cmp);
+    char *cmp = vs_replay("after faults, run vs replay");
+    cr_expect_eq(h_field(cmp, "only_replay"), 0, "nothing lost: %s", cmp);
+    cr_expect_eq(h_field(cmp, "only_run"), 0, "nothing counted twice: %s", cmp);
     free(cmp);
     strm_broker_free(br);
 }
@@ -581,19 +567,10 @@ Test(kafka, a_partition_far_ahead_does_not_age_the_other)
     double changes = changes_total(port);
     cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
     cr_assert_eq(consume("segment-changes", "changes.dump", (long)changes), (long)changes);
-    cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl -q -c %s/run.yaml",
-                       SEG_BIN, dir, dir, dir),
-                 0);
-    cr_assert_eq(h_run(PY " compare %s/replay.jsonl %s/changes.dump > %s/cmp.txt", dir, dir, dir),
-                 0);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/cmp.txt", dir);
-    char *cmp = h_slurp(path, NULL);
-    cr_assert_not_null(cmp);
-    fprintf(stderr, "skewed partitions, run vs replay: %s", cmp);
-    cr_expect_gt(field(cmp, "replay"), 1000);
-    cr_expect_eq(field(cmp, "only_replay"), 0, "%s", cmp);
-    cr_expect_eq(field(cmp, "only_run"), 0, "%s", cmp);
+    char *cmp = vs_replay("skewed partitions, run vs replay");
+    cr_expect_gt(h_field(cmp, "replay"), 1000);
+    cr_expect_eq(h_field(cmp, "only_replay"), 0, "%s", cmp);
+    cr_expect_eq(h_field(cmp, "only_run"), 0, "%s", cmp);
     free(cmp);
 }
 

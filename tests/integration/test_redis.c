@@ -67,13 +67,7 @@ static void write_cfg(const char *name, const char *group, const char *prefix, c
             "  properties:\n    session.timeout.ms: \"6000\"\n"
             "redis:\n  url: \"redis://127.0.0.1:%d\"\n  prefix: \"%s\"\n"
             "watermark:\n  idle_timeout: 1s\n  idle_advance: false\n"
-            "http:\n  listen: \"127.0.0.1:0\"\n"
-            "rules:\n"
-            "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
-            "  - name: cart_abandoners\n"
-            "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
-            "  - name: loyal\n    all: [\"orders >= 5\"]\n"
-            "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n",
+            "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
             B, group, changes, rport, prefix);
     fclose(f);
 }
@@ -242,15 +236,6 @@ static void dump(const char *prefix, const char *out)
     redisFree(c);
 }
 
-static long field(const char *s, const char *name)
-{
-    char key[64];
-    snprintf(key, sizeof(key), "%s=", name);
-    const char *p = strstr(s, key);
-    cr_assert_not_null(p, "no %s in %s", name, s);
-    return strtol(p + strlen(key), NULL, 10);
-}
-
 /* Every lifecycle and rule change of the clean run is in the other run's
  * output, and a repeated event_id always carries the same change. */
 static void compare_changes(long *repeats)
@@ -270,10 +255,12 @@ static void compare_changes(long *repeats)
     char *r = h_slurp(path, NULL);
     cr_assert_not_null(r);
     fprintf(stderr, "changes: %s", r);
-    cr_expect_gt(field(r, "clean"), 1000);
-    cr_expect_eq(field(r, "missing"), 0, "lifecycle/rule changes of the clean run missing: %s", r);
-    cr_expect_eq(field(r, "conflicting_ids"), 0, "an event_id repeated with another change: %s", r);
-    *repeats = field(r, "repeats");
+    cr_expect_gt(h_field(r, "clean"), 1000);
+    cr_expect_eq(h_field(r, "missing"), 0, "lifecycle/rule changes of the clean run missing: %s",
+                 r);
+    cr_expect_eq(h_field(r, "conflicting_ids"), 0, "an event_id repeated with another change: %s",
+                 r);
+    *repeats = h_field(r, "repeats");
     free(r);
 }
 
@@ -413,12 +400,7 @@ Test(redis, an_outage_of_redis_mid_run_changes_nothing)
     snprintf(path, sizeof(path), "%s/replay.yaml", dir);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
-    fprintf(f, "rules:\n"
-               "  - name: british_isles\n    all: [\"country in [GB, IE]\"]\n"
-               "  - name: cart_abandoners\n"
-               "    all: [\"cart_abandonment > 0.5\", \"recency_days <= 14\"]\n"
-               "  - name: loyal\n    all: [\"orders >= 5\"]\n"
-               "  - name: big_spenders\n    any: [\"monetary > 200\", \"aov > 150\"]\n");
+    fputs(H_EXAMPLE_RULES, f);
     fclose(f);
     cr_assert_eq(h_run("%s replay --input %s/ev.jsonl --out %s/replay.jsonl --snapshot %s/snap.csv "
                        "-q -c %s/replay.yaml",
