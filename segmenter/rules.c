@@ -337,3 +337,115 @@ uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_cust
     }
     return bits;
 }
+
+/* ---------- silent rule changes ----------
+ * Between events a customer's features move only with W: recency and tenure
+ * grow linearly, the decayed counters fall as x * 2^(-(W - t0) / H). Every
+ * other feature, trait and category is constant. So each condition over a
+ * moving feature flips at most once (twice for == and !=) and the instant is
+ * closed form: t0 + H * log2(x / v) for decay, a + v days for the linear
+ * ones. The estimate is then checked against the very evaluation the events
+ * use (cond_eval) on the milliseconds around it, so the change time is the
+ * first millisecond at which the rule's value differs, exactly. */
+
+static int moving_feature(int f)
+{
+    switch (f) {
+    case SEG_F_RECENCY_DAYS:
+    case SEG_F_TENURE_DAYS:
+    case SEG_F_VISITS:
+    case SEG_F_VIEWS:
+    case SEG_F_PURCHASE_FREQ:
+    case SEG_F_MONETARY:
+    case SEG_F_EMAIL_ENGAGEMENT:
+        return 1;
+    }
+    return 0;
+}
+
+/* The real instant at which feature f of c equals v, or NAN when it never
+ * does after `from` (a decayed counter of 0, or a level it never reaches). */
+static double crossing_instant(const seg_params_t *p, const seg_customer_t *c, int f, double v)
+{
+    double day = (double)SEG_DAY_MS, x, h;
+    switch (f) {
+    case SEG_F_RECENCY_DAYS:
+        return (double)c->last_activity + v * day;
+    case SEG_F_TENURE_DAYS:
+        return (double)c->first_seen + v * day;
+    case SEG_F_VISITS:
+        x = c->f.visits, h = p->half_life_activity_days;
+        break;
+    case SEG_F_VIEWS:
+        x = c->f.views, h = p->half_life_activity_days;
+        break;
+    case SEG_F_EMAIL_ENGAGEMENT:
+        x = c->f.email, h = p->half_life_activity_days;
+        break;
+    case SEG_F_PURCHASE_FREQ:
+        x = c->f.purchases, h = p->half_life_purchase_days;
+        break;
+    case SEG_F_MONETARY:
+        x = c->f.monetary, h = p->half_life_purchase_days;
+        break;
+    default:
+        return NAN;
+    }
+    /* a decayed value is flat up to decay_ts, then falls towards 0 without
+     * reaching it: it crosses v > 0 once when it starts at or above v */
+    if (!(x > 0) || !(v > 0) || x < v) return NAN;
+    return (double)c->decay_ts + h * day * log2(x / v);
+}
+
+/* First millisecond T > from at which condition k's value differs from its
+ * value at `from`, or SEG_NEVER. */
+static int64_t cond_next(const seg_t *s, const seg_params_t *p, const cond_t *k,
+                         const seg_customer_t *c, int64_t from)
+{
+    double t = crossing_instant(p, c, k->feat, k->num);
+    if (isnan(t) || t >= 9.0e18) return SEG_NEVER;
+    int v0 = cond_eval(s, p, k, c, from);
+    int64_t est = t <= (double)from ? from : (int64_t)ceil(t);
+    int64_t lo = est - 2 > from ? est - 2 : from + 1;
+    for (int64_t T = lo; T <= est + 2; T++)
+        if (cond_eval(s, p, k, c, T) != v0) return T;
+    if (t <= (double)from) return SEG_NEVER; /* crossed already: monotone from here */
+    /* The estimate is good to far under a millisecond; should rounding ever
+     * say otherwise, bisect for the flip over a wider span. */
+    int64_t hi = est + 2 + 86400000;
+    if (cond_eval(s, p, k, c, hi) == v0) return SEG_NEVER;
+    int64_t a = est + 2; /* value v0 at a, not at hi */
+    while (hi - a > 1) {
+        int64_t m = a + (hi - a) / 2;
+        if (cond_eval(s, p, k, c, m) == v0)
+            a = m;
+        else
+            hi = m;
+    }
+    return hi;
+}
+
+int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
+                        int64_t from)
+{
+    if (!rs) return SEG_NEVER;
+    const seg_params_t *p = seg_params(s);
+    uint64_t base = seg__rules_eval(s, rs, c, from);
+    int64_t at = from;
+    /* each step passes at least one condition's flip; a flip that leaves
+     * every rule as it was is stepped over, not reported */
+    for (int guard = 0; guard < 4 * SEG_RULES_MAX * 8; guard++) {
+        int64_t T = SEG_NEVER;
+        for (int i = 0; i < rs->n; i++)
+            for (int j = 0; j < rs->r[i].n; j++) {
+                const cond_t *k = &rs->r[i].c[j];
+                if (k->subj != SUBJ_FEATURE || !moving_feature(k->feat)) continue;
+                int64_t t = cond_next(s, p, k, c, at);
+                if (t < T) T = t;
+            }
+        if (T == SEG_NEVER) return SEG_NEVER;
+        if (seg__rules_eval(s, rs, c, T) != base) return T;
+        at = T;
+    }
+    return SEG_NEVER;
+}

@@ -359,15 +359,38 @@ static const char *silent_reason(const seg_t *s, seg_lifecycle_t from, seg_lifec
     return s->why_react_over;
 }
 
-int seg_step_due(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emit, void *ud)
+static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int64_t W,
+                       seg_emit_fn emit, void *ud);
+
+/* The next silent change after `at`: a lifecycle boundary b (the stage
+ * changes just after b, ts = b) or a rule flip T (the rule's value changes at
+ * T, ts = T), kept as due = T - 1 so that both are due once W > due. */
+static int64_t due_after(const seg_t *s, const seg_customer_t *c, int64_t at, int with_rules)
+{
+    int64_t d = seg_lifecycle_next(&s->p, c, at);
+    if (with_rules && s->p.rules) {
+        int64_t t = seg__rules_next(s, s->p.rules, c, at);
+        if (t != SEG_NEVER && t - 1 < d) d = t - 1;
+    }
+    return d;
+}
+
+static int step_due(seg_t *s, seg_customer_t *c, int64_t W, int with_rules, seg_emit_fn emit,
+                    void *ud)
 {
     if (c->due == SEG_NEVER || c->due >= W) return 0;
     int64_t b = c->due;
     seg_lifecycle_t from = (seg_lifecycle_t)c->lifecycle;
     seg_lifecycle_t to = seg_lifecycle_at(&s->p, c, b + 1);
     if (to != from) lifecycle_change(s, c, to, b, W, silent_reason(s, from, to), emit, ud);
-    c->due = seg_lifecycle_next(&s->p, c, b + 1);
+    if (with_rules) rules_step(s, c, b + 1, b + 1, W, emit, ud);
+    c->due = due_after(s, c, b + 1, with_rules);
     return 1;
+}
+
+int seg_step_due(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emit, void *ud)
+{
+    return step_due(s, c, W, 1, emit, ud);
 }
 
 /* ---------------- clusters ---------------- */
@@ -520,12 +543,13 @@ void seg_refresh_cluster(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emi
 
 /* ---------------- rules ---------------- */
 
-static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t W, seg_emit_fn emit,
-                       void *ud)
+/* Evaluates the rules at `at` and emits each change with ts. */
+static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int64_t W,
+                       seg_emit_fn emit, void *ud)
 {
     const seg_ruleset_t *rs = s->p.rules;
     if (!rs) return;
-    uint64_t now = seg__rules_eval(s, rs, c, W);
+    uint64_t now = seg__rules_eval(s, rs, c, at);
     uint64_t diff = now ^ c->rules;
     for (int i = 0; diff; i++, diff >>= 1) {
         if (!(diff & 1)) continue;
@@ -591,12 +615,18 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
         lifecycle_change(s, c, now, ev->ts, We, why, emit, ud);
     }
     c->due = seg_lifecycle_next(p, c, We);
+    /* a new customer's stages catch up with W first; its rules are then
+     * evaluated once, at W, like everyone's at an event */
     if (!was)
-        while (seg_step_due(s, c, W, emit, ud)) {
+        while (step_due(s, c, W, 0, emit, ud)) {
         }
 
     cluster_step(s, c, counted, ev->ts, W, emit, ud);
-    rules_step(s, c, ev->ts, W, emit, ud);
+    rules_step(s, c, ev->ts, W, W, emit, ud);
+    if (p->rules) {
+        int64_t t = seg__rules_next(s, p->rules, c, W);
+        if (t != SEG_NEVER && t - 1 < c->due) c->due = t - 1;
+    }
     return 0;
 }
 

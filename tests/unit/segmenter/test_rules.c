@@ -1,6 +1,7 @@
 /* tests/unit/segmenter/test_rules.c: rule compilation errors and evaluation
  * over features, traits and the top category; rule change events. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include "helpers.h"
 
 static seg_t *build(const char *name, int any, const char **conds, int n)
@@ -144,6 +145,157 @@ Test(rules, recency_uses_the_watermark)
     seg_apply(s, &c, &ev, T0, NULL, NULL);
     cr_assert_float_eq(seg_feature(s, &c, "recency_days", T0 + 11 * DAY), 11.0, 1e-9);
     cr_assert_eq(c.rules, 0);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+/* ---- silent rule changes: closed-form crossing times in the due index ---- */
+
+/* One purchase of `amount` at T0 for a fresh customer under rule `cond`. */
+static seg_t *one_purchase(const char *cond, double amount, seg_customer_t *c, rec_t *r)
+{
+    const char *conds[] = {cond};
+    seg_t *s = build("r", 0, conds, 1);
+    seg_customer_init(c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PURCHASE, T0);
+    ev.amount = amount;
+    seg_apply(s, c, &ev, T0, rec_fn, r);
+    return s;
+}
+
+/* Performs every silent change due before W; returns the index in r of
+ * the first rule change among them (or -1). */
+static int step_to(seg_t *s, seg_customer_t *c, int64_t W, rec_t *r)
+{
+    int n = r->n;
+    while (seg_step_due(s, c, W, rec_fn, r)) {
+    }
+    for (int i = n; i < r->n; i++)
+        if (r->dim[i] == SEG_DIM_RULE) return i;
+    return -1;
+}
+
+Test(rules, decayed_rule_leaves_at_the_exact_millisecond)
+{
+    /* 200 halves to exactly 100 after one 90-day half-life: `> 100` stops
+     * holding at that very millisecond */
+    seg_customer_t c;
+    rec_t r = {0};
+    seg_t *s = one_purchase("monetary > 100", 200, &c, &r);
+    cr_assert_eq(c.rules, 1);
+    int64_t T = T0 + 90 * DAY;
+    cr_assert_eq(step_to(s, &c, T - 1, &r), -1, "still in while W is before T");
+    cr_assert_eq(c.due, T - 1, "due %lld, want %lld", (long long)c.due, (long long)(T - 1));
+    int i = step_to(s, &c, T, &r);
+    cr_assert_geq(i, 0);
+    cr_assert_str_eq(r.to[i], "out");
+    cr_assert_eq(r.ts[i], T);
+    cr_assert_str_eq(r.id[i], "c:rule:r:2");
+    cr_assert_eq(c.rules, 0);
+    cr_assert_eq(seg_sizes(s)->rule[0], 0);
+    seg_customer_clear(&c);
+    seg_free(s);
+
+    /* `>= 100` still holds there and leaves one millisecond later */
+    rec_t r2 = {0};
+    s = one_purchase("monetary >= 100", 200, &c, &r2);
+    cr_assert_eq(step_to(s, &c, T, &r2), -1);
+    i = step_to(s, &c, T + 1, &r2);
+    cr_assert_geq(i, 0);
+    cr_assert_eq(r2.ts[i], T + 1);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, decayed_crossing_between_milliseconds_is_rounded_up)
+{
+    /* 160 * 2^(-t/90d) = 100 at t = 90d * log2(1.6), not a whole ms */
+    seg_customer_t c;
+    rec_t r = {0};
+    seg_t *s = one_purchase("monetary > 100", 160, &c, &r);
+    int i = step_to(s, &c, T0 + 365 * DAY, &r);
+    cr_assert_geq(i, 0);
+    int64_t T = r.ts[i];
+    double exact = (double)T0 + 90.0 * DAY * log2(1.6);
+    cr_assert(T >= exact && T < exact + 1, "T %lld, crossing at %.3f", (long long)T, exact);
+    cr_assert_gt(seg_feature(s, &c, "monetary", T - 1), 100.0);
+    cr_assert_leq(seg_feature(s, &c, "monetary", T), 100.0);
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, linear_features_cross_at_whole_days)
+{
+    seg_customer_t c;
+    rec_t r = {0};
+    /* recency 14 days is not yet "> 14": the rule holds from 14 d + 1 ms */
+    seg_t *s = one_purchase("recency_days > 14", 10, &c, &r);
+    cr_assert_eq(c.rules, 0);
+    cr_assert_eq(step_to(s, &c, T0 + 14 * DAY, &r), -1);
+    int i = step_to(s, &c, T0 + 14 * DAY + 1, &r);
+    cr_assert_geq(i, 0);
+    cr_assert_eq(r.ts[i], T0 + 14 * DAY + 1);
+    cr_assert_str_eq(r.from[i], "(null)");
+    cr_assert_str_eq(r.to[i], "in");
+    seg_customer_clear(&c);
+    seg_free(s);
+
+    rec_t r2 = {0};
+    s = one_purchase("tenure_days >= 45", 10, &c, &r2);
+    cr_assert_eq(step_to(s, &c, T0 + 45 * DAY - 1, &r2), -1);
+    i = step_to(s, &c, T0 + 45 * DAY, &r2);
+    cr_assert_geq(i, 0);
+    cr_assert_eq(r2.ts[i], T0 + 45 * DAY, "holds from exactly 45 days");
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, a_flip_that_changes_no_rule_is_not_due)
+{
+    /* any[monetary > 100, orders >= 1]: monetary falls below 100 but the
+     * rule goes on holding on orders; the only due change is lifecycle's */
+    const char *conds[] = {"monetary > 100", "orders >= 1"};
+    seg_t *s = build("r", 1, conds, 2);
+    seg_customer_t c;
+    seg_customer_init(&c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PURCHASE, T0);
+    ev.amount = 200;
+    seg_apply(s, &c, &ev, T0, NULL, NULL);
+    cr_assert_eq(c.rules, 1);
+    cr_assert_eq(c.due, seg_lifecycle_next(seg_params(s), &c, T0));
+    seg_customer_clear(&c);
+    seg_free(s);
+}
+
+Test(rules, rule_and_lifecycle_changes_interleave_in_ts_order)
+{
+    /* one purchase of 400: monetary > 100 holds for two half-lives (180 d);
+     * recency > 45 from 45 d + 1 ms; lifecycle at 30 d (at_risk) and 60 d
+     * (lapsed). W jumps a year at once. */
+    seg_params_t p;
+    char err[256];
+    seg_params_default(&p);
+    const char *a[] = {"monetary > 100"}, *b[] = {"recency_days > 45"};
+    cr_assert_eq(seg_params_add_rule(&p, "big", 0, a, 1, err, sizeof err), 0);
+    cr_assert_eq(seg_params_add_rule(&p, "gone", 0, b, 1, err, sizeof err), 0);
+    seg_t *s = seg_new(&p, err, sizeof err);
+    seg_customer_t c;
+    rec_t r = {0};
+    seg_customer_init(&c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PURCHASE, T0);
+    ev.amount = 400;
+    seg_apply(s, &c, &ev, T0, rec_fn, &r);
+    int n0 = r.n;
+    while (seg_step_due(s, &c, T0 + 365 * DAY, rec_fn, &r)) {
+    }
+    const char *want_to[] = {"at_risk", "in", "lapsed", "out"};
+    int64_t want_ts[] = {T0 + 30 * DAY, T0 + 45 * DAY + 1, T0 + 60 * DAY, T0 + 180 * DAY};
+    cr_assert_eq(r.n - n0, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(r.to[n0 + i], want_to[i], "change %d", i);
+        cr_assert_eq(r.ts[n0 + i], want_ts[i], "change %d ts %lld", i, (long long)r.ts[n0 + i]);
+    }
+    cr_assert_eq(c.due, SEG_NEVER);
     seg_customer_clear(&c);
     seg_free(s);
 }
