@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "harness.h"
 #include "stream/broker.h"
@@ -572,6 +573,85 @@ Test(kafka, a_partition_far_ahead_does_not_age_the_other)
     cr_expect_eq(h_field(cmp, "only_replay"), 0, "%s", cmp);
     cr_expect_eq(h_field(cmp, "only_run"), 0, "%s", cmp);
     free(cmp);
+}
+
+/* Issue 6, live: with idle advance on and short thresholds, a customer who
+ * sends one event and then nothing goes new -> active -> at_risk -> lapsed
+ * as W moves with the wall clock, each change with ts = the boundary, and
+ * each published within one second of W crossing that boundary. When W
+ * crossed is computed from the daemon's own account of the idle advance
+ * (its log line "W moves with the wall clock from W=.. at wall=..": from
+ * then on W = W0 + (wall - wall0)); emitted_at is the wall clock when the
+ * change was made. */
+Test(kafka, a_silent_customer_changes_within_a_second_of_W_crossing)
+{
+    need_peers();
+    start_broker(1);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/live.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "kafka:\n  brokers: \"%s\"\n  group_id: g-live\n"
+            "watermark:\n  idle_timeout: 1s\n  idle_advance: true\n"
+            "lifecycle:\n  new: 2s\n  at_risk: 4s\n  lapsed: 8s\n  reactivated: 2s\n"
+            "http:\n  listen: \"127.0.0.1:0\"\n",
+            B);
+    fclose(f);
+    int port;
+    pid_t run = start_run("live.yaml", "live.log", &port);
+    cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", 1, 0, 30), 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t E = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    cr_assert_eq(h_run("printf 'quiet1\\t{\"customer_id\":\"quiet1\",\"type\":\"purchase\","
+                       "\"ts\":%lld,\"amount\":5}\\n' | kcat -P -X enable.idempotence=true -b %s "
+                       "-t events -K '\\t'",
+                       (long long)E, B),
+                 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_changes_total{dimension=\"lifecycle\"}", 4, 1, 60),
+                 4, "four lifecycle changes within a minute");
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+    cr_assert_eq(consume("segment-changes", "live.dump", 4), 4);
+
+    snprintf(path, sizeof(path), "%s/live.log", dir);
+    const char *l = h_wait_line(path, "W moves with the wall clock", 1);
+    cr_assert_not_null(l, "no idle-advance line in the daemon's log");
+    long long W0, wall0;
+    const char *p = strstr(l, "from W=");
+    cr_assert(p && sscanf(p, "from W=%lld at wall=%lld", &W0, &wall0) == 2, "%s", l);
+    cr_assert_eq(W0, E, "W left event time at the event's own time");
+
+    char dump[600];
+    snprintf(dump, sizeof(dump), "%s/live.dump", dir);
+    char *body = h_slurp(dump, NULL);
+    cr_assert_not_null(body);
+    /* the dump holds each change as an escaped JSON string: unescape */
+    char *w = body;
+    for (const char *r = body; *r; r++)
+        if (*r != '\\') *w++ = *r;
+    *w = 0;
+    const char *to[] = {"new", "active", "at_risk", "lapsed"};
+    int64_t at[] = {E, E + 2000, E + 4000, E + 8000};
+    const char *q = body;
+    for (int i = 0; i < 4; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "\"to\":\"%s\"", to[i]);
+        const char *hit = strstr(q, want);
+        cr_assert_not_null(hit, "change %d (to %s) missing or out of order", i, to[i]);
+        const char *ts = strstr(hit, "\"ts\":"), *em = strstr(hit, "\"emitted_at\":");
+        cr_assert(ts && em);
+        long long t = atoll(ts + 5), e = atoll(em + 13);
+        cr_assert_eq(t, at[i], "change to %s: ts %lld, boundary %lld", to[i], t, (long long)at[i]);
+        if (i > 0) { /* silent: W reached t at wall0 + (t - W0) */
+            long long delay = e - (wall0 + (t - W0));
+            fprintf(stderr, "silent change to %s published %lld ms after W crossed it\n", to[i],
+                    delay);
+            cr_expect(delay >= 0 && delay <= 1000, "to %s: %lld ms after W crossed", to[i], delay);
+        }
+        q = hit + 1;
+    }
+    free(body);
 }
 
 Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
