@@ -27,6 +27,7 @@ void cli_json_str(FILE *f, const char *s, size_t n);
 void cli_csv_field(FILE *f, const char *s);
 
 int cmd_broker(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
