@@ -1,5 +1,6 @@
-/* cmd/cli.c: logging, clocks and argument parsing shared by the subcommands.
- * Log lines go to stderr, one event per line, with a level. */
+/* cmd/cli.c: logging, clocks, argument parsing and the JSON and CSV string
+ * writers shared by the subcommands. Log lines go to stderr, one event per
+ * line, with a level. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -70,4 +71,70 @@ int cli_parse_time(const char *s, int64_t *ms)
         return 0;
     }
     return strm_parse_rfc3339(s, strlen(s), ms);
+}
+
+/* Length of the valid UTF-8 sequence at p (0 when invalid). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t k;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        k = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        k = 4, min = 0x10000;
+    else
+        return 0;
+    if (n < k) return 0;
+    unsigned v = c & (0xff >> (k + 1));
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        v = v << 6 | (p[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+    return k;
+}
+
+void cli_json_str(FILE *f, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', f), fputc((int)c, f), i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            if (c == '\n')
+                fputs("\\n", f);
+            else if (c == '\t')
+                fputs("\\t", f);
+            else
+                fprintf(f, "\\u%04x", c);
+            i++;
+        } else {
+            size_t k = utf8_len(p + i, n - i);
+            if (k)
+                fwrite(p + i, 1, k, f), i += k;
+            else
+                fputs("\\ufffd", f), i++;
+        }
+    }
+    fputc('"', f);
+}
+
+void cli_csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }

@@ -1,6 +1,6 @@
 /* cmd/cli.h: what the subcommands share: logging to stderr with a level,
- * the wall clock, and argument helpers. The only clock readers in segstream
- * live in cmd/. */
+ * the wall clock, argument helpers, and JSON/CSV string writers. The only
+ * clock readers in segstream live in cmd/. */
 #ifndef CMD_CLI_H
 #define CMD_CLI_H
 
@@ -19,7 +19,15 @@ double cli_monotonic_s(void); /* for rates and progress only */
 int cli_parse_time(const char *s, int64_t *ms);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* Writes s (n bytes) as a JSON string, quotes included; invalid UTF-8
+ * becomes U+FFFD, control bytes are escaped. */
+void cli_json_str(FILE *f, const char *s, size_t n);
+/* Writes s as one CSV field: as it is, or quoted ("" for a quote) when it
+ * holds a comma, a quote or a line break. */
+void cli_csv_field(FILE *f, const char *s);
+
 int cmd_broker(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

@@ -89,59 +89,6 @@ static int is_json_number(const char *s)
     return *p == 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (0 when invalid). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t k;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        k = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        k = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        k = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < k) return 0;
-    unsigned v = c & (0xff >> (k + 1));
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        v = v << 6 | (p[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-    return k;
-}
-
-/* A JSON string; invalid UTF-8 becomes U+FFFD. */
-static void json_str(FILE *f, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        if (c == '"' || c == '\\') {
-            fputc('\\', f), fputc((int)c, f), i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            if (c == '\n')
-                fputs("\\n", f);
-            else if (c == '\t')
-                fputs("\\t", f);
-            else
-                fprintf(f, "\\u%04x", c);
-            i++;
-        } else {
-            size_t k = utf8_len(p + i, n - i);
-            if (k)
-                fwrite(p + i, 1, k, f), i += k;
-            else
-                fputs("\\ufffd", f), i++;
-        }
-    }
-    fputc('"', f);
-}
-
 static void json_double(FILE *f, double v)
 {
     if (!isfinite(v)) {
@@ -179,7 +126,7 @@ static void json_obj(FILE *f, const msgpack_object *o)
         json_double(f, o->via.f64);
         break;
     case MSGPACK_OBJECT_STR:
-        json_str(f, o->via.str.ptr, o->via.str.size);
+        cli_json_str(f, o->via.str.ptr, o->via.str.size);
         break;
     case MSGPACK_OBJECT_ARRAY:
         fputc('[', f);
@@ -195,7 +142,7 @@ static void json_obj(FILE *f, const msgpack_object *o)
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (i) fputc(',', f);
             if (kv->key.type == MSGPACK_OBJECT_STR) {
-                json_str(f, kv->key.via.str.ptr, kv->key.via.str.size);
+                cli_json_str(f, kv->key.via.str.ptr, kv->key.via.str.size);
             } else {
                 char buf[64];
                 if (kv->key.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -204,7 +151,7 @@ static void json_obj(FILE *f, const msgpack_object *o)
                     snprintf(buf, sizeof(buf), "%" PRId64, kv->key.via.i64);
                 else
                     snprintf(buf, sizeof(buf), "(key)");
-                json_str(f, buf, strlen(buf));
+                cli_json_str(f, buf, strlen(buf));
             }
             fputc(':', f);
             json_obj(f, &kv->val);
@@ -448,22 +395,22 @@ static void print_json(const char *id, const char *prefix, const hash_t *h,
                                           "orders",  "revenue",    "updated",   NULL};
     FILE *f = stdout;
     fputs("{\"customer_id\":", f);
-    json_str(f, id, strlen(id));
+    cli_json_str(f, id, strlen(id));
     fputs(",\"prefix\":", f);
-    json_str(f, prefix, strlen(prefix));
+    cli_json_str(f, prefix, strlen(prefix));
     for (size_t i = 0; i + 1 < h->r->elements; i += 2) {
         const redisReply *k = h->r->element[i], *v = h->r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
         if (strcmp(k->str, "state") == 0) continue;
         fputc(',', f);
-        json_str(f, k->str, (size_t)k->len);
+        cli_json_str(f, k->str, (size_t)k->len);
         fputc(':', f);
         int num = 0;
         for (int j = 0; numeric[j]; j++) num |= strcmp(numeric[j], k->str) == 0;
         if (num && is_json_number(v->str))
             fputs(v->str, f);
         else
-            json_str(f, v->str, (size_t)v->len);
+            cli_json_str(f, v->str, (size_t)v->len);
     }
     fputs(",\"state\":", f);
     if (st)
@@ -472,7 +419,7 @@ static void print_json(const char *id, const char *prefix, const hash_t *h,
         fputs("null", f);
     if (state_err) {
         fputs(",\"state_error\":", f);
-        json_str(f, state_err, strlen(state_err));
+        cli_json_str(f, state_err, strlen(state_err));
     }
     fputs("}\n", f);
 }

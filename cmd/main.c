@@ -9,6 +9,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"broker", cmd_broker, "an embedded Kafka-protocol broker for development and tests"},
+    {"compare", cmd_compare, "how two replay outputs or namespaces differ: sizes, KPIs, moves"},
     {"gen", cmd_gen, "generate a synthetic customer population with planted segments"},
     {"inspect", cmd_inspect, "one customer's segments and features, read from Redis"},
     {"replay", cmd_replay, "re-run events from a file through the segmenter"},

@@ -262,20 +262,6 @@ void pl_summary(pl_t *pl, FILE *f, double seconds)
                 sz->rule[i]);
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 int pl_snapshot_csv(pl_t *pl, FILE *f)
 {
     seg_model_t *m = seg_model(pl->seg);
@@ -287,11 +273,11 @@ int pl_snapshot_csv(pl_t *pl, FILE *f)
     uint64_t n = st_mem_count(pl->store);
     for (uint64_t h = 0; h < n; h++) {
         const seg_customer_t *c = st_mem_by_handle(pl->store, h);
-        csv_field(f, c->id);
+        cli_csv_field(f, c->id);
         fprintf(f, ",%s,%d,", c->lifecycle ? seg_lifecycle_names[c->lifecycle] : "",
                 (int)c->cluster);
         int slot = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
-        csv_field(f, slot >= 0 ? m->cl[slot].label : "");
+        cli_csv_field(f, slot >= 0 ? m->cl[slot].label : "");
         char rules[1024] = "";
         size_t len = 0;
         for (int i = 0; i < seg_rules_count(rs) && len < sizeof(rules); i++)
@@ -299,7 +285,7 @@ int pl_snapshot_csv(pl_t *pl, FILE *f)
                 len += (size_t)snprintf(rules + len, sizeof(rules) - len, "%s%s", len ? "," : "",
                                         seg_rule_name(rs, i));
         fputc(',', f);
-        csv_field(f, rules);
+        cli_csv_field(f, rules);
         fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%.2f,%" PRId64 ",%" PRId64, c->events, c->orders,
                 c->revenue, c->first_seen, c->last_seen);
         double v[SEG_DIM];
