@@ -2,17 +2,19 @@
  * namespace of its own. A file (JSON lines or a msgpack stream) is applied
  * in its own order; a topic (replay_kafka.c) is read over a range of event
  * time and merged by event time. W rises with the input and stays at the
- * last event time at the end. Output depends only on the input and the
- * config: emitted_at is the watermark, not the clock. Owns the command
- * line, the guard that keeps a replay out of the live namespaces, file
- * outputs and the summary. */
+ * last event time at the end. Output depends only on the input, the config
+ * and the starting model: emitted_at is the watermark, not the clock. Owns
+ * the command line, the guard that keeps a replay out of the live
+ * namespaces, file outputs, the model flags and the summary. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <msgpack.h>
 #include "cmd/cli.h"
 #include "cmd/replay.h"
+#include "state/pack.h"
 
 static void usage(FILE *f)
 {
@@ -23,13 +25,23 @@ static void usage(FILE *f)
                "  -o, --out OUT         change events: a file, one per line ('-' = stdout), or\n"
                "                        kafka:TOPIC (keyed by customer id)\n"
                "      --brokers B       bootstrap servers for kafka: (default kafka.brokers)\n"
-               "      --state memory    where customer state lives (memory: this process)\n"
+               "      --state S         where the final state goes: memory (default: nowhere) or\n"
+               "                        redis://[user[:pass]@]HOST:PORT[/DB] (needs --prefix)\n"
+               "      --prefix P        Redis key prefix for --state (not the live redis.prefix)\n"
+               "      --replace         --state: delete the keys under --prefix first\n"
                "  -c, --config FILE     YAML configuration (defaults otherwise)\n"
                "      --from T          skip events before T (event time: ms or RFC 3339)\n"
                "      --to T            skip events at or after T\n"
                "      --dlq D           dead letters: FILE (JSON lines; default OUT.dlq) or\n"
                "                        kafka:TOPIC (default for a kafka: OUT: TOPIC.dlq)\n"
-               "      --allow-live      allow writing to the live topics of the config\n"
+               "      --allow-live      allow writing to the live change/dead-letter topics\n"
+               "                        or the live Redis prefix of the config\n"
+               "      --model M         start from a saved model: a file (--save-model) or\n"
+               "                        redis://HOST:PORT[/DB|/PREFIX] (PREFIX model; default\n"
+               "                        the live redis.prefix); default: learn afresh\n"
+               "      --freeze-model    assign customers to the model's centroids, never move\n"
+               "                        them (needs --model)\n"
+               "      --save-model FILE write the final model (msgpack, as seg:model)\n"
                "      --dump FILE       kafka: input: write the records applied, in the order\n"
                "                        applied (replaying FILE gives the same changes)\n"
                "      --seek-by-time    kafka: input: record timestamps are never earlier than\n"
@@ -125,6 +137,63 @@ done:
     return rc;
 }
 
+/* ---------------- the model ---------------- */
+
+static int model_load_file(replay_t *rp, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (!f || size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "segstream replay: --model %s: cannot read\n", path);
+        if (f) fclose(f);
+        return -1;
+    }
+    data = malloc(size ? (size_t)size : 1);
+    int ok = data && fread(data, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    char err[256];
+    if (!ok || st_unpack_model(rp->pl.seg, data, (size_t)size, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream replay: --model %s: %s\n", path, ok ? err : "cannot read");
+        free(data);
+        return -1;
+    }
+    free(data);
+    return 0;
+}
+
+static int model_save_file(replay_t *rp, const char *path)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = -1;
+    FILE *f = NULL;
+    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = fopen(path, "wb")) != NULL &&
+        fwrite(sb.data, 1, sb.size, f) == sb.size)
+        rc = 0;
+    if (f && fclose(f) != 0) rc = -1;
+    if (rc < 0) fprintf(stderr, "segstream replay: --save-model %s: cannot write\n", path);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* --model redis://HOST:PORT[/DB|/PREFIX]: a path of digits is the
+ * database (as in redis.url), anything else the key prefix. */
+static int model_load_redis(replay_t *rp, const char *url)
+{
+    char base[1024];
+    const char *host = url + strlen("redis://");
+    const char *slash = strchr(host, '/');
+    const char *prefix = rp->cfg.redis_prefix ? rp->cfg.redis_prefix : "seg:";
+    snprintf(base, sizeof(base), "%s", url);
+    if (slash && slash[1] && strspn(slash + 1, "0123456789") != strlen(slash + 1)) {
+        base[slash - url] = 0;
+        prefix = slash + 1;
+    }
+    return rp_redis_model(rp, base, prefix);
+}
+
 /* ---------------- the command ---------------- */
 
 static int is_topic(const char *s)
@@ -133,8 +202,8 @@ static int is_topic(const char *s)
 }
 
 /* A replay writes into a namespace of its own; the live one (the config's
- * change and dead-letter topics, its input topics) only with
- * --allow-live. */
+ * change and dead-letter topics, its input topics, its Redis prefix) only
+ * with --allow-live. */
 static int guard_topic(const replay_t *rp, const char *flag, const char *topic, int allow_live)
 {
     const cfg_t *c = &rp->cfg;
@@ -167,7 +236,12 @@ int cmd_replay(int argc, char **argv)
         O_SNAPSHOT,
         O_FORMAT,
         O_BROKERS,
+        O_PREFIX,
+        O_REPLACE,
         O_ALLOW_LIVE,
+        O_MODEL,
+        O_SAVE_MODEL,
+        O_FREEZE,
         O_DUMP,
         O_SEEK
     };
@@ -183,7 +257,12 @@ int cmd_replay(int argc, char **argv)
                                          {"snapshot", required_argument, 0, O_SNAPSHOT},
                                          {"format", required_argument, 0, O_FORMAT},
                                          {"brokers", required_argument, 0, O_BROKERS},
+                                         {"prefix", required_argument, 0, O_PREFIX},
+                                         {"replace", no_argument, 0, O_REPLACE},
                                          {"allow-live", no_argument, 0, O_ALLOW_LIVE},
+                                         {"model", required_argument, 0, O_MODEL},
+                                         {"save-model", required_argument, 0, O_SAVE_MODEL},
+                                         {"freeze-model", no_argument, 0, O_FREEZE},
                                          {"dump", required_argument, 0, O_DUMP},
                                          {"seek-by-time", no_argument, 0, O_SEEK},
                                          {0, 0, 0, 0}};
@@ -191,9 +270,9 @@ int cmd_replay(int argc, char **argv)
     replay_t *rp = &R;
     memset(rp, 0, sizeof(*rp));
     const char *out = NULL, *state = "memory", *config = NULL, *dlq = NULL, *snapshot = NULL;
-    const char *format = NULL;
+    const char *format = NULL, *prefix = NULL, *model = NULL, *save_model = NULL;
     int64_t from = INT64_MIN, to = INT64_MAX;
-    int allow_live = 0, opt;
+    int replace = 0, allow_live = 0, freeze = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "i:o:c:qh", opts, NULL)) != -1) {
         switch (opt) {
@@ -224,8 +303,23 @@ int cmd_replay(int argc, char **argv)
         case O_BROKERS:
             rp->brokers = optarg;
             break;
+        case O_PREFIX:
+            prefix = optarg;
+            break;
+        case O_REPLACE:
+            replace = 1;
+            break;
         case O_ALLOW_LIVE:
             allow_live = 1;
+            break;
+        case O_MODEL:
+            model = optarg;
+            break;
+        case O_SAVE_MODEL:
+            save_model = optarg;
+            break;
+        case O_FREEZE:
+            freeze = 1;
             break;
         case O_DUMP:
             rp->dump = optarg;
@@ -258,15 +352,30 @@ int cmd_replay(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(state, "memory") != 0) {
-        fprintf(stderr,
-                "segstream replay: --state %s: only 'memory' is available in this "
-                "version\n",
-                state);
+    const char *redis_state = NULL;
+    if (strncmp(state, "redis://", 8) == 0) {
+        redis_state = state;
+        if (!prefix) {
+            fprintf(stderr,
+                    "segstream replay: --state %s needs --prefix (a namespace of the "
+                    "replay's own)\n",
+                    state);
+            return 2;
+        }
+    } else if (strcmp(state, "memory") != 0) {
+        fprintf(stderr, "segstream replay: --state: memory or redis://HOST:PORT, not %s\n", state);
+        return 2;
+    }
+    if ((prefix || replace) && !redis_state) {
+        fprintf(stderr, "segstream replay: --prefix and --replace go with --state redis://\n");
         return 2;
     }
     if (format && strcmp(format, "json") != 0 && strcmp(format, "msgpack") != 0) {
         fprintf(stderr, "segstream replay: --format: json or msgpack, not %s\n", format);
+        return 2;
+    }
+    if (freeze && !model) {
+        fprintf(stderr, "segstream replay: --freeze-model needs --model (a model to keep)\n");
         return 2;
     }
     if ((rp->dump || rp->seek_by_time) && !is_topic(rp->input)) {
@@ -312,12 +421,25 @@ int cmd_replay(int argc, char **argv)
     if ((rp->out_topic && guard_topic(rp, "--out", rp->out_topic, allow_live) < 0) ||
         (rp->dlq_topic && guard_topic(rp, "--dlq", rp->dlq_topic, allow_live) < 0))
         goto out_cfg;
+    if (redis_state && strcmp(prefix, cfg->redis_prefix) == 0 && !allow_live) {
+        fprintf(stderr,
+                "segstream replay: --prefix %s is the live namespace (redis.prefix in %s); a "
+                "replay writes there only with --allow-live\n",
+                prefix, cfg->source);
+        goto out_cfg;
+    }
+
+    cfg->seg.frozen = freeze;
     if (pl_init(&rp->pl, cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream replay: config: %s\n", err);
         goto out_cfg;
     }
     rc = 1;
     pl_t *pl = &rp->pl;
+    if (model && (strncmp(model, "redis://", 8) == 0 ? model_load_redis(rp, model)
+                                                     : model_load_file(rp, model)) < 0)
+        goto done;
+    if (redis_state && rp_redis_state_check(redis_state, prefix, replace) < 0) goto done;
 
     char dlq_path[4096];
     if (!rp->out_topic) {
@@ -360,12 +482,15 @@ int cmd_replay(int argc, char **argv)
             goto done;
         }
     }
+    if (save_model && model_save_file(rp, save_model) < 0) goto done;
+    if (redis_state && rp_redis_state(rp, redis_state, prefix, replace) < 0) goto done;
     if (!rp->quiet) {
         pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
         if (pl->st.skipped)
             fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl->st.skipped);
         if (pl->st.dead && rp->dlq_name)
             fprintf(stderr, "dead letters written to %s\n", rp->dlq_name);
+        if (redis_state) fprintf(stderr, "state written to %s under %s\n", redis_state, prefix);
     }
     rc = 0;
 done:

@@ -1,8 +1,9 @@
 /* cmd/replay.h: what the parts of `segstream replay` share. replay.c owns
- * the command line, the namespaces guard, files in and out and the
- * summary; replay_kafka.c reads a time range of a topic (merged by event
- * time) and writes to topics. Each input is one function that feeds rp->pl
- * and returns 0, or -1 after saying why on stderr. */
+ * the command line, the namespaces guard, files in and out, the model flags
+ * and the summary; replay_kafka.c reads a time range of a topic (merged by
+ * event time) and writes to topics; replay_redis.c reads a saved model from
+ * Redis and writes the final state there. Each input is one function that
+ * feeds rp->pl and returns 0, or -1 after saying why on stderr. */
 #ifndef CMD_REPLAY_H
 #define CMD_REPLAY_H
 
@@ -43,5 +44,15 @@ int rp_kout_dead(void *ud, const void *payload, size_t len, const char *reason, 
 /* Waits up to timeout_ms until everything is delivered; -1 when something
  * was not. Frees (rp->kout is NULL after). */
 int rp_kout_close(replay_t *rp, int timeout_ms);
+
+/* replay_redis.c: URL redis://[user[:pass]@]HOST:PORT[/DB] */
+/* Replaces the model with `PREFIX model` read from Redis. */
+int rp_redis_model(replay_t *rp, const char *url, const char *prefix);
+/* Before the replay: 0 when Redis answers and prefix holds no keys (or
+ * replace), else -1 after saying why. */
+int rp_redis_state_check(const char *url, const char *prefix, int replace);
+/* Writes the replay's final state under prefix (customers, sizes, model),
+ * deleting what the prefix held first when replace. */
+int rp_redis_state(replay_t *rp, const char *url, const char *prefix, int replace);
 
 #endif

@@ -5,8 +5,8 @@
  * and from a file dump of itself, in the documented merge order (checked
  * here against a merge the test computes from kcat's own reading); that
  * events outside [from, to) change nothing (sentinels on both sides); that
- * partitions end at the end offsets taken at start; and that outputs stay
- * out of the live namespaces unless --allow-live. */
+ * partitions end at the end offsets taken at start; that outputs stay out
+ * of the live namespaces unless --allow-live; and the model flags. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -20,7 +20,7 @@
 
 static const char *dir;
 static char B[256];
-static pid_t broker = -1;
+static pid_t broker = -1, redis = -1;
 
 static void setup(void)
 {
@@ -31,7 +31,8 @@ static void setup(void)
 static void teardown(void)
 {
     if (broker > 0) h_stop(broker, SIGTERM, 10);
-    broker = -1;
+    if (redis > 0) h_stop(redis, SIGTERM, 10);
+    broker = redis = -1;
     if (!getenv("SEG_TEST_KEEP")) h_run("rm -rf '%s'", dir); /* keep to debug a failure */
 }
 
@@ -436,4 +437,108 @@ Test(kreplay, outputs_stay_out_of_the_live_namespaces_and_topics_carry_the_same_
     cr_assert_eq(h_run("%s replay -q %s --brokers %s --out kafka:segment-changes --allow-live",
                        SEG_BIN, in, B),
                  0);
+
+    /* Redis: the live prefix needs --allow-live; a prefix of its own is
+     * written as `run` writes customers, and not twice without --replace */
+    if (h_run("command -v redis-server >/dev/null") != 0) return;
+    int port = h_free_port();
+    redis = h_redis(dir, port, 0);
+    cr_assert_gt(redis, 0);
+    cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl --state "
+                       "redis://127.0.0.1:%d --prefix seg: 2>/dev/null",
+                       SEG_BIN, in, B, dir, port),
+                 2);
+    cr_assert_eq(h_run("redis-cli -p %d dbsize | grep -qx 0", port), 0, "nothing written");
+    const char *st = "--state redis://127.0.0.1:%d --prefix rp1:";
+    char state[128];
+    snprintf(state, sizeof(state), st, port);
+    cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl --snapshot %s/o.csv %s "
+                       "--save-model %s/m.mp",
+                       SEG_BIN, in, B, dir, dir, state, dir),
+                 0);
+    cr_assert_eq(h_run("%s inspect c000001 --json --redis redis://127.0.0.1:%d --prefix rp1: > "
+                       "%s/c1.json",
+                       SEG_BIN, port, dir),
+                 0);
+    char *c1 = h_slurp(path_of("c1.json"), NULL), *snap = h_slurp(path_of("o.csv"), NULL);
+    const char *row = strstr(snap, "\nc000001,");
+    cr_assert(c1 && row);
+    char lc[32] = "";
+    sscanf(row + 9, "%31[^,]", lc);
+    char want[64];
+    snprintf(want, sizeof(want), "\"lifecycle\":\"%s\"", lc);
+    cr_assert(strstr(c1, want), "inspect shows the replay's customer: %s vs %s", c1, lc);
+    free(c1);
+    free(snap);
+    cr_assert_eq(h_run("redis-cli -p %d hget rp1:sizes customers | grep -qx 500", port), 0);
+    cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl %s 2>/dev/null", SEG_BIN, in,
+                       B, dir, state),
+                 1, "a prefix that holds keys is refused");
+    cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl %s --replace", SEG_BIN, in, B,
+                       dir, state),
+                 0);
+    /* the model it wrote, read back from Redis, is the model file */
+    cr_assert_eq(h_run("redis-cli -p %d --no-raw get rp1:model > /dev/null", port), 0);
+    cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/fr.jsonl --model "
+                       "redis://127.0.0.1:%d/rp1: --freeze-model --save-model %s/fr.mp",
+                       SEG_BIN, in, B, dir, port, dir),
+                 0);
+    cr_assert(h_same_file(path_of("m.mp"), path_of("fr.mp")), "the model in Redis is the file's");
+}
+
+Test(kreplay, a_saved_model_starts_a_replay_and_a_frozen_one_never_moves)
+{
+    need_kcat();
+    start_broker("hist,later");
+    gen("kafka:hist", 3000, 60000, 9, "");
+    gen("kafka:later", 600, 12000, 10, "--start 2024-07-01T00:00:00Z --days 60");
+    /* learn on the history, save the model */
+    cr_assert_eq(h_run("%s replay -q --input kafka:hist --brokers %s --out %s/h.jsonl "
+                       "--save-model %s/m.mp",
+                       SEG_BIN, B, dir, dir),
+                 0);
+    /* frozen: the later period assigned to those centroids; the model
+     * saved afterwards is the same bytes, and so is the output twice */
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_run("%s replay -q --input kafka:later --brokers %s --out %s/fz%d.jsonl "
+                           "--snapshot %s/fz%d.csv --model %s/m.mp --freeze-model --save-model "
+                           "%s/fz%d.mp",
+                           SEG_BIN, B, dir, i, dir, i, dir, dir, i),
+                     0);
+    cr_assert(h_same_file(path_of("m.mp"), path_of("fz0.mp")), "a frozen model moved");
+    cr_assert(h_same_file(path_of("fz0.jsonl"), path_of("fz1.jsonl")));
+    char *fz = h_slurp(path_of("fz0.jsonl"), NULL);
+    cr_assert(strstr(fz, "\"dimension\":\"cluster\""), "customers are assigned at once");
+    cr_assert_null(strstr(fz, "\"model_version\":0"), "every change carries the saved model");
+    free(fz);
+    /* every customer of the later period has a cluster of the saved model */
+    FILE *f = fopen(path_of("fz0.csv"), "r");
+    char line[4096];
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    int rows = 0;
+    while (fgets(line, sizeof(line), f)) {
+        int cl = -1;
+        cr_assert_eq(sscanf(strchr(line, ',') + 1, "%*[^,],%d,", &cl), 1, "%s", line);
+        cr_assert_geq(cl, 0, "%s", line);
+        rows++;
+    }
+    fclose(f);
+    cr_assert_eq(rows, 600);
+    /* not frozen: starts from it and learns on; afresh: the later period
+     * alone (600 customers) never fills the warm-up, nobody is clustered */
+    cr_assert_eq(h_run("%s replay -q --input kafka:later --brokers %s --out %s/go.jsonl --model "
+                       "%s/m.mp --save-model %s/go.mp",
+                       SEG_BIN, B, dir, dir, dir),
+                 0);
+    cr_assert_not(h_same_file(path_of("m.mp"), path_of("go.mp")), "an unfrozen model learns");
+    cr_assert_eq(
+        h_run("%s replay -q --input kafka:later --brokers %s --out %s/new.jsonl", SEG_BIN, B, dir),
+        0);
+    char *nw = h_slurp(path_of("new.jsonl"), NULL);
+    cr_assert_null(strstr(nw, "\"dimension\":\"cluster\""));
+    free(nw);
+    cr_assert_eq(h_run("%s replay -q --input kafka:later --brokers %s --out %s/x.jsonl "
+                       "--freeze-model 2>/dev/null",
+                       SEG_BIN, B, dir),
+                 2, "--freeze-model without --model");
 }
