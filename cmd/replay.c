@@ -1,41 +1,66 @@
-/* cmd/replay.c: `segstream replay`: re-runs a file of events (JSON lines or
- * a msgpack stream) through the core, in the file's own order; W rises with
- * it and stays at the last event time at the end. Output depends only on
- * the input and the config: emitted_at is the watermark, not the clock. */
+/* cmd/replay.c: `segstream replay`: re-runs events through the core into a
+ * namespace of its own. A file (JSON lines or a msgpack stream) is applied
+ * in its own order; a topic (replay_kafka.c) is read over a range of event
+ * time and merged by event time. W rises with the input and stays at the
+ * last event time at the end. Output depends only on the input, the config
+ * and the starting model: emitted_at is the watermark, not the clock. Owns
+ * the command line, the guard that keeps a replay out of the live
+ * namespaces, file outputs, the model flags and the summary. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <msgpack.h>
 #include "cmd/cli.h"
-#include "cmd/pipeline.h"
+#include "cmd/replay.h"
+#include "state/pack.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: segstream replay --input FILE --out FILE [options]\n"
-               "  -i, --input FILE     events: JSON lines or a msgpack stream ('-' = stdin)\n"
-               "  -o, --out FILE       change events, one per line ('-' = stdout)\n"
-               "      --state memory   where customer state lives (memory: this process)\n"
-               "  -c, --config FILE    YAML configuration (defaults otherwise)\n"
-               "      --from T         skip events before T (ms or RFC 3339)\n"
-               "      --to T           skip events at or after T\n"
-               "      --dlq FILE       dead letters as JSON lines (default OUT.dlq)\n"
-               "      --snapshot FILE  final segments, one CSV line per customer\n"
-               "      --format F       change format: json (default) or msgpack\n"
-               "  -q, --quiet          no progress and no summary\n");
+    fprintf(f, "usage: segstream replay --input FILE|kafka:TOPIC --out FILE|kafka:TOPIC [options]\n"
+               "  -i, --input IN        events: a file of JSON lines or a msgpack stream ('-' =\n"
+               "                        stdin), or kafka:TOPIC (every partition up to its end\n"
+               "                        offset at start, merged by event time)\n"
+               "  -o, --out OUT         change events: a file, one per line ('-' = stdout), or\n"
+               "                        kafka:TOPIC (keyed by customer id)\n"
+               "      --brokers B       bootstrap servers for kafka: (default kafka.brokers)\n"
+               "      --state S         where the final state goes: memory (default: nowhere) or\n"
+               "                        redis://[user[:pass]@]HOST:PORT[/DB] (needs --prefix)\n"
+               "      --prefix P        Redis key prefix for --state (not the live redis.prefix)\n"
+               "      --replace         --state: delete the keys under --prefix first\n"
+               "  -c, --config FILE     YAML configuration (defaults otherwise)\n"
+               "      --from T          skip events before T (event time: ms or RFC 3339)\n"
+               "      --to T            skip events at or after T\n"
+               "      --dlq D           dead letters: FILE (JSON lines; default OUT.dlq) or\n"
+               "                        kafka:TOPIC (default for a kafka: OUT: TOPIC.dlq)\n"
+               "      --allow-live      allow writing to the live change/dead-letter topics\n"
+               "                        or the live Redis prefix of the config\n"
+               "      --model M         start from a saved model: a file (--save-model) or\n"
+               "                        redis://HOST:PORT[/DB|/PREFIX] (PREFIX model; default\n"
+               "                        the live redis.prefix); default: learn afresh\n"
+               "      --freeze-model    assign customers to the model's centroids, never move\n"
+               "                        them (needs --model)\n"
+               "      --save-model FILE write the final model (msgpack, as seg:model)\n"
+               "      --dump FILE       kafka: input: write the records applied, in the order\n"
+               "                        applied (replaying FILE gives the same changes)\n"
+               "      --seek-by-time    kafka: input: record timestamps are never earlier than\n"
+               "                        event time (gen's are equal): start each partition at\n"
+               "                        offsets-for-times(--from - input.max_future_skew)\n"
+               "                        instead of its beginning\n"
+               "      --snapshot FILE   final segments, one CSV line per customer\n"
+               "      --format F        change format: json (default) or msgpack\n"
+               "  -q, --quiet           no progress and no summary\n");
 }
 
-typedef struct {
-    FILE *out, *dlq;
-    uint64_t dlq_n;
-} sinks_t;
+/* ---------------- files ---------------- */
 
 static int write_change(void *ud, const seg_change_t *ch, const void *p, size_t len)
 {
-    sinks_t *s = ud;
+    replay_t *rp = ud;
     (void)ch;
-    if (fwrite(p, 1, len, s->out) != len) return -1;
-    return putc('\n', s->out) == EOF ? -1 : 0;
+    if (fwrite(p, 1, len, rp->out) != len) return -1;
+    return putc('\n', rp->out) == EOF ? -1 : 0;
 }
 
 static void json_str(FILE *f, const char *s, size_t len)
@@ -59,65 +84,254 @@ static void json_str(FILE *f, const char *s, size_t len)
 static int write_dead(void *ud, const void *p, size_t len, const char *reason, const char *topic,
                       int32_t partition, int64_t offset)
 {
-    sinks_t *s = ud;
-    s->dlq_n++;
-    if (!s->dlq) return 0;
-    fprintf(s->dlq, "{\"error\":\"%s\",\"topic\":", reason);
-    json_str(s->dlq, topic, strlen(topic));
-    fprintf(s->dlq, ",\"partition\":%d,\"offset\":%" PRId64 ",\"payload\":", partition, offset);
-    json_str(s->dlq, p, len);
-    return fputs("}\n", s->dlq) == EOF ? -1 : 0;
+    replay_t *rp = ud;
+    if (!rp->dlq) return 0;
+    fprintf(rp->dlq, "{\"error\":\"%s\",\"topic\":", reason);
+    json_str(rp->dlq, topic, strlen(topic));
+    fprintf(rp->dlq, ",\"partition\":%d,\"offset\":%" PRId64 ",\"payload\":", partition, offset);
+    json_str(rp->dlq, p, len);
+    return fputs("}\n", rp->dlq) == EOF ? -1 : 0;
+}
+
+int rp_input_file(replay_t *rp)
+{
+    pl_t *pl = &rp->pl;
+    char err[512];
+    strm_file_t *in = strm_file_open(rp->input, err, sizeof(err));
+    if (!in) {
+        fprintf(stderr, "segstream replay: %s\n", err);
+        return -1;
+    }
+    int rc = -1;
+    double last = rp->t0;
+    const char *rec, *reason;
+    size_t len;
+    int r;
+    while ((r = strm_file_next(in, &rec, &len, &reason)) != 0) {
+        int64_t recno = (int64_t)strm_file_recno(in);
+        if (r < 0) {
+            if (pl_dead(pl, rec, len, reason, rp->input, 0, recno) < 0) goto done;
+            if (!rec) break; /* framing lost: the rest cannot be read */
+            continue;
+        }
+        if (pl_record(pl, rec, len, rp->input, 0, recno) < 0) {
+            fprintf(stderr, "segstream replay: writing output failed\n");
+            goto done;
+        }
+        if (rp->progress && (pl->st.records & 0xffff) == 0) {
+            double now = cli_monotonic_s();
+            if (now - last >= 0.5) {
+                uint64_t size = strm_file_size(in), off = strm_file_offset(in);
+                double rate = pl->st.records / (now - rp->t0);
+                double eta = size && off ? (now - rp->t0) * ((double)size / off - 1) : 0;
+                fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  %.1f%%  eta %.0fs   ",
+                        pl->st.records, rate, size ? 100.0 * off / size : 0.0, eta);
+                last = now;
+            }
+        }
+    }
+    rc = 0;
+done:
+    if (rp->progress) fprintf(stderr, "\r%*s\r", 60, "");
+    strm_file_close(in);
+    return rc;
+}
+
+/* ---------------- the model ---------------- */
+
+static int model_load_file(replay_t *rp, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (!f || size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "segstream replay: --model %s: cannot read\n", path);
+        if (f) fclose(f);
+        return -1;
+    }
+    data = malloc(size ? (size_t)size : 1);
+    int ok = data && fread(data, 1, (size_t)size, f) == (size_t)size;
+    fclose(f);
+    char err[256];
+    if (!ok || st_unpack_model(rp->pl.seg, data, (size_t)size, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream replay: --model %s: %s\n", path, ok ? err : "cannot read");
+        free(data);
+        return -1;
+    }
+    free(data);
+    return 0;
+}
+
+static int model_save_file(replay_t *rp, const char *path)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = -1;
+    FILE *f = NULL;
+    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = fopen(path, "wb")) != NULL &&
+        fwrite(sb.data, 1, sb.size, f) == sb.size)
+        rc = 0;
+    if (f && fclose(f) != 0) rc = -1;
+    if (rc < 0) fprintf(stderr, "segstream replay: --save-model %s: cannot write\n", path);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* --model redis://HOST:PORT[/DB|/PREFIX]: a path of digits is the
+ * database (as in redis.url), anything else the key prefix. */
+static int model_load_redis(replay_t *rp, const char *url)
+{
+    char base[1024];
+    const char *host = url + strlen("redis://");
+    const char *slash = strchr(host, '/');
+    const char *prefix = rp->cfg.redis_prefix ? rp->cfg.redis_prefix : "seg:";
+    snprintf(base, sizeof(base), "%s", url);
+    if (slash && slash[1] && strspn(slash + 1, "0123456789") != strlen(slash + 1)) {
+        base[slash - url] = 0;
+        prefix = slash + 1;
+    }
+    return rp_redis_model(rp, base, prefix);
+}
+
+/* ---------------- the command ---------------- */
+
+static int is_topic(const char *s)
+{
+    return s && strncmp(s, "kafka:", 6) == 0;
+}
+
+/* A replay writes into a namespace of its own; the live one (the config's
+ * change and dead-letter topics, its input topics, its Redis prefix) only
+ * with --allow-live. */
+static int guard_topic(const replay_t *rp, const char *flag, const char *topic, int allow_live)
+{
+    const cfg_t *c = &rp->cfg;
+    const char *live = NULL;
+    if (strcmp(topic, c->changes_topic) == 0) live = "kafka.changes_topic";
+    if (strcmp(topic, c->dlq_topic) == 0) live = "kafka.dlq_topic";
+    for (int i = 0; i < c->n_topics; i++)
+        if (strcmp(topic, c->topics[i]) == 0) live = "kafka.topics";
+    if (is_topic(rp->input) && strcmp(topic, rp->input + 6) == 0) {
+        fprintf(stderr, "segstream replay: %s kafka:%s is the input topic\n", flag, topic);
+        return -1;
+    }
+    if (live && !allow_live) {
+        fprintf(stderr,
+                "segstream replay: %s kafka:%s is the live namespace (%s in %s); a replay "
+                "writes there only with --allow-live\n",
+                flag, topic, live, c->source);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_replay(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},  {"out", required_argument, 0, 'o'},
-        {"state", required_argument, 0, 's'},  {"config", required_argument, 0, 'c'},
-        {"from", required_argument, 0, 'F'},   {"to", required_argument, 0, 'T'},
-        {"dlq", required_argument, 0, 'd'},    {"snapshot", required_argument, 0, 'S'},
-        {"format", required_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *input = NULL, *out = NULL, *state = "memory", *config = NULL, *dlq = NULL;
-    const char *snapshot = NULL, *format = NULL;
+    enum {
+        O_STATE = 256,
+        O_FROM,
+        O_TO,
+        O_DLQ,
+        O_SNAPSHOT,
+        O_FORMAT,
+        O_BROKERS,
+        O_PREFIX,
+        O_REPLACE,
+        O_ALLOW_LIVE,
+        O_MODEL,
+        O_SAVE_MODEL,
+        O_FREEZE,
+        O_DUMP,
+        O_SEEK
+    };
+    static const struct option opts[] = {{"input", required_argument, 0, 'i'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"state", required_argument, 0, O_STATE},
+                                         {"from", required_argument, 0, O_FROM},
+                                         {"to", required_argument, 0, O_TO},
+                                         {"dlq", required_argument, 0, O_DLQ},
+                                         {"snapshot", required_argument, 0, O_SNAPSHOT},
+                                         {"format", required_argument, 0, O_FORMAT},
+                                         {"brokers", required_argument, 0, O_BROKERS},
+                                         {"prefix", required_argument, 0, O_PREFIX},
+                                         {"replace", no_argument, 0, O_REPLACE},
+                                         {"allow-live", no_argument, 0, O_ALLOW_LIVE},
+                                         {"model", required_argument, 0, O_MODEL},
+                                         {"save-model", required_argument, 0, O_SAVE_MODEL},
+                                         {"freeze-model", no_argument, 0, O_FREEZE},
+                                         {"dump", required_argument, 0, O_DUMP},
+                                         {"seek-by-time", no_argument, 0, O_SEEK},
+                                         {0, 0, 0, 0}};
+    static replay_t R; /* large (the pipeline); one replay per process */
+    replay_t *rp = &R;
+    memset(rp, 0, sizeof(*rp));
+    const char *out = NULL, *state = "memory", *config = NULL, *dlq = NULL, *snapshot = NULL;
+    const char *format = NULL, *prefix = NULL, *model = NULL, *save_model = NULL;
     int64_t from = INT64_MIN, to = INT64_MAX;
-    int quiet = 0, opt;
+    int replace = 0, allow_live = 0, freeze = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "i:o:c:qh", opts, NULL)) != -1) {
         switch (opt) {
         case 'i':
-            input = optarg;
+            rp->input = optarg;
             break;
         case 'o':
             out = optarg;
             break;
-        case 's':
-            state = optarg;
-            break;
         case 'c':
             config = optarg;
             break;
-        case 'd':
+        case 'q':
+            rp->quiet = 1;
+            break;
+        case O_STATE:
+            state = optarg;
+            break;
+        case O_DLQ:
             dlq = optarg;
             break;
-        case 'S':
+        case O_SNAPSHOT:
             snapshot = optarg;
             break;
-        case 'f':
+        case O_FORMAT:
             format = optarg;
             break;
-        case 'q':
-            quiet = 1;
+        case O_BROKERS:
+            rp->brokers = optarg;
             break;
-        case 'F':
-            if (cli_parse_time(optarg, &from) < 0) {
-                fprintf(stderr, "segstream replay: --from: not a time: %s\n", optarg);
-                return 2;
-            }
+        case O_PREFIX:
+            prefix = optarg;
             break;
-        case 'T':
-            if (cli_parse_time(optarg, &to) < 0) {
-                fprintf(stderr, "segstream replay: --to: not a time: %s\n", optarg);
+        case O_REPLACE:
+            replace = 1;
+            break;
+        case O_ALLOW_LIVE:
+            allow_live = 1;
+            break;
+        case O_MODEL:
+            model = optarg;
+            break;
+        case O_SAVE_MODEL:
+            save_model = optarg;
+            break;
+        case O_FREEZE:
+            freeze = 1;
+            break;
+        case O_DUMP:
+            rp->dump = optarg;
+            break;
+        case O_SEEK:
+            rp->seek_by_time = 1;
+            break;
+        case O_FROM:
+        case O_TO:
+            if (cli_parse_time(optarg, opt == O_FROM ? &from : &to) < 0) {
+                fprintf(stderr, "segstream replay: --%s: not a time: %s\n",
+                        opt == O_FROM ? "from" : "to", optarg);
                 return 2;
             }
             break;
@@ -129,128 +343,162 @@ int cmd_replay(int argc, char **argv)
             return 2;
         }
     }
-    if (!input || !out) {
+    if (optind < argc) {
+        fprintf(stderr, "segstream replay: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!rp->input || !out) {
         fprintf(stderr, "segstream replay: --input and --out are required\n");
         usage(stderr);
         return 2;
     }
-    if (strcmp(state, "memory") != 0) {
-        fprintf(stderr,
-                "segstream replay: --state %s: only 'memory' is available in this "
-                "version\n",
-                state);
+    const char *redis_state = NULL;
+    if (strncmp(state, "redis://", 8) == 0) {
+        redis_state = state;
+        if (!prefix) {
+            fprintf(stderr,
+                    "segstream replay: --state %s needs --prefix (a namespace of the "
+                    "replay's own)\n",
+                    state);
+            return 2;
+        }
+    } else if (strcmp(state, "memory") != 0) {
+        fprintf(stderr, "segstream replay: --state: memory or redis://HOST:PORT, not %s\n", state);
         return 2;
     }
-    if (strncmp(input, "kafka:", 6) == 0 || strncmp(out, "kafka:", 6) == 0) {
-        fprintf(stderr, "segstream replay: kafka: inputs and outputs are not available in this "
-                        "version; use files\n");
+    if ((prefix || replace) && !redis_state) {
+        fprintf(stderr, "segstream replay: --prefix and --replace go with --state redis://\n");
         return 2;
     }
     if (format && strcmp(format, "json") != 0 && strcmp(format, "msgpack") != 0) {
         fprintf(stderr, "segstream replay: --format: json or msgpack, not %s\n", format);
         return 2;
     }
+    if (freeze && !model) {
+        fprintf(stderr, "segstream replay: --freeze-model needs --model (a model to keep)\n");
+        return 2;
+    }
+    if ((rp->dump || rp->seek_by_time) && !is_topic(rp->input)) {
+        fprintf(stderr, "segstream replay: --dump and --seek-by-time are for a kafka: input\n");
+        return 2;
+    }
+    if (from >= to) {
+        fprintf(stderr, "segstream replay: --from must be before --to\n");
+        return 2;
+    }
+    const char *topics[] = {rp->input, out, dlq};
+    for (int i = 0; i < 3; i++)
+        if (is_topic(topics[i]) && !topics[i][6]) {
+            fprintf(stderr, "segstream replay: %s: kafka:TOPIC needs a topic name\n", topics[i]);
+            return 2;
+        }
 
     char err[512];
-    cfg_t cfg;
-    if (cfg_load(&cfg, config, err, sizeof(err)) < 0) {
+    cfg_t *cfg = &rp->cfg;
+    if (cfg_load(cfg, config, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream replay: config: %s\n", err);
-        cfg_free(&cfg);
+        cfg_free(cfg);
         return 2;
     }
-    if (cfg.log_level) cli_set_log_level(cfg.log_level);
+    if (cfg->log_level) cli_set_log_level(cfg->log_level);
+    if (rp->quiet && cli_log_level < LOG_WARN) cli_log_level = LOG_WARN;
     if (format) {
-        free(cfg.change_format);
-        cfg.change_format = strdup(format);
+        free(cfg->change_format);
+        cfg->change_format = strdup(format);
+    }
+    if (!rp->brokers) rp->brokers = cfg->brokers;
+
+    /* the namespaces: nothing is opened before they are checked */
+    char dlq_topic[512];
+    rp->out_topic = is_topic(out) ? out + 6 : NULL;
+    if (is_topic(dlq)) {
+        rp->dlq_topic = dlq + 6;
+    } else if (!dlq && rp->out_topic) {
+        snprintf(dlq_topic, sizeof(dlq_topic), "%s.dlq", rp->out_topic);
+        rp->dlq_topic = dlq_topic;
+    }
+    int rc = 2;
+    if ((rp->out_topic && guard_topic(rp, "--out", rp->out_topic, allow_live) < 0) ||
+        (rp->dlq_topic && guard_topic(rp, "--dlq", rp->dlq_topic, allow_live) < 0))
+        goto out_cfg;
+    if (redis_state && strcmp(prefix, cfg->redis_prefix) == 0 && !allow_live) {
+        fprintf(stderr,
+                "segstream replay: --prefix %s is the live namespace (redis.prefix in %s); a "
+                "replay writes there only with --allow-live\n",
+                prefix, cfg->source);
+        goto out_cfg;
     }
 
-    int rc = 1;
-    pl_t pl;
-    sinks_t sinks = {0};
-    strm_file_t *in = NULL;
-    char dlq_path[4096];
-    if (pl_init(&pl, &cfg, err, sizeof(err)) < 0) {
+    cfg->seg.frozen = freeze;
+    if (pl_init(&rp->pl, cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream replay: config: %s\n", err);
-        cfg_free(&cfg);
-        return 2;
+        goto out_cfg;
     }
-    in = strm_file_open(input, err, sizeof(err));
-    if (!in) {
-        fprintf(stderr, "segstream replay: %s\n", err);
+    rc = 1;
+    pl_t *pl = &rp->pl;
+    if (model && (strncmp(model, "redis://", 8) == 0 ? model_load_redis(rp, model)
+                                                     : model_load_file(rp, model)) < 0)
         goto done;
+    if (redis_state && rp_redis_state_check(redis_state, prefix, replace) < 0) goto done;
+
+    char dlq_path[4096];
+    if (!rp->out_topic) {
+        rp->out = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
+        if (!rp->out) {
+            fprintf(stderr, "segstream replay: %s: cannot write\n", out);
+            goto done;
+        }
     }
-    sinks.out = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
-    if (!sinks.out) {
-        fprintf(stderr, "segstream replay: %s: cannot write\n", out);
-        goto done;
-    }
-    if (!dlq && strcmp(out, "-") != 0) {
+    if (!dlq && !rp->out_topic && strcmp(out, "-") != 0) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
     }
-    if (dlq && !(sinks.dlq = fopen(dlq, "wb"))) {
+    if (dlq && !rp->dlq_topic && !(rp->dlq = fopen(dlq, "wb"))) {
         fprintf(stderr, "segstream replay: %s: cannot write\n", dlq);
         goto done;
     }
-    pl.on_change = write_change;
-    pl.change_ud = &sinks;
-    pl.on_dead = write_dead;
-    pl.dead_ud = &sinks;
-    pl.from = from;
-    pl.to = to;
+    rp->dlq_name = rp->dlq_topic ? rp->dlq_topic : dlq;
+    if ((rp->out_topic || rp->dlq_topic) && rp_kout_open(rp) < 0) goto done;
+    pl->on_change = rp->out_topic ? rp_kout_change : write_change;
+    pl->change_ud = rp;
+    pl->on_dead = rp->dlq_topic ? rp_kout_dead : write_dead;
+    pl->dead_ud = rp;
+    pl->from = from;
+    pl->to = to;
 
-    int progress = !quiet && isatty(2);
-    double t0 = cli_monotonic_s(), last = t0;
-    const char *rec, *reason;
-    size_t len;
-    int r;
-    while ((r = strm_file_next(in, &rec, &len, &reason)) != 0) {
-        int64_t recno = (int64_t)strm_file_recno(in);
-        if (r < 0) {
-            if (pl_dead(&pl, rec, len, reason, input, 0, recno) < 0) goto done;
-            if (!rec) break; /* framing lost: the rest cannot be read */
-            continue;
-        }
-        if (pl_record(&pl, rec, len, input, 0, recno) < 0) {
-            fprintf(stderr, "segstream replay: writing output failed\n");
-            goto done;
-        }
-        if (progress && (pl.st.records & 0xffff) == 0) {
-            double now = cli_monotonic_s();
-            if (now - last >= 0.5) {
-                uint64_t size = strm_file_size(in), off = strm_file_offset(in);
-                double rate = pl.st.records / (now - t0);
-                double eta = size && off ? (now - t0) * ((double)size / off - 1) : 0;
-                fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  %.1f%%  eta %.0fs   ", pl.st.records,
-                        rate, size ? 100.0 * off / size : 0.0, eta);
-                last = now;
-            }
-        }
-    }
-    if (progress) fprintf(stderr, "\r%*s\r", 60, "");
-    if (fflush(sinks.out) != 0 || (sinks.dlq && fflush(sinks.dlq) != 0)) {
+    rp->progress = !rp->quiet && isatty(2);
+    rp->t0 = cli_monotonic_s();
+    if ((is_topic(rp->input) ? rp_input_kafka(rp, rp->input + 6) : rp_input_file(rp)) < 0)
+        goto done;
+    if ((rp->out && fflush(rp->out) != 0) || (rp->dlq && fflush(rp->dlq) != 0)) {
         fprintf(stderr, "segstream replay: writing output failed\n");
         goto done;
     }
+    if (rp->kout && rp_kout_close(rp, 120000) < 0) goto done;
     if (snapshot) {
         FILE *sf = fopen(snapshot, "wb");
-        if (!sf || pl_snapshot_csv(&pl, sf) < 0 || fclose(sf) != 0) {
+        if (!sf || pl_snapshot_csv(pl, sf) < 0 || fclose(sf) != 0) {
             fprintf(stderr, "segstream replay: %s: cannot write snapshot\n", snapshot);
             goto done;
         }
     }
-    if (!quiet) {
-        pl_summary(&pl, stderr, cli_monotonic_s() - t0);
-        if (pl.st.skipped)
-            fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl.st.skipped);
-        if (pl.st.dead && dlq) fprintf(stderr, "dead letters written to %s\n", dlq);
+    if (save_model && model_save_file(rp, save_model) < 0) goto done;
+    if (redis_state && rp_redis_state(rp, redis_state, prefix, replace) < 0) goto done;
+    if (!rp->quiet) {
+        pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
+        if (pl->st.skipped)
+            fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl->st.skipped);
+        if (pl->st.dead && rp->dlq_name)
+            fprintf(stderr, "dead letters written to %s\n", rp->dlq_name);
+        if (redis_state) fprintf(stderr, "state written to %s under %s\n", redis_state, prefix);
     }
     rc = 0;
 done:
-    if (in) strm_file_close(in);
-    if (sinks.out && sinks.out != stdout) fclose(sinks.out);
-    if (sinks.dlq) fclose(sinks.dlq);
-    pl_free(&pl);
-    cfg_free(&cfg);
+    if (rp->kout) rp_kout_close(rp, 5000); /* a failed replay: not waiting long */
+    if (rp->out && rp->out != stdout) fclose(rp->out);
+    if (rp->dlq) fclose(rp->dlq);
+    pl_free(pl);
+out_cfg:
+    cfg_free(cfg);
     return rc;
 }

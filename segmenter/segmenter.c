@@ -473,6 +473,14 @@ static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, i
     seg_model_t *m = &s->m;
     double raw[SEG_DIM], x[SEG_DIM];
     seg_vector(&s->p, c, raw);
+    if (s->p.frozen) {
+        /* assign only: no warm-up sample, no centroid update, no refresh;
+         * without a model nobody is assigned */
+        if (!m->ready) return;
+        normalise(m, raw, x);
+        assign_cluster(s, c, x, ts, W, emit, ud);
+        return;
+    }
     int teach = c->events >= (uint64_t)s->p.min_events;
     if (!m->ready) {
         add_pending(m, c->handle);

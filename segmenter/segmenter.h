@@ -110,6 +110,8 @@ typedef struct seg_params {
     double dying_share;             /* recent share under which a cluster is split away */
     int64_t dying_window;           /* updates over which the recent share is measured */
     uint64_t seed;
+    int frozen;           /* 1: the model never moves: customers are assigned to its centroids
+                             (with hysteresis), nothing is learned, seeded, split or refreshed */
     seg_ruleset_t *rules; /* owned; NULL: no rules */
 } seg_params_t;
 

@@ -71,6 +71,28 @@ static void drain(int fd)
     }
 }
 
+/* Fills o from m; o owns m until strm_msgs_release(). */
+static void to_msg(rd_kafka_message_t *m, strm_msg_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->rk_msg_ = m;
+    o->partition = m->partition;
+    o->offset = m->offset;
+    o->topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+    if (m->err) {
+        o->error = rd_kafka_message_errstr(m);
+        o->error_fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
+        o->eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+        return;
+    }
+    o->payload = m->payload ? m->payload : "";
+    o->len = m->len;
+    o->key = m->key;
+    o->key_len = m->key_len;
+    rd_kafka_timestamp_type_t tt;
+    o->timestamp = rd_kafka_message_timestamp(m, &tt);
+}
+
 /* ---------------- consumer ---------------- */
 
 struct strm_consumer {
@@ -207,26 +229,7 @@ int strm_consumer_batch(strm_consumer_t *c, strm_msg_t *out, int max, char *err,
         snprintf(err, errlen, "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
-    for (ssize_t i = 0; i < n; i++) {
-        rd_kafka_message_t *m = ms[i];
-        strm_msg_t *o = &out[i];
-        memset(o, 0, sizeof(*o));
-        o->rk_msg_ = m;
-        o->partition = m->partition;
-        o->offset = m->offset;
-        o->topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-        if (m->err) {
-            o->error = rd_kafka_message_errstr(m);
-            o->error_fatal = m->err == RD_KAFKA_RESP_ERR__FATAL;
-            continue;
-        }
-        o->payload = m->payload ? m->payload : "";
-        o->len = m->len;
-        o->key = m->key;
-        o->key_len = m->key_len;
-        rd_kafka_timestamp_type_t tt;
-        o->timestamp = rd_kafka_message_timestamp(m, &tt);
-    }
+    for (ssize_t i = 0; i < n; i++) to_msg(ms[i], &out[i]);
     return (int)n;
 }
 
@@ -337,6 +340,197 @@ int strm_consumer_commit_async(strm_consumer_t *c)
 {
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 1);
     return e && e != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
+}
+
+/* ---------------- reader ---------------- */
+
+struct strm_reader {
+    rd_kafka_t *rk;
+    char *topic;
+    rd_kafka_queue_t **pq; /* per partition, not forwarded to the consumer queue */
+    int n;
+    char last_error[256];
+};
+
+strm_reader_t *strm_reader_new(const strm_kopts_t *o, const char *topic, char *err, size_t errlen)
+{
+    strm_reader_t *r = calloc(1, sizeof(*r));
+    if (!r || !(r->topic = strdup(topic))) {
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Every partition reports its end (the caller stops at the end offsets
+     * it took at start, and an empty tail must still end); a large
+     * per-partition prefetch, since the caller reads partitions unevenly
+     * when it merges them. The group settings last, over the user's: this
+     * client never commits. */
+    if (set(conf, "bootstrap.servers", o->brokers, err, errlen) < 0 ||
+        set(conf, "enable.partition.eof", "true", err, errlen) < 0 ||
+        set(conf, "auto.offset.reset", "earliest", err, errlen) < 0 ||
+        set(conf, "queued.min.messages", "100000", err, errlen) < 0 ||
+        set(conf, "fetch.wait.max.ms", "100", err, errlen) < 0 ||
+        set(conf, "reconnect.backoff.max.ms", "2000", err, errlen) < 0 ||
+        set(conf, "socket.timeout.ms", "10000", err, errlen) < 0 ||
+        (o->client_id && set(conf, "client.id", o->client_id, err, errlen) < 0) ||
+        set_user(conf, o, "consumer.", "producer.", err, errlen) < 0 ||
+        set(conf, "group.id", o->group_id ? o->group_id : "segstream-reader", err, errlen) < 0 ||
+        set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
+        set(conf, "enable.auto.offset.store", "false", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        strm_reader_free(r);
+        return NULL;
+    }
+    set_log(conf, o);
+    r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!r->rk) {
+        rd_kafka_conf_destroy(conf);
+        strm_reader_free(r);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(r->rk); /* client errors come to the consumer queue */
+    return r;
+}
+
+int strm_reader_partitions(strm_reader_t *r, int timeout_ms, char *err, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, r->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e =
+        rkt ? rd_kafka_metadata(r->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+    int n = -1;
+    if (e)
+        snprintf(err, errlen, "topic %s: metadata: %s", r->topic, rd_kafka_err2str(e));
+    else if (md->topic_cnt != 1 || md->topics[0].err)
+        snprintf(err, errlen, "topic %s: %s", r->topic,
+                 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in the metadata");
+    else if (md->topics[0].partition_cnt < 1)
+        snprintf(err, errlen, "topic %s: no partitions", r->topic);
+    else
+        n = md->topics[0].partition_cnt;
+    if (md) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+int strm_reader_offsets(strm_reader_t *r, int32_t partition, int64_t *lo, int64_t *hi,
+                        int timeout_ms, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(r->rk, r->topic, partition, lo, hi, timeout_ms);
+    if (e) {
+        snprintf(err, errlen, "%s [%d]: end offsets: %s", r->topic, (int)partition,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int strm_reader_offsets_for_time(strm_reader_t *r, int n, int64_t ts, int64_t *out, int timeout_ms,
+                                 char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, r->topic, i)->offset = ts;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(r->rk, l, timeout_ms);
+    for (int i = 0; i < n; i++) out[i] = e || l->elems[i].err ? -1 : l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "%s: offsets for time: %s", r->topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int strm_reader_start(strm_reader_t *r, int n, const int64_t *start, char *err, size_t errlen)
+{
+    r->pq = calloc((size_t)n, sizeof(*r->pq));
+    if (!r->pq) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    r->n = n;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        if (start[i] == -1) continue;
+        /* the partition's own queue, taken off the consumer queue before
+         * the assignment starts fetching into it */
+        r->pq[i] = rd_kafka_queue_get_partition(r->rk, r->topic, i);
+        if (!r->pq[i]) {
+            snprintf(err, errlen, "%s [%d]: no partition queue", r->topic, i);
+            rd_kafka_topic_partition_list_destroy(l);
+            return -1;
+        }
+        rd_kafka_queue_forward(r->pq[i], NULL);
+        rd_kafka_topic_partition_list_add(l, r->topic, i)->offset =
+            start[i] == STRM_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING : start[i];
+    }
+    rd_kafka_resp_err_t e = l->cnt ? rd_kafka_assign(r->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(err, errlen, "%s: assign: %s", r->topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int strm_reader_read(strm_reader_t *r, int32_t partition, strm_msg_t *out, int max, int timeout_ms,
+                     char *err, size_t errlen)
+{
+    /* client-wide errors (all brokers down, a fatal error) */
+    rd_kafka_message_t *m;
+    while ((m = rd_kafka_consumer_poll(r->rk, 0)) != NULL) {
+        rd_kafka_resp_err_t e = m->err;
+        if (e) snprintf(r->last_error, sizeof(r->last_error), "%s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        if (e == RD_KAFKA_RESP_ERR__FATAL) {
+            char why[256];
+            rd_kafka_fatal_error(r->rk, why, sizeof(why));
+            snprintf(err, errlen, "%s: fatal: %s", r->topic, why);
+            return -1;
+        }
+    }
+    if (partition < 0 || partition >= r->n || !r->pq[partition]) {
+        snprintf(err, errlen, "%s [%d]: not started", r->topic, (int)partition);
+        return -1;
+    }
+    rd_kafka_message_t *ms[1024];
+    if (max > 1024) max = 1024;
+    /* a batch call with a timeout waits until the batch is full: take what
+     * is there, else wait for one record only, then what came with it */
+    rd_kafka_queue_t *q = r->pq[partition];
+    ssize_t n = rd_kafka_consume_batch_queue(q, 0, ms, (size_t)max);
+    if (n == 0 && timeout_ms > 0 && (ms[0] = rd_kafka_consume_queue(q, timeout_ms)) != NULL) {
+        ssize_t more = max > 1 ? rd_kafka_consume_batch_queue(q, 0, ms + 1, (size_t)max - 1) : 0;
+        n = 1 + (more > 0 ? more : 0);
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "%s [%d]: consume: %s", r->topic, (int)partition,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    for (ssize_t i = 0; i < n; i++) to_msg(ms[i], &out[i]);
+    return (int)n;
+}
+
+const char *strm_reader_last_error(const strm_reader_t *r)
+{
+    return r->last_error[0] ? r->last_error : NULL;
+}
+
+void strm_reader_free(strm_reader_t *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n; i++)
+        if (r->pq[i]) rd_kafka_queue_destroy(r->pq[i]);
+    free(r->pq);
+    if (r->rk) {
+        /* outside a group a close only stops fetching: nothing to commit */
+        rd_kafka_consumer_close(r->rk);
+        rd_kafka_destroy(r->rk);
+    }
+    free(r->topic);
+    free(r);
 }
 
 /* ---------------- producer ---------------- */

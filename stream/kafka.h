@@ -36,6 +36,8 @@ typedef struct strm_msg {
     int64_t timestamp; /* the record's timestamp (ms), -1 if none */
     const char *error; /* set for a consumer error (payload then meaningless) */
     int error_fatal;
+    int eof;     /* reader only: with error set, the end of the partition (as it was when
+                    fetched) is reached at `offset`, the next offset to read */
     int dropped; /* set by the caller: not to be applied (its partition was revoked) */
     void *rk_msg_;
 } strm_msg_t;
@@ -95,6 +97,43 @@ int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t parti
 /* Leaves the group (revoking through the callback) and commits, giving up
  * after timeout_ms (brokers gone), then frees. BLOCKS up to timeout_ms. */
 void strm_consumer_close(strm_consumer_t *c, int timeout_ms);
+
+/* ---------------- reader ---------------- */
+/* One topic's partitions read by offset, outside any consumer group: the
+ * caller says where each partition starts, nothing is joined and nothing is
+ * committed (a group.id is set only because librdkafka's assign() wants
+ * one; enable.auto.commit is forced off after the user's properties). Each
+ * partition has its own queue, so the caller decides which partition to
+ * read next (a merge by event time needs exactly that). Blocking calls say
+ * so; the others never block longer than their timeout. */
+typedef struct strm_reader strm_reader_t;
+
+strm_reader_t *strm_reader_new(const strm_kopts_t *o, const char *topic, char *err, size_t errlen);
+/* The topic's partition count from the brokers' metadata, or -1 with err
+ * (no such topic, brokers unreachable). BLOCKS up to timeout_ms. */
+int strm_reader_partitions(strm_reader_t *r, int timeout_ms, char *err, size_t errlen);
+/* The partition's log start and end offsets, asked of its leader. BLOCKS. */
+int strm_reader_offsets(strm_reader_t *r, int32_t partition, int64_t *lo, int64_t *hi,
+                        int timeout_ms, char *err, size_t errlen);
+/* For partitions 0..n-1: the first offset whose record timestamp is at or
+ * after ts, or -1 when there is none or the broker cannot tell (librdkafka's
+ * mock cluster never can). BLOCKS up to timeout_ms. */
+int strm_reader_offsets_for_time(strm_reader_t *r, int n, int64_t ts, int64_t *out, int timeout_ms,
+                                 char *err, size_t errlen);
+/* Starts reading partitions 0..n-1, each from start[i]: an offset, or
+ * STRM_OFFSET_BEGINNING (the log start); a partition with start[i] == -1
+ * is not read. Call once. */
+int strm_reader_start(strm_reader_t *r, int n, const int64_t *start, char *err, size_t errlen);
+/* Up to max records of one partition, waiting at most timeout_ms for the
+ * first. A record with `error` set is a fetch error of the partition, or,
+ * with `eof`, its end. Returns the count (0: nothing yet), or -1 on a
+ * fatal client error (message in err). Release records with
+ * strm_msgs_release(). */
+int strm_reader_read(strm_reader_t *r, int32_t partition, strm_msg_t *out, int max, int timeout_ms,
+                     char *err, size_t errlen);
+/* The last non-fatal client error seen (brokers down, say), or NULL. */
+const char *strm_reader_last_error(const strm_reader_t *r);
+void strm_reader_free(strm_reader_t *r);
 
 /* ---------------- producer ---------------- */
 typedef struct strm_producer strm_producer_t;

@@ -133,3 +133,56 @@ Test(centroids, hysteresis_keeps_a_border_customer)
     for (int i = 0; i < 64; i++) seg_customer_clear(&cs[i]);
     seg_free(s);
 }
+
+Test(centroids, a_frozen_model_assigns_but_never_moves)
+{
+    seg_params_t p;
+    char err[128];
+    seg_params_default(&p);
+    p.k = 2;
+    p.warmup = 8;
+    p.min_events = 1;
+    p.frozen = 1;
+    seg_t *s = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s);
+    seg_customer_t cs[64];
+    char id[16];
+    /* no model: nobody is assigned and nothing is learned, however many events */
+    for (int i = 0; i < 64; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        seg_customer_init(&cs[i], id, strlen(id), (uint64_t)i);
+        seg_event_t ev = mkev(id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + i);
+        ev.amount = 200;
+        seg_apply(s, &cs[i], &ev, T0 + i, NULL, NULL);
+        cr_assert_eq(cs[i].cluster, -1);
+    }
+    seg_model_t *m = seg_model(s);
+    cr_assert_not(m->ready);
+    cr_assert_eq(m->n_sample, 0);
+    uint64_t *pend;
+    cr_assert_eq(seg_take_pending(s, &pend), 0);
+    /* a given model (as --model loads one): customers are assigned to it, and
+     * its centroids, counts and version stay exactly as they were */
+    double pts[2][SEG_DIM] = {{0}, {0}};
+    pts[1][5] = 5;
+    seg_model_seed(m, (const double(*)[SEG_DIM])pts, 2);
+    seg_model_label(m);
+    seg_cluster_t before[2];
+    memcpy(before, m->cl, sizeof(before));
+    uint64_t version = m->version, updates = m->updates;
+    rec_t rec = {0};
+    for (int r = 0; r < 20; r++)
+        for (int i = 0; i < 64; i++) {
+            seg_event_t ev =
+                mkev(cs[i].id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + 1000 * (r + 1) + i);
+            ev.amount = 200;
+            seg_apply(s, &cs[i], &ev, ev.ts, rec_fn, &rec);
+        }
+    for (int i = 0; i < 64; i++) cr_assert_geq(cs[i].cluster, 0, "customer %d unassigned", i);
+    cr_assert_gt(rec_find(&rec, SEG_DIM_CLUSTER, 0), -1);
+    cr_assert_eq(memcmp(before, m->cl, sizeof(before)), 0, "a frozen model moved");
+    cr_assert_eq(m->version, version);
+    cr_assert_eq(m->updates, updates);
+    for (int i = 0; i < 64; i++) seg_customer_clear(&cs[i]);
+    seg_free(s);
+}
