@@ -16,7 +16,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: segstream broker [--partitions P] [--topics a,b,...] [--nodes N]\n"
                "  -p, --partitions P   partitions per topic (default 8)\n"
                "  -t, --topics LIST    topics to create (default events,segment-changes,"
-               "segstream.dlq)\n"
+               "segstream.dlq,segstream.watermarks)\n"
                "  -n, --nodes N        brokers in the cluster (default 1)\n"
                "Prints bootstrap=HOST:PORT first; runs until SIGTERM/SIGINT.\n"
                "Limits: in memory only; each partition keeps its newest 5 MiB (oldest\n"
@@ -33,7 +33,7 @@ int cmd_broker(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     uint64_t partitions = 8, nodes = 1;
-    const char *topics = "events,segment-changes,segstream.dlq";
+    const char *topics = "events,segment-changes,segstream.dlq,segstream.watermarks";
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "p:t:n:h", opts, NULL)) != -1) {

@@ -48,6 +48,9 @@ static void usage(FILE *f)
                "                        event time (gen's are equal): start each partition at\n"
                "                        offsets-for-times(--from - input.max_future_skew)\n"
                "                        instead of its beginning\n"
+               "      --watermarks T    kafka: input: the live run's wall-clock advances of W\n"
+               "                        (default watermark.control_topic; 'none': event time\n"
+               "                        only), applied where they happened live\n"
                "      --snapshot FILE   final segments, one CSV line per customer\n"
                "      --format F        change format: json (default) or msgpack\n"
                "  -q, --quiet           no progress and no summary\n");
@@ -243,7 +246,8 @@ int cmd_replay(int argc, char **argv)
         O_SAVE_MODEL,
         O_FREEZE,
         O_DUMP,
-        O_SEEK
+        O_SEEK,
+        O_WATERMARKS
     };
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
                                          {"out", required_argument, 0, 'o'},
@@ -265,6 +269,7 @@ int cmd_replay(int argc, char **argv)
                                          {"freeze-model", no_argument, 0, O_FREEZE},
                                          {"dump", required_argument, 0, O_DUMP},
                                          {"seek-by-time", no_argument, 0, O_SEEK},
+                                         {"watermarks", required_argument, 0, O_WATERMARKS},
                                          {0, 0, 0, 0}};
     static replay_t R; /* large (the pipeline); one replay per process */
     replay_t *rp = &R;
@@ -327,6 +332,9 @@ int cmd_replay(int argc, char **argv)
         case O_SEEK:
             rp->seek_by_time = 1;
             break;
+        case O_WATERMARKS:
+            rp->watermarks = optarg;
+            break;
         case O_FROM:
         case O_TO:
             if (cli_parse_time(optarg, opt == O_FROM ? &from : &to) < 0) {
@@ -378,8 +386,10 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "segstream replay: --freeze-model needs --model (a model to keep)\n");
         return 2;
     }
-    if ((rp->dump || rp->seek_by_time) && !is_topic(rp->input)) {
-        fprintf(stderr, "segstream replay: --dump and --seek-by-time are for a kafka: input\n");
+    if ((rp->dump || rp->seek_by_time || rp->watermarks) && !is_topic(rp->input)) {
+        fprintf(
+            stderr,
+            "segstream replay: --dump, --seek-by-time and --watermarks are for a kafka: input\n");
         return 2;
     }
     if (from >= to) {

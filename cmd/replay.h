@@ -17,11 +17,12 @@ struct rp_kout; /* replay_kafka.c: the producer of --out/--dlq kafka:TOPIC */
 typedef struct replay {
     cfg_t cfg;
     pl_t pl;
-    const char *input;   /* as given: FILE, '-' or kafka:TOPIC */
-    const char *brokers; /* --brokers, else kafka.brokers */
-    const char *dump;    /* --dump FILE: the records applied, in the order applied */
-    int seek_by_time;    /* --seek-by-time: trust record timestamps to skip to --from */
-    int progress;        /* a terminal: show progress */
+    const char *input;      /* as given: FILE, '-' or kafka:TOPIC */
+    const char *brokers;    /* --brokers, else kafka.brokers */
+    const char *dump;       /* --dump FILE: the records applied, in the order applied */
+    int seek_by_time;       /* --seek-by-time: trust record timestamps to skip to --from */
+    const char *watermarks; /* --watermarks TOPIC|none (NULL: watermark.control_topic) */
+    int progress;           /* a terminal: show progress */
     int quiet;
     double t0;
     /* outputs: a file or a topic each */

@@ -434,10 +434,158 @@ done:
     return rc;
 }
 
+/* ---------------- the live run's wall-clock advances of W ----------------
+ * `run` records each advance of W made by the wall clock while every
+ * partition was idle (watermark.control_topic): W, and the offset each of
+ * its partitions had reached. Those records are barriers here: every record
+ * before the offsets is applied (in the merge's order), then W advances as
+ * it did live, then the merge goes on. So silent changes the live run made
+ * while the stream was quiet, and the W that later events met, are made
+ * again. Only records naming every partition of the topic are used (one
+ * process owned them all; a group's members each had their own W). */
+typedef struct barrier {
+    int64_t W;
+    int64_t *off; /* per partition: records below this offset come first */
+} barrier_t;
+
+static int cmp_barrier(const void *a, const void *b)
+{
+    const barrier_t *x = a, *y = b;
+    return x->W != y->W ? (x->W < y->W ? -1 : 1) : 0;
+}
+
+/* Parses {"W":..,"offsets":{"TOPIC:P":N,...},...}; 1 when it names every
+ * partition of topic (0..np-1), 0 when it does not concern this replay. */
+static int parse_barrier(const char *p, size_t len, const char *topic, int np, barrier_t *b)
+{
+    char buf[16384];
+    if (len >= sizeof(buf)) return 0;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    const char *w = strstr(buf, "\"W\":"), *o = strstr(buf, "\"offsets\":{");
+    if (!w || !o) return 0;
+    b->W = strtoll(w + 4, NULL, 10);
+    for (int i = 0; i < np; i++) b->off[i] = INT64_MIN;
+    size_t tl = strlen(topic);
+    int named = 0;
+    for (const char *q = o + 11; *q == '"';) {
+        const char *e = strchr(q + 1, '"');
+        if (!e || e[1] != ':') return 0;
+        const char *colon = e - 1;
+        while (colon > q && *colon != ':') colon--;
+        char *end;
+        long long off = strtoll(e + 2, &end, 10);
+        if ((size_t)(colon - q - 1) != tl || memcmp(q + 1, topic, tl) != 0) return 0;
+        long part = strtol(colon + 1, NULL, 10);
+        if (part < 0 || part >= np) return 0;
+        if (b->off[part] == INT64_MIN) named++;
+        b->off[part] = off < 0 ? 0 : off;
+        q = *end == ',' ? end + 1 : end;
+    }
+    return named == np;
+}
+
+/* Reads the control topic up to its end; *out sorted by W. 0, or -1 after
+ * saying why (an absent topic is not an error unless it was asked for). */
+static int load_barriers(kin_t *k, const char *ctl, int asked, barrier_t **out, int *n_out)
+{
+    replay_t *rp = k->rp;
+    char err[512];
+    const char **props = NULL;
+    strm_kopts_t o;
+    int rc = -1, n = 0, cap = 0, other = 0;
+    barrier_t *v = NULL;
+    int64_t *hi = NULL, *start = NULL;
+    strm_msg_t *buf = NULL;
+    *out = NULL;
+    *n_out = 0;
+    if (kopts(rp, &o, &props) < 0) return -1;
+    strm_reader_t *rd = strm_reader_new(&o, ctl, err, sizeof(err));
+    int np = rd ? strm_reader_partitions(rd, META_MS, err, sizeof(err)) : -1;
+    if (np < 0) {
+        if (asked)
+            fprintf(stderr, "segstream replay: --watermarks %s: %s\n", ctl, err);
+        else
+            cli_log(LOG_INFO, "no watermark records (%s: %s): W follows event time only", ctl, err);
+        rc = asked ? -1 : 0;
+        goto done;
+    }
+    hi = calloc((size_t)np, sizeof(int64_t));
+    start = calloc((size_t)np, sizeof(int64_t));
+    buf = calloc(BATCH, sizeof(strm_msg_t));
+    if (!hi || !start || !buf) goto done;
+    for (int i = 0; i < np; i++) {
+        int64_t lo;
+        if (strm_reader_offsets(rd, i, &lo, &hi[i], META_MS, err, sizeof(err)) < 0) {
+            fprintf(stderr, "segstream replay: %s: %s\n", ctl, err);
+            goto done;
+        }
+        start[i] = hi[i] > lo ? STRM_OFFSET_BEGINNING : -1;
+    }
+    if (strm_reader_start(rd, np, start, err, sizeof(err)) < 0) {
+        fprintf(stderr, "segstream replay: %s: %s\n", ctl, err);
+        goto done;
+    }
+    for (int i = 0; i < np; i++) {
+        double since = cli_monotonic_s();
+        int64_t pos = start[i] == -1 ? hi[i] : 0; /* -1: empty, not read */
+        while (pos < hi[i]) {
+            int got = strm_reader_read(rd, i, buf, BATCH, WAIT_MS, err, sizeof(err));
+            if (got < 0 || cli_monotonic_s() - since > STALL_FAIL_S) {
+                fprintf(stderr, "segstream replay: %s [%d]: %s\n", ctl, i,
+                        got < 0 ? err : "no progress");
+                goto done;
+            }
+            for (int j = 0; j < got; j++) {
+                strm_msg_t *m = &buf[j];
+                if (m->error) {
+                    if (m->eof && m->offset >= hi[i]) pos = hi[i];
+                    continue;
+                }
+                pos = m->offset + 1;
+                if (m->offset >= hi[i]) continue;
+                if (n == cap) {
+                    barrier_t *nv = realloc(v, (size_t)(cap = cap ? cap * 2 : 64) * sizeof(*v));
+                    if (!nv) goto done;
+                    v = nv;
+                }
+                v[n].off = malloc((size_t)k->np * sizeof(int64_t));
+                if (!v[n].off) goto done;
+                if (parse_barrier(m->payload, m->len, k->topic, k->np, &v[n]))
+                    n++;
+                else
+                    free(v[n].off), other++;
+            }
+            strm_msgs_release(buf, got);
+            if (got > 0) since = cli_monotonic_s();
+        }
+    }
+    qsort(v, (size_t)n, sizeof(*v), cmp_barrier);
+    if (!rp->quiet)
+        cli_log(LOG_INFO, "%d wall-clock advances of W from %s%s", n, ctl,
+                other ? " (records of other partition sets ignored)" : "");
+    *out = v;
+    *n_out = n;
+    v = NULL;
+    n = 0;
+    rc = 0;
+done:
+    for (int i = 0; i < n; i++) free(v[i].off);
+    free(v);
+    free(hi);
+    free(start);
+    free(buf);
+    if (rd) strm_reader_free(rd);
+    free(props);
+    return rc;
+}
+
 int rp_input_kafka(replay_t *rp, const char *topic)
 {
     char err[512];
     kin_t k = {.rp = rp, .topic = topic, .dump_msgpack = -1};
+    barrier_t *bar = NULL;
+    int nb = 0, bi = 0;
     const char **props = NULL;
     strm_kopts_t o;
     int rc = -1;
@@ -469,12 +617,29 @@ int rp_input_kafka(replay_t *rp, const char *topic)
         cli_log(LOG_INFO, "replaying %s: %d partitions, %" PRId64 " records to read%s", topic, k.np,
                 k.total, k.sought ? " (some skipped by --seek-by-time)" : "");
 
+    const char *ctl = rp->watermarks ? rp->watermarks : rp->cfg.control_topic;
+    if (ctl && *ctl && strcmp(ctl, "none") != 0 &&
+        load_barriers(&k, ctl, rp->watermarks != NULL, &bar, &nb) < 0)
+        goto done;
+
     for (;;) {
+        const barrier_t *b = bi < nb ? &bar[bi] : NULL;
         kpart_t *best = NULL;
         for (int i = 0; i < k.np; i++) {
             kpart_t *p = &k.parts[i];
             if (fill(&k, p) < 0) goto done;
-            if (p->has_head && (!best || before(p, best))) best = p;
+            if (!p->has_head || (b && p->head.offset >= b->off[i])) continue;
+            if (!best || before(p, best)) best = p;
+        }
+        if (!best && b) {
+            /* everything before the barrier is applied: W moves as it did live */
+            int64_t W = b->W < rp->pl.to ? b->W : rp->pl.to - 1;
+            if (pl_advance(&rp->pl, W) < 0) {
+                fprintf(stderr, "segstream replay: writing output failed\n");
+                goto done;
+            }
+            bi++;
+            continue;
         }
         if (!best) break; /* every partition reached its end */
         strm_msg_t *m = &best->head;
@@ -510,6 +675,8 @@ done:
         free(p->buf);
     }
     free(k.parts);
+    for (int i = 0; i < nb; i++) free(bar[i].off);
+    free(bar);
     if (k.dump && fclose(k.dump) != 0 && rc == 0) {
         fprintf(stderr, "segstream replay: --dump %s: cannot write\n", rp->dump);
         rc = -1;

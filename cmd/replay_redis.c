@@ -265,6 +265,7 @@ int rp_redis_state(replay_t *rp, const char *url, const char *prefix, int replac
         snprintf(names[nv], 128, "customers");
         snprintf(vals[nv++], 24, "%" PRId64, sz->customers);
         for (int i = 1; i < SEG_LC__COUNT; i++) {
+            if (!sz->lifecycle[i]) continue; /* as run's checkpoints: no field for 0 */
             snprintf(names[nv], 128, "lifecycle:%s", seg_lifecycle_names[i]);
             snprintf(vals[nv++], 24, "%" PRId64, sz->lifecycle[i]);
         }
@@ -274,6 +275,7 @@ int rp_redis_state(replay_t *rp, const char *url, const char *prefix, int replac
             snprintf(vals[nv++], 24, "%" PRId64, sz->cluster[i]);
         }
         for (int i = 0; i < seg_rules_count(rs); i++) {
+            if (!sz->rule[i]) continue;
             snprintf(names[nv], 128, "rule:%s", seg_rule_name(rs, i));
             snprintf(vals[nv++], 24, "%" PRId64, sz->rule[i]);
         }

@@ -193,6 +193,13 @@ static void on_delivery(void *ud, void *opaque, const char *error, const char *t
 {
     run_t *r = ud;
     unit_t *u = opaque;
+    if (error && !u && *r->cfg.control_topic && strcmp(topic, r->cfg.control_topic) == 0) {
+        /* a lost watermark record costs replays their exactness, not the
+         * live output: say so, go on */
+        cli_log(LOG_WARN, "cannot record the watermark in %s: %s (replays of this span may differ)",
+                topic, error);
+        return;
+    }
     if (error) {
         /* the producer already retried what can be retried: this one cannot
          * be delivered, so its input offset must never be committed */
@@ -342,6 +349,49 @@ static int part_idle(run_t *r, int i, double now)
     return confirmed;
 }
 
+/* A replay cannot see the wall clock, so each wall-clock advance of W is
+ * recorded in watermark.control_topic with the offsets consumed when it
+ * happened (every owned partition was caught up then): `replay --input
+ * kafka:` applies the advance after exactly those records, which makes a
+ * live run's silent changes, and the W later events meet, replayable.
+ * Written at most once a second while idle, and always when the idle spell
+ * ends or the process stops, so the last W reached is on record. */
+static void control_write(run_t *r)
+{
+    if (!r->ctl_dirty || !*r->cfg.control_topic) return;
+    char buf[16384];
+    size_t n = (size_t)snprintf(buf, sizeof(buf),
+                                "{\"W\":%" PRId64 ",\"wall\":%" PRId64 ",\"instance\":\"%s\","
+                                "\"offsets\":{",
+                                r->ctl_W, cli_now_ms(), r->instance);
+    int first = 1;
+    for (int i = 0; i < r->n_parts && n < sizeof(buf) - 400; i++) {
+        part_t *p = &r->parts[i];
+        if (!p->owned || p->ctl_off == INT64_MIN) continue;
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s:%" PRId32 "\":%" PRId64,
+                              first ? "" : ",", p->topic, p->partition, p->ctl_off);
+        first = 0;
+    }
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}}");
+    if (n >= sizeof(buf)) return; /* thousands of partitions: not recorded */
+    unit_t *u = r->cur;
+    r->cur = NULL; /* not part of any input unit: nothing waits for it */
+    if (produce(r, r->cfg.control_topic, r->cfg.group_id, strlen(r->cfg.group_id), buf, n, NULL,
+                0) == 0)
+        r->ctl_dirty = 0;
+    r->cur = u;
+    r->ctl_at = cli_monotonic_s();
+}
+
+static void control_note(run_t *r)
+{
+    r->ctl_W = r->pl.W;
+    for (int i = 0; i < r->n_parts; i++)
+        r->parts[i].ctl_off = r->parts[i].owned ? r->parts[i].next_offset : INT64_MIN;
+    r->ctl_dirty = 1;
+    if (cli_monotonic_s() - r->ctl_at >= 1.0) control_write(r);
+}
+
 /* CONTRACT §2: the smallest, over owned partitions that are not idle, of
  * their newest event time, less the allowed lateness; a partition with no
  * event yet holds W back until it is idle. When all are idle, W is the
@@ -365,6 +415,7 @@ static int advance_watermark(run_t *r)
     if (!owned || hi == INT64_MIN || blind) return 0;
     int64_t W;
     if (active) {
+        if (r->idle_since_wall != INT64_MIN) control_write(r); /* the idle spell's last W */
         r->idle_since_wall = INT64_MIN;
         W = lo - r->cfg.allowed_lateness_ms;
     } else {
@@ -388,6 +439,7 @@ static int advance_watermark(run_t *r)
     int rc = pl_advance(&r->pl, W);
     unit_close(r);
     if (r->ck) ck_advance(r);
+    if (!active && r->cfg.idle_advance && rc == 0) control_note(r);
     return rc;
 }
 
@@ -688,6 +740,7 @@ void run_begin_stop(run_t *r, int code)
     uv_poll_stop(&r->cpoll);
     if (r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
     if (code == 0) {
+        control_write(r);
         int left = strm_producer_flush(r->prod, 15000);
         units_complete(r);
         if (left) {

@@ -35,6 +35,7 @@ typedef struct part {
     int checking, checked_ok;
     double checked_at;
     int64_t checked_next;
+    int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */
 } part_t;
 
 /* One consumed batch (or one watermark step): its change and dead-letter
@@ -82,6 +83,10 @@ typedef struct run {
     double stalled_since;
     uint64_t stalls;
     int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
+    /* the last wall-clock advance of W, to record in watermark.control_topic */
+    int64_t ctl_W;
+    int ctl_dirty;
+    double ctl_at;
     uint64_t last_tick_ns;
 
     /* metrics */

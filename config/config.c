@@ -68,6 +68,7 @@ typedef struct keydef {
 static int check_topic(const char *s, char *why, size_t whylen);
 static int check_listen(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
+static int check_topic_or_empty(const char *s, char *why, size_t whylen);
 
 static const char *const formats[] = {"json", "msgpack", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -121,6 +122,8 @@ static const keydef_t keys[] = {
      .off = OFF(idle_advance),
      .def = "true",
      .help = "when every partition is idle, advance with the wall clock"},
+    STR("watermark.control_topic", control_topic, "segstream.watermarks", 0, check_topic_or_empty,
+        "where run records each wall-clock advance of W, so replay reproduces it (\"\": off)"),
     STR("redis.url", redis_url, "", 0, check_redis_url,
         "\"\": in-memory store; else redis://[user:pass@]host:port[/db]"),
     STR("redis.prefix", redis_prefix, "seg:", 0, NULL, "prefix of every Redis key"),
@@ -480,6 +483,11 @@ int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t
         out->db = (int)db;
     }
     return 0;
+}
+
+static int check_topic_or_empty(const char *s, char *why, size_t whylen)
+{
+    return *s ? check_topic(s, why, whylen) : 0;
 }
 
 static int check_redis_url(const char *s, char *why, size_t whylen)

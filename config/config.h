@@ -46,6 +46,7 @@ typedef struct cfg {
     int64_t allowed_lateness_ms; /* watermark.allowed_lateness, default 0 */
     int64_t idle_timeout_ms;     /* watermark.idle_timeout, default 30s */
     int idle_advance;            /* watermark.idle_advance, default true */
+    char *control_topic; /* watermark.control_topic, default "segstream.watermarks"; "": none */
 
     /* redis */
     char *redis_url;    /* redis.url, default "" (in-memory store) */

@@ -11,9 +11,10 @@ protocol). Run with /usr/bin/python3, where Debian's modules live.
   committed --brokers B --group G --topic T
       prints "behind=<records not committed> partitions=<n>" comparing the
       group's committed offsets with the end offsets.
-  compare  REPLAY_FILE RUN_DUMP
+  compare  REPLAY_FILE RUN_DUMP [--ids]
       lifecycle and rule changes as (customer, dimension, from, to, ts)
-      multisets; prints one line of key=value counts.
+      multisets (with --ids, event_id too); prints one line of key=value
+      counts.
 """
 import argparse
 import collections
@@ -70,7 +71,10 @@ def load(path, dump):
             clusters.add(d["customer_id"])
             cluster_n += 1
             continue
-        out[(d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])] += 1
+        key = (d["customer_id"], d["dimension"], d["from"], d["to"], d["ts"])
+        if IDS:
+            key = (d["event_id"],) + key
+        out[key] += 1
     return out, clusters, cluster_n
 
 def compare(a):
@@ -139,8 +143,10 @@ s.add_argument("--topic", required=True)
 s = sub.add_parser("compare")
 s.add_argument("replay")
 s.add_argument("run")
+s.add_argument("--ids", action="store_true")
 s = sub.add_parser("exactly")
 s.add_argument("clean")
 s.add_argument("other")
 a = p.parse_args()
+IDS = getattr(a, "ids", False)
 {"consume": consume, "committed": committed, "compare": compare, "exactly": exactly}[a.cmd](a)

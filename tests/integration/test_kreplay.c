@@ -542,3 +542,109 @@ Test(kreplay, a_saved_model_starts_a_replay_and_a_frozen_one_never_moves)
                        SEG_BIN, B, dir),
                  2, "--freeze-model without --model");
 }
+
+/* Issue 7, live = replay: `run` on the embedded broker with idle advance on
+ * and short thresholds; events come in two bursts with quiet spells after
+ * each, in which W moves with the wall clock and silent customers change
+ * (the second burst's events are behind the W the first quiet spell
+ * reached). A replay of the topic, reading the run's watermark records
+ * (watermark.control_topic), makes the same lifecycle and rule changes:
+ * same event_id, from, to and ts. Without the records it cannot. */
+static void burst(const char *name, int64_t t0, int first, int n, int step_ms)
+{
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < n; i++) {
+        int c = first + i;
+        fprintf(f,
+                "q%03d\t{\"customer_id\":\"q%03d\",\"type\":\"%s\",\"ts\":%lld,\"amount\":%d,"
+                "\"event_id\":\"%s-%d\"}\n",
+                c, c, i % 3 == 0 ? "purchase" : "product_view",
+                (long long)(t0 + (int64_t)i * step_ms), 10 + i, name, i);
+    }
+    fclose(f);
+    kcat_produce(name, "events");
+}
+
+Test(kreplay, a_live_run_with_idle_advance_replays_to_the_same_changes)
+{
+    need_kcat();
+    if (h_run("/usr/bin/python3 -c 'import kafka, lz4' 2>/dev/null") != 0)
+        cr_skip_test("Debian's python3-kafka/python3-lz4 missing: run scripts/install-deps.sh");
+    start_broker("events,segment-changes,segstream.dlq,segstream.watermarks");
+    FILE *f = fopen(path_of("live.yaml"), "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "kafka:\n  brokers: \"%s\"\n  group_id: g-live\n"
+            "watermark:\n  idle_timeout: 1s\n  idle_advance: true\n"
+            "lifecycle:\n  new: 2s\n  at_risk: 3s\n  lapsed: 5s\n  reactivated: 2s\n"
+            "rules:\n  - name: quiet\n    all: [\"recency_days > 0.00004\"]\n"
+            "  - name: buyer\n    all: [\"orders >= 1\", \"recency_days <= 0.00005\"]\n"
+            "http:\n  listen: \"127.0.0.1:0\"\n",
+            B);
+    fclose(f);
+    pid_t run = h_spawn(NULL, path_of("live.log"), "%s run -c %s", SEG_BIN, path_of("live.yaml"));
+    cr_assert_gt(run, 0);
+    int port = h_daemon_port(path_of("live.log"), 20);
+    cr_assert_gt(port, 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", 4, 0, 30), 4);
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t E = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    burst("b1.keyed", E, 0, 60, 20); /* 60 customers over 1.2 s */
+    cr_assert_eq(h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", 60, 0, 60), 60);
+    h_sleep(7); /* idle: W moves ~6 s with the wall clock, everyone lapses */
+    burst("b2.keyed", E + 500, 30, 60, 10); /* 30 returning (late for W), 30 new */
+    cr_assert_eq(h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", 120, 0, 60),
+                 120);
+    h_sleep(7);
+    double lc = h_wait_metric(port, "segstream_changes_total{dimension=\"lifecycle\"}", 0, 1, 5);
+    double rl = h_wait_metric(port, "segstream_changes_total{dimension=\"rule\"}", 0, 1, 5);
+    double cl = h_wait_metric(port, "segstream_changes_total{dimension=\"cluster\"}", 0, 1, 5);
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+    long total = (long)(lc + rl + cl);
+    fprintf(stderr, "live: %.0f lifecycle, %.0f rule changes\n", lc, rl);
+    cr_assert_gt(lc, 240, "every customer went through new, active, at_risk and lapsed");
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic segment-changes --out %s --expect %ld "
+                          "--idle 8 > %s",
+                       B, path_of("live.dump"), total, path_of("live.res")),
+                 0);
+
+    /* the replay reads the run's watermark records by default */
+    cr_assert_eq(h_run("%s replay -c %s --input kafka:events --out %s 2> %s", SEG_BIN,
+                       path_of("live.yaml"), path_of("replay.jsonl"), path_of("replay.log")),
+                 0);
+    cr_assert_eq(h_run(PY " compare --ids %s %s > %s", path_of("replay.jsonl"),
+                       path_of("live.dump"), path_of("cmp.txt")),
+                 0);
+    char *cmp = h_slurp(path_of("cmp.txt"), NULL);
+    cr_assert_not_null(cmp);
+    char *log = h_slurp(path_of("replay.log"), NULL);
+    const char *adv = log ? strstr(log, "wall-clock advances of W") : NULL;
+    cr_assert_not_null(adv, "replay did not read the watermark records: %s", log ? log : "");
+    adv--; /* the count before it: "N wall-clock advances" */
+    while (adv > log && adv[-1] >= '0' && adv[-1] <= '9') adv--;
+    long n_adv = strtol(adv, NULL, 10);
+    fprintf(stderr, "replay read %ld watermark records\n", n_adv);
+    cr_assert_gt(n_adv, 2, "two quiet spells of several seconds: records each second");
+    free(log);
+    fprintf(stderr, "live vs replay with the watermark records: %s", cmp);
+    cr_expect_eq(h_field(cmp, "replay"), (long)(lc + rl), "%s", cmp);
+    cr_expect_eq(h_field(cmp, "only_replay"), 0, "%s", cmp);
+    cr_expect_eq(h_field(cmp, "only_run"), 0, "%s", cmp);
+    free(cmp);
+
+    /* without them W is event time only: the quiet spells' lapses cannot be seen */
+    cr_assert_eq(h_run("%s replay -q -c %s --input kafka:events --watermarks none --out %s",
+                       SEG_BIN, path_of("live.yaml"), path_of("replay0.jsonl")),
+                 0);
+    cr_assert_eq(h_run(PY " compare --ids %s %s > %s", path_of("replay0.jsonl"),
+                       path_of("live.dump"), path_of("cmp0.txt")),
+                 0);
+    cmp = h_slurp(path_of("cmp0.txt"), NULL);
+    cr_assert_not_null(cmp);
+    fprintf(stderr, "live vs replay without them: %s", cmp);
+    cr_expect_gt(h_field(cmp, "only_run"), 0, "%s", cmp);
+    free(cmp);
+}
