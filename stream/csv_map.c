@@ -1288,14 +1288,18 @@ static int encode(strm_csvsrc_t *s, const mrow_t *r)
     const char *v;
     size_t n, total = 0;
     char num[48];
-    for (int i = 0; i < S__COUNT; i++) total += r->len[i];
+    const char *sp[S__COUNT]; /* each string of the row */
+    for (int i = 0; i < S__COUNT; i++) {
+        sp[i] = s->arena + r->off + total;
+        total += r->len[i];
+    }
     b->len = 0;
     /* worst case: every byte escaped as \u00XX, plus keys and numbers */
     if (strm_buf_reserve(b, 6 * total + 512) < 0) return -1;
     if (PUT("{\"customer_id\":")) return -1;
-    v = str_at(s, r, S_CUSTOMER, &n);
+    v = sp[S_CUSTOMER], n = r->len[S_CUSTOMER];
     if (strm__json_str(b, v, n) < 0 || PUT(",\"type\":")) return -1;
-    v = str_at(s, r, S_TYPE, &n);
+    v = sp[S_TYPE], n = r->len[S_TYPE];
     if (strm__json_str(b, v, n) < 0) return -1;
     if (PUT(",\"ts\":")) return -1;
     int k = put_u64(num, (uint64_t)r->ts); /* ts >= 0: the parser checks */
@@ -1305,14 +1309,14 @@ static int encode(strm_csvsrc_t *s, const mrow_t *r)
         k = put_amount(num, strm__round6(r->amount));
         if (strm_buf_append(b, num, (size_t)k) < 0) return -1;
     }
-    v = str_at(s, r, S_CATEGORY, &n);
+    v = sp[S_CATEGORY], n = r->len[S_CATEGORY];
     if (n && (PUT(",\"category\":") || strm__json_str(b, v, n) < 0)) return -1;
-    v = str_at(s, r, S_CHANNEL, &n);
+    v = sp[S_CHANNEL], n = r->len[S_CHANNEL];
     if (n && (PUT(",\"channel\":") || strm__json_str(b, v, n) < 0)) return -1;
     if (r->discount >= 0 && (r->discount ? PUT(",\"discount\":true") : PUT(",\"discount\":false")))
         return -1;
     if (PUT(",\"event_id\":")) return -1;
-    v = str_at(s, r, S_EVENT_ID, &n);
+    v = sp[S_EVENT_ID], n = r->len[S_EVENT_ID];
     if (!n) { /* <file name>:<line>, the name cut to fit 64 bytes */
         char id[SEG_EVID_MAX + 1], line[24];
         int ln = put_u64(line, r->line);
@@ -1326,7 +1330,7 @@ static int encode(strm_csvsrc_t *s, const mrow_t *r)
     }
     int first = 1;
     for (int i = 0; i < SEG_TRAITS_MAX; i++) {
-        v = str_at(s, r, S_TRAIT0 + i, &n);
+        v = sp[S_TRAIT0 + i], n = r->len[S_TRAIT0 + i];
         if (!n) continue;
         if (first ? PUT(",\"traits\":{") : PUT(",")) return -1;
         first = 0;
