@@ -31,7 +31,9 @@
  *    it, every other field takes the first matching row. No matching row:
  *    the field is empty, and a required one is `no_join_match:<key>`.
  *  - Trait values are cut to 47 bytes (at a character boundary); a
- *    customer_id over 128 bytes or an event_id over 64 is a dead letter.
+ *    customer_id over 128 bytes or an event_id over 64, or either with a
+ *    NUL byte or bytes that are not UTF-8, is a dead letter. Other strings
+ *    that are not UTF-8 (a Latin-1 category) keep U+FFFD for those bytes.
  *  - Sorting holds every mapped row in memory (about 70 bytes plus its
  *    strings); rows that cannot be mapped come out first, in file order. */
 #include <ctype.h>
@@ -1115,6 +1117,13 @@ static int arena_put(strm_csvsrc_t *s, const char *p, size_t n)
 
 static const char *const channel_names[] = {"web", "app", "email", "store"};
 
+/* An id must be valid UTF-8 without NUL bytes: the JSON encoder would
+ * replace what is not, and two ids in another encoding could become one. */
+static int plain_id(const char *s, size_t n)
+{
+    return !memchr(s, 0, n) && strm__utf8_valid(s, n);
+}
+
 /* Maps the current row into o (its strings appended to the arena), or
  * returns why it cannot be. */
 static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
@@ -1128,7 +1137,7 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
 
     if ((why = get(s, F_CUSTOMER, &v, &n))) return why;
     if (!n) return m->f[F_CUSTOMER].why_missing;
-    if (n > SEG_ID_MAX) return m->f[F_CUSTOMER].why_bad;
+    if (n > SEG_ID_MAX || !plain_id(v, n)) return m->f[F_CUSTOMER].why_bad;
     sv[S_CUSTOMER] = v, sl[S_CUSTOMER] = n;
 
     if ((why = get(s, F_TYPE, &v, &n))) return why;
@@ -1215,7 +1224,7 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
 
     if (m->f[F_EVENT_ID].kind) {
         if ((why = get_opt(s, F_EVENT_ID, &v, &n))) return why;
-        if (n > SEG_EVID_MAX) return m->f[F_EVENT_ID].why_bad;
+        if (n > SEG_EVID_MAX || !plain_id(v, n)) return m->f[F_EVENT_ID].why_bad;
         sv[S_EVENT_ID] = v, sl[S_EVENT_ID] = n;
     }
     if (s->group) {

@@ -469,6 +469,7 @@ Test(csvmap, rows_that_cannot_be_mapped_name_their_column)
                        "2024-01-02 03:04:05,c1,view,,,,,,"
                        "0123456789012345678901234567890123456789012345678901234567890123456789,\n"
                        "2024-01-02 03:04:05,c1,\"view\n"
+                       "2024-01-02 03:04:05,caf\xe9,view,,,,,,,\n"
                        "2024-01-02 03:04:05,c1,view,,,,,,,\n",
                        SHOP_SPEC, 0);
     dead_is(&t, "missing_customer_id:who", "2024-01-02 03:04:05,,view,,,,,,,", 2);
@@ -488,10 +489,11 @@ Test(csvmap, rows_that_cannot_be_mapped_name_their_column)
             "0123456789012345678901234567890123456789012345678901234567890123456789,",
             14);
     dead_is(&t, "csv_unterminated_quote", "2024-01-02 03:04:05,c1,\"view", 15);
+    dead_is(&t, "bad_customer_id:who", "2024-01-02 03:04:05,caf\xe9,view,,,,,,,", 16);
     ev_is(&t,
           "{\"customer_id\":\"c1\",\"type\":\"product_view\",\"ts\":1704164645000,"
-          "\"event_id\":\"bad.csv:16\"}",
-          16);
+          "\"event_id\":\"bad.csv:17\"}",
+          17);
     end_is(&t);
     close_src(&t);
 }
