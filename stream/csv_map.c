@@ -347,6 +347,16 @@ static int set_entry(strm_csvmap_t *m, const char *key, const char *v, int quote
         int i;
         for (i = 0; i < m->ntypemap; i++)
             if (!strcmp(m->type_from[i], from)) break;
+        if (i < m->ntypemap && !*v) { /* `type.X=` removes X */
+            free(m->type_from[i]);
+            free(m->type_to[i]);
+            m->ntypemap--;
+            memmove(m->type_from + i, m->type_from + i + 1,
+                    (size_t)(m->ntypemap - i) * sizeof *m->type_from);
+            memmove(m->type_to + i, m->type_to + i + 1,
+                    (size_t)(m->ntypemap - i) * sizeof *m->type_to);
+            return 0;
+        }
         if (i == m->ntypemap) {
             if (!*v) return 0;
             if (i == MAX_TYPEMAP) FAIL("%s: at most %d type values", key, MAX_TYPEMAP);

@@ -738,3 +738,16 @@ Test(csvmap, spec_from_lines_with_comments_and_colons)
     strm_csvmap_free(m);
     rm_tmp();
 }
+
+Test(csvmap, an_empty_value_removes_an_entry)
+{
+    src_t t = open_src("e.csv", "u,t,k,c\nx,1,a,books\nx,2,b,toys\n",
+                       "customer_id=u,ts=t,ts_format=s,type=k,type.a=page_view,type.b=search,"
+                       "category=c,type.a=,category=",
+                       0);
+    ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"a\",\"ts\":1000,\"event_id\":\"e.csv:2\"}", 2);
+    ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"search\",\"ts\":2000,\"event_id\":\"e.csv:3\"}",
+          3);
+    end_is(&t);
+    close_src(&t);
+}
