@@ -33,7 +33,8 @@
  *  - Trait values are cut to 47 bytes (at a character boundary); a
  *    customer_id over 128 bytes or an event_id over 64, or either with a
  *    NUL byte or bytes that are not UTF-8, is a dead letter. Other strings
- *    that are not UTF-8 (a Latin-1 category) keep U+FFFD for those bytes.
+ *    that are not UTF-8 (a Latin-1 category) keep U+FFFD for those bytes;
+ *    with a NUL byte they are bad_<field>:<column>.
  *  - Sorting holds every mapped row in memory (about 70 bytes plus its
  *    strings); rows that cannot be mapped come out first, in file order. */
 #include <ctype.h>
@@ -761,6 +762,7 @@ struct strm_csvsrc {
     int jdone[MAX_JOINS];
     const strm_csv_field_t *fields;
     size_t nf;
+    char tval[SEG_TRAITS_MAX][SEG_TRAIT_VAL]; /* trait values made to fit */
     int sort, loaded, group;
     char *arena;
     size_t alen, acap;
@@ -1127,6 +1129,25 @@ static int arena_put(strm_csvsrc_t *s, const char *p, size_t n)
 
 static const char *const channel_names[] = {"web", "app", "email", "store"};
 
+/* s[0..n) into dst as UTF-8 of at most cap bytes: bytes that are not
+ * UTF-8 become U+FFFD (as the JSON encoder would write them), and the text
+ * is cut before a character that does not fit. Returns the length. */
+static size_t utf8_fit(const char *str, size_t n, char *dst, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0;
+    for (size_t k = 0; k < n;) {
+        size_t w = s[k] < 0x80 ? 1 : strm__utf8_seq(s + k, n - k);
+        const char *src = w ? str + k : "\xEF\xBF\xBD";
+        size_t len = w ? w : 3;
+        if (o + len > cap) break;
+        memcpy(dst + o, src, len);
+        o += len;
+        k += w ? w : 1;
+    }
+    return o;
+}
+
 /* An id must be valid UTF-8 without NUL bytes: the JSON encoder would
  * replace what is not, and two ids in another encoding could become one. */
 static int plain_id(const char *s, size_t n)
@@ -1163,6 +1184,7 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
         }
     }
     if (!mapped && star) v = star, n = strlen(star);
+    if (memchr(v, 0, n)) return m->f[F_TYPE].why_bad;
     sv[S_TYPE] = v, sl[S_TYPE] = cut_utf8(v, n, 64);
 
     if ((why = get(s, F_TS, &v, &n))) return why;
@@ -1198,6 +1220,7 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
     }
 
     if ((why = get_opt(s, F_CATEGORY, &v, &n))) return why;
+    if (memchr(v, 0, n)) return m->f[F_CATEGORY].why_bad;
     sv[S_CATEGORY] = v, sl[S_CATEGORY] = cut_utf8(v, n, STR_CAP);
 
     if (m->f[F_CHANNEL].kind) {
@@ -1244,7 +1267,9 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
     for (int i = 0; i < SEG_TRAITS_MAX; i++) {
         if (!m->f[F_TRAIT0 + i].kind) continue;
         if ((why = get_opt(s, F_TRAIT0 + i, &v, &n))) return why;
-        sv[S_TRAIT0 + i] = v, sl[S_TRAIT0 + i] = cut_utf8(v, n, TRAIT_VALMAX);
+        if (memchr(v, 0, n)) return m->f[F_TRAIT0 + i].why_bad;
+        sv[S_TRAIT0 + i] = s->tval[i];
+        sl[S_TRAIT0 + i] = utf8_fit(v, n, s->tval[i], TRAIT_VALMAX);
     }
 
     o->off = s->alen;
@@ -1339,8 +1364,8 @@ static int encode(strm_csvsrc_t *s, const mrow_t *r)
     if (!n) { /* <file name>:<line>, the name cut to fit 64 bytes */
         char id[SEG_EVID_MAX + 1], line[24];
         int ln = put_u64(line, r->line);
-        size_t room = SEG_EVID_MAX - 1 - (size_t)ln, bl = cut_utf8(s->base, s->base_len, room);
-        memcpy(id, s->base, bl);
+        size_t room = SEG_EVID_MAX - 1 - (size_t)ln;
+        size_t bl = utf8_fit(s->base, s->base_len, id, room); /* a file name may not be UTF-8 */
         id[bl] = ':';
         memcpy(id + bl + 1, line, (size_t)ln);
         if (strm__json_str(b, id, bl + 1 + (size_t)ln) < 0) return -1;

@@ -352,15 +352,21 @@ typedef struct {
     uint64_t line;
 } src_t;
 
-static src_t open_src(const char *name, const char *text, const char *spec, int sort)
+/* A source over text[0..len) written as dir/name. */
+static src_t open_srcn(const char *name, const char *text, size_t len, const char *spec, int sort)
 {
     char err[512];
     src_t t = {strm_csvmap_new(), NULL, NULL, NULL, 0, 0};
-    write_tmp(name, text, strlen(text));
+    write_tmp(name, text, len);
     cr_assert_eq(strm_csvmap_parse(t.m, spec, err, sizeof err), 0, "%s", err);
     t.s = strm_csvsrc_open(tmp_path, t.m, sort, err, sizeof err);
     cr_assert_not_null(t.s, "%s", err);
     return t;
+}
+
+static src_t open_src(const char *name, const char *text, const char *spec, int sort)
+{
+    return open_srcn(name, text, strlen(text), spec, sort);
 }
 
 static void close_src(src_t *t)
@@ -748,6 +754,38 @@ Test(csvmap, an_empty_value_removes_an_entry)
     ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"a\",\"ts\":1000,\"event_id\":\"e.csv:2\"}", 2);
     ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"search\",\"ts\":2000,\"event_id\":\"e.csv:3\"}",
           3);
+    end_is(&t);
+    close_src(&t);
+}
+
+Test(csvmap, text_that_is_not_utf8_or_holds_a_nul)
+{
+    static const char text[] =
+        "u,t,k,city\n"
+        "x,1,view,S\xe3o Paulo\n"
+        "x,2,view,\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\xe3\n"
+        "x,3,v\0w,here\n"
+        "x,4,view,a\0b\n";
+    src_t t = open_srcn("l.csv", text, sizeof text - 1,
+                        "customer_id=u,ts=t,ts_format=s,type=k,traits.city=city", 0);
+    /* a Latin-1 byte becomes U+FFFD; a value made longer by that is cut to
+     * whole characters within 47 bytes */
+    ev_is(&t,
+          "{\"customer_id\":\"x\",\"type\":\"view\",\"ts\":1000,\"event_id\":\"l.csv:2\","
+          "\"traits\":{\"city\":\"S\xef\xbf\xbdo Paulo\"}}",
+          2);
+    ev_is(
+        &t,
+        "{\"customer_id\":\"x\",\"type\":\"view\",\"ts\":2000,\"event_id\":\"l.csv:3\","
+        "\"traits\":{\"city\":\""
+        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef"
+        "\xbf\xbd"
+        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}}",
+        3);
+    cr_assert(strm_csvsrc_next(t.s, &t.rec, &t.len, &t.why, &t.line) == -1);
+    cr_assert_str_eq(t.why, "bad_type:k");
+    cr_assert(strm_csvsrc_next(t.s, &t.rec, &t.len, &t.why, &t.line) == -1);
+    cr_assert_str_eq(t.why, "bad_traits:city");
     end_is(&t);
     close_src(&t);
 }
