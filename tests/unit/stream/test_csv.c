@@ -627,11 +627,11 @@ Test(csvmap, sorting_orders_by_time_then_line)
 
 Test(csvmap, joins_take_the_first_row_sum_amounts_and_any_discount)
 {
-    write_tmp("customers.csv", "customer_id,person,state\nk1,p1,SP\nk2,p2,RJ\nk3,p1,SP\n", 53);
-    write_tmp("payments.csv",
-              "order_id,payment_type,payment_value\no1,credit_card,10.5\no2,voucher,5\n"
-              "o2,credit_card,20.25\no3,boleto,7\n",
-              105);
+    const char *customers = "customer_id,person,state\nk1,p1,SP\nk2,p2,RJ\nk3,p1,SP\n";
+    write_tmp("customers.csv", customers, strlen(customers));
+    const char *payments = "order_id,payment_type,payment_value\no1,credit_card,10.5\n"
+                           "o2,voucher,5\no2,credit_card,20.25\no3,boleto,7\n";
+    write_tmp("payments.csv", payments, strlen(payments));
     src_t t = open_src("orders.csv",
                        "order_id,customer_id,when\n"
                        "o1,k1,2018-01-01 10:00:00\n"
@@ -730,7 +730,7 @@ Test(csvmap, spec_from_lines_with_comments_and_colons)
                                    "ts: when   # not a comment: part of the value\n",
                                    err, sizeof err),
                  0, "%s", err);
-    write_tmp("l.csv", "who,when\nx,1\n", 13);
+    write_tmp("l.csv", "who,when\nx,1\n", strlen("who,when\nx,1\n"));
     strm_csvsrc_t *s = strm_csvsrc_open(tmp_path, m, 0, err, sizeof err);
     cr_assert_null(s); /* "when   # not..." is not a column */
     strm_csvmap_free(m);
