@@ -20,8 +20,8 @@
  *    without an amount (a cancellation is activity, not revenue).
  *  - price*quantity is rounded to 1e-6 (2.55 x 6 is 15.3, not
  *    15.299999999999999).
- *  - Without event_id, a row's id is `<file name>:<line>`, so the same file
- *    replayed twice into one state is applied once.
+ *  - Without event_id, a row's id is `<file name>:<line>`: a row read again
+ *    carries the same id, so the core can drop it as a repeat.
  *  - group=COL merges rows with equal (customer, COL, type) into one event:
  *    consecutive rows in file order; any rows when sorting (at the earliest
  *    row's time). Amounts add up; discount holds if any row has it; the
