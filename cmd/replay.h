@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include "cmd/pipeline.h"
 #include "config/config.h"
+#include "stream/csv.h"
 
 struct rp_kout; /* replay_kafka.c: the producer of --out/--dlq kafka:TOPIC */
 
@@ -18,6 +19,7 @@ typedef struct replay {
     cfg_t cfg;
     pl_t pl;
     const char *input;      /* as given: FILE, '-' or kafka:TOPIC */
+    strm_csvsrc_t *csv;     /* a CSV input (rp_input_file reads it), NULL otherwise */
     const char *brokers;    /* --brokers, else kafka.brokers */
     const char *dump;       /* --dump FILE: the records applied, in the order applied */
     int seek_by_time;       /* --seek-by-time: trust record timestamps to skip to --from */
