@@ -300,12 +300,23 @@ int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
     if (ch->dim == SEG_DIM_CLUSTER) {
         /* a cluster decision made again differently (events re-applied
          * after a crash, partitions interleaved otherwise) must not reuse
-         * the id of the one it replaces: the target is part of the id */
+         * the id of the one it replaces: source and target are part of the
+         * id ("N:FROM>TO", "N:>TO" for the first), so one id always names
+         * one change, even where two decision paths meet at the same seq
+         * and target from different clusters */
         char t[24], *te = t + sizeof t, *tp = te;
+        n = put(buf, len, n, ":", 1);
+        if (ch->from_id >= 0) {
+            uint64_t from = (uint64_t)ch->from_id;
+            do *--tp = (char)('0' + from % 10);
+            while (from /= 10);
+            n = put(buf, len, n, tp, (size_t)(te - tp));
+            tp = te;
+        }
         uint64_t to = ch->to_id < 0 ? 0 : (uint64_t)ch->to_id;
         do *--tp = (char)('0' + to % 10);
         while (to /= 10);
-        n = put(buf, len, n, ":", 1);
+        n = put(buf, len, n, ">", 1);
         n = put(buf, len, n, tp, (size_t)(te - tp));
     }
     if (len) buf[n < len ? n : len - 1] = 0;

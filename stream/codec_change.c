@@ -327,10 +327,10 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     size_t dlen = dim_len(ch), seq_len = (size_t)count_digits(ch->seq);
     size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
     size_t wlen = ch->reason ? strlen(ch->reason) : 0;
-    if (c->id_len + dlen + seq_len + 24 >= ID_BUF || dlen >= ID_BUF) return -1;
+    if (c->id_len + dlen + seq_len + 48 >= ID_BUF || dlen >= ID_BUF) return -1;
     if ((flen | tlen | wlen) >= STRM_BUF_MAX / 8) return -1;
     /* worst case: every string byte escaped to 6, every number at its longest */
-    size_t need = 256 + 8 * NUM_MAX + 6 * (2 * ((size_t)c->id_len + dlen) + flen + tlen + wlen);
+    size_t need = 256 + 9 * NUM_MAX + 6 * (2 * ((size_t)c->id_len + dlen) + flen + tlen + wlen);
     if (strm_buf_reserve(out, need) < 0) return -1;
     char *o = out->p + out->len;
     /* event_id is "<customer>:<dimension>:<seq>"; ':' cannot join a UTF-8
@@ -342,8 +342,10 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     o = put_dim(o, ch, dlen);
     *o++ = ':';
     o = put_u64(o, ch->seq);
-    if (ch->dim == SEG_DIM_CLUSTER) { /* see seg_change_id() */
+    if (ch->dim == SEG_DIM_CLUSTER) { /* see seg_change_id(): ":FROM>TO" */
         *o++ = ':';
+        if (ch->from_id >= 0) o = put_u64(o, (uint64_t)ch->from_id);
+        *o++ = '>';
         o = put_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
     }
     o = PUT_LIT(o, "\",\"customer_id\":");

@@ -69,7 +69,7 @@ Test(codec_change, cluster_first_assignment_json_exact)
     cr_assert_eq(strm_buf_append(&b, "prefix|", 7), 0); /* appends */
     cr_assert_eq(strm_change_json(&ch, 5, &b), 0);
     cr_assert_str_eq(as_str(&b),
-                     "prefix|{\"event_id\":\"c42:cluster:1:4\",\"customer_id\":\"c42\","
+                     "prefix|{\"event_id\":\"c42:cluster:1:>4\",\"customer_id\":\"c42\","
                      "\"dimension\":\"cluster\",\"from\":null,\"to\":\"high-spend \xC2\xB7 "
                      "frequent\",\"from_id\":null,\"to_id\":4,\"ts\":1700000000000,"
                      "\"emitted_at\":5,\"reason\":null,\"model_version\":7,"
@@ -239,8 +239,8 @@ Test(codec_change, msgpack_fields)
         cr_assert_eq(memcmp(kv->key.via.str.ptr, keys[i], strlen(keys[i])), 0, "key %u", i);
     }
     msgpack_object *v = &o.via.map.ptr[0].val;
-    cr_assert_eq(v->via.str.size, 15); /* a cluster id ends with its target */
-    cr_assert_eq(memcmp(v->via.str.ptr, "c42:cluster:7:3", 15), 0);
+    cr_assert_eq(v->via.str.size, 17); /* a cluster id ends with its source and target */
+    cr_assert_eq(memcmp(v->via.str.ptr, "c42:cluster:7:2>3", 17), 0);
     cr_assert_eq(o.via.map.ptr[5].val.via.u64, 2);
     cr_assert_eq(o.via.map.ptr[6].val.via.u64, 3);
     cr_assert_eq(o.via.map.ptr[7].val.via.u64, 1700000000000ULL);
