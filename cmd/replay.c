@@ -69,6 +69,44 @@ static int write_dead(void *ud, const void *p, size_t len, const char *reason, c
     return fputs("}\n", s->dlq) == EOF ? -1 : 0;
 }
 
+/* Records go to the pipeline in batches (pl_records decodes ahead within
+ * one): copied, since the file's buffer is reused by the next read. */
+#define BATCH_RECORDS 256
+#define BATCH_BYTES   (1u << 20) /* flushed past this, however few records */
+
+typedef struct batch {
+    pl_rec_t rec[BATCH_RECORDS];
+    size_t off[BATCH_RECORDS];
+    char *data;
+    size_t n, used, cap;
+} batch_t;
+
+static int batch_add(batch_t *b, const char *rec, size_t len, int64_t recno)
+{
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap ? b->cap : BATCH_BYTES;
+        while (cap < b->used + len) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->used, rec, len);
+    b->off[b->n] = b->used;
+    b->rec[b->n].len = len;
+    b->rec[b->n++].offset = recno;
+    b->used += len;
+    return 0;
+}
+
+static int batch_flush(pl_t *pl, batch_t *b, const char *topic)
+{
+    for (size_t i = 0; i < b->n; i++) b->rec[i].buf = b->data + b->off[i];
+    int rc = b->n ? pl_records(pl, b->rec, b->n, topic, 0) : 0;
+    b->n = b->used = 0;
+    return rc;
+}
+
 int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -167,6 +205,7 @@ int cmd_replay(int argc, char **argv)
     int rc = 1;
     pl_t pl;
     sinks_t sinks = {0};
+    batch_t batch = {0};
     strm_file_t *in = NULL;
     char dlq_path[4096];
     if (pl_init(&pl, &cfg, err, sizeof(err)) < 0) {
@@ -204,18 +243,27 @@ int cmd_replay(int argc, char **argv)
     const char *rec, *reason;
     size_t len;
     int r;
-    while ((r = strm_file_next(in, &rec, &len, &reason)) != 0) {
+    for (;;) {
+        r = strm_file_next(in, &rec, &len, &reason);
         int64_t recno = (int64_t)strm_file_recno(in);
+        if (r > 0 && batch_add(&batch, rec, len, recno) < 0) {
+            fprintf(stderr, "segstream replay: out of memory\n");
+            goto done;
+        }
+        if (r > 0 && batch.n < BATCH_RECORDS && batch.used < BATCH_BYTES) continue;
+        /* a full batch, a framing error (in order: after the records before
+         * it) or the end */
+        if (batch_flush(&pl, &batch, input) < 0) {
+            fprintf(stderr, "segstream replay: writing output failed\n");
+            goto done;
+        }
+        if (r == 0) break;
         if (r < 0) {
             if (pl_dead(&pl, rec, len, reason, input, 0, recno) < 0) goto done;
             if (!rec) break; /* framing lost: the rest cannot be read */
             continue;
         }
-        if (pl_record(&pl, rec, len, input, 0, recno) < 0) {
-            fprintf(stderr, "segstream replay: writing output failed\n");
-            goto done;
-        }
-        if (progress && (pl.st.records & 0xffff) == 0) {
+        if (progress) {
             double now = cli_monotonic_s();
             if (now - last >= 0.5) {
                 uint64_t size = strm_file_size(in), off = strm_file_offset(in);
@@ -250,6 +298,7 @@ done:
     if (in) strm_file_close(in);
     if (sinks.out && sinks.out != stdout) fclose(sinks.out);
     if (sinks.dlq) fclose(sinks.dlq);
+    free(batch.data);
     pl_free(&pl);
     cfg_free(&cfg);
     return rc;
