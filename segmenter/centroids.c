@@ -334,6 +334,7 @@ void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_flo
     cl->n += 1;
     double eta = 1.0 / cl->n;
     if (eta < lr_floor) eta = lr_floor;
+#pragma GCC unroll 16
     for (int d = 0; d < SEG_DIM; d++) {
         double t = x[d] - cl->c[d];
         cl->c[d] += eta * t;
@@ -345,7 +346,9 @@ void seg_model_remove(seg_model_t *m, int j, const double x[SEG_DIM])
 {
     seg_cluster_t *cl = &m->cl[j];
     if (cl->n < 2) return; /* a centroid never loses its last point */
-    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / (cl->n - 1);
+    double n1 = cl->n - 1;
+#pragma GCC unroll 16
+    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / n1;
     cl->n -= 1;
 }
 

@@ -400,20 +400,26 @@ static void normalise(const seg_model_t *m, const double raw[SEG_DIM], double x[
     for (int d = 0; d < SEG_DIM; d++) x[d] = (raw[d] - m->mean[d]) / m->scale[d];
 }
 
-static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM], int64_t ts,
-                           int64_t W, seg_emit_fn emit, void *ud)
+static int cluster_slot(const seg_model_t *m, const seg_customer_t *c)
+{
+    return c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
+}
+
+/* cur: the slot of c's cluster (cluster_slot). Returns the slot of c's
+ * cluster after the call. */
+static int assign_cluster(seg_t *s, seg_customer_t *c, int cur, const double x[SEG_DIM], int64_t ts,
+                          int64_t W, seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
     double dn, dc = 0;
-    int cur = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
     int near = seg__model_nearest_from(m, x, cur, &dn, &dc);
-    if (cur == near) return;
+    if (cur == near) return cur;
     const char *why = c->cluster < 0 ? why_first_cluster : cur < 0 ? why_retired : why_nearest;
     if (cur >= 0) {
         double h = 1.0 - s->p.hysteresis;
-        if (!(dn < h * h * dc)) return; /* not clearly nearer: stay, do not flap */
+        if (!(dn < h * h * dc)) return cur; /* not clearly nearer: stay, do not flap */
     }
-    if (labels_sync(s) < 0) return;
+    if (labels_sync(s) < 0) return cur;
     seg_change_t ch = {0};
     ch.dim = SEG_DIM_CLUSTER;
     ch.from = c->cluster >= 0 ? s->labels[c->cluster] : NULL;
@@ -427,6 +433,7 @@ static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM],
     s->sizes.cluster[ch.to_id]++;
     c->cluster = ch.to_id;
     emit_change(s, c, &ch, emit, ud);
+    return near;
 }
 
 static void seed_model(seg_t *s)
@@ -490,14 +497,10 @@ static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, i
         counted = 0;
     }
     normalise(m, raw, x);
-    if (counted && c->taught_epoch == m->epoch) {
-        int j = seg_model_slot(m, c->cluster);
-        if (j >= 0) seg_model_remove(m, j, c->taught);
-    }
-    assign_cluster(s, c, x, ts, W, emit, ud);
-    if (!teach) return;
-    int j = seg_model_slot(m, c->cluster);
-    if (j < 0) return;
+    int cur = cluster_slot(m, c);
+    if (counted && c->taught_epoch == m->epoch && cur >= 0) seg_model_remove(m, cur, c->taught);
+    int j = assign_cluster(s, c, cur, x, ts, W, emit, ud);
+    if (!teach || j < 0) return;
     seg_model_add(m, j, x, s->p.lr_floor);
     seg_model_tick(m, j);
     c->taught_epoch = m->epoch;
@@ -538,7 +541,8 @@ void seg_refresh_cluster(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emi
     double raw[SEG_DIM], x[SEG_DIM];
     seg_vector(&s->p, c, raw);
     normalise(&s->m, raw, x);
-    assign_cluster(s, c, x, W > c->last_seen ? W : c->last_seen, W, emit, ud);
+    assign_cluster(s, c, cluster_slot(&s->m, c), x, W > c->last_seen ? W : c->last_seen, W, emit,
+                   ud);
 }
 
 /* ---------------- rules ---------------- */
