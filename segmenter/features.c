@@ -201,15 +201,22 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
     c->events++;
 }
 
+/* log1p, without the call for a customer who never bought (log1p(±0) is
+ * that zero) */
+static inline double log1p0(double v)
+{
+    return v == 0 ? v : log1p(v);
+}
+
 void seg_vector(const seg_params_t *p, const seg_customer_t *c, double out[SEG_DIM])
 {
     const seg_features_t *x = &c->f;
     (void)p;
     double aov = share(x->monetary, x->purchases);
-    out[0] = log1p(x->visits);
-    out[1] = log1p(x->purchases);
-    out[2] = log1p(x->monetary);
-    out[3] = log1p(aov);
+    out[0] = log1p0(x->visits);
+    out[1] = log1p0(x->purchases);
+    out[2] = log1p0(x->monetary);
+    out[3] = log1p0(aov);
     out[4] = share(x->discounted, x->purchases);
     out[5] = x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
     out[6] = share(x->email, x->activity);
