@@ -19,6 +19,7 @@ struct seg {
     int32_t n_labels;
     /* category dictionary: open addressing over ids, names by id (1-based) */
     char **cat_names;
+    uint32_t *cat_lens; /* strlen of each name (a name cut by a NUL never matches) */
     uint32_t n_cat, cap_cat;
     uint32_t *cat_tab;
     uint32_t cat_tab_cap;
@@ -180,6 +181,7 @@ void seg_free(seg_t *s)
     free(s->sizes.cluster);
     for (uint32_t i = 0; i < s->n_cat; i++) free(s->cat_names[i]);
     free(s->cat_names);
+    free(s->cat_lens);
     free(s->cat_tab);
     free(s);
 }
@@ -208,8 +210,7 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
         uint32_t id = s->cat_tab[i];
         if (id == 0) break;
-        const char *n = s->cat_names[id - 1];
-        if (strlen(n) == len && memcmp(n, name, len) == 0) return id;
+        if (s->cat_lens[id - 1] == len && seg__same(s->cat_names[id - 1], name, len)) return id;
     }
     if (s->n_cat >= 65535) return 0; /* a bounded dictionary: beyond this, no affinity */
     if ((s->n_cat + 1) * 2 > s->cat_tab_cap) {
@@ -232,12 +233,16 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
         char **nn = realloc(s->cat_names, nc * sizeof(char *));
         if (!nn) return 0;
         s->cat_names = nn;
+        uint32_t *nl = realloc(s->cat_lens, nc * sizeof(uint32_t));
+        if (!nl) return 0;
+        s->cat_lens = nl;
         s->cap_cat = nc;
     }
     char *copy = malloc(len + 1);
     if (!copy) return 0;
     memcpy(copy, name, len);
     copy[len] = 0;
+    s->cat_lens[s->n_cat] = (uint32_t)strlen(copy);
     s->cat_names[s->n_cat++] = copy;
     uint32_t i = (uint32_t)h & mask;
     while (s->cat_tab[i]) i = (i + 1) & mask;

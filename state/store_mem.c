@@ -2,6 +2,7 @@
  * every customer it creates; never talks to the network. */
 #include <stdlib.h>
 #include <string.h>
+#include "segmenter/internal.h" /* seg__same */
 #include "state/store_mem.h"
 
 #define SLAB_BITS 12
@@ -138,7 +139,7 @@ seg_customer_t *st_mem_get_hashed(st_mem_t *m, const char *id, size_t len, uint6
     for (; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
         if (TAG(e) != TAG(hash)) continue;
         seg_customer_t *c = st_mem_by_handle(m, (e & SLOT_MASK) - 1);
-        if (c->id_len == len && memcmp(c->id, id, len) == 0) return c;
+        if (c->id_len == len && seg__same(c->id, id, len)) return c;
     }
     if (!create || m->n > HANDLE_MAX) return NULL;
     if ((m->n + 1) * 10 > m->tab_cap * 7) {
