@@ -445,9 +445,12 @@ static int fast_contract(const uint8_t *p, size_t len, seg_event_t *ev)
     }
     seg_event_reset(ev);
     for (uint32_t e = 0; e < n; e++) {
-        const char *k;
-        size_t kl;
-        if (!fast_str(p, len, &pos, &k, &kl)) return -1;
+        /* keys: fixstr only here (a str8 key takes the general path) */
+        if (pos >= len) return -1;
+        size_t kl = (size_t)p[pos] - 0xa0;
+        if (kl > 31 || kl >= len - pos) return -1;
+        const char *k = (const char *)p + pos + 1;
+        pos += 1 + kl;
         int f = fast_key(k, kl);
         if (!f || (seen & (uint32_t)f)) return -1;
         seen |= (uint32_t)f;
