@@ -157,8 +157,8 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
         wf = seg__decay(p->half_life_affinity_days, dt);
     }
 
-    int64_t tod = ((t % SEG_DAY_MS) + SEG_DAY_MS) % SEG_DAY_MS;
-    int64_t day = (t - tod) / SEG_DAY_MS;
+    int64_t day = t / SEG_DAY_MS, tod = t - day * SEG_DAY_MS; /* floored: one division */
+    if (tod < 0) tod += SEG_DAY_MS, day--;
     int dow = (int)(((day % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday; 0 = Sunday */
     x->activity += wa;
     x->hour[tod / (6 * 3600 * 1000LL)] += wa;
