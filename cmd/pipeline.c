@@ -261,6 +261,9 @@ int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int3
         const ahead_t *a = &ring[i & (PL_RING - 1)], *next = &ring[(i + 1) & (PL_RING - 1)];
         if (i + 2 < n) decode_ahead(pl, &recs[i + 2], &ring[(i + 2) & (PL_RING - 1)]);
         if (i + 1 < n && next->ok) st_mem_prefetch_customer(pl->store, next->hash);
+        /* and the customer whose silent change comes up next */
+        seg_due_entry_t top;
+        if (seg_due_peek(&pl->due, &top)) st_mem_prefetch_handle(pl->store, top.handle);
         if (apply_decoded(pl, &pl->file, &a->ev, a->ok, a->reason, a->hash, recs[i].buf,
                           recs[i].len, topic, partition, recs[i].offset) < 0)
             return -1;

@@ -110,6 +110,14 @@ void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash)
     __builtin_prefetch(&m->tab[hash & (m->tab_cap - 1)]);
 }
 
+void st_mem_prefetch_handle(const st_mem_t *m, uint64_t h)
+{
+    if (h >= m->n) return;
+    const char *c = (const char *)&m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)];
+#pragma GCC unroll 16
+    for (size_t off = 0; off < sizeof(seg_customer_t) + 63; off += 64) __builtin_prefetch(c + off);
+}
+
 void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash)
 {
     uint64_t mask = m->tab_cap - 1, e;

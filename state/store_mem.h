@@ -28,6 +28,8 @@ seg_customer_t *st_mem_get_hashed(st_mem_t *m, const char *id, size_t len, uint6
                                   int create, int *created);
 void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash);
 void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash);
+/* The same hint for the customer with this handle. */
+void st_mem_prefetch_handle(const st_mem_t *m, uint64_t handle);
 uint64_t st_mem_count(const st_mem_t *m);
 
 #endif
