@@ -5,7 +5,8 @@
  * encoding). Change events are encoded but discarded. `--single` times
  * pl_record one record at a time instead (run's loop), `--decode-only` the
  * codec alone.
- *   bench_core FILE [--decode-only | --single] [--limit N]
+ * -c CONFIG applies its rules too (the default config has none).
+ *   bench_core FILE [--decode-only | --single] [--limit N] [-c CONFIG]
  * Under callgrind, collect only bench_loop:
  *   valgrind --tool=callgrind --toggle-collect=bench_loop bench_core FILE */
 #include <stdio.h>
@@ -88,21 +89,24 @@ __attribute__((noinline)) uint64_t bench_loop(pl_t *pl, const recs_t *r, int mod
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_core FILE [--decode-only | --single] [--limit N]\n");
+        fprintf(stderr,
+                "usage: bench_core FILE [--decode-only | --single] [--limit N] [-c CONFIG]\n");
         return 2;
     }
     int mode = 1;
     size_t limit = SIZE_MAX;
+    const char *config = NULL; /* default: no rules */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--decode-only") == 0) mode = 0;
         if (strcmp(argv[i], "--single") == 0) mode = 2;
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) limit = strtoull(argv[++i], 0, 10);
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) config = argv[++i];
     }
     recs_t r = {0};
     if (load(argv[1], &r, limit) < 0) return 1;
     cfg_t cfg;
     char err[256];
-    if (cfg_load(&cfg, NULL, err, sizeof(err)) < 0) {
+    if (cfg_load(&cfg, config, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

@@ -42,8 +42,9 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
 {
     const seg_features_t *x = &c->f;
     int64_t dt = W > c->decay_ts ? W - c->decay_ts : 0;
-    double da = seg__decay(p->half_life_activity_days, dt);
-    double dp = seg__decay(p->half_life_purchase_days, dt);
+    /* a decay (an exp2) only for a feature that decays: rules read
+     * features many times per event, most of them not decayed */
+    double ha = p->half_life_activity_days, hp = p->half_life_purchase_days;
     switch ((seg_feat_t)f) {
     case SEG_F_RECENCY_DAYS:
         return (double)(W - c->last_activity) / (double)SEG_DAY_MS;
@@ -56,13 +57,13 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
     case SEG_F_REVENUE:
         return c->revenue;
     case SEG_F_VISITS:
-        return x->visits * da;
+        return x->visits * seg__decay(ha, dt);
     case SEG_F_VIEWS:
-        return x->views * da;
+        return x->views * seg__decay(ha, dt);
     case SEG_F_PURCHASE_FREQ:
-        return x->purchases * dp;
+        return x->purchases * seg__decay(hp, dt);
     case SEG_F_MONETARY:
-        return x->monetary * dp;
+        return x->monetary * seg__decay(hp, dt);
     case SEG_F_AOV:
         return share(x->monetary, x->purchases);
     case SEG_F_DISCOUNT_SHARE:
@@ -70,7 +71,7 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
     case SEG_F_CART_ABANDONMENT:
         return x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
     case SEG_F_EMAIL_ENGAGEMENT:
-        return x->email * da;
+        return x->email * seg__decay(ha, dt);
     case SEG_F_NIGHT_SHARE:
         return share(x->hour[SEG_HOUR_NIGHT], x->activity);
     case SEG_F_MORNING_SHARE:
