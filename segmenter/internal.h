@@ -52,9 +52,11 @@ void seg__rules_free(seg_ruleset_t *rs);
 uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
                          int64_t W);
 /* First millisecond T > from at which the rule bits of c (with no further
- * event) differ from their value at `from`, or SEG_NEVER: closed form. */
+ * event) differ from their value at `from`, or SEG_NEVER: closed form.
+ * base: those bits, seg__rules_eval(s, rs, c, from) (the caller has them:
+ * c->rules right after evaluating the rules at `from`). */
 int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
-                        int64_t from);
+                        int64_t from, uint64_t base);
 
 /* splitmix64: the core's only randomness, seeded from params. */
 static inline uint64_t seg__rand(uint64_t *state)

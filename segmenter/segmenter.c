@@ -369,12 +369,13 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
 
 /* The next silent change after `at`: a lifecycle boundary b (the stage
  * changes just after b, ts = b) or a rule flip T (the rule's value changes at
- * T, ts = T), kept as due = T - 1 so that both are due once W > due. */
+ * T, ts = T), kept as due = T - 1 so that both are due once W > due. With
+ * rules, c->rules must be their value at `at` (rules_step at `at` first). */
 static int64_t due_after(const seg_t *s, const seg_customer_t *c, int64_t at, int with_rules)
 {
     int64_t d = seg_lifecycle_next(&s->p, c, at);
     if (with_rules && s->p.rules) {
-        int64_t t = seg__rules_next(s, s->p.rules, c, at);
+        int64_t t = seg__rules_next(s, s->p.rules, c, at, c->rules); /* rules_step at `at` */
         if (t != SEG_NEVER && t - 1 < d) d = t - 1;
     }
     return d;
@@ -633,7 +634,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     cluster_step(s, c, counted, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, W, emit, ud);
     if (p->rules) {
-        int64_t t = seg__rules_next(s, p->rules, c, W);
+        int64_t t = seg__rules_next(s, p->rules, c, W, c->rules); /* rules_step just ran at W */
         if (t != SEG_NEVER && t - 1 < c->due) c->due = t - 1;
     }
     return 0;
