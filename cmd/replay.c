@@ -244,6 +244,10 @@ int cmd_replay(int argc, char **argv)
     size_t len;
     int r;
     for (;;) {
+        /* a framing error leaves rec as it was: never the previous record's
+         * pointer, which the file's next read may have freed */
+        rec = NULL;
+        len = 0;
         r = strm_file_next(in, &rec, &len, &reason);
         int64_t recno = (int64_t)strm_file_recno(in);
         if (r > 0 && batch_add(&batch, rec, len, recno) < 0) {
