@@ -17,16 +17,20 @@ echo "== inputs: 1 000 000 generated events, 50 000 customers (seed 3)"
 echo "== JSON parsers on one typical event (bench_json)"
 $build/benchmarks/bench_json 2000000
 
-echo "== decode only, then decode + apply (pl_record, as the binary runs it), best of 3"
+# decode only; decode + apply (pl_records in batches, as replay runs it); the
+# same one record at a time (pl_record, as run's loop); with the example rules
+modes=("--decode-only" "" "--single" "-c config/segstream.example.yaml")
+
+echo "== decode only, then decode + apply, best of 3"
 for f in b1m.jsonl b1m.msgpack; do
-  for mode in --decode-only ""; do
+  for mode in "${modes[@]}"; do
     for i in 1 2 3; do $build/benchmarks/bench_core "$work/$f" $mode; done | sort -t, -k5 -gr | head -1
   done
 done
 
 echo "== callgrind: instructions inside bench_loop (deterministic)"
 for f in b1m.jsonl b1m.msgpack; do
-  for mode in --decode-only ""; do
+  for mode in "${modes[@]}"; do
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" --toggle-collect=bench_loop \
       $build/benchmarks/bench_core "$work/$f" $mode --limit 300000 2>&1 | sed -n 's/.*I   refs: *//p' |
       tr -d , | awk -v f="$f" -v m="${mode:-decode+apply}" '{printf "%s %s: %.0f instructions/event (first 300 000 events)\n", f, m, $1/300000}'

@@ -145,13 +145,14 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
     return pl_record_part(pl, &pl->file, buf, len, topic, partition, offset);
 }
 
-int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const char *topic,
-                   int32_t partition, int64_t offset)
+/* One record already decoded into ev (ok) or refused (reason): everything
+ * pl_record_part does after decoding. hash: st_mem_hash of the customer id
+ * when ok. */
+static int apply_decoded(pl_t *pl, pl_part_t *part, const seg_event_t *ev, int ok,
+                         const char *reason, uint64_t hash, const void *buf, size_t len,
+                         const char *topic, int32_t partition, int64_t offset)
 {
-    const char *reason = NULL;
-    seg_event_t *ev = &pl->ev;
     pl->accepted = 0;
-    int ok = strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) == 0;
     if (ok && (ev->ts < pl->from || ev->ts >= pl->to)) {
         pl->st.skipped++; /* outside the replayed range: as if absent */
         return 0;
@@ -191,7 +192,8 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
     }
 
     int created;
-    seg_customer_t *c = st_mem_get(pl->store, ev->customer_id, ev->id_len, 1, &created);
+    seg_customer_t *c =
+        st_mem_get_hashed(pl->store, ev->customer_id, ev->id_len, hash, 1, &created);
     if (!c) {
         cli_log(LOG_ERROR, "out of memory storing customer %s", ev->customer_id);
         return -1;
@@ -216,6 +218,57 @@ int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const
     }
     free(n ? pending : NULL);
     return pl->sink_failed ? -1 : 0;
+}
+
+int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const char *topic,
+                   int32_t partition, int64_t offset)
+{
+    const char *reason = NULL;
+    seg_event_t *ev = &pl->ev;
+    int ok = strm_decode(buf, len, pl->cfg->max_event_bytes, ev, &reason) == 0;
+    uint64_t hash = ok ? st_mem_hash(ev->customer_id, ev->id_len) : 0;
+    return apply_decoded(pl, part, ev, ok, reason, hash, buf, len, topic, partition, offset);
+}
+
+/* A record decoded ahead of its turn: decoding is pure, so doing it early
+ * changes nothing but when the customer's memory is asked for. */
+typedef struct ahead {
+    seg_event_t ev;
+    const char *reason;
+    uint64_t hash;
+    int ok;
+} ahead_t;
+
+#define PL_RING 4 /* a power of two: record i is in ring[i % PL_RING] */
+
+static void decode_ahead(pl_t *pl, const pl_rec_t *r, ahead_t *a)
+{
+    a->reason = NULL;
+    a->ok = strm_decode(r->buf, r->len, pl->cfg->max_event_bytes, &a->ev, &a->reason) == 0;
+    if (!a->ok) return;
+    a->hash = st_mem_hash(a->ev.customer_id, a->ev.id_len);
+    st_mem_prefetch_slot(pl->store, a->hash);
+}
+
+int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int32_t partition)
+{
+    /* record i is applied while i + 1's customer and i + 2's table slot are
+     * on their way from memory */
+    ahead_t ring[PL_RING];
+    for (size_t i = 0; i < n && i < 2; i++) decode_ahead(pl, &recs[i], &ring[i]);
+    if (n && ring[0].ok) st_mem_prefetch_customer(pl->store, ring[0].hash);
+    for (size_t i = 0; i < n; i++) {
+        const ahead_t *a = &ring[i & (PL_RING - 1)], *next = &ring[(i + 1) & (PL_RING - 1)];
+        if (i + 2 < n) decode_ahead(pl, &recs[i + 2], &ring[(i + 2) & (PL_RING - 1)]);
+        if (i + 1 < n && next->ok) st_mem_prefetch_customer(pl->store, next->hash);
+        /* and the customer whose silent change comes up next */
+        seg_due_entry_t top;
+        if (seg_due_peek(&pl->due, &top)) st_mem_prefetch_handle(pl->store, top.handle);
+        if (apply_decoded(pl, &pl->file, &a->ev, a->ok, a->reason, a->hash, recs[i].buf,
+                          recs[i].len, topic, partition, recs[i].offset) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void fmt_time(int64_t ms, char *buf, size_t len)

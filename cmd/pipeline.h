@@ -76,6 +76,17 @@ void pl_free(pl_t *pl);
  * or -1 if a sink failed (the caller stops: nothing is lost silently). */
 int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t partition,
               int64_t offset);
+/* One record of a batch: its bytes (valid for the call) and its offset. */
+typedef struct pl_rec {
+    const void *buf;
+    size_t len;
+    int64_t offset;
+} pl_rec_t;
+/* pl_record for each of n records of the file's partition, in order: the
+ * same results, with each record decoded a little ahead of its turn so that
+ * its customer is fetched from memory while the ones before are applied.
+ * Stops at the first sink failure and returns -1. */
+int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int32_t partition);
 /* The same for one record of a partition when W is the caller's (ext_W):
  * the future-time check is against the partition's own `hi`, which the
  * call then raises. */

@@ -107,6 +107,44 @@ static int write_dead(void *ud, const void *p, size_t len, const char *reason, c
     return fputs("}\n", rp->dlq) == EOF ? -1 : 0;
 }
 
+/* Records go to the pipeline in batches (pl_records decodes ahead within
+ * one): copied, since the file's buffer is reused by the next read. */
+#define BATCH_RECORDS 256
+#define BATCH_BYTES   (1u << 20) /* flushed past this, however few records */
+
+typedef struct batch {
+    pl_rec_t rec[BATCH_RECORDS];
+    size_t off[BATCH_RECORDS];
+    char *data;
+    size_t n, used, cap;
+} batch_t;
+
+static int batch_add(batch_t *b, const char *rec, size_t len, int64_t recno)
+{
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap ? b->cap : BATCH_BYTES;
+        while (cap < b->used + len) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->used, rec, len);
+    b->off[b->n] = b->used;
+    b->rec[b->n].len = len;
+    b->rec[b->n++].offset = recno;
+    b->used += len;
+    return 0;
+}
+
+static int batch_flush(pl_t *pl, batch_t *b, const char *topic)
+{
+    for (size_t i = 0; i < b->n; i++) b->rec[i].buf = b->data + b->off[i];
+    int rc = b->n ? pl_records(pl, b->rec, b->n, topic, 0) : 0;
+    b->n = b->used = 0;
+    return rc;
+}
+
 int rp_input_file(replay_t *rp)
 {
     pl_t *pl = &rp->pl;
@@ -116,25 +154,37 @@ int rp_input_file(replay_t *rp)
         fprintf(stderr, "segstream replay: %s\n", err);
         return -1;
     }
+    static batch_t batch; /* one replay per process; large */
     int rc = -1;
     double last = rp->t0;
     const char *rec, *reason;
     size_t len;
     uint64_t line = 0;
     int r;
-    while ((r = rp->csv ? strm_csvsrc_next(rp->csv, &rec, &len, &reason, &line)
-                        : strm_file_next(in, &rec, &len, &reason)) != 0) {
+    for (;;) {
+        /* a framing error may leave nothing to point at: never the previous
+         * record's bytes, which the next read may have freed */
+        rec = NULL;
+        len = 0;
+        r = rp->csv ? strm_csvsrc_next(rp->csv, &rec, &len, &reason, &line)
+                    : strm_file_next(in, &rec, &len, &reason);
         int64_t recno = (int64_t)(rp->csv ? line : strm_file_recno(in));
-        if (r < 0) {
-            if (pl_dead(pl, rec, len, reason, rp->input, 0, recno) < 0) goto done;
-            if (!rec) break; /* framing lost: the rest cannot be read */
-            continue;
+        if (r > 0 && batch_add(&batch, rec, len, recno) < 0) {
+            fprintf(stderr, "segstream replay: out of memory\n");
+            goto done;
         }
-        if (pl_record(pl, rec, len, rp->input, 0, recno) < 0) {
+        if (r > 0 && batch.n < BATCH_RECORDS && batch.used < BATCH_BYTES) continue;
+        /* a full batch, a bad record (in order: after the records before
+         * it) or the end */
+        if (batch_flush(pl, &batch, rp->input) < 0) {
             fprintf(stderr, "segstream replay: writing output failed\n");
             goto done;
         }
-        if (rp->progress && (pl->st.records & 0xfff) == 0) {
+        if (r == 0) break;
+        /* a bad record is a dead letter; where framing is lost the next
+         * read ends the file (strm_file_next returns 0 from then on) */
+        if (r < 0 && pl_dead(pl, rec ? rec : "", len, reason, rp->input, 0, recno) < 0) goto done;
+        if (rp->progress) {
             double now = cli_monotonic_s();
             if (now - last >= 0.5) {
                 double done;
@@ -156,6 +206,9 @@ int rp_input_file(replay_t *rp)
 done:
     if (rp->progress) fprintf(stderr, "\r%*s\r", 60, "");
     if (in) strm_file_close(in);
+    free(batch.data);
+    batch.data = NULL;
+    batch.cap = batch.n = batch.used = 0;
     return rc;
 }
 

@@ -99,9 +99,9 @@ int seg_model_slot(const seg_model_t *m, int32_t id)
 }
 
 /* k-means++ then Lloyd over pts into cent; returns the inertia. asg gets
- * each point's slot. */
+ * each point's slot. ub and lb (n each) are scratch for Hamerly's bounds. */
 static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*cent)[SEG_DIM],
-                          int *asg, double *dmin, uint64_t *rng)
+                          int *asg, double *dmin, double *ub, double *lb, uint64_t *rng)
 {
     int first = (int)(seg__rand(rng) % (uint64_t)n);
     memcpy(cent[0], pts[first], sizeof(cent[0]));
@@ -125,6 +125,9 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
         }
     }
     double inertia = 0;
+    /* how far each centroid moved in the last update, and the most any
+     * other than j moved (distances, not squares) */
+    double mv[SEG_K_MAX] = {0}, mv_other[SEG_K_MAX] = {0};
     for (int it = 0; it < 30; it++) {
         double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX], cc[SEG_K_MAX][SEG_K_MAX];
         memset(sum, 0, sizeof(sum));
@@ -132,31 +135,75 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
         for (int a = 0; a < k; a++)
             for (int b = 0; b <= a; b++) cc[a][b] = cc[b][a] = dist2(cent[a], cent[b]);
         int moved = 0;
-        inertia = 0;
         for (int i = 0; i < n; i++) {
             /* start from the last assignment: its distance bounds the others
              * early; ties still go to the lowest slot, as in a plain scan */
             int best = it ? asg[i] : 0;
+            if (it) {
+                /* Hamerly: ub bounds the distance to the point's centroid
+                 * from above, lb every other one's from below; both follow
+                 * the centroids' moves. Clearly apart (the margin is far
+                 * above rounding), no centroid can be as near: the point
+                 * stays, as the scan below would decide. */
+                ub[i] += mv[best];
+                lb[i] -= mv_other[best];
+                if (ub[i] + 1e-9 * (ub[i] + fabs(lb[i])) < lb[i]) goto counted;
+            }
             double bd = dist2(pts[i], cent[best]);
             if (isnan(bd)) bd = INFINITY, best = 0; /* what a plain scan ends with */
+            double lo = INFINITY;                   /* lower bound over the others */
             for (int j = 0; j < k; j++) {
+                if (j == best) continue;
                 /* a centroid more than twice as far from the best one as the
                  * point is cannot be nearer (triangle inequality; the margin
                  * covers rounding, so the skipped distance is strictly larger) */
-                if (j == best || cc[best][j] > 4.00001 * bd) continue;
+                if (cc[best][j] > 4.00001 * bd) {
+                    double l = sqrt(cc[best][j]) - sqrt(bd);
+                    if (l < lo) lo = l;
+                    continue;
+                }
                 double s = dist2_upto(pts[i], cent[j], bd);
-                if (s < bd || (s == bd && j < best)) bd = s, best = j;
+                if (s < bd || (s == bd && j < best)) {
+                    double l = sqrt(bd); /* the one it replaces is now an other */
+                    if (l < lo) lo = l;
+                    bd = s, best = j;
+                } else {
+                    double l = sqrt(s); /* a partial sum is a lower bound too */
+                    if (l < lo) lo = l;
+                }
             }
-            inertia += bd;
+            ub[i] = sqrt(bd);
+            lb[i] = lo;
             if (it == 0 || asg[i] != best) moved++;
             asg[i] = best;
+        counted:
             cnt[best] += 1;
             for (int d = 0; d < SEG_DIM; d++) sum[best][d] += pts[i][d];
         }
+        if (!moved || it == 29) {
+            /* the inertia of this assignment, summed in point order: each
+             * term is the distance the scan would have ended with */
+            inertia = 0;
+            for (int i = 0; i < n; i++) {
+                double d = dist2(pts[i], cent[asg[i]]);
+                inertia += isnan(d) ? INFINITY : d;
+            }
+        }
         if (!moved) break;
-        for (int j = 0; j < k; j++)
+        double m1 = 0, m2 = 0; /* the largest move and the second */
+        for (int j = 0; j < k; j++) {
+            double old[SEG_DIM];
+            memcpy(old, cent[j], sizeof(old));
             if (cnt[j] > 0)
                 for (int d = 0; d < SEG_DIM; d++) cent[j][d] = sum[j][d] / cnt[j];
+            mv[j] = sqrt(dist2(old, cent[j]));
+            if (isnan(mv[j])) mv[j] = INFINITY;
+            if (mv[j] > m1)
+                m2 = m1, m1 = mv[j];
+            else if (mv[j] > m2)
+                m2 = mv[j];
+        }
+        for (int j = 0; j < k; j++) mv_other[j] = mv[j] == m1 ? m2 : m1;
     }
     return inertia;
 }
@@ -165,13 +212,13 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
 static double kmeans_best(const double (*pts)[SEG_DIM], int n, int k, int n_init,
                           double (*cent)[SEG_DIM], int *asg, uint64_t *rng)
 {
-    double *dmin = malloc((size_t)n * sizeof(double));
+    double *dmin = malloc((size_t)n * 3 * sizeof(double));
     int *tmp = malloc((size_t)n * sizeof(int));
     double best = NAN;
     if (dmin && tmp)
         for (int r = 0; r < n_init; r++) {
             double c[SEG_K_MAX][SEG_DIM];
-            double in = kmeans_once(pts, n, k, c, tmp, dmin, rng);
+            double in = kmeans_once(pts, n, k, c, tmp, dmin, dmin + n, dmin + 2 * (size_t)n, rng);
             if (isnan(best) || in < best) {
                 best = in;
                 memcpy(cent, c, (size_t)k * sizeof(c[0]));
@@ -334,6 +381,7 @@ void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_flo
     cl->n += 1;
     double eta = 1.0 / cl->n;
     if (eta < lr_floor) eta = lr_floor;
+#pragma GCC unroll 16
     for (int d = 0; d < SEG_DIM; d++) {
         double t = x[d] - cl->c[d];
         cl->c[d] += eta * t;
@@ -345,7 +393,9 @@ void seg_model_remove(seg_model_t *m, int j, const double x[SEG_DIM])
 {
     seg_cluster_t *cl = &m->cl[j];
     if (cl->n < 2) return; /* a centroid never loses its last point */
-    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / (cl->n - 1);
+    double n1 = cl->n - 1;
+#pragma GCC unroll 16
+    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / n1;
     cl->n -= 1;
 }
 

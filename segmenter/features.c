@@ -42,8 +42,9 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
 {
     const seg_features_t *x = &c->f;
     int64_t dt = W > c->decay_ts ? W - c->decay_ts : 0;
-    double da = seg__decay(p->half_life_activity_days, dt);
-    double dp = seg__decay(p->half_life_purchase_days, dt);
+    /* a decay (an exp2) only for a feature that decays: rules read
+     * features many times per event, most of them not decayed */
+    double ha = p->half_life_activity_days, hp = p->half_life_purchase_days;
     switch ((seg_feat_t)f) {
     case SEG_F_RECENCY_DAYS:
         return (double)(W - c->last_activity) / (double)SEG_DAY_MS;
@@ -56,13 +57,13 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
     case SEG_F_REVENUE:
         return c->revenue;
     case SEG_F_VISITS:
-        return x->visits * da;
+        return x->visits * seg__decay(ha, dt);
     case SEG_F_VIEWS:
-        return x->views * da;
+        return x->views * seg__decay(ha, dt);
     case SEG_F_PURCHASE_FREQ:
-        return x->purchases * dp;
+        return x->purchases * seg__decay(hp, dt);
     case SEG_F_MONETARY:
-        return x->monetary * dp;
+        return x->monetary * seg__decay(hp, dt);
     case SEG_F_AOV:
         return share(x->monetary, x->purchases);
     case SEG_F_DISCOUNT_SHARE:
@@ -70,7 +71,7 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
     case SEG_F_CART_ABANDONMENT:
         return x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
     case SEG_F_EMAIL_ENGAGEMENT:
-        return x->email * da;
+        return x->email * seg__decay(ha, dt);
     case SEG_F_NIGHT_SHARE:
         return share(x->hour[SEG_HOUR_NIGHT], x->activity);
     case SEG_F_MORNING_SHARE:
@@ -157,8 +158,8 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
         wf = seg__decay(p->half_life_affinity_days, dt);
     }
 
-    int64_t tod = ((t % SEG_DAY_MS) + SEG_DAY_MS) % SEG_DAY_MS;
-    int64_t day = (t - tod) / SEG_DAY_MS;
+    int64_t day = t / SEG_DAY_MS, tod = t - day * SEG_DAY_MS; /* floored: one division */
+    if (tod < 0) tod += SEG_DAY_MS, day--;
     int dow = (int)(((day % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday; 0 = Sunday */
     x->activity += wa;
     x->hour[tod / (6 * 3600 * 1000LL)] += wa;
@@ -201,15 +202,22 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
     c->events++;
 }
 
+/* log1p, without the call for a customer who never bought (log1p(±0) is
+ * that zero) */
+static inline double log1p0(double v)
+{
+    return v == 0 ? v : log1p(v);
+}
+
 void seg_vector(const seg_params_t *p, const seg_customer_t *c, double out[SEG_DIM])
 {
     const seg_features_t *x = &c->f;
     (void)p;
     double aov = share(x->monetary, x->purchases);
-    out[0] = log1p(x->visits);
-    out[1] = log1p(x->purchases);
-    out[2] = log1p(x->monetary);
-    out[3] = log1p(aov);
+    out[0] = log1p0(x->visits);
+    out[1] = log1p0(x->purchases);
+    out[2] = log1p0(x->monetary);
+    out[3] = log1p0(aov);
     out[4] = share(x->discounted, x->purchases);
     out[5] = x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
     out[6] = share(x->email, x->activity);

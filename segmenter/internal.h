@@ -52,9 +52,11 @@ void seg__rules_free(seg_ruleset_t *rs);
 uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
                          int64_t W);
 /* First millisecond T > from at which the rule bits of c (with no further
- * event) differ from their value at `from`, or SEG_NEVER: closed form. */
+ * event) differ from their value at `from`, or SEG_NEVER: closed form.
+ * base: those bits, seg__rules_eval(s, rs, c, from) (the caller has them:
+ * c->rules right after evaluating the rules at `from`). */
 int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
-                        int64_t from);
+                        int64_t from, uint64_t base);
 
 /* splitmix64: the core's only randomness, seeded from params. */
 static inline uint64_t seg__rand(uint64_t *state)
@@ -100,6 +102,31 @@ static inline uint64_t seg__hash_fast(const void *data, size_t len)
     h ^= h >> 33;
     h *= 0xC4CEB9FE1A85EC53ULL;
     return h ^ (h >> 33);
+}
+
+/* memcmp(a, b, n) == 0 for the short names of the hot path (ids,
+ * categories), in words, without a call; never reads past n bytes. */
+static inline int seg__same(const void *a, const void *b, size_t n)
+{
+    const unsigned char *p = a, *q = b;
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, p + i, 8), memcpy(&y, q + i, 8);
+            if (x != y) return 0;
+        }
+        memcpy(&x, p + n - 8, 8), memcpy(&y, q + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t a0, b0, a1, b1;
+        memcpy(&a0, p, 4), memcpy(&b0, q, 4);
+        memcpy(&a1, p + n - 4, 4), memcpy(&b1, q + n - 4, 4);
+        return a0 == b0 && a1 == b1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != q[i]) return 0;
+    return 1;
 }
 
 /* seg_model_nearest that also gives the squared distance to slot cur

@@ -18,26 +18,24 @@ seg_lifecycle_t seg_lifecycle_at(const seg_params_t *p, const seg_customer_t *c,
     return SEG_LC_LAPSED;
 }
 
-/* The stage is constant between the boundaries below and can change only
- * just after one of them; the next due time is the first boundary b >= W
- * with stage(b + 1ms) != stage(W). */
+/* The next due time is the first boundary b >= W with stage(b + 1ms) !=
+ * stage(W). Each stage holds while T <= its own boundary (new: first_seen +
+ * new, reactivated: reactivated_at + reactivated, active: last_activity +
+ * at_risk, at_risk: last_activity + lapsed), and the stages before it in
+ * that order, false at W, stay false as T grows: the stage changes exactly
+ * after its own boundary, and a lapsed customer never changes silently. */
 int64_t seg_lifecycle_next(const seg_params_t *p, const seg_customer_t *c, int64_t W)
 {
-    if (!c->assigned) return SEG_NEVER;
-    int64_t b[4];
-    int n = 0;
-    b[n++] = c->first_seen + p->new_ms;
-    b[n++] = c->last_activity + p->at_risk_ms;
-    b[n++] = c->last_activity + p->lapsed_ms;
-    if (c->reactivated_at != SEG_NO_TIME) b[n++] = c->reactivated_at + p->reactivated_ms;
-    for (int i = 1; i < n; i++) /* insertion sort of at most 4 */
-        for (int j = i; j > 0 && b[j - 1] > b[j]; j--) {
-            int64_t t = b[j];
-            b[j] = b[j - 1];
-            b[j - 1] = t;
-        }
-    seg_lifecycle_t now = seg_lifecycle_at(p, c, W);
-    for (int i = 0; i < n; i++)
-        if (b[i] >= W && seg_lifecycle_at(p, c, b[i] + 1) != now) return b[i];
-    return SEG_NEVER;
+    switch (seg_lifecycle_at(p, c, W)) {
+    case SEG_LC_NEW:
+        return c->first_seen + p->new_ms;
+    case SEG_LC_REACTIVATED:
+        return c->reactivated_at + p->reactivated_ms;
+    case SEG_LC_ACTIVE:
+        return c->last_activity + p->at_risk_ms;
+    case SEG_LC_AT_RISK:
+        return c->last_activity + p->lapsed_ms;
+    default: /* not assigned yet, or lapsed */
+        return SEG_NEVER;
+    }
 }

@@ -259,7 +259,7 @@ int seg_params_add_rule(seg_params_t *p, const char *name, int any, const char *
     return 0;
 }
 
-static int cmp_num(int op, double a, double b)
+static inline __attribute__((always_inline)) int cmp_num(int op, double a, double b)
 {
     switch (op) {
     case OP_LT:
@@ -426,11 +426,10 @@ static int64_t cond_next(const seg_t *s, const seg_params_t *p, const cond_t *k,
 }
 
 int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
-                        int64_t from)
+                        int64_t from, uint64_t base)
 {
     if (!rs) return SEG_NEVER;
     const seg_params_t *p = seg_params(s);
-    uint64_t base = seg__rules_eval(s, rs, c, from);
     int64_t at = from;
     /* each step passes at least one condition's flip; a flip that leaves
      * every rule as it was is stepped over, not reported */

@@ -19,6 +19,7 @@ struct seg {
     int32_t n_labels;
     /* category dictionary: open addressing over ids, names by id (1-based) */
     char **cat_names;
+    uint32_t *cat_lens; /* strlen of each name (a name cut by a NUL never matches) */
     uint32_t n_cat, cap_cat;
     uint32_t *cat_tab;
     uint32_t cat_tab_cap;
@@ -180,6 +181,7 @@ void seg_free(seg_t *s)
     free(s->sizes.cluster);
     for (uint32_t i = 0; i < s->n_cat; i++) free(s->cat_names[i]);
     free(s->cat_names);
+    free(s->cat_lens);
     free(s->cat_tab);
     free(s);
 }
@@ -208,8 +210,7 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
         uint32_t id = s->cat_tab[i];
         if (id == 0) break;
-        const char *n = s->cat_names[id - 1];
-        if (strlen(n) == len && memcmp(n, name, len) == 0) return id;
+        if (s->cat_lens[id - 1] == len && seg__same(s->cat_names[id - 1], name, len)) return id;
     }
     if (s->n_cat >= 65535) return 0; /* a bounded dictionary: beyond this, no affinity */
     if ((s->n_cat + 1) * 2 > s->cat_tab_cap) {
@@ -232,12 +233,16 @@ uint32_t seg__category_intern(seg_t *s, const char *name, size_t len)
         char **nn = realloc(s->cat_names, nc * sizeof(char *));
         if (!nn) return 0;
         s->cat_names = nn;
+        uint32_t *nl = realloc(s->cat_lens, nc * sizeof(uint32_t));
+        if (!nl) return 0;
+        s->cat_lens = nl;
         s->cap_cat = nc;
     }
     char *copy = malloc(len + 1);
     if (!copy) return 0;
     memcpy(copy, name, len);
     copy[len] = 0;
+    s->cat_lens[s->n_cat] = (uint32_t)strlen(copy);
     s->cat_names[s->n_cat++] = copy;
     uint32_t i = (uint32_t)h & mask;
     while (s->cat_tab[i]) i = (i + 1) & mask;
@@ -375,12 +380,13 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
 
 /* The next silent change after `at`: a lifecycle boundary b (the stage
  * changes just after b, ts = b) or a rule flip T (the rule's value changes at
- * T, ts = T), kept as due = T - 1 so that both are due once W > due. */
+ * T, ts = T), kept as due = T - 1 so that both are due once W > due. With
+ * rules, c->rules must be their value at `at` (rules_step at `at` first). */
 static int64_t due_after(const seg_t *s, const seg_customer_t *c, int64_t at, int with_rules)
 {
     int64_t d = seg_lifecycle_next(&s->p, c, at);
     if (with_rules && s->p.rules) {
-        int64_t t = seg__rules_next(s, s->p.rules, c, at);
+        int64_t t = seg__rules_next(s, s->p.rules, c, at, c->rules); /* rules_step at `at` */
         if (t != SEG_NEVER && t - 1 < d) d = t - 1;
     }
     return d;
@@ -411,20 +417,26 @@ static void normalise(const seg_model_t *m, const double raw[SEG_DIM], double x[
     for (int d = 0; d < SEG_DIM; d++) x[d] = (raw[d] - m->mean[d]) / m->scale[d];
 }
 
-static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM], int64_t ts,
-                           int64_t W, seg_emit_fn emit, void *ud)
+static int cluster_slot(const seg_model_t *m, const seg_customer_t *c)
+{
+    return c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
+}
+
+/* cur: the slot of c's cluster (cluster_slot). Returns the slot of c's
+ * cluster after the call. */
+static int assign_cluster(seg_t *s, seg_customer_t *c, int cur, const double x[SEG_DIM], int64_t ts,
+                          int64_t W, seg_emit_fn emit, void *ud)
 {
     seg_model_t *m = &s->m;
     double dn, dc = 0;
-    int cur = c->cluster >= 0 ? seg_model_slot(m, c->cluster) : -1;
     int near = seg__model_nearest_from(m, x, cur, &dn, &dc);
-    if (cur == near) return;
+    if (cur == near) return cur;
     const char *why = c->cluster < 0 ? why_first_cluster : cur < 0 ? why_retired : why_nearest;
     if (cur >= 0) {
         double h = 1.0 - s->p.hysteresis;
-        if (!(dn < h * h * dc)) return; /* not clearly nearer: stay, do not flap */
+        if (!(dn < h * h * dc)) return cur; /* not clearly nearer: stay, do not flap */
     }
-    if (labels_sync(s) < 0) return;
+    if (labels_sync(s) < 0) return cur;
     seg_change_t ch = {0};
     ch.dim = SEG_DIM_CLUSTER;
     ch.from = c->cluster >= 0 ? s->labels[c->cluster] : NULL;
@@ -438,6 +450,7 @@ static void assign_cluster(seg_t *s, seg_customer_t *c, const double x[SEG_DIM],
     s->sizes.cluster[ch.to_id]++;
     c->cluster = ch.to_id;
     emit_change(s, c, &ch, emit, ud);
+    return near;
 }
 
 static void seed_model(seg_t *s)
@@ -489,7 +502,7 @@ static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, i
          * without a model nobody is assigned */
         if (!m->ready) return;
         normalise(m, raw, x);
-        assign_cluster(s, c, x, ts, W, emit, ud);
+        assign_cluster(s, c, cluster_slot(m, c), x, ts, W, emit, ud);
         return;
     }
     int teach = c->events >= (uint64_t)s->p.min_events;
@@ -509,14 +522,10 @@ static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, i
         counted = 0;
     }
     normalise(m, raw, x);
-    if (counted && c->taught_epoch == m->epoch) {
-        int j = seg_model_slot(m, c->cluster);
-        if (j >= 0) seg_model_remove(m, j, c->taught);
-    }
-    assign_cluster(s, c, x, ts, W, emit, ud);
-    if (!teach) return;
-    int j = seg_model_slot(m, c->cluster);
-    if (j < 0) return;
+    int cur = cluster_slot(m, c);
+    if (counted && c->taught_epoch == m->epoch && cur >= 0) seg_model_remove(m, cur, c->taught);
+    int j = assign_cluster(s, c, cur, x, ts, W, emit, ud);
+    if (!teach || j < 0) return;
     seg_model_add(m, j, x, s->p.lr_floor);
     seg_model_tick(m, j);
     c->taught_epoch = m->epoch;
@@ -557,7 +566,8 @@ void seg_refresh_cluster(seg_t *s, seg_customer_t *c, int64_t W, seg_emit_fn emi
     double raw[SEG_DIM], x[SEG_DIM];
     seg_vector(&s->p, c, raw);
     normalise(&s->m, raw, x);
-    assign_cluster(s, c, x, W > c->last_seen ? W : c->last_seen, W, emit, ud);
+    assign_cluster(s, c, cluster_slot(&s->m, c), x, W > c->last_seen ? W : c->last_seen, W, emit,
+                   ud);
 }
 
 /* ---------------- rules ---------------- */
@@ -643,7 +653,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     cluster_step(s, c, counted, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, W, emit, ud);
     if (p->rules) {
-        int64_t t = seg__rules_next(s, p->rules, c, W);
+        int64_t t = seg__rules_next(s, p->rules, c, W, c->rules); /* rules_step just ran at W */
         if (t != SEG_NEVER && t - 1 < c->due) c->due = t - 1;
     }
     return 0;

@@ -2,6 +2,7 @@
  * every customer it creates; never talks to the network. */
 #include <stdlib.h>
 #include <string.h>
+#include "segmenter/internal.h" /* seg__same */
 #include "state/store_mem.h"
 
 #define SLAB_BITS 12
@@ -17,7 +18,7 @@ struct st_mem {
 
 /* Every event looks its customer up: eight bytes per multiply. Only table
  * positions depend on it (handles come in creation order). */
-static uint64_t hash_id(const char *s, size_t len)
+uint64_t st_mem_hash(const char *s, size_t len)
 {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ len, w;
     size_t i = 0;
@@ -94,7 +95,7 @@ static int grow_table(st_mem_t *m)
     if (!nt) return -1;
     for (uint64_t h = 0; h < m->n; h++) {
         seg_customer_t *c = st_mem_by_handle(m, h);
-        uint64_t hash = hash_id(c->id, c->id_len), i = hash & (nc - 1);
+        uint64_t hash = st_mem_hash(c->id, c->id_len), i = hash & (nc - 1);
         while (nt[i]) i = (i + 1) & (nc - 1);
         nt[i] = TAG(hash) | (h + 1);
     }
@@ -104,15 +105,49 @@ static int grow_table(st_mem_t *m)
     return 0;
 }
 
+void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash)
+{
+    __builtin_prefetch(&m->tab[hash & (m->tab_cap - 1)]);
+}
+
+void st_mem_prefetch_handle(const st_mem_t *m, uint64_t h)
+{
+    if (h >= m->n) return;
+    const char *c = (const char *)&m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)];
+#pragma GCC unroll 16
+    for (size_t off = 0; off < sizeof(seg_customer_t) + 63; off += 64) __builtin_prefetch(c + off);
+}
+
+void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash)
+{
+    uint64_t mask = m->tab_cap - 1, e;
+    for (uint64_t i = hash & mask; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
+        if (TAG(e) != TAG(hash)) continue;
+        uint64_t h = (e & SLOT_MASK) - 1;
+        const char *c = (const char *)&m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)];
+        /* every line it spans (it is not line-aligned), unrolled */
+#pragma GCC unroll 16
+        for (size_t off = 0; off < sizeof(seg_customer_t) + 63; off += 64)
+            __builtin_prefetch(c + off);
+        return; /* the first tag that matches: almost always the customer */
+    }
+}
+
 seg_customer_t *st_mem_get(st_mem_t *m, const char *id, size_t len, int create, int *created)
+{
+    return st_mem_get_hashed(m, id, len, st_mem_hash(id, len), create, created);
+}
+
+seg_customer_t *st_mem_get_hashed(st_mem_t *m, const char *id, size_t len, uint64_t hash,
+                                  int create, int *created)
 {
     if (created) *created = 0;
     uint64_t mask = m->tab_cap - 1;
-    uint64_t hash = hash_id(id, len), i = hash & mask, e;
+    uint64_t i = hash & mask, e;
     for (; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
         if (TAG(e) != TAG(hash)) continue;
         seg_customer_t *c = st_mem_by_handle(m, (e & SLOT_MASK) - 1);
-        if (c->id_len == len && memcmp(c->id, id, len) == 0) return c;
+        if (c->id_len == len && seg__same(c->id, id, len)) return c;
     }
     if (!create || m->n > HANDLE_MAX) return NULL;
     if ((m->n + 1) * 10 > m->tab_cap * 7) {

@@ -18,6 +18,18 @@ void st_mem_free(st_mem_t *m);
  * (*created set to 1). NULL when absent (or out of memory). */
 seg_customer_t *st_mem_get(st_mem_t *m, const char *id, size_t len, int create, int *created);
 seg_customer_t *st_mem_by_handle(st_mem_t *m, uint64_t handle);
+/* Look-ahead for batches: the hash st_mem_get computes for an id, the same
+ * lookup given that hash, and two hints for a record still to come: the
+ * table slot of its hash, then (once that line has arrived) the customer the
+ * slot points to. Hints change nothing; a wrong guess costs one wasted
+ * prefetch. */
+uint64_t st_mem_hash(const char *id, size_t len);
+seg_customer_t *st_mem_get_hashed(st_mem_t *m, const char *id, size_t len, uint64_t hash,
+                                  int create, int *created);
+void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash);
+void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash);
+/* The same hint for the customer with this handle. */
+void st_mem_prefetch_handle(const st_mem_t *m, uint64_t handle);
 uint64_t st_mem_count(const st_mem_t *m);
 
 #endif

@@ -54,7 +54,8 @@ typedef struct strm_file strm_file_t;
 strm_file_t *strm_file_open(const char *path, char *err, size_t errlen);
 /* Next record: 1 with rec and len pointing into an internal buffer valid until
  * the next call, 0 at end of file, -1 on a framing error (reason in *reason;
- * for msgpack the rest of the file cannot be framed and reading stops). */
+ * rec/len the bad bytes when they can be shown, else NULL/0; for msgpack the
+ * rest of the file cannot be framed and the next call returns 0). */
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason);
 /* 1-based record number of the last record returned, and bytes read so far. */
 uint64_t strm_file_recno(const strm_file_t *f);

@@ -293,8 +293,12 @@ static int mp_at(strm__src_t *src, const strm__val_t *arr, uint32_t idx, strm__v
 
 /* ---------- the fast path: plain contract events ---------- */
 
+/* The helpers below run a few times per event: left to itself the compiler
+ * kept some of them as calls, with every out-parameter through memory. */
+#define FAST_INLINE static inline __attribute__((always_inline))
+
 /* A fixstr or str8 at p[*pos..len); 0 when it is not one or is cut short. */
-static inline int fast_str(const uint8_t *p, size_t len, size_t *pos, const char **s, size_t *n)
+FAST_INLINE int fast_str(const uint8_t *p, size_t len, size_t *pos, const char **s, size_t *n)
 {
     size_t at = *pos, hdr, body;
     if (at >= len) return 0;
@@ -315,14 +319,14 @@ static inline int fast_str(const uint8_t *p, size_t len, size_t *pos, const char
 }
 
 /* A string the general path would copy as it is (printable ASCII). */
-static inline int fast_plain(const uint8_t *p, size_t len, size_t *pos, const char **s, size_t *n,
-                             size_t max)
+FAST_INLINE int fast_plain(const uint8_t *p, size_t len, size_t *pos, const char **s, size_t *n,
+                           size_t max)
 {
     return fast_str(p, len, pos, s, n) && *n <= max && !strm__needs_care(*s, *n);
 }
 
 /* A non-negative integer (positive fixint, uint 8..64, int 8..64). */
-static inline int fast_uint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+FAST_INLINE int fast_uint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
 {
     size_t at = *pos;
     if (at >= len) return 0;
@@ -358,7 +362,7 @@ enum {
 };
 
 /* k == lit for the fixed key lengths below: wide loads, no memcmp call */
-static inline int key_is(const char *k, const char *lit, size_t n)
+FAST_INLINE int key_is(const char *k, const char *lit, size_t n)
 {
     uint64_t a = 0, b = 0, c = 0, d = 0;
     if (n >= 8) {
@@ -375,7 +379,7 @@ static inline int key_is(const char *k, const char *lit, size_t n)
     return a == b && c == d;
 }
 
-static int fast_key(const char *k, size_t n)
+FAST_INLINE int fast_key(const char *k, size_t n)
 {
     switch (n) {
     case 2:
@@ -398,7 +402,7 @@ static int fast_key(const char *k, size_t n)
 }
 
 /* memcpy for the short strings events are made of, without a call. */
-static inline void copy_str(char *dst, const char *src, size_t n)
+FAST_INLINE void copy_str(char *dst, const char *src, size_t n)
 {
     if (n >= 8 && n <= 16) {
         uint64_t a, b;
@@ -441,9 +445,12 @@ static int fast_contract(const uint8_t *p, size_t len, seg_event_t *ev)
     }
     seg_event_reset(ev);
     for (uint32_t e = 0; e < n; e++) {
-        const char *k;
-        size_t kl;
-        if (!fast_str(p, len, &pos, &k, &kl)) return -1;
+        /* keys: fixstr only here (a str8 key takes the general path) */
+        if (pos >= len) return -1;
+        size_t kl = (size_t)p[pos] - 0xa0;
+        if (kl > 31 || kl >= len - pos) return -1;
+        const char *k = (const char *)p + pos + 1;
+        pos += 1 + kl;
         int f = fast_key(k, kl);
         if (!f || (seen & (uint32_t)f)) return -1;
         seen |= (uint32_t)f;

@@ -248,6 +248,8 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
 
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason)
 {
+    *rec = NULL; /* an error below may have no bytes to show */
+    *len = 0;
     if (f->stopped) return 0;
     if (!f->started) {
         while (f->end - f->start < 3 && !f->eof)
