@@ -113,6 +113,12 @@ Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
     fprintf(f,
             "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000002,\"amount\":-5}\n");
     fprintf(f, "{\"customer_id\":\"b\",\"type\":7,\"ts\":1700000000003}\n");
+    /* a line longer than the file framing takes (16 MiB): skipped as one dead
+     * letter, and the records after it are read */
+    fputs("{\"customer_id\":\"b\",\"pad\":\"", f);
+    for (int i = 0; i < (17 << 20) / 64; i++)
+        fputs("0123456789012345678901234567890123456789012345678901234567890123", f);
+    fputs("\"}\n", f);
     fprintf(f,
             "{\"customer_id\":\"b\",\"type\":\"purchase\",\"ts\":1700000000004,\"amount\":12.5}\n");
     fprintf(f, "{\"customer_id\":\"c\",\"type\":\"page_view\",\"ts\":1800000000000}\n");
@@ -129,10 +135,11 @@ Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
     cr_assert(strstr(dlq, "\"error\":\"negative_amount\""));
     cr_assert(strstr(dlq, "\"error\":\"bad_type\""));
     cr_assert(strstr(dlq, "\"error\":\"future_ts\""));
+    cr_assert(strstr(dlq, "\"error\":\"oversized\""));
     cr_assert(strstr(dlq, "this is not json"), "original bytes are kept");
     free(dlq);
     snprintf(path, sizeof(path), "%s/out.jsonl.dlq", dir);
-    cr_assert_eq(h_count_lines(path), 5);
+    cr_assert_eq(h_count_lines(path), 6);
     snprintf(path, sizeof(path), "%s/s.csv", dir);
     char *snap = h_slurp(path, NULL);
     cr_assert(strstr(snap, "\na,new,"), "%s", snap);
