@@ -94,6 +94,7 @@ typedef struct req {
     int kind;
     uint64_t handle;
     int part;
+    uint64_t epoch; /* loads: the ownership epoch they were asked in */
     snap_t *snap;
 } req_t;
 
@@ -103,6 +104,9 @@ typedef struct ckpt_state {
     char prefix[128];
     int up, ever_up;
     int loading, load_failed;
+    /* bumped whenever ownership changes: a load asked before may hold what
+     * another process has overwritten since, and must not count */
+    uint64_t epoch;
     uint8_t *flags;
     uint64_t cap_flags;
     uint32_t *dirty;
@@ -211,6 +215,7 @@ static int load(run_t *r, seg_customer_t *c, int kind, int part)
     req_t *q = req(kind);
     if (!q) return -1;
     q->handle = c->handle;
+    q->epoch = k->epoch;
     q->part = part;
     if (rsend(r, q, 4, argv, NULL) < 0) return -1;
     k->loading += kind == R_LOAD;
@@ -285,7 +290,8 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
         k->load_failed = 1;
         return;
     }
-    if (!(*f & F_STALE)) return; /* answered twice; the first one counts */
+    if (!(*f & F_STALE)) return;      /* answered twice; the first one counts */
+    if (q->epoch != k->epoch) return; /* asked before an ownership change: asked again */
     const redisReply *cl = NULL;
     if (rp->type == REDIS_REPLY_ARRAY && rp->elements == 2) {
         cl = rp->element[1];
@@ -640,8 +646,9 @@ static void forget(run_t *r)
         int p = r->owner[h];
         if (p < 0 || r->parts[p].owned) continue;
         uint8_t *f = flag(k, h);
-        if (f) *f = (uint8_t)((*f | F_STALE) & ~F_DIRTY);
+        if (f) *f = (uint8_t)((*f | F_STALE) & ~(F_DIRTY | F_ASKED));
     }
+    k->epoch++;
     size_t keep = 0;
     for (size_t i = 0; i < k->n_dirty; i++)
         if (k->flags[k->dirty[i]] & F_DIRTY) k->dirty[keep++] = k->dirty[i];
@@ -733,9 +740,10 @@ static void offsets_read(run_t *r, const redisReply *rp)
             if (r->parts[p].partition == tps[i].partition &&
                 strcmp(r->parts[p].topic, tps[i].topic) == 0) {
                 uint8_t *f = flag(k, h);
-                if (f && !(*f & F_DIRTY)) *f |= F_STALE;
+                if (f && !(*f & F_DIRTY)) *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
             }
     }
+    k->epoch++; /* loads in flight were asked before this ownership */
     for (int i = 0; i < n; i++)
         cli_log(LOG_DEBUG, "resume %s[%d] at %" PRId64, tps[i].topic, tps[i].partition,
                 tps[i].offset);
