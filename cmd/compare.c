@@ -295,17 +295,6 @@ static int lifecycle_index(const char *name)
     return -1;
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    if (!s || !*s) return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end) return -1;
-    *out = v;
-    return 0;
-}
-
 /* A revenue in cents; -1 unless a finite number >= 0. */
 static int parse_cents(const char *s, int64_t *out)
 {
@@ -336,7 +325,7 @@ static int side_row(side_t *s, const row_t *r, const char *where, int allow_repe
     if (r->lifecycle && (c->lc = lifecycle_index(r->lifecycle)) < 0)
         return fail("%s: unknown lifecycle \"%s\"", where, r->lifecycle);
     if (r->cluster) {
-        if (parse_i64(r->cluster, &c->cluster) < 0 || c->cluster < -1)
+        if (cli_parse_i64(r->cluster, &c->cluster) < 0 || c->cluster < -1)
             return fail("%s: cluster is not an integer >= -1: \"%s\"", where, r->cluster);
         if (side_label(s, c->cluster, r->label, 0) < 0) return fail("out of memory");
     }
@@ -639,7 +628,7 @@ static int64_t tok_id(const char *js, const jsmntok_t *t, int *bad)
     buf[len] = 0;
     if (strcmp(buf, "null") == 0) return -1;
     int64_t v;
-    if (parse_i64(buf, &v) < 0 || v < 0) {
+    if (cli_parse_i64(buf, &v) < 0 || v < 0) {
         *bad = 1;
         return -1;
     }

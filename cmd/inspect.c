@@ -52,18 +52,6 @@ static void fmt_time(char *buf, size_t len, int64_t ms)
     snprintf(buf, len, "%s.%03dZ", s, msec);
 }
 
-/* A whole decimal integer (the readable hash fields are written so). */
-static int parse_i64(const char *s, int64_t *out)
-{
-    if (!s || !*s) return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end) return -1;
-    *out = v;
-    return 0;
-}
-
 /* A number in JSON's grammar (so it can be written unquoted). */
 static int is_json_number(const char *s)
 {
@@ -306,7 +294,7 @@ static void row_field_time(const hash_t *h, const char *label, const char *name)
     int64_t t;
     char buf[64];
     if (!v) return;
-    if (parse_i64(v, &t) == 0)
+    if (cli_parse_i64(v, &t) == 0)
         fmt_time(buf, sizeof(buf), t);
     else
         snprintf(buf, sizeof(buf), "%s", v);

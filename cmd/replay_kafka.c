@@ -157,20 +157,12 @@ int rp_kout_dead(void *ud, const void *payload, size_t len, const char *reason, 
                  int32_t partition, int64_t offset)
 {
     replay_t *rp = ud;
-    char part[16], off[24], size[24];
-    snprintf(part, sizeof(part), "%" PRId32, partition);
-    snprintf(off, sizeof(off), "%" PRId64, offset);
-    snprintf(size, sizeof(size), "%zu", len);
-    strm_header_t h[6] = {{"error", reason, strlen(reason)},
-                          {"topic", topic, strlen(topic)},
-                          {"partition", part, strlen(part)},
-                          {"offset", off, strlen(off)},
-                          {"segstream_replay", rp->input, strlen(rp->input)},
-                          {"truncated_from", size, strlen(size)}};
-    int cut = len > DLQ_MAX_BYTES;
+    strm_dlq_headers_t d;
+    strm_dlq_headers(&d, reason, topic, partition, offset, "segstream_replay", rp->input, len,
+                     DLQ_MAX_BYTES);
     const strm_msg_t *m = rp->kout->cur;
-    return produce(rp, rp->dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, payload,
-                   cut ? DLQ_MAX_BYTES : len, -1, h, cut ? 6 : 5);
+    return produce(rp, rp->dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, payload, d.send, -1,
+                   d.h, d.n);
 }
 
 int rp_kout_close(replay_t *rp, int timeout_ms)

@@ -256,21 +256,12 @@ static int sink_dead(void *ud, const void *p, size_t len, const char *reason, co
                      int32_t partition, int64_t offset)
 {
     run_t *r = ud;
-    char part[16], off[24], size[24];
-    snprintf(part, sizeof(part), "%" PRId32, partition);
-    snprintf(off, sizeof(off), "%" PRId64, offset);
-    snprintf(size, sizeof(size), "%zu", len);
-    strm_header_t h[6] = {{"error", reason, strlen(reason)},
-                          {"topic", topic, strlen(topic)},
-                          {"partition", part, strlen(part)},
-                          {"offset", off, strlen(off)},
-                          {"segstream_instance", r->instance, strlen(r->instance)},
-                          {"truncated_from", size, strlen(size)}};
-    int cut = len > DLQ_MAX_PAYLOAD;
+    strm_dlq_headers_t d;
+    strm_dlq_headers(&d, reason, topic, partition, offset, "segstream_instance", r->instance, len,
+                     DLQ_MAX_PAYLOAD);
     const strm_msg_t *m = r->cur_msg;
     r->dlq_out++;
-    return produce(r, r->cfg.dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, p,
-                   cut ? DLQ_MAX_PAYLOAD : len, h, cut ? 6 : 5);
+    return produce(r, r->cfg.dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, p, d.send, d.h, d.n);
 }
 
 /* ---------------- the watermark ---------------- */

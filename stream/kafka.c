@@ -667,3 +667,22 @@ void strm_producer_free(strm_producer_t *p)
         if (p->fds[i] >= 0) close(p->fds[i]);
     free(p);
 }
+
+void strm_dlq_headers(strm_dlq_headers_t *d, const char *reason, const char *topic,
+                      int32_t partition, int64_t offset, const char *who, const char *whose,
+                      size_t len, size_t max)
+{
+    snprintf(d->part, sizeof(d->part), "%" PRId32, partition);
+    snprintf(d->off, sizeof(d->off), "%" PRId64, offset);
+    snprintf(d->size, sizeof(d->size), "%zu", len);
+    strm_header_t h[6] = {{"error", reason, strlen(reason)},
+                          {"topic", topic, strlen(topic)},
+                          {"partition", d->part, strlen(d->part)},
+                          {"offset", d->off, strlen(d->off)},
+                          {who, whose, strlen(whose)},
+                          {"truncated_from", d->size, strlen(d->size)}};
+    memcpy(d->h, h, sizeof(h));
+    int cut = len > max;
+    d->n = cut ? 6 : 5;
+    d->send = cut ? max : len;
+}

@@ -144,6 +144,19 @@ typedef struct strm_header {
     size_t len;
 } strm_header_t;
 
+/* The headers of a dead letter (CONTRACT §1): error, topic, partition,
+ * offset, one naming its writer (who=whose), and truncated_from (the whole
+ * size) when the payload of len bytes is cut at max. */
+typedef struct strm_dlq_headers {
+    strm_header_t h[6];
+    int n;       /* how many of h to send */
+    size_t send; /* how many payload bytes to send */
+    char part[16], off[24], size[24];
+} strm_dlq_headers_t;
+void strm_dlq_headers(strm_dlq_headers_t *d, const char *reason, const char *topic,
+                      int32_t partition, int64_t offset, const char *who, const char *whose,
+                      size_t len, size_t max);
+
 /* A delivery report: error NULL on success. payload/key stay valid only
  * during the call (copy them to send again). */
 typedef void (*strm_dr_fn)(void *ud, void *opaque, const char *error, const char *topic,
