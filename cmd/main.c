@@ -12,7 +12,8 @@ static const struct {
     {"compare", cmd_compare, "how two replay outputs or namespaces differ: sizes, KPIs, moves"},
     {"gen", cmd_gen, "generate a synthetic customer population with planted segments"},
     {"inspect", cmd_inspect, "one customer's segments and features, read from Redis"},
-    {"replay", cmd_replay, "re-run events from a file through the segmenter"},
+    {"replay", cmd_replay,
+     "re-run events (a file, CSV, or a time range of a topic) into a namespace"},
     {"run", cmd_run, "the daemon: consume events, segment, publish changes, serve /metrics"},
     {"version", cmd_version, "print the version"},
 };

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <msgpack.h>
 #include "cmd/cli.h"
@@ -634,7 +635,10 @@ int cmd_replay(int argc, char **argv)
             goto done;
         }
     }
-    if (!dlq && !rp->out_topic && strcmp(out, "-") != 0) {
+    /* OUT.dlq beside a regular file only: not /dev/null.dlq, not a pipe's */
+    struct stat st;
+    if (!dlq && !rp->out_topic && strcmp(out, "-") != 0 && fstat(fileno(rp->out), &st) == 0 &&
+        S_ISREG(st.st_mode)) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
     }
@@ -675,6 +679,8 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl->st.skipped);
         if (pl->st.dead && rp->dlq_name)
             fprintf(stderr, "dead letters written to %s\n", rp->dlq_name);
+        else if (pl->st.dead)
+            fprintf(stderr, "dead letters not written: --out is not a regular file; give --dlq\n");
         if (redis_state) fprintf(stderr, "state written to %s under %s\n", redis_state, prefix);
         if (rp->csv)
             fprintf(stderr,

@@ -317,8 +317,9 @@ static int part_idle(run_t *r, int i, double now)
      * again (each lapse would restart the wall-clock advance and make W
      * fall behind the clock); a broker that stops answering ends it. */
     int confirmed = p->checked_ok && p->checked_next == p->next_offset &&
-                    p->checked_at >= p->last_msg && now - p->checked_at < fresh;
-    if (!p->checking && now - p->checked_at >= fresh / 2) {
+                    p->checked_at >= p->last_msg && p->checked_at >= r->wake_at &&
+                    now - p->checked_at < fresh;
+    if (!p->checking && (now - p->checked_at >= fresh / 2 || p->checked_at < r->wake_at)) {
         check_t *k = calloc(1, sizeof(*k));
         if (!k || !(k->topic = strdup(p->topic))) {
             free(k);
@@ -539,6 +540,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
             return -1;
         }
         p->in++;
+        if (now - p->last_msg >= (double)r->cfg.idle_timeout_ms / 1000.0) r->wake_at = now;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
         if (unit_offset(r->cur, k, p->gen, m->offset + 1) < 0) return -1;
@@ -688,11 +690,14 @@ static void log_stats(run_t *r, double now)
         gmtime_r(&s, &tm);
         strftime(w, sizeof(w), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
+    const uint64_t *ch = r->pl.st.changes;
+    /* produced/delivered count every record sent: changes, dead letters and
+     * watermark records */
     cli_log(LOG_INFO,
-            "records %" PRIu64 " (%.0f/s)  dead %" PRIu64 "  changes %" PRIu64
+            "records %" PRIu64 " (%.0f/s)  dead %" PRIu64 "  changes %" PRIu64 "  produced %" PRIu64
             "  delivered %" PRIu64 "  W %s",
             rec, (double)(rec - r->last_stats_records) / (now - r->last_stats), r->pl.st.dead,
-            r->produced, r->delivered, w);
+            ch[0] + ch[1] + ch[2], r->produced, r->delivered, w);
     r->last_stats = now;
     r->last_stats_records = rec;
 }

@@ -83,6 +83,10 @@ typedef struct run {
     double stalled_since;
     uint64_t stalls;
     int64_t idle_since_wall, idle_base; /* all partitions idle since, W then */
+    /* when a partition last woke from idle: the others' caught-up
+     * confirmations from before it no longer count (records may be on
+     * their way to them too, and must not find W already past them) */
+    double wake_at;
     /* the last wall-clock advance of W, to record in watermark.control_topic */
     int64_t ctl_W;
     int ctl_dirty;

@@ -14,6 +14,13 @@ With --group, offsets are committed, so each customer is listed once per
 change even across restarts; a change seen twice (same event_id, as after a
 crash of segstream) is listed once. --idle stops after that many quiet
 seconds (default: run until Ctrl-C).
+
+Each line is one change: a customer who goes at risk and later lapses is
+listed twice, and the count at the end says how many distinct customers
+that is. "why" is the change's own reason, so it follows the thresholds of
+segstream's config (lifecycle.at_risk, lifecycle.lapsed). "value" is the
+customer's recent spend as segstream weighs it: purchases decayed with the
+purchase half-life (features.half_life.purchase), not a lifetime total.
 """
 import argparse
 import csv
@@ -21,8 +28,7 @@ import datetime
 import json
 import sys
 
-STAGES = {"at_risk": "at risk: no activity for 30 days",
-          "lapsed": "lapsed: no activity for 60 days"}
+STAGES = {"at_risk": "at risk", "lapsed": "lapsed"}
 
 
 def when(ms):
@@ -46,12 +52,14 @@ def main():
                       consumer_timeout_ms=int(a.idle * 1000) if a.idle else float("inf"))
     out = csv.writer(open(a.csv, "w", newline="")) if a.csv else None
     if out:
-        out.writerow(["when", "customer_id", "stage", "days_silent", "orders", "spend", "event_id"])
+        out.writerow(["when", "customer_id", "stage", "days_silent", "orders", "recent_value",
+                      "reason", "event_id"])
     seen = set()
+    customers = set()
     n = 0
     print("WE MISS YOU - customers who went quiet")
-    print("%-17s %-14s %-34s %6s %8s" % ("when (event time)", "customer", "now", "orders",
-                                        "spend"))
+    print("%-17s %-14s %-8s %-30s %6s %8s" % ("when (event time)", "customer", "now", "why",
+                                             "orders", "value"))
     try:
         for m in c:
             try:
@@ -64,17 +72,19 @@ def main():
                 continue
             seen.add(d["event_id"])
             f = d.get("features", {})
-            print("%-17s %-14s %-34s %6d %8.2f" % (when(d["ts"]), d["customer_id"],
-                                                  STAGES[d["to"]], f.get("orders", 0),
-                                                  f.get("monetary", 0.0)))
+            why = d.get("reason") or ""
+            print("%-17s %-14s %-8s %-30s %6d %8.2f" % (when(d["ts"]), d["customer_id"],
+                                                       STAGES[d["to"]], why[:30],
+                                                       f.get("orders", 0), f.get("monetary", 0.0)))
             if out:
                 out.writerow([when(d["ts"]), d["customer_id"], d["to"],
                               round(f.get("recency_days", 0), 1), f.get("orders", 0),
-                              round(f.get("monetary", 0.0), 2), d["event_id"]])
+                              round(f.get("monetary", 0.0), 2), why, d["event_id"]])
             n += 1
+            customers.add(d["customer_id"])
     except KeyboardInterrupt:
         pass
-    print("%d customers to win back" % n, file=sys.stderr)
+    print("%d changes: %d customers to win back" % (n, len(customers)), file=sys.stderr)
 
 
 if __name__ == "__main__":

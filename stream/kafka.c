@@ -395,22 +395,29 @@ strm_reader_t *strm_reader_new(const strm_kopts_t *o, const char *topic, char *e
 
 int strm_reader_partitions(strm_reader_t *r, int timeout_ms, char *err, size_t errlen)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->rk, r->topic, NULL);
+    /* every topic's metadata, not the one topic's: asking for a topic by
+     * name makes brokers that auto-create topics (the mock cluster, Kafka
+     * with auto.create.topics.enable) create it, and a typo would then
+     * replay an empty topic without a word */
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e =
-        rkt ? rd_kafka_metadata(r->rk, 0, rkt, &md, timeout_ms) : rd_kafka_last_error();
+    rd_kafka_resp_err_t e = rd_kafka_metadata(r->rk, 1, NULL, &md, timeout_ms);
     int n = -1;
-    if (e)
+    if (e) {
         snprintf(err, errlen, "topic %s: metadata: %s", r->topic, rd_kafka_err2str(e));
-    else if (md->topic_cnt != 1 || md->topics[0].err)
-        snprintf(err, errlen, "topic %s: %s", r->topic,
-                 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in the metadata");
-    else if (md->topics[0].partition_cnt < 1)
+        return -1;
+    }
+    const struct rd_kafka_metadata_topic *t = NULL;
+    for (int i = 0; i < md->topic_cnt && !t; i++)
+        if (strcmp(md->topics[i].topic, r->topic) == 0) t = &md->topics[i];
+    if (!t)
+        snprintf(err, errlen, "topic %s does not exist", r->topic);
+    else if (t->err)
+        snprintf(err, errlen, "topic %s: %s", r->topic, rd_kafka_err2str(t->err));
+    else if (t->partition_cnt < 1)
         snprintf(err, errlen, "topic %s: no partitions", r->topic);
     else
-        n = md->topics[0].partition_cnt;
-    if (md) rd_kafka_metadata_destroy(md);
-    if (rkt) rd_kafka_topic_destroy(rkt);
+        n = t->partition_cnt;
+    rd_kafka_metadata_destroy(md);
     return n;
 }
 
