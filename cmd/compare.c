@@ -1649,6 +1649,16 @@ int cmd_compare(int argc, char **argv)
         fprintf(stderr, "segstream compare: %s\n", errbuf);
         goto done;
     }
+    if (m.dim.kind == DIM_RULE) { /* every customer "out": likely a misspelt name */
+        int seen = 0;
+        for (int i = 0; i < m.a.nrule; i++) seen |= strcmp(m.a.rule[i], m.dim.rule) == 0;
+        for (int i = 0; i < m.b.nrule; i++) seen |= strcmp(m.b.rule[i], m.dim.rule) == 0;
+        if (!seen)
+            fprintf(stderr,
+                    "segstream compare: warning: no customer in %s or %s holds rule '%s' "
+                    "(misspelt?)\n",
+                    in_a, in_b, m.dim.rule);
+    }
     rc = 1;
     f = out && strcmp(out, "-") != 0 ? fopen(out, "wb") : stdout;
     if (!f) {
