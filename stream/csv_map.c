@@ -1426,12 +1426,12 @@ static int read_row(strm_csvsrc_t *s, mrow_t *o, const char **rec, size_t *len, 
     }
     strm_csv_raw(s->csv, rec, len);
     *line = strm_csv_line(s->csv);
+    s->rows_read++; /* a row that cannot be read is a row read, as a dead letter */
     if (r < 0) {
         *reason = why;
         if (!*rec) s->eof = 1;
         return -1;
     }
-    s->rows_read++;
     s->fields = f;
     s->nf = n;
     size_t mark = s->alen;
