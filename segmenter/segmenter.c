@@ -291,17 +291,22 @@ int seg_change_dimension(const seg_change_t *ch, char *buf, size_t len)
     return (int)n;
 }
 
-int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
+/* put() of v in decimal. */
+static size_t put_dec(char *buf, size_t len, size_t n, uint64_t v)
 {
-    char seq[24], *e = seq + sizeof seq, *p = e;
-    uint64_t v = ch->seq;
+    char d[24], *e = d + sizeof d, *p = e;
     do *--p = (char)('0' + v % 10);
     while (v /= 10);
+    return put(buf, len, n, p, (size_t)(e - p));
+}
+
+int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
+{
     size_t n = put(buf, len, 0, ch->cust->id, ch->cust->id_len);
     n = put(buf, len, n, ":", 1);
     n += (size_t)seg_change_dimension(ch, n < len ? buf + n : NULL, n < len ? len - n : 0);
     n = put(buf, len, n, ":", 1);
-    n = put(buf, len, n, p, (size_t)(e - p));
+    n = put_dec(buf, len, n, ch->seq);
     if (ch->dim == SEG_DIM_CLUSTER) {
         /* a cluster decision made again differently (events re-applied
          * after a crash, partitions interleaved otherwise) must not reuse
@@ -309,20 +314,10 @@ int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
          * id ("N:FROM>TO", "N:>TO" for the first), so one id always names
          * one change, even where two decision paths meet at the same seq
          * and target from different clusters */
-        char t[24], *te = t + sizeof t, *tp = te;
         n = put(buf, len, n, ":", 1);
-        if (ch->from_id >= 0) {
-            uint64_t from = (uint64_t)ch->from_id;
-            do *--tp = (char)('0' + from % 10);
-            while (from /= 10);
-            n = put(buf, len, n, tp, (size_t)(te - tp));
-            tp = te;
-        }
-        uint64_t to = ch->to_id < 0 ? 0 : (uint64_t)ch->to_id;
-        do *--tp = (char)('0' + to % 10);
-        while (to /= 10);
+        if (ch->from_id >= 0) n = put_dec(buf, len, n, (uint64_t)ch->from_id);
         n = put(buf, len, n, ">", 1);
-        n = put(buf, len, n, tp, (size_t)(te - tp));
+        n = put_dec(buf, len, n, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
     }
     if (len) buf[n < len ? n : len - 1] = 0;
     return (int)n;
@@ -381,15 +376,19 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
 /* The next silent change after `at`: a lifecycle boundary b (the stage
  * changes just after b, ts = b) or a rule flip T (the rule's value changes at
  * T, ts = T), kept as due = T - 1 so that both are due once W > due. With
- * rules, c->rules must be their value at `at` (rules_step at `at` first). */
+ * rules, c->rules must be their value at `at` (rules_step at `at` first).
+ * rule_due: d, or the next rule flip's due when that comes first. */
+static int64_t rule_due(const seg_t *s, const seg_customer_t *c, int64_t at, int64_t d)
+{
+    if (!s->p.rules) return d;
+    int64_t t = seg__rules_next(s, s->p.rules, c, at, c->rules); /* rules_step at `at` */
+    return t != SEG_NEVER && t - 1 < d ? t - 1 : d;
+}
+
 static int64_t due_after(const seg_t *s, const seg_customer_t *c, int64_t at, int with_rules)
 {
     int64_t d = seg_lifecycle_next(&s->p, c, at);
-    if (with_rules && s->p.rules) {
-        int64_t t = seg__rules_next(s, s->p.rules, c, at, c->rules); /* rules_step at `at` */
-        if (t != SEG_NEVER && t - 1 < d) d = t - 1;
-    }
-    return d;
+    return with_rules ? rule_due(s, c, at, d) : d;
 }
 
 static int step_due(seg_t *s, seg_customer_t *c, int64_t W, int with_rules, seg_emit_fn emit,
@@ -652,10 +651,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
 
     cluster_step(s, c, counted, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, W, emit, ud);
-    if (p->rules) {
-        int64_t t = seg__rules_next(s, p->rules, c, W, c->rules); /* rules_step just ran at W */
-        if (t != SEG_NEVER && t - 1 < c->due) c->due = t - 1;
-    }
+    c->due = rule_due(s, c, W, c->due);
     return 0;
 }
 
