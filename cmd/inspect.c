@@ -17,6 +17,7 @@
 #include "cmd/cli.h"
 #include "config/config.h"
 #include "state/pack.h"
+#include "state/redis.h"
 
 static void usage(FILE *f)
 {
@@ -505,27 +506,14 @@ int cmd_inspect(int argc, char **argv)
     char shown[700];
     snprintf(shown, sizeof(shown), "redis://%s%s%s:%d/%d", u.user, u.user[0] ? "@" : "", u.host,
              u.port, u.db);
-    struct timeval tv = {2, 0};
-    c = redisConnectWithTimeout(u.host, u.port, tv);
-    if (!c || c->err) {
-        fprintf(stderr, "segstream inspect: cannot connect to Redis at %s: %s\n", shown,
-                c ? c->errstr : "out of memory");
+    st_redis_addr_t a = {u.host, u.port, u.user, u.pass, u.db};
+    c = st_redis_connect_sync(&a, 2000, why, sizeof(why));
+    if (!c) {
+        fprintf(stderr, "segstream inspect: cannot connect to Redis at %s: %s\n", shown, why);
         goto done;
     }
     struct timeval cmd_tv = {5, 0};
     redisSetTimeout(c, cmd_tv);
-    if (u.pass[0]) {
-        r = u.user[0] ? command(c, "AUTH", shown, "AUTH %s %s", u.user, u.pass)
-                      : command(c, "AUTH", shown, "AUTH %s", u.pass);
-        if (!r) goto done;
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (u.db) {
-        if (!(r = command(c, "SELECT", shown, "SELECT %d", u.db))) goto done;
-        freeReplyObject(r);
-        r = NULL;
-    }
     size_t klen = strlen(prefix) + 2 + strlen(id);
     key = malloc(klen + 1);
     if (!key) goto done;

@@ -14,6 +14,7 @@
 #include "cmd/cli.h"
 #include "cmd/replay.h"
 #include "state/pack.h"
+#include "state/redis.h"
 #include "state/store_mem.h"
 
 #define PIPELINE 512 /* commands sent before their replies are read */
@@ -58,24 +59,14 @@ static int rconnect(rconn_t *r, const char *url)
     }
     snprintf(r->shown, sizeof(r->shown), "redis://%s%s%s:%d/%d", u.user, u.user[0] ? "@" : "",
              u.host, u.port, u.db);
-    struct timeval tv = {2, 0}, cmd_tv = {30, 0};
-    r->c = redisConnectWithTimeout(u.host, u.port, tv);
-    if (!r->c || r->c->err) {
-        fprintf(stderr, "segstream replay: cannot connect to Redis at %s: %s\n", r->shown,
-                r->c ? r->c->errstr : "out of memory");
+    st_redis_addr_t a = {u.host, u.port, u.user, u.pass, u.db};
+    r->c = st_redis_connect_sync(&a, 2000, why, sizeof(why));
+    if (!r->c) {
+        fprintf(stderr, "segstream replay: cannot connect to Redis at %s: %s\n", r->shown, why);
         return -1;
     }
+    struct timeval cmd_tv = {30, 0}; /* a whole state is written in one pipeline */
     redisSetTimeout(r->c, cmd_tv);
-    char db[16];
-    snprintf(db, sizeof(db), "%d", u.db);
-    const char *auth[] = {"AUTH", u.user[0] ? u.user : u.pass, u.pass};
-    const char *sel[] = {"SELECT", db};
-    redisReply *rep = NULL;
-    if (u.pass[0] && !(rep = cmd(r, "AUTH", u.user[0] ? 3 : 2, auth, NULL))) return -1;
-    if (rep) freeReplyObject(rep);
-    rep = NULL;
-    if (u.db && !(rep = cmd(r, "SELECT", 2, sel, NULL))) return -1;
-    if (rep) freeReplyObject(rep);
     return 0;
 }
 
