@@ -156,7 +156,7 @@ int rp_input_file(replay_t *rp)
         fprintf(stderr, "segstream replay: %s\n", err);
         return -1;
     }
-    static batch_t batch; /* one replay per process; large */
+    batch_t batch = {0}; /* 8 KiB of record slots, and the bytes they point into */
     int rc = -1;
     double last = rp->t0;
     const char *rec, *reason;
@@ -216,8 +216,6 @@ done:
     if (rp->progress) fprintf(stderr, "\r%*s\r", 60, "");
     if (in) strm_file_close(in);
     free(batch.data);
-    batch.data = NULL;
-    batch.cap = batch.n = batch.used = 0;
     return rc;
 }
 
