@@ -2,7 +2,9 @@
  * writers shared by the subcommands. Log lines go to stderr, one event per
  * line, with a level. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,4 +150,20 @@ int cli_parse_i64(const char *s, int64_t *out)
     if (errno || *end) return -1;
     *out = v;
     return 0;
+}
+
+void cli_fmt_time(int64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, len, "%" PRId64, ms);
+}
+
+/* cli_log writes a whole line with one call, so lines from librdkafka's
+ * threads do not interleave */
+void cli_kafka_log(int level, const char *fac, const char *msg)
+{
+    int l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    cli_log(l, "kafka %s: %s", fac, msg);
 }

@@ -21,6 +21,13 @@ int cli_parse_time(const char *s, int64_t *ms);
 int cli_parse_i64(const char *s, int64_t *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* An event time as YYYY-MM-DDTHH:MM:SSZ (UTC; the ms number when out of
+ * range). */
+void cli_fmt_time(int64_t ms, char *buf, size_t len);
+/* librdkafka's log lines in segstream's format (strm_kopts_t.log): syslog
+ * levels mapped to ours; safe from librdkafka's threads. */
+void cli_kafka_log(int level, const char *fac, const char *msg);
+
 /* Writes s (n bytes) as a JSON string, quotes included; invalid UTF-8
  * becomes U+FFFD, control bytes are escaped. */
 void cli_json_str(FILE *f, const char *s, size_t n);

@@ -271,21 +271,13 @@ int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int3
     return 0;
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 void pl_summary(pl_t *pl, FILE *f, double seconds)
 {
     const pl_stats_t *st = &pl->st;
     const seg_sizes_t *sz = seg_sizes(pl->seg);
     seg_model_t *m = seg_model(pl->seg);
     char wbuf[32] = "-";
-    if (pl->has_W) fmt_time(pl->W, wbuf, sizeof(wbuf));
+    if (pl->has_W) cli_fmt_time(pl->W, wbuf, sizeof(wbuf));
     fprintf(f, "\n== segstream summary ==\n");
     fprintf(f,
             "records %" PRIu64 "  applied %" PRIu64 "  duplicates %" PRIu64

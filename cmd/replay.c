@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <msgpack.h>
 #include "cmd/cli.h"
@@ -198,13 +197,8 @@ int rp_input_file(replay_t *rp)
                 }
                 double rate = pl->st.records / (now - rp->t0);
                 double eta = done > 0 ? (now - rp->t0) * (1 / done - 1) : 0;
-                char at[32] = "-";
-                if (pl->has_W) { /* where in event time */
-                    time_t t = (time_t)(pl->W / 1000);
-                    struct tm tm;
-                    gmtime_r(&t, &tm);
-                    strftime(at, sizeof(at), "%Y-%m-%d %H:%MZ", &tm);
-                }
+                char at[32] = "-"; /* where in event time */
+                if (pl->has_W) cli_fmt_time(pl->W, at, sizeof(at));
                 fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  at %s  %.1f%%  eta %.0fs   ",
                         pl->st.records, rate, at, 100.0 * done, eta);
                 last = now;

@@ -48,12 +48,6 @@
 #define DLQ_MAX_BYTES 524288 /* as run's DLQ_MAX_PAYLOAD: Kafka's ~1 MB limit */
 #define META_MS       15000  /* metadata and offset lookups */
 
-static void kafka_log(int level, const char *fac, const char *msg)
-{
-    int l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    cli_log(l, "kafka %s: %s", fac, msg);
-}
-
 /* The client settings of the config, with rp->brokers; props is filled
  * (freed by the caller). */
 static int kopts(replay_t *rp, strm_kopts_t *o, const char ***props)
@@ -70,7 +64,7 @@ static int kopts(replay_t *rp, strm_kopts_t *o, const char ***props)
                         .client_id = "segstream-replay",
                         .props = *props,
                         .n_props = c->n_kafka_props,
-                        .log = kafka_log};
+                        .log = cli_kafka_log};
     return 0;
 }
 
@@ -343,14 +337,6 @@ static int fill(kin_t *k, kpart_t *p)
     return 0;
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(buf, len, "%" PRId64, ms);
-}
-
 /* events, events/s, where in event time, how much of the offsets is read */
 static void progress(kin_t *k)
 {
@@ -364,7 +350,7 @@ static void progress(kin_t *k)
                 k->parts[i].start;
     double el = now - rp->t0, frac = k->total > 0 ? (double)read / (double)k->total : 1;
     char at[32] = "-";
-    if (rp->pl.has_W) fmt_time(rp->pl.W, at, sizeof(at));
+    if (rp->pl.has_W) cli_fmt_time(rp->pl.W, at, sizeof(at));
     fprintf(stderr, "\r%" PRIu64 " events  %.0f/s  at %s  %.1f%%  eta %.0fs   ", rp->pl.st.records,
             el > 0 ? rp->pl.st.records / el : 0.0, at, 100.0 * frac,
             frac > 0 ? el * (1 / frac - 1) : 0.0);

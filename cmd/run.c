@@ -18,14 +18,6 @@
 
 static const double batch_le[N_BUCKETS] = {1, 10, 100, 1000};
 
-/* librdkafka's lines in segstream's format (syslog levels; from its threads,
- * and cli_log writes a whole line with one call) */
-static void kafka_log(int level, const char *fac, const char *msg)
-{
-    int l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    cli_log(l, "kafka %s: %s", fac, msg);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segstream run [-c FILE]\n"
@@ -684,12 +676,7 @@ static void log_stats(run_t *r, double now)
 {
     uint64_t rec = r->pl.st.records;
     char w[40] = "-";
-    if (r->pl.has_W) {
-        time_t s = (time_t)(r->pl.W / 1000);
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        strftime(w, sizeof(w), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    if (r->pl.has_W) cli_fmt_time(r->pl.W, w, sizeof(w));
     const uint64_t *ch = r->pl.st.changes;
     /* produced/delivered count every record sent: changes, dead letters and
      * watermark records */
@@ -957,7 +944,7 @@ int cmd_run(int argc, char **argv)
                        .client_id = "segstream",
                        .props = props,
                        .n_props = r->cfg.n_kafka_props,
-                       .log = kafka_log};
+                       .log = cli_kafka_log};
     r->held_cap = HELD_HIGH + 4 * BATCH_MAX;
     r->held = calloc((size_t)r->held_cap, sizeof(*r->held));
     if (!r->held || uv_loop_init(&r->loop) != 0) goto out_props;
