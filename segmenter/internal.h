@@ -43,6 +43,8 @@ double seg__feature_at(const seg_params_t *p, const seg_customer_t *c, int f, in
  * interned category (0: none). */
 void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_event_t *ev,
                          uint32_t cat_id);
+/* log1p(v) to a few ulp, faster than libm's (features.c). */
+double seg__log1p(double v);
 /* 2^(-dt/half_life) for dt in ms and a half-life in days. */
 double seg__decay(double half_life_days, int64_t dt_ms);
 
