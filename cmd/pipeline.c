@@ -97,6 +97,10 @@ int pl_advance(pl_t *pl, int64_t W)
      * entry per due time */
     while (seg_due_peek(&pl->due, &e) && e.due < W) {
         seg_due_pop(&pl->due);
+        /* the next one's customer is on its way while this one steps */
+        seg_due_entry_t next;
+        if (seg_due_peek(&pl->due, &next) && next.due < W)
+            st_mem_prefetch_handle(pl->store, next.handle);
         seg_customer_t *c = st_mem_by_handle(pl->store, e.handle);
         if (!c || c->due_queued != e.due) continue; /* superseded by an earlier entry */
         c->due_queued = SEG_NEVER;
