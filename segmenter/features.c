@@ -202,38 +202,108 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
     c->events++;
 }
 
-/* log1p(v) within a few ulp: four of libm's calls were 8 % of the hot
- * path (this one takes about half their time). log(u) for
- * u = 1 + v as e·ln 2 + 2·atanh(s), s = (m - 1)/(m + 1), m in [√½, √2) so
- * |s| < 0.1716 and the series to s^19 is exact to double; (v - (u - 1))/u
- * restores the bits of v lost in 1 + v (Goldberg). Zero (a customer who
- * never bought), negatives, huge values and NaN take the exact path. */
+/* ln(1 + (j + ½)/128) as hi + lo, j = 0..127: the centres of the 128
+ * intervals seg__log1p splits [1, 2) into. Written out (computed to 50
+ * digits with Python's decimal module, then rounded) rather than taken
+ * from libm at start, so every platform has the same bits. */
+static const double log_mid[128][2] = {
+    {0x1.ff00aa2b10bc0p-9, 0x1.2821ad5a6d353p-63},  {0x1.7dc475f810a77p-7, -0x1.16d7687d3df21p-62},
+    {0x1.3cea44346a575p-6, -0x1.0cb5a902b3a1cp-62}, {0x1.b9fc027af9198p-6, -0x1.0ae69229dc868p-64},
+    {0x1.1b0d98923d980p-5, -0x1.e9ae889bac481p-60}, {0x1.58a5bafc8e4d5p-5, -0x1.ce55c2b4e2b72p-59},
+    {0x1.95c830ec8e3ebp-5, 0x1.f5a0e80520bf2p-59},  {0x1.d276b8adb0b52p-5, 0x1.1e3c53257fd47p-61},
+    {0x1.075983598e471p-4, 0x1.80da5333c45b8p-59},  {0x1.253f62f0a1417p-4, -0x1.c125963fc4cfdp-62},
+    {0x1.42edcbea646f0p-4, 0x1.ddd4f935996c9p-59},  {0x1.60658a93750c4p-4, -0x1.388458ec21b6ap-58},
+    {0x1.7da766d7b12cdp-4, -0x1.eeedfcdd94131p-58}, {0x1.9ab42462033adp-4, -0x1.2099e1c184e8ep-59},
+    {0x1.b78c82bb0eda1p-4, 0x1.0878cf0327e21p-61},  {0x1.d4313d66cb35dp-4, 0x1.790dd951d90fap-58},
+    {0x1.f0a30c01162a6p-4, 0x1.85f325c5bbacdp-58},  {0x1.0671512ca596ep-3, 0x1.50c647eb86499p-58},
+    {0x1.14785846742acp-3, 0x1.a28813e3a7f07p-57},  {0x1.2266f190a5acbp-3, 0x1.f547bf1809e88p-57},
+    {0x1.303d718e47fd3p-3, -0x1.6b9c7d96091fap-63}, {0x1.3dfc2b0ecc62ap-3, -0x1.ab3a8e7d81017p-58},
+    {0x1.4ba36f39a55e5p-3, 0x1.68981bcc36756p-57},  {0x1.59338d9982086p-3, -0x1.65d22aa8ad7cfp-58},
+    {0x1.66acd4272ad51p-3, -0x1.0900e4e1ea8b2p-58}, {0x1.740f8f54037a5p-3, -0x1.b264062a84cdbp-58},
+    {0x1.815c0a14357ebp-3, -0x1.4be48073a0564p-58}, {0x1.8e928de886d41p-3, -0x1.569d851a56770p-57},
+    {0x1.9bb362e7dfb83p-3, 0x1.575e31f003e0cp-57},  {0x1.a8becfc882f19p-3, -0x1.e8c37918c39ebp-58},
+    {0x1.b5b519e8fb5a4p-3, 0x1.ba27fdc19e1a0p-57},  {0x1.c2968558c18c1p-3, -0x1.73dee38a3fb6bp-57},
+    {0x1.cf6354e09c5dcp-3, 0x1.239a07d55b695p-57},  {0x1.dc1bca0abec7dp-3, 0x1.834c51998b6fcp-57},
+    {0x1.e8c0252aa5a60p-3, -0x1.6e03a39bfc89bp-59}, {0x1.f550a564b7b37p-3, 0x1.c5f6dfd018c37p-61},
+    {0x1.00e6c45ad501dp-2, -0x1.cb9568ff6feadp-57}, {0x1.071b85fcd590dp-2, 0x1.d1707f97bde80p-58},
+    {0x1.0d46b579ab74bp-2, 0x1.03ec81c3cbd92p-57},  {0x1.136870293a8b0p-2, 0x1.7b66298edd24ap-56},
+    {0x1.1980d2dd4236fp-2, 0x1.9d3d1b0e4d147p-56},  {0x1.1f8ff9e48a2f3p-2, -0x1.c9fdf9a0c4b07p-56},
+    {0x1.2596010df763ap-2, -0x1.0f76c57075e9ep-58}, {0x1.2b9303ab89d25p-2, -0x1.896b5fd852ad4p-56},
+    {0x1.31871c9544185p-2, -0x1.51acc4c09b379p-60}, {0x1.3772662bfd85bp-2, -0x1.b5629d8117de7p-59},
+    {0x1.3d54fa5c1f710p-2, -0x1.e3265c6a1c98dp-56}, {0x1.432ef2a04e814p-2, -0x1.29931715ac903p-56},
+    {0x1.49006804009d1p-2, -0x1.9ffc341f177dcp-57}, {0x1.4ec973260026ap-2, -0x1.42a87d977dc5ep-56},
+    {0x1.548a2c3add263p-2, -0x1.819cf7e308ddbp-57}, {0x1.5a42ab0f4cfe2p-2, -0x1.8ebcb7dee9a3dp-56},
+    {0x1.5ff3070a793d4p-2, -0x1.bc60efafc6f6ep-57}, {0x1.659b57303e1f3p-2, -0x1.f893d41c411f1p-56},
+    {0x1.6b3bb2235943ep-2, -0x1.da856ccd987b3p-56}, {0x1.70d42e2789236p-2, -0x1.52cc811d78d59p-57},
+    {0x1.7664e1239dbcfp-2, -0x1.f6d5d64f5daf8p-57}, {0x1.7bede0a37afc0p-2, -0x1.8783cb9801a5cp-56},
+    {0x1.816f41da0d496p-2, -0x1.2923ca04b701cp-56}, {0x1.86e919a330ba0p-2, 0x1.3f9b16feb7dd8p-59},
+    {0x1.8c5b7c858b48bp-2, -0x1.e0ab4fdfa0595p-56}, {0x1.91c67eb45a83ep-2, -0x1.e0e0ae234ae11p-56},
+    {0x1.972a341135158p-2, 0x1.a5c09d24b70d9p-56},  {0x1.9c86b02dc0863p-2, -0x1.917eeb69dd421p-56},
+    {0x1.a1dc064d5b995p-2, 0x1.90128698ba0b8p-56},  {0x1.a72a4966bd9eap-2, 0x1.6a76b1a7d87c3p-58},
+    {0x1.ac718c258b0e4p-2, 0x1.8163d6f46f714p-59},  {0x1.b1b1e0ebdfc5bp-2, 0x1.a4479608a2c55p-56},
+    {0x1.b6eb59d3cf35ep-2, -0x1.8adbccd326a3cp-56}, {0x1.bc1e08b0dad0ap-2, 0x1.09e8707055996p-56},
+    {0x1.c149ff115f027p-2, -0x1.4cbcb90c06305p-56}, {0x1.c66f4e3ff6ff8p-2, -0x1.82947258b688bp-58},
+    {0x1.cb8e0744d7acap-2, -0x1.48879a214a2afp-61}, {0x1.d0a63ae721e64p-2, 0x1.2acce112c40f2p-57},
+    {0x1.d5b7f9ae2c684p-2, -0x1.a7be7f84ac06ap-57}, {0x1.dac353e2c5954p-2, 0x1.18734b81a1bf8p-57},
+    {0x1.dfc859906d5b5p-2, 0x1.01e1399f96398p-56},  {0x1.e4c71a8687704p-2, 0x1.667923e1f5a8ep-57},
+    {0x1.e9bfa659861f5p-2, 0x1.91bafc7dbe130p-56},  {0x1.eeb20c640ddf4p-2, 0x1.ac371d7c8f7f5p-57},
+    {0x1.f39e5bc811e5cp-2, -0x1.97fc777bb19e5p-57}, {0x1.f884a36fe9ec2p-2, 0x1.6315c9e010800p-57},
+    {0x1.fd64f20f61572p-2, -0x1.adb0ac2cead1bp-57}, {0x1.011fab125ff8ap-1, 0x1.810dd40845ddep-57},
+    {0x1.0389eefce633bp-1, 0x1.e155c53483748p-56},  {0x1.05f14bd26459cp-1, 0x1.535b8ee4f9efep-58},
+    {0x1.0855c884b450ep-1, 0x1.705826e49f318p-55},  {0x1.0ab76bece14d2p-1, -0x1.fd6c935453f66p-56},
+    {0x1.0d163ccb9d6b8p-1, -0x1.f7b9a9a8bc30fp-57}, {0x1.0f7241c9b497dp-1, 0x1.3a8443b9db19dp-55},
+    {0x1.11cb81787ccf8p-1, 0x1.02387ab1fcc90p-55},  {0x1.1422025243d45p-1, -0x1.ad0e24adb489ep-58},
+    {0x1.1675cababa60ep-1, 0x1.ce63eab883717p-60},  {0x1.18c6e0ff5cf06p-1, 0x1.765142c2c671fp-58},
+    {0x1.1b154b57da29fp-1, -0x1.011eb47db6a99p-57}, {0x1.1d610fe677003p-1, 0x1.09d58d91e58f2p-58},
+    {0x1.1faa34b87094cp-1, 0x1.817b8f7a193b0p-58},  {0x1.21f0bfc65beecp-1, -0x1.e24f0c9187c92p-57},
+    {0x1.2434b6f483934p-1, -0x1.debb8cf0f6d11p-57}, {0x1.26762013430e0p-1, -0x1.96a95781c6727p-56},
+    {0x1.28b500df60783p-1, -0x1.43f60605aaab3p-55}, {0x1.2af15f02640adp-1, 0x1.cb064524aceb0p-57},
+    {0x1.2d2b4012edc9ep-1, -0x1.51162c99b1cabp-55}, {0x1.2f62a99509546p-1, 0x1.6c686739ffd99p-56},
+    {0x1.3197a0fa7fe6ap-1, 0x1.d6348fb97128fp-57},  {0x1.33ca2ba328995p-1, -0x1.bf28b3205ede1p-56},
+    {0x1.35fa4edd36ea0p-1, 0x1.27d4680964362p-60},  {0x1.38280fe58797fp-1, -0x1.015bd362a6e5dp-55},
+    {0x1.3a5373e7ebdfap-1, -0x1.cd8f775b8f76ep-55}, {0x1.3c7c7fff73206p-1, -0x1.be80db7025bedp-56},
+    {0x1.3ea33936b2f5cp-1, -0x1.f099168a1360bp-55}, {0x1.40c7a4880dce9p-1, 0x1.14f22de7fc9e1p-56},
+    {0x1.42e9c6ddf80bfp-1, 0x1.657dc7a65061dp-56},  {0x1.4509a5133bb0ap-1, 0x1.40fe2852d7b5ap-55},
+    {0x1.472743f33aaadp-1, 0x1.8d6cf012a2948p-56},  {0x1.4942a83a2fc07p-1, 0x1.ed0c544652b5ap-55},
+    {0x1.4b5bd6956e274p-1, -0x1.c87a06beea773p-55}, {0x1.4d72d3a39fd00p-1, 0x1.1cd4d414e008dp-55},
+    {0x1.4f87a3f5026e9p-1, -0x1.e8ca8b1bcea9dp-55}, {0x1.519a4c0ba3446p-1, 0x1.9b32128e4a77fp-55},
+    {0x1.53aad05b99b7dp-1, -0x1.55c8b052e2539p-55}, {0x1.55b9354b40bcdp-1, 0x1.e4197a357cb37p-56},
+    {0x1.57c57f336f191p-1, -0x1.e953a3bc88192p-55}, {0x1.59cfb25fae87ep-1, -0x1.172904559c6b6p-58},
+    {0x1.5bd7d30e71c73p-1, 0x1.bf8da6db2b45cp-57},  {0x1.5ddde57149923p-1, 0x1.dcfa37d75ef28p-55},
+    {0x1.5fe1edad18919p-1, -0x1.ca8b610e18dbfp-55}, {0x1.61e3efda46467p-1, -0x1.a1b727edefae3p-55},
+};
+
+/* log1p(v) within a few ulp, for the vector: four of libm's calls were 8 %
+ * of the hot path, and a long polynomial was hardly better (its latency,
+ * not its instructions, was the cost). With u = 1 + v = 2^e·m, m in [1, 2),
+ * and c the centre of m's 1/128 interval:
+ *   log u = e·ln 2 + ln c + 2·atanh(s),  s = (m - c)/(m + c), |s| < 2^-9,
+ * so three terms of atanh's series are exact to double; (v - (u - 1))/u
+ * restores the bits of v lost in 1 + v (Goldberg). Below 2^-7, where ln c
+ * and atanh(s) would cancel, log1p v = 2·atanh(v/(2 + v)) directly. Zero
+ * (a customer who never bought), negatives, huge values and NaN take libm. */
 double seg__log1p(double v)
 {
     if (!(v > 0 && v < 1e300)) return v == 0 ? v : log1p(v);
+    if (v < 0x1p-7) {
+        double s = v / (2.0 + v), z = s * s;
+        return 2.0 * s + 2.0 * s * (z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7))));
+    }
     double u = 1.0 + v;
-    if (u == 1.0) return v;
     double corr = (v - (u - 1.0)) / u;
     uint64_t bits;
     memcpy(&bits, &u, 8);
-    /* exponent relative to √½: m = u / 2^e lands in [√½, √2) */
-    int64_t e = (int64_t)((bits + 0x00095F619980C433ULL) >> 52) - 1023;
-    bits -= (uint64_t)e << 52;
+    int e = (int)(bits >> 52) - 1023;
+    int j = (int)((bits >> 45) & 127);
+    bits = (bits & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL;
     double m;
     memcpy(&m, &bits, 8);
-    double s = (m - 1.0) / (m + 1.0), z = s * s;
-    double p = 1.0 / 19;
-    p = p * z + 1.0 / 17;
-    p = p * z + 1.0 / 15;
-    p = p * z + 1.0 / 13;
-    p = p * z + 1.0 / 11;
-    p = p * z + 1.0 / 9;
-    p = p * z + 1.0 / 7;
-    p = p * z + 1.0 / 5;
-    p = p * z + 1.0 / 3;
+    double c = 1.0 + (j + 0.5) / 128;        /* exact */
+    double s = (m - c) / (m + c), z = s * s; /* m - c exact (Sterbenz) */
+    double at = 2.0 * s + 2.0 * s * (z * (1.0 / 3 + z * (1.0 / 5)));
     static const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    double de = (double)e;
-    return de * ln2_hi + ((2.0 * s + 2.0 * s * z * p) + (corr + de * ln2_lo));
+    double de = (double)e; /* ln2_hi has 32 low zero bits: de·ln2_hi is exact */
+    return (de * ln2_hi + log_mid[j][0]) + (at + (corr + (de * ln2_lo + log_mid[j][1])));
 }
 
 static inline double log1p0(double v)
