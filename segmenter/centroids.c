@@ -35,6 +35,10 @@ void seg_model_clear(seg_model_t *m)
     m->pending = NULL;
 }
 
+/* Two doubles side by side (GCC and clang vector extensions: SSE2 on
+ * x86-64, plain code elsewhere); each lane rounds as scalar code does. */
+typedef double v2d __attribute__((vector_size(16)));
+
 /* The model's innermost loop (every event, every k-means pass): unrolled,
  * with one accumulator so sums come out in the same order everywhere. */
 static inline double dist2(const double *a, const double *b)
@@ -75,17 +79,31 @@ int seg_model_nearest(const seg_model_t *m, const double x[SEG_DIM], double *d2)
 int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
                             double *dcur)
 {
-    /* the current slot first, in full: it is usually the nearest, and its
-     * distance lets the others stop halfway; ties still go to the lowest
-     * slot, as in a plain scan */
+    /* Every distance in full, two centroids at a time in the two lanes of a
+     * vector: each lane sums its dimensions in order, so each sum has the
+     * bits dist2 gives, and no centroid waits for an early exit's branch.
+     * The choice is a plain scan's: the current slot unless another is
+     * strictly nearer, ties to the lowest. */
+    double s[SEG_K_MAX];
+    int k = m->k, j = 0;
+    for (; j + 1 < k; j += 2) {
+        const double *a = m->cl[j].c, *b = m->cl[j + 1].c;
+        v2d acc = {0, 0};
+#pragma GCC unroll 16
+        for (int d = 0; d < SEG_DIM; d++) {
+            v2d t = (v2d){x[d], x[d]} - (v2d){a[d], b[d]};
+            acc += t * t;
+        }
+        s[j] = acc[0], s[j + 1] = acc[1];
+    }
+    if (j < k) s[j] = dist2(x, m->cl[j].c);
     int best = cur >= 0 ? cur : 0;
-    double bd = dist2(x, m->cl[best].c);
+    double bd = s[best];
     if (cur >= 0) *dcur = bd;
     if (isnan(bd)) bd = INFINITY, best = 0;
-    for (int j = 0; j < m->k; j++) {
+    for (j = 0; j < k; j++) {
         if (j == best && bd != INFINITY) continue;
-        double s = dist2_upto(x, m->cl[j].c, bd);
-        if (s < bd || (s == bd && j < best)) bd = s, best = j;
+        if (s[j] < bd || (s[j] == bd && j < best)) bd = s[j], best = j;
     }
     if (d2) *d2 = bd;
     return best;
@@ -375,17 +393,29 @@ void seg_model_observe(seg_model_t *m, uint64_t key, const double x[SEG_DIM])
     memcpy(m->res[slot], x, sizeof(m->res[0]));
 }
 
+/* add and remove run on every event: two dimensions per vector operation
+ * (each lane computes what the scalar loop did, so the bits are the same),
+ * which halves remove's ten divisions */
+_Static_assert(SEG_DIM % 2 == 0, "centroid updates go two dimensions at a time");
+
 void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_floor)
 {
     seg_cluster_t *cl = &m->cl[j];
     cl->n += 1;
     double eta = 1.0 / cl->n;
     if (eta < lr_floor) eta = lr_floor;
-#pragma GCC unroll 16
-    for (int d = 0; d < SEG_DIM; d++) {
-        double t = x[d] - cl->c[d];
-        cl->c[d] += eta * t;
-        cl->var[d] += eta * (t * t - cl->var[d]);
+    v2d e = {eta, eta};
+#pragma GCC unroll 8
+    for (int d = 0; d < SEG_DIM; d += 2) {
+        v2d c, v, xv;
+        memcpy(&c, &cl->c[d], sizeof c);
+        memcpy(&v, &cl->var[d], sizeof v);
+        memcpy(&xv, &x[d], sizeof xv);
+        v2d t = xv - c;
+        c += e * t;
+        v += e * (t * t - v);
+        memcpy(&cl->c[d], &c, sizeof c);
+        memcpy(&cl->var[d], &v, sizeof v);
     }
 }
 
@@ -394,8 +424,15 @@ void seg_model_remove(seg_model_t *m, int j, const double x[SEG_DIM])
     seg_cluster_t *cl = &m->cl[j];
     if (cl->n < 2) return; /* a centroid never loses its last point */
     double n1 = cl->n - 1;
-#pragma GCC unroll 16
-    for (int d = 0; d < SEG_DIM; d++) cl->c[d] -= (x[d] - cl->c[d]) / n1;
+    v2d nv = {n1, n1};
+#pragma GCC unroll 8
+    for (int d = 0; d < SEG_DIM; d += 2) {
+        v2d c, xv;
+        memcpy(&c, &cl->c[d], sizeof c);
+        memcpy(&xv, &x[d], sizeof xv);
+        c -= (xv - c) / nv;
+        memcpy(&cl->c[d], &c, sizeof c);
+    }
     cl->n -= 1;
 }
 

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "helpers.h"
+#include "segmenter/internal.h"
 
 /* Three well separated blobs in normalised space. */
 static void blobs(double (*pts)[SEG_DIM], int n, uint64_t seed)
@@ -185,4 +186,73 @@ Test(centroids, a_frozen_model_assigns_but_never_moves)
     cr_assert_eq(m->updates, updates);
     for (int i = 0; i < 64; i++) seg_customer_clear(&cs[i]);
     seg_free(s);
+}
+
+/* The nearest-centroid scan (two centroids per vector operation) and the
+ * vector updates give exactly what plain scalar loops give: the same slot,
+ * the same squared distance bits, the same centroids after add and remove,
+ * for every K from 1 to 9, with ties and NaN among the points. */
+static double plain_dist2(const double *a, const double *b)
+{
+    double s = 0;
+    for (int d = 0; d < SEG_DIM; d++) s += (a[d] - b[d]) * (a[d] - b[d]);
+    return s;
+}
+
+Test(centroids, vector_scan_and_updates_match_scalar_loops)
+{
+    uint64_t st = 5;
+    for (int k = 1; k <= 9; k++) {
+        seg_model_t m;
+        cr_assert_eq(seg_model_init(&m, k, 64, 1), 0);
+        for (int j = 0; j < k; j++) {
+            m.cl[j].n = 10;
+            for (int d = 0; d < SEG_DIM; d++) m.cl[j].c[d] = (double)((j * 7 + d * 3) % 5) - 2;
+        }
+        if (k > 2) memcpy(m.cl[2].c, m.cl[1].c, sizeof(m.cl[1].c)); /* a tie */
+        for (int i = 0; i < 3000; i++) {
+            double x[SEG_DIM];
+            for (int d = 0; d < SEG_DIM; d++) {
+                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                x[d] = (double)(int64_t)(st >> 40) / (1 << 21) - 4;
+            }
+            if (i % 5 == 0) memcpy(x, m.cl[i % k].c, sizeof(x)); /* on a centroid */
+            if (i % 97 == 0) x[3] = NAN;
+            int cur = i % 3 == 0 ? -1 : i % k;
+            /* what a plain scan decides */
+            int want = cur >= 0 ? cur : 0;
+            double wd = plain_dist2(x, m.cl[want].c), wcur = wd;
+            if (isnan(wd)) wd = INFINITY, want = 0;
+            for (int j = 0; j < k; j++) {
+                double s = plain_dist2(x, m.cl[j].c);
+                if (j == want && wd != INFINITY) continue;
+                if (s < wd || (s == wd && j < want)) wd = s, want = j;
+            }
+            double got_d, got_cur = 0;
+            int got = seg__model_nearest_from(&m, x, cur, &got_d, &got_cur);
+            cr_assert_eq(got, want, "k %d point %d", k, i);
+            cr_assert(memcmp(&got_d, &wd, sizeof wd) == 0, "k %d point %d: %a vs %a", k, i, got_d,
+                      wd);
+            if (cur >= 0 && !isnan(wcur)) cr_assert(memcmp(&got_cur, &wcur, sizeof wcur) == 0);
+            if (isnan(x[3])) continue;
+            /* add then remove, against the scalar formulas */
+            seg_cluster_t before = m.cl[got], want_cl = before;
+            want_cl.n += 1;
+            double eta = 1.0 / want_cl.n;
+            if (eta < 0.0005) eta = 0.0005;
+            for (int d = 0; d < SEG_DIM; d++) {
+                double t = x[d] - want_cl.c[d];
+                want_cl.c[d] += eta * t;
+                want_cl.var[d] += eta * (t * t - want_cl.var[d]);
+            }
+            seg_model_add(&m, got, x, 0.0005);
+            cr_assert(memcmp(m.cl[got].c, want_cl.c, sizeof want_cl.c) == 0);
+            cr_assert(memcmp(m.cl[got].var, want_cl.var, sizeof want_cl.var) == 0);
+            double n1 = want_cl.n - 1;
+            for (int d = 0; d < SEG_DIM; d++) want_cl.c[d] -= (x[d] - want_cl.c[d]) / n1;
+            seg_model_remove(&m, got, x);
+            cr_assert(memcmp(m.cl[got].c, want_cl.c, sizeof want_cl.c) == 0);
+        }
+        seg_model_clear(&m);
+    }
 }
