@@ -402,7 +402,10 @@ void seg_model_add(seg_model_t *m, int j, const double x[SEG_DIM], double lr_flo
 {
     seg_cluster_t *cl = &m->cl[j];
     cl->n += 1;
-    double eta = 1.0 / cl->n;
+    /* past 1/lr_floor points (soon), the rate is the floor: the division,
+     * the longest step of the update, only where 1/n might still be above
+     * it (the margin covers the product's rounding) */
+    double eta = cl->n * lr_floor > 1.000001 ? lr_floor : 1.0 / cl->n;
     if (eta < lr_floor) eta = lr_floor;
     v2d e = {eta, eta};
 #pragma GCC unroll 8

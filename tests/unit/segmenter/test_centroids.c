@@ -206,7 +206,7 @@ Test(centroids, vector_scan_and_updates_match_scalar_loops)
         seg_model_t m;
         cr_assert_eq(seg_model_init(&m, k, 64, 1), 0);
         for (int j = 0; j < k; j++) {
-            m.cl[j].n = 10;
+            m.cl[j].n = j % 2 ? 10 : 5000; /* a learning rate of 1/n, and the floor */
             for (int d = 0; d < SEG_DIM; d++) m.cl[j].c[d] = (double)((j * 7 + d * 3) % 5) - 2;
         }
         if (k > 2) memcpy(m.cl[2].c, m.cl[1].c, sizeof(m.cl[1].c)); /* a tie */
