@@ -65,7 +65,11 @@ static void usage(FILE *f)
                "                        only), applied where they happened live\n"
                "      --snapshot FILE   final segments, one CSV line per customer\n"
                "      --format F        change format: json (default) or msgpack\n"
-               "  -q, --quiet           no progress and no summary\n");
+               "  -q, --quiet           no progress and no summary\n"
+               "Exit status: 0 done; 1 a failure while running (reading the input or\n"
+               "a --model, writing an output, Redis, a --prefix that is not empty\n"
+               "without --replace); 2 a bad invocation or config, before anything is\n"
+               "read or written. The reason is on stderr either way.\n");
 }
 
 /* ---------------- files ---------------- */
@@ -607,6 +611,7 @@ int cmd_replay(int argc, char **argv)
         }
         if (!(rp->csv = strm_csvsrc_open(rp->input, map, sort, err, sizeof(err)))) {
             fprintf(stderr, "segstream replay: %s\n", err);
+            rc = 1; /* reading the input failed, as for any other input */
             goto out_cfg;
         }
         /* Rows sorted by time cannot arrive ahead of their stream: a jump of

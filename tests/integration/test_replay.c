@@ -151,6 +151,17 @@ Test(replay, bad_command_lines_fail_with_a_message)
 {
     cr_assert_eq(h_run("%s replay --out x 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s replay --input /nonexistent --out %s/o 2>%s/err", SEG_BIN, dir, dir), 1);
+    /* the exit statuses --help gives: an input or a model that cannot be
+     * read is a failure while running (1), whatever its format; a CSV input
+     * without a mapping is a bad invocation (2) */
+    cr_assert_eq(h_run("%s replay --input /nonexistent.csv --csv-preset cdnow --out %s/o 2>%s/err",
+                       SEG_BIN, dir, dir),
+                 1);
+    cr_assert_eq(h_run("%s replay --input /nonexistent.csv --out %s/o 2>%s/err", SEG_BIN, dir, dir),
+                 2);
+    cr_assert_eq(h_run("%s replay --input /dev/null --model /nonexistent --out %s/o 2>%s/err",
+                       SEG_BIN, dir, dir),
+                 1);
     char path[600];
     snprintf(path, sizeof(path), "%s/cfg.yaml", dir);
     FILE *f = fopen(path, "w");
