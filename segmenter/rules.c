@@ -425,25 +425,96 @@ static int64_t cond_next(const seg_t *s, const seg_params_t *p, const cond_t *k,
     return hi;
 }
 
+/* Between events only the moving features move: every other condition
+ * (traits, the top category, orders, shares...) keeps its value, so a rule
+ * is settled by those alone (an `all` with one of them false, an `any` with
+ * one true) or depends on its moving conditions only. Worked out once per
+ * seg__rules_next, not for every instant it tries. */
+typedef struct {
+    uint64_t settled_in; /* rules true whatever the moving features do */
+    uint64_t depends;    /* rules decided by their moving conditions */
+} fixed_t;
+
+static void rules_fix(const seg_t *s, const seg_params_t *p, const seg_ruleset_t *rs,
+                      const seg_customer_t *c, int64_t at, fixed_t *fx)
+{
+    fx->settled_in = fx->depends = 0;
+    for (int i = 0; i < rs->n; i++) {
+        const rule_t *r = &rs->r[i];
+        int settled = 0, moving = 0;
+        for (int j = 0; j < r->n && !settled; j++) {
+            const cond_t *k = &r->c[j];
+            if (k->subj == SUBJ_FEATURE && moving_feature(k->feat)) {
+                moving = 1;
+                continue;
+            }
+            int v = cond_eval(s, p, k, c, at);
+            if (r->any ? v : !v) settled = 1; /* any: true; all: false */
+        }
+        if (settled) {
+            if (r->any) fx->settled_in |= 1ULL << i;
+        } else if (moving) {
+            fx->depends |= 1ULL << i;
+        } else if (!r->any) {
+            fx->settled_in |= 1ULL << i; /* all, and every condition fixed and true */
+        }
+    }
+}
+
+/* seg__rules_eval(s, rs, c, W) for a W between the same two events as the
+ * `at` fx was made at. */
+static uint64_t rules_eval_fixed(const seg_t *s, const seg_params_t *p, const seg_ruleset_t *rs,
+                                 const seg_customer_t *c, int64_t W, const fixed_t *fx)
+{
+    uint64_t bits = fx->settled_in;
+    for (uint64_t d = fx->depends; d; d &= d - 1) {
+        int i = __builtin_ctzll(d);
+        const rule_t *r = &rs->r[i];
+        int ok = !r->any; /* the fixed conditions are neutral here */
+        for (int j = 0; j < r->n; j++) {
+            const cond_t *k = &r->c[j];
+            if (k->subj != SUBJ_FEATURE || !moving_feature(k->feat)) continue;
+            int v = cond_eval(s, p, k, c, W);
+            if (r->any && v) {
+                ok = 1;
+                break;
+            }
+            if (!r->any && !v) {
+                ok = 0;
+                break;
+            }
+        }
+        if (ok) bits |= 1ULL << i;
+    }
+    return bits;
+}
+
 int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
                         int64_t from, uint64_t base)
 {
     if (!rs) return SEG_NEVER;
     const seg_params_t *p = seg_params(s);
+    fixed_t fx;
+    rules_fix(s, p, rs, c, from, &fx);
+    if (!fx.depends) return SEG_NEVER; /* nothing can change before the next event */
     int64_t at = from;
     /* each step passes at least one condition's flip; a flip that leaves
      * every rule as it was is stepped over, not reported */
     for (int guard = 0; guard < 4 * SEG_RULES_MAX * 8; guard++) {
         int64_t T = SEG_NEVER;
-        for (int i = 0; i < rs->n; i++)
-            for (int j = 0; j < rs->r[i].n; j++) {
-                const cond_t *k = &rs->r[i].c[j];
+        /* only the rules whose value can still change: a settled rule's
+         * conditions flip without effect */
+        for (uint64_t d = fx.depends; d; d &= d - 1) {
+            const rule_t *r = &rs->r[__builtin_ctzll(d)];
+            for (int j = 0; j < r->n; j++) {
+                const cond_t *k = &r->c[j];
                 if (k->subj != SUBJ_FEATURE || !moving_feature(k->feat)) continue;
                 int64_t t = cond_next(s, p, k, c, at);
                 if (t < T) T = t;
             }
+        }
         if (T == SEG_NEVER) return SEG_NEVER;
-        if (seg__rules_eval(s, rs, c, T) != base) return T;
+        if (rules_eval_fixed(s, p, rs, c, T, &fx) != base) return T;
         at = T;
     }
     return SEG_NEVER;

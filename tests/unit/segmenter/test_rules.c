@@ -299,3 +299,46 @@ Test(rules, rule_and_lifecycle_changes_interleave_in_ts_order)
     seg_customer_clear(&c);
     seg_free(s);
 }
+
+Test(rules, a_rule_settled_by_its_fixed_conditions_is_not_due)
+{
+    /* `abroad_and_quiet` cannot hold for a customer from FR whatever its
+     * recency does (its recency condition flips at +10 d without effect),
+     * `ordered` holds whatever W does, `buyer_or_quiet` is taken over by
+     * recency at +10 d before monetary lets go; `buyer` depends on monetary
+     * alone, which leaves `> 100` at +90 d: the only rule change */
+    seg_params_t p;
+    char err[256];
+    seg_params_default(&p);
+    const char *a[] = {"country in [GB, IE]", "recency_days > 10"};
+    const char *b[] = {"orders >= 1", "monetary > 100"};
+    cr_assert_eq(seg_params_add_rule(&p, "abroad_and_quiet", 0, a, 2, err, sizeof(err)), 0);
+    cr_assert_eq(seg_params_add_rule(&p, "buyer", 0, b, 2, err, sizeof(err)), 0);
+    const char *c3[] = {"orders >= 1"}; /* fixed conditions only, all true */
+    cr_assert_eq(seg_params_add_rule(&p, "ordered", 0, c3, 1, err, sizeof(err)), 0);
+    const char *d[] = {"recency_days > 10", "monetary > 100"}; /* holds throughout */
+    cr_assert_eq(seg_params_add_rule(&p, "buyer_or_quiet", 1, d, 2, err, sizeof(err)), 0);
+    seg_t *s = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s);
+    seg_customer_t c;
+    seg_customer_init(&c, "c", 1, 0);
+    seg_event_t ev = mkev("c", SEG_EV_PURCHASE, T0);
+    ev.amount = 200;
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "FR");
+    rec_t r = {0};
+    seg_apply(s, &c, &ev, T0, rec_fn, &r);
+    cr_assert_eq(c.rules, 14, "all but abroad_and_quiet");
+    int64_t T = T0 + 90 * DAY;
+    int64_t lc = seg_lifecycle_next(seg_params(s), &c, T0);
+    cr_assert_eq(c.due, lc < T - 1 ? lc : T - 1, "due %lld", (long long)c.due);
+    int i = step_to(s, &c, T, &r);
+    cr_assert_geq(i, 0);
+    cr_assert(strstr(r.id[i], ":rule:buyer:"), "%s", r.id[i]);
+    cr_assert_eq(r.ts[i], T);
+    for (int j = 0; j < r.n; j++)
+        cr_assert(!strstr(r.id[j], ":rule:abroad_and_quiet:"), "the settled rule never changes");
+    seg_customer_clear(&c);
+    seg_free(s);
+}
