@@ -313,28 +313,36 @@ static int cond_eval(const seg_t *s, const seg_params_t *p, const cond_t *c,
     return 0;
 }
 
+static int moving_feature(int f);
+
+/* A condition whose value moves with W between events (see below). */
+static inline int cond_moves(const cond_t *k)
+{
+    return k->subj == SUBJ_FEATURE && moving_feature(k->feat);
+}
+
+/* Rule r for cu at W; moving_only: only its moving conditions (the caller
+ * knows the others are neutral: all true for `all`, all false for `any`). */
+static inline int rule_holds(const seg_t *s, const seg_params_t *p, const rule_t *r,
+                             const seg_customer_t *cu, int64_t W, int moving_only)
+{
+    for (int j = 0; j < r->n; j++) {
+        if (moving_only && !cond_moves(&r->c[j])) continue;
+        int v = cond_eval(s, p, &r->c[j], cu, W);
+        if (r->any && v) return 1;
+        if (!r->any && !v) return 0;
+    }
+    return !r->any;
+}
+
 uint64_t seg__rules_eval(const seg_t *s, const seg_ruleset_t *rs, const seg_customer_t *c,
                          int64_t W)
 {
     uint64_t bits = 0;
     if (!rs) return 0;
     const seg_params_t *p = seg_params(s);
-    for (int i = 0; i < rs->n; i++) {
-        const rule_t *r = &rs->r[i];
-        int ok = r->any ? 0 : 1;
-        for (int j = 0; j < r->n; j++) {
-            int v = cond_eval(s, p, &r->c[j], c, W);
-            if (r->any && v) {
-                ok = 1;
-                break;
-            }
-            if (!r->any && !v) {
-                ok = 0;
-                break;
-            }
-        }
-        if (ok) bits |= 1ULL << i;
-    }
+    for (int i = 0; i < rs->n; i++)
+        if (rule_holds(s, p, &rs->r[i], c, W, 0)) bits |= 1ULL << i;
     return bits;
 }
 
@@ -444,7 +452,7 @@ static void rules_fix(const seg_t *s, const seg_params_t *p, const seg_ruleset_t
         int settled = 0, moving = 0;
         for (int j = 0; j < r->n && !settled; j++) {
             const cond_t *k = &r->c[j];
-            if (k->subj == SUBJ_FEATURE && moving_feature(k->feat)) {
+            if (cond_moves(k)) {
                 moving = 1;
                 continue;
             }
@@ -469,22 +477,7 @@ static uint64_t rules_eval_fixed(const seg_t *s, const seg_params_t *p, const se
     uint64_t bits = fx->settled_in;
     for (uint64_t d = fx->depends; d; d &= d - 1) {
         int i = __builtin_ctzll(d);
-        const rule_t *r = &rs->r[i];
-        int ok = !r->any; /* the fixed conditions are neutral here */
-        for (int j = 0; j < r->n; j++) {
-            const cond_t *k = &r->c[j];
-            if (k->subj != SUBJ_FEATURE || !moving_feature(k->feat)) continue;
-            int v = cond_eval(s, p, k, c, W);
-            if (r->any && v) {
-                ok = 1;
-                break;
-            }
-            if (!r->any && !v) {
-                ok = 0;
-                break;
-            }
-        }
-        if (ok) bits |= 1ULL << i;
+        if (rule_holds(s, p, &rs->r[i], c, W, 1)) bits |= 1ULL << i;
     }
     return bits;
 }
@@ -508,7 +501,7 @@ int64_t seg__rules_next(const seg_t *s, const seg_ruleset_t *rs, const seg_custo
             const rule_t *r = &rs->r[__builtin_ctzll(d)];
             for (int j = 0; j < r->n; j++) {
                 const cond_t *k = &r->c[j];
-                if (k->subj != SUBJ_FEATURE || !moving_feature(k->feat)) continue;
+                if (!cond_moves(k)) continue;
                 int64_t t = cond_next(s, p, k, c, at);
                 if (t < T) T = t;
             }
