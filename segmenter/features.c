@@ -306,20 +306,15 @@ double seg__log1p(double v)
     return (de * ln2_hi + log_mid[j][0]) + (at + (corr + (de * ln2_lo + log_mid[j][1])));
 }
 
-static inline double log1p0(double v)
-{
-    return seg__log1p(v);
-}
-
 void seg_vector(const seg_params_t *p, const seg_customer_t *c, double out[SEG_DIM])
 {
     const seg_features_t *x = &c->f;
     (void)p;
     double aov = share(x->monetary, x->purchases);
-    out[0] = log1p0(x->visits);
-    out[1] = log1p0(x->purchases);
-    out[2] = log1p0(x->monetary);
-    out[3] = log1p0(aov);
+    out[0] = seg__log1p(x->visits);
+    out[1] = seg__log1p(x->purchases);
+    out[2] = seg__log1p(x->monetary);
+    out[3] = seg__log1p(aov);
     out[4] = share(x->discounted, x->purchases);
     out[5] = x->carts > 1e-12 ? fmax(0.0, 1.0 - x->purchases / x->carts) : 0.0;
     out[6] = share(x->email, x->activity);
