@@ -102,6 +102,20 @@ Test(centroids, labels_describe_centroids_and_are_unique)
     seg_model_clear(&m);
 }
 
+/* 64 customers of two kinds, buyers (odd) and browsers (even), each with one
+ * event at T0 + i under s. */
+static void two_kinds(seg_t *s, seg_customer_t cs[64])
+{
+    char id[16];
+    for (int i = 0; i < 64; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        seg_customer_init(&cs[i], id, strlen(id), (uint64_t)i);
+        seg_event_t ev = mkev(id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + i);
+        ev.amount = 200;
+        seg_apply(s, &cs[i], &ev, T0 + i, NULL, NULL);
+    }
+}
+
 Test(centroids, hysteresis_keeps_a_border_customer)
 {
     seg_params_t p;
@@ -115,14 +129,7 @@ Test(centroids, hysteresis_keeps_a_border_customer)
     cr_assert_not_null(s);
     /* warm up on two kinds of customers: buyers and browsers */
     seg_customer_t cs[64];
-    char id[16];
-    for (int i = 0; i < 64; i++) {
-        snprintf(id, sizeof(id), "w%d", i);
-        seg_customer_init(&cs[i], id, strlen(id), (uint64_t)i);
-        seg_event_t ev = mkev(id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + i);
-        ev.amount = 200;
-        seg_apply(s, &cs[i], &ev, T0 + i, NULL, NULL);
-    }
+    two_kinds(s, cs);
     cr_assert(seg_model(s)->ready);
     uint64_t *pend;
     int n = seg_take_pending(s, &pend);
@@ -147,16 +154,9 @@ Test(centroids, a_frozen_model_assigns_but_never_moves)
     seg_t *s = seg_new(&p, err, sizeof(err));
     cr_assert_not_null(s);
     seg_customer_t cs[64];
-    char id[16];
     /* no model: nobody is assigned and nothing is learned, however many events */
-    for (int i = 0; i < 64; i++) {
-        snprintf(id, sizeof(id), "w%d", i);
-        seg_customer_init(&cs[i], id, strlen(id), (uint64_t)i);
-        seg_event_t ev = mkev(id, i % 2 ? SEG_EV_PURCHASE : SEG_EV_PAGE_VIEW, T0 + i);
-        ev.amount = 200;
-        seg_apply(s, &cs[i], &ev, T0 + i, NULL, NULL);
-        cr_assert_eq(cs[i].cluster, -1);
-    }
+    two_kinds(s, cs);
+    for (int i = 0; i < 64; i++) cr_assert_eq(cs[i].cluster, -1);
     seg_model_t *m = seg_model(s);
     cr_assert_not(m->ready);
     cr_assert_eq(m->n_sample, 0);
