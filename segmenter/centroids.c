@@ -52,42 +52,24 @@ static inline double dist2(const double *a, const double *b)
     return s;
 }
 
-/* dist2, or a partial sum already above bound (partial sums only grow, so
- * a point that returns early is never the nearest). */
-static inline double dist2_upto(const double *a, const double *b, double bound)
-{
-    double s = 0;
-#pragma GCC unroll 16
-    for (int d = 0; d < SEG_DIM / 2; d++) {
-        double t = a[d] - b[d];
-        s += t * t;
-    }
-    if (s > bound) return s;
-#pragma GCC unroll 16
-    for (int d = SEG_DIM / 2; d < SEG_DIM; d++) {
-        double t = a[d] - b[d];
-        s += t * t;
-    }
-    return s;
-}
-
 int seg_model_nearest(const seg_model_t *m, const double x[SEG_DIM], double *d2)
 {
     return seg__model_nearest_from(m, x, -1, d2, NULL);
 }
 
-int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
-                            double *dcur)
+/* The squared distance from x to each of k centroids, the first at c0 and
+ * the next every `stride` bytes, into s: two centroids at a time in the two
+ * lanes of a vector. Each lane sums its dimensions in order, so each sum
+ * has the bits dist2 gives, and no centroid waits for an early exit's
+ * branch. */
+static inline void dist2_all(const double x[SEG_DIM], const void *c0, size_t stride, int k,
+                             double *s)
 {
-    /* Every distance in full, two centroids at a time in the two lanes of a
-     * vector: each lane sums its dimensions in order, so each sum has the
-     * bits dist2 gives, and no centroid waits for an early exit's branch.
-     * The choice is a plain scan's: the current slot unless another is
-     * strictly nearer, ties to the lowest. */
-    double s[SEG_K_MAX];
-    int k = m->k, j = 0;
+    const char *base = c0;
+    int j = 0;
     for (; j + 1 < k; j += 2) {
-        const double *a = m->cl[j].c, *b = m->cl[j + 1].c;
+        const double *a = (const double *)(base + (size_t)j * stride);
+        const double *b = (const double *)(base + (size_t)(j + 1) * stride);
         v2d acc = {0, 0};
 #pragma GCC unroll 16
         for (int d = 0; d < SEG_DIM; d++) {
@@ -96,7 +78,17 @@ int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int c
         }
         s[j] = acc[0], s[j + 1] = acc[1];
     }
-    if (j < k) s[j] = dist2(x, m->cl[j].c);
+    if (j < k) s[j] = dist2(x, (const double *)(base + (size_t)j * stride));
+}
+
+int seg__model_nearest_from(const seg_model_t *m, const double x[SEG_DIM], int cur, double *d2,
+                            double *dcur)
+{
+    /* Every distance in full (dist2_all). The choice is a plain scan's: the
+     * current slot unless another is strictly nearer, ties to the lowest. */
+    double s[SEG_K_MAX];
+    int k = m->k, j;
+    dist2_all(x, m->cl[0].c, sizeof(m->cl[0]), k, s);
     int best = cur >= 0 ? cur : 0;
     double bd = s[best];
     if (cur >= 0) *dcur = bd;
@@ -147,15 +139,13 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
      * other than j moved (distances, not squares) */
     double mv[SEG_K_MAX] = {0}, mv_other[SEG_K_MAX] = {0};
     for (int it = 0; it < 30; it++) {
-        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX], cc[SEG_K_MAX][SEG_K_MAX];
+        double sum[SEG_K_MAX][SEG_DIM], cnt[SEG_K_MAX];
         memset(sum, 0, sizeof(sum));
         memset(cnt, 0, sizeof(cnt));
-        for (int a = 0; a < k; a++)
-            for (int b = 0; b <= a; b++) cc[a][b] = cc[b][a] = dist2(cent[a], cent[b]);
         int moved = 0;
         for (int i = 0; i < n; i++) {
-            /* start from the last assignment: its distance bounds the others
-             * early; ties still go to the lowest slot, as in a plain scan */
+            /* from the last assignment, which stays unless another is
+             * strictly nearer; ties go to the lowest slot, as in a plain scan */
             int best = it ? asg[i] : 0;
             if (it) {
                 /* Hamerly: ub bounds the distance to the point's centroid
@@ -167,29 +157,24 @@ static double kmeans_once(const double (*pts)[SEG_DIM], int n, int k, double (*c
                 lb[i] -= mv_other[best];
                 if (ub[i] + 1e-9 * (ub[i] + fabs(lb[i])) < lb[i]) goto counted;
             }
-            double bd = dist2(pts[i], cent[best]);
+            /* every distance in full (dist2_all: the bits dist2 gives);
+             * the plain scan's choice, and the nearest other one as the
+             * lower bound (sqrt is monotonic: one root for the minimum) */
+            double s[SEG_K_MAX];
+            dist2_all(pts[i], cent[0], sizeof(cent[0]), k, s);
+            double bd = s[best];
             if (isnan(bd)) bd = INFINITY, best = 0; /* what a plain scan ends with */
-            double lo = INFINITY;                   /* lower bound over the others */
+            double lo = INFINITY;                   /* over the others, squared */
             for (int j = 0; j < k; j++) {
                 if (j == best) continue;
-                /* a centroid more than twice as far from the best one as the
-                 * point is cannot be nearer (triangle inequality; the margin
-                 * covers rounding, so the skipped distance is strictly larger) */
-                if (cc[best][j] > 4.00001 * bd) {
-                    double l = sqrt(cc[best][j]) - sqrt(bd);
-                    if (l < lo) lo = l;
-                    continue;
-                }
-                double s = dist2_upto(pts[i], cent[j], bd);
-                if (s < bd || (s == bd && j < best)) {
-                    double l = sqrt(bd); /* the one it replaces is now an other */
-                    if (l < lo) lo = l;
-                    bd = s, best = j;
-                } else {
-                    double l = sqrt(s); /* a partial sum is a lower bound too */
-                    if (l < lo) lo = l;
+                if (s[j] < bd || (s[j] == bd && j < best)) {
+                    if (bd < lo) lo = bd; /* the one it replaces is now an other */
+                    bd = s[j], best = j;
+                } else if (s[j] < lo) {
+                    lo = s[j];
                 }
             }
+            lo = sqrt(lo);
             ub[i] = sqrt(bd);
             lb[i] = lo;
             if (it == 0 || asg[i] != best) moved++;

@@ -256,3 +256,95 @@ Test(centroids, vector_scan_and_updates_match_scalar_loops)
         seg_model_clear(&m);
     }
 }
+
+/* Seeding as plainly as it can be written: k-means++ drawing from the same
+ * generator, then Lloyd with a full scan of every point each pass (ties to
+ * the lowest slot) until no point moves or 30 passes; the best of 5 runs. */
+static double plain_kmeans(const double (*pts)[SEG_DIM], int n, int k, uint64_t *rng,
+                           double (*best_c)[SEG_DIM])
+{
+    double best = NAN;
+    double *dmin = calloc((size_t)n, sizeof(double));
+    int *asg = calloc((size_t)n, sizeof(int));
+    for (int r = 0; r < 5; r++) {
+        double c[SEG_K_MAX][SEG_DIM];
+        int first = (int)(seg__rand(rng) % (uint64_t)n);
+        memcpy(c[0], pts[first], sizeof(c[0]));
+        for (int i = 0; i < n; i++) dmin[i] = plain_dist2(pts[i], c[0]);
+        for (int j = 1; j < k; j++) {
+            double tot = 0;
+            for (int i = 0; i < n; i++) tot += dmin[i];
+            int pick = (int)(seg__rand(rng) % (uint64_t)n);
+            if (tot > 0) {
+                double u = seg__rand01(rng) * tot;
+                for (int i = 0; i < n; i++)
+                    if ((u -= dmin[i]) < 0) {
+                        pick = i;
+                        break;
+                    }
+            }
+            memcpy(c[j], pts[pick], sizeof(c[j]));
+            for (int i = 0; i < n; i++) {
+                double s = plain_dist2(pts[i], c[j]);
+                if (s < dmin[i]) dmin[i] = s;
+            }
+        }
+        double inertia = 0;
+        for (int it = 0; it < 30; it++) {
+            double sum[SEG_K_MAX][SEG_DIM] = {{0}}, cnt[SEG_K_MAX] = {0};
+            int moved = 0;
+            for (int i = 0; i < n; i++) {
+                int b = 0;
+                for (int j = 1; j < k; j++)
+                    if (plain_dist2(pts[i], c[j]) < plain_dist2(pts[i], c[b])) b = j;
+                moved += it == 0 || asg[i] != b;
+                asg[i] = b;
+                cnt[b] += 1;
+                for (int d = 0; d < SEG_DIM; d++) sum[b][d] += pts[i][d];
+            }
+            if (!moved || it == 29) {
+                inertia = 0;
+                for (int i = 0; i < n; i++) inertia += plain_dist2(pts[i], c[asg[i]]);
+            }
+            if (!moved) break;
+            for (int j = 0; j < k; j++)
+                if (cnt[j] > 0)
+                    for (int d = 0; d < SEG_DIM; d++) c[j][d] = sum[j][d] / cnt[j];
+        }
+        if (isnan(best) || inertia < best) {
+            best = inertia;
+            memcpy(best_c, c, sizeof(c));
+        }
+    }
+    free(dmin);
+    free(asg);
+    return best;
+}
+
+/* The seeding's Lloyd passes skip points by bounds (Hamerly) and scan the
+ * rest two centroids per vector: the centroids must be exactly the plain
+ * passes' ones, on blobs that overlap so that points do change sides. */
+Test(centroids, seeding_equals_plain_lloyd)
+{
+    uint64_t st = 11;
+    for (int k = 1; k <= 9; k++) {
+        int n = 600;
+        double(*pts)[SEG_DIM] = calloc((size_t)n, sizeof(*pts));
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < SEG_DIM; d++) {
+                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                double noise = (double)(int64_t)(st >> 40) / (1 << 23) - 1;
+                pts[i][d] = (d == i % 4 ? 1.5 : 0.0) + noise;
+            }
+        seg_model_t m;
+        cr_assert_eq(seg_model_init(&m, k, n, 42 + (uint64_t)k), 0);
+        uint64_t rng = m.rng;
+        double want[SEG_K_MAX][SEG_DIM];
+        plain_kmeans((const double(*)[SEG_DIM])pts, n, k, &rng, want);
+        seg_model_seed(&m, (const double(*)[SEG_DIM])pts, n);
+        for (int j = 0; j < k; j++)
+            cr_assert(memcmp(m.cl[j].c, want[j], sizeof(want[j])) == 0, "k %d slot %d", k, j);
+        free(pts);
+        seg_model_clear(&m);
+    }
+}
