@@ -205,6 +205,26 @@ Test(codec_change, json_numbers_at_every_digit_count)
             cr_assert(strstr(s, "\"emitted_at\":-9223372036854775808,"), "%s", s);
         }
     }
+    /* and any digits in between, at every length (numbers are cut into
+     * groups of digits in the lanes of a word) */
+    uint64_t rng = 3;
+    for (int i = 0; i < 20000; i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t x = rng ^ rng >> 29;
+        x >>= (rng >> 58); /* 0..63 bits: every digit count */
+        char want[64];
+        ch.seq = ch.orders = ch.model_version = x;
+        ch.ts = (int64_t)(x >> 1);
+        b.len = 0;
+        cr_assert_eq(strm_change_json(&ch, INT64_MIN, &b), 0);
+        char *s = as_str(&b);
+        snprintf(want, sizeof want, ":lifecycle:%llu\"", (unsigned long long)x);
+        cr_assert(strstr(s, want), "%s", s);
+        snprintf(want, sizeof want, "\"model_version\":%llu,", (unsigned long long)x);
+        cr_assert(strstr(s, want), "%s", s);
+        snprintf(want, sizeof want, "\"ts\":%lld,", (long long)ch.ts);
+        cr_assert(strstr(s, want), "%s", s);
+    }
     strm_buf_free(&b);
 }
 
