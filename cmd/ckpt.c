@@ -57,21 +57,20 @@ static const char script[] =
     "local i, n = 3, #ARGV\n"
     "while i <= n do\n"
     "  local op = ARGV[i]\n"
-    "  if op == 'H' then\n"
+    "  if op == 'H' or op == 'Z' then\n"
     "    local cnt = tonumber(ARGV[i+2])\n"
-    "    local a = {}\n"
-    "    for j = 1, 2*cnt do a[j] = ARGV[i+2+j] end\n"
-    "    redis.call('HSET', ARGV[i+1], unpack(a))\n"
+    "    redis.call(op == 'H' and 'HSET' or 'ZADD', ARGV[i+1], unpack(ARGV, i+3, i+2+2*cnt))\n"
     "    i = i + 3 + 2*cnt\n"
-    "  elseif op == 'Z' then redis.call('ZADD', ARGV[i+1], ARGV[i+2], ARGV[i+3]); i = i + 4\n"
-    "  elseif op == 'R' then redis.call('ZREM', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
+    "  elseif op == 'R' or op == 'A' or op == 'D' then\n"
+    "    local cnt = tonumber(ARGV[i+2])\n"
+    "    local cmd = op == 'R' and 'ZREM' or op == 'A' and 'SADD' or 'SREM'\n"
+    "    redis.call(cmd, ARGV[i+1], unpack(ARGV, i+3, i+2+cnt))\n"
+    "    i = i + 3 + cnt\n"
     "  elseif op == 'I' then\n"
     "    if redis.call('HINCRBY', ARGV[i+1], ARGV[i+2], ARGV[i+3]) == 0 then\n"
     "      redis.call('HDEL', ARGV[i+1], ARGV[i+2]) end\n"
     "    i = i + 4\n"
     "  elseif op == 'S' then redis.call('SET', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
-    "  elseif op == 'A' then redis.call('SADD', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
-    "  elseif op == 'D' then redis.call('SREM', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
     "  else return redis.error_reply('segstream checkpoint: bad op ' .. tostring(op)) end\n"
     "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
@@ -394,6 +393,58 @@ static int leader(run_t *r)
     return k >= 0 && r->parts[k].owned;
 }
 
+/* A dirty customer in the sets of its partition. */
+typedef struct pm {
+    int part;
+    uint32_t h;
+} pm_t;
+
+static int pm_cmp(const void *a, const void *b)
+{
+    const pm_t *x = a, *y = b;
+    if (x->part != y->part) return x->part < y->part ? -1 : 1;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+/* Does op (Z: ZADD due, R: ZREM, A: SADD unassigned, D: SREM) concern c? */
+static int set_wants(const char *op, const seg_customer_t *c)
+{
+    switch (op[0]) {
+    case 'Z':
+        return c->due != SEG_NEVER;
+    case 'R':
+        return c->due == SEG_NEVER;
+    case 'A':
+        return c->cluster < 0;
+    default:
+        return c->cluster >= 0;
+    }
+}
+
+#define SET_CHUNK 1000 /* members per command: Lua's unpack is bounded */
+
+/* The customers of pm that op concerns, as "op key count members..." in
+ * chunks (ZADD: score and member). */
+static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm_t *pm, size_t n)
+{
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++) want += set_wants(op, st_mem_by_handle(r->pl.store, pm[i].h));
+    int rc = 0;
+    for (size_t i = 0; want && rc == 0;) {
+        size_t cnt = want < SET_CHUNK ? want : SET_CHUNK;
+        want -= cnt;
+        rc |= args(s, op) | args(s, key) | argi(s, (int64_t)cnt);
+        for (; cnt; i++) {
+            const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
+            if (!set_wants(op, c)) continue;
+            if (op[0] == 'Z') rc |= argi(s, c->due);
+            rc |= arg(s, c->id, c->id_len);
+            cnt--;
+        }
+    }
+    return rc;
+}
+
 /* Everything changed since the last checkpoint, as script arguments. */
 static snap_t *build(run_t *r)
 {
@@ -411,6 +462,9 @@ static snap_t *build(run_t *r)
     int64_t now = cli_now_ms();
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    pm_t *pm = malloc((k->n_dirty ? k->n_dirty : 1) * sizeof(*pm));
+    size_t n_pm = 0;
+    rc |= pm == NULL;
     for (size_t i = 0; i < k->n_dirty && rc == 0; i++) {
         uint32_t h = k->dirty[i];
         k->flags[h] &= (uint8_t)~F_DIRTY;
@@ -428,20 +482,26 @@ static snap_t *build(run_t *r)
         for (int j = 0; j < nf; j++) rc |= args(s, fields[j].name) | args(s, fields[j].value);
         rc |= args(s, "state") | arg(s, sb.data, sb.size);
         int part = h < r->cap_owner ? r->owner[h] : -1;
-        if (part >= 0) {
-            snprintf(key, sizeof(key), "%sdue:%s:%" PRId32, k->prefix, r->parts[part].topic,
-                     r->parts[part].partition);
-            if (c->due == SEG_NEVER)
-                rc |= args(s, "R") | args(s, key) | arg(s, c->id, c->id_len);
-            else
-                rc |= args(s, "Z") | args(s, key) | argi(s, c->due) | arg(s, c->id, c->id_len);
-            snprintf(key, sizeof(key), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
-                     r->parts[part].partition);
-            rc |= args(s, c->cluster < 0 ? "A" : "D") | args(s, key) | arg(s, c->id, c->id_len);
-        }
+        if (part >= 0 && pm) pm[n_pm++] = (pm_t){part, h};
         s->customers++;
     }
     k->n_dirty = 0;
+    /* the due and unassigned sets: one command per set and kind, not three
+     * per customer (in the script, each call cost more than its work) */
+    if (n_pm) qsort(pm, n_pm, sizeof(*pm), pm_cmp);
+    for (size_t a = 0, b; a < n_pm && rc == 0; a = b) {
+        int part = pm[a].part;
+        for (b = a; b < n_pm && pm[b].part == part; b++) {
+        }
+        char due[512], un[512];
+        snprintf(due, sizeof(due), "%sdue:%s:%" PRId32, k->prefix, r->parts[part].topic,
+                 r->parts[part].partition);
+        snprintf(un, sizeof(un), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
+                 r->parts[part].partition);
+        rc |= set_op(r, s, "Z", due, pm + a, b - a) | set_op(r, s, "R", due, pm + a, b - a) |
+              set_op(r, s, "A", un, pm + a, b - a) | set_op(r, s, "D", un, pm + a, b - a);
+    }
+    free(pm);
     /* segment sizes, as deltas: several processes add to one hash */
     const seg_sizes_t *sz = seg_sizes(r->pl.seg);
     rc |= size_delta(s, k, "customers", sz->customers, &k->customers);
