@@ -3,17 +3,20 @@
  * daemon, the loading of customers before their events are applied, the
  * dirty set, and checkpoints.
  *
- * A checkpoint is one Lua script, atomic in Redis: the dirty customers
- * (hash fields + packed state), their due times (a sorted set per
- * partition), segment-size deltas (HINCRBY), the model (from the process
- * that owns partition 0 of the first topic), and the next input offset of
- * every owned partition. It is sent only once every change event produced
- * before it was taken is delivered, so a crash repeats changes (same
- * event_id), never loses them. A process resumes each partition from the
- * offset in Redis, and the events since the checkpoint are applied again to
- * the checkpoint's state: each counts once. The script records
- * (writer, sequence) first, so a checkpoint re-sent after a lost reply is
- * not applied twice (the size deltas are not idempotent by themselves).
+ * A checkpoint is one MULTI/EXEC transaction, atomic in Redis: the dirty
+ * customers (hash fields + packed state), their due times (a sorted set per
+ * partition), the model (from the process that owns partition 0 of the
+ * first topic), the next input offset of every owned partition, and a short
+ * Lua script with the segment-size deltas (HINCRBY). It is sent only once
+ * every change event produced before it was taken is delivered, so a crash
+ * repeats changes (same event_id), never loses them. A process resumes each
+ * partition from the offset in Redis, and the events since the checkpoint
+ * are applied again to the checkpoint's state: each counts once. The script
+ * records (writer, sequence), so a checkpoint re-sent after a lost reply
+ * does not add its size deltas twice; everything else in it sets values and
+ * may land twice. Plain commands, not one script for everything: Redis is
+ * busy (every reader waits) for the whole transaction, and a script spent
+ * twice as long converting arguments as the commands took.
  *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
  * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
@@ -44,6 +47,7 @@ enum {
     R_OFFSETS,
     R_MODEL,
     R_SNAP,
+    R_QUEUED,
     R_DUE,
     R_UNASSIGNED,
     R_ADOPT_VERSION,
@@ -52,26 +56,13 @@ enum {
 #define ADOPT_EVERY_S 5.0
 #define SWEEP_EVERY_S 2.0
 
+/* The size deltas, as (hash, field, delta) triples, once per (writer,
+ * sequence); 1 when applied, 0 when this checkpoint had landed before. */
 static const char script[] =
     "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end\n"
-    "local i, n = 3, #ARGV\n"
-    "while i <= n do\n"
-    "  local op = ARGV[i]\n"
-    "  if op == 'H' or op == 'Z' then\n"
-    "    local cnt = tonumber(ARGV[i+2])\n"
-    "    redis.call(op == 'H' and 'HSET' or 'ZADD', ARGV[i+1], unpack(ARGV, i+3, i+2+2*cnt))\n"
-    "    i = i + 3 + 2*cnt\n"
-    "  elseif op == 'R' or op == 'A' or op == 'D' then\n"
-    "    local cnt = tonumber(ARGV[i+2])\n"
-    "    local cmd = op == 'R' and 'ZREM' or op == 'A' and 'SADD' or 'SREM'\n"
-    "    redis.call(cmd, ARGV[i+1], unpack(ARGV, i+3, i+2+cnt))\n"
-    "    i = i + 3 + cnt\n"
-    "  elseif op == 'I' then\n"
-    "    if redis.call('HINCRBY', ARGV[i+1], ARGV[i+2], ARGV[i+3]) == 0 then\n"
-    "      redis.call('HDEL', ARGV[i+1], ARGV[i+2]) end\n"
-    "    i = i + 4\n"
-    "  elseif op == 'S' then redis.call('SET', ARGV[i+1], ARGV[i+2]); i = i + 3\n"
-    "  else return redis.error_reply('segstream checkpoint: bad op ' .. tostring(op)) end\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  if redis.call('HINCRBY', ARGV[i], ARGV[i+1], ARGV[i+2]) == 0 then\n"
+    "    redis.call('HDEL', ARGV[i], ARGV[i+1]) end\n"
     "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "return 1\n";
@@ -81,6 +72,8 @@ typedef struct snap {
     strm_buf_t arena; /* every argument, back to back */
     size_t *off, *len;
     int argc, cap;
+    int *cmd; /* index of each command's first argument (the last: the script) */
+    int n_cmd, cap_cmd;
     int customers;
     struct po {
         int part;
@@ -197,6 +190,13 @@ static req_t *req(int kind)
     req_t *q = calloc(1, sizeof(req_t));
     if (q) q->kind = kind;
     return q;
+}
+
+/* A command whose reply is not looked at (inside MULTI: QUEUED). */
+static int queued(run_t *r, int argc, const char **argv, const size_t *lens)
+{
+    req_t *q = req(R_QUEUED);
+    return q ? rsend(r, q, argc, argv, lens) : -1;
 }
 
 static void key_of(ck_t *k, char *buf, size_t len, const char *what, const char *id, size_t idlen)
@@ -336,6 +336,20 @@ static int arg(snap_t *s, const void *p, size_t len)
     return strm_buf_append(&s->arena, p, len);
 }
 
+/* The arguments from here on are a new command. */
+static int cmd_begin(snap_t *s)
+{
+    if (s->n_cmd == s->cap_cmd) {
+        int cap = s->cap_cmd ? 2 * s->cap_cmd : 256;
+        int *c = realloc(s->cmd, (size_t)cap * sizeof(*c));
+        if (!c) return -1;
+        s->cmd = c;
+        s->cap_cmd = cap;
+    }
+    s->cmd[s->n_cmd++] = s->argc;
+    return 0;
+}
+
 static int args(snap_t *s, const char *str)
 {
     return arg(s, str, strlen(str));
@@ -355,6 +369,7 @@ static void snap_free(snap_t *s)
     free(s->off);
     free(s->len);
     free(s->po);
+    free(s->cmd);
     free(s);
 }
 
@@ -382,7 +397,7 @@ static int size_delta(snap_t *s, ck_t *k, const char *field, int64_t now, int64_
     if (!d) return 0;
     char key[256];
     snprintf(key, sizeof(key), "%ssizes", k->prefix);
-    return args(s, "I") | args(s, key) | args(s, field) | argi(s, d);
+    return args(s, key) | args(s, field) | argi(s, d);
 }
 
 static int leader(run_t *r)
@@ -406,25 +421,19 @@ static int pm_cmp(const void *a, const void *b)
     return x->h < y->h ? -1 : x->h > y->h;
 }
 
-/* Does op (Z: ZADD due, R: ZREM, A: SADD unassigned, D: SREM) concern c? */
+/* Does op (ZADD due, ZREM, SADD unassigned, SREM) concern c? */
 static int set_wants(const char *op, const seg_customer_t *c)
 {
-    switch (op[0]) {
-    case 'Z':
-        return c->due != SEG_NEVER;
-    case 'R':
-        return c->due == SEG_NEVER;
-    case 'A':
-        return c->cluster < 0;
-    default:
-        return c->cluster >= 0;
-    }
+    if (strcmp(op, "ZADD") == 0) return c->due != SEG_NEVER;
+    if (strcmp(op, "ZREM") == 0) return c->due == SEG_NEVER;
+    if (strcmp(op, "SADD") == 0) return c->cluster < 0;
+    return c->cluster >= 0;
 }
 
-#define SET_CHUNK 1000 /* members per command: Lua's unpack is bounded */
+#define SET_CHUNK 1000 /* members per command */
 
-/* The customers of pm that op concerns, as "op key count members..." in
- * chunks (ZADD: score and member). */
+/* The customers of pm that op concerns, as "op key members..." commands of
+ * at most SET_CHUNK members (ZADD: score and member). */
 static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm_t *pm, size_t n)
 {
     size_t want = 0;
@@ -433,7 +442,7 @@ static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm
     for (size_t i = 0; want && rc == 0;) {
         size_t cnt = want < SET_CHUNK ? want : SET_CHUNK;
         want -= cnt;
-        rc |= args(s, op) | args(s, key) | argi(s, (int64_t)cnt);
+        rc |= cmd_begin(s) | args(s, op) | args(s, key);
         for (; cnt; i++) {
             const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
             if (!set_wants(op, c)) continue;
@@ -455,10 +464,8 @@ static snap_t *build(run_t *r)
     s->seq = ++k->seq;
     s->need_seq = r->unit_seq;
     char key[512], seqs[24];
-    snprintf(key, sizeof(key), "%scheckpoints", k->prefix);
     snprintf(seqs, sizeof(seqs), "%" PRIu64, s->seq);
-    int rc = args(s, "EVAL") | args(s, script) | args(s, "1") | args(s, key) | args(s, k->writer) |
-             args(s, seqs);
+    int rc = 0;
     int64_t now = cli_now_ms();
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -478,7 +485,7 @@ static snap_t *build(run_t *r)
             break;
         }
         key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
-        rc |= args(s, "H") | args(s, key) | argi(s, nf + 1);
+        rc |= cmd_begin(s) | args(s, "HSET") | args(s, key);
         for (int j = 0; j < nf; j++) rc |= args(s, fields[j].name) | args(s, fields[j].value);
         rc |= args(s, "state") | arg(s, sb.data, sb.size);
         int part = h < r->cap_owner ? r->owner[h] : -1;
@@ -486,8 +493,8 @@ static snap_t *build(run_t *r)
         s->customers++;
     }
     k->n_dirty = 0;
-    /* the due and unassigned sets: one command per set and kind, not three
-     * per customer (in the script, each call cost more than its work) */
+    /* the due and unassigned sets: a command per set and kind (in chunks),
+     * not one per customer */
     if (n_pm) qsort(pm, n_pm, sizeof(*pm), pm_cmp);
     for (size_t a = 0, b; a < n_pm && rc == 0; a = b) {
         int part = pm[a].part;
@@ -498,11 +505,52 @@ static snap_t *build(run_t *r)
                  r->parts[part].partition);
         snprintf(un, sizeof(un), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
                  r->parts[part].partition);
-        rc |= set_op(r, s, "Z", due, pm + a, b - a) | set_op(r, s, "R", due, pm + a, b - a) |
-              set_op(r, s, "A", un, pm + a, b - a) | set_op(r, s, "D", un, pm + a, b - a);
+        rc |= set_op(r, s, "ZADD", due, pm + a, b - a) | set_op(r, s, "ZREM", due, pm + a, b - a) |
+              set_op(r, s, "SADD", un, pm + a, b - a) | set_op(r, s, "SREM", un, pm + a, b - a);
     }
     free(pm);
-    /* segment sizes, as deltas: several processes add to one hash */
+    if (leader(r)) {
+        sb.size = 0;
+        if (st_pack_model(r->pl.seg, &sb) == 0) {
+            snprintf(key, sizeof(key), "%smodel", k->prefix);
+            rc |= cmd_begin(s) | args(s, "SET") | args(s, key) | arg(s, sb.data, sb.size);
+            snprintf(key, sizeof(key), "%smodel:version", k->prefix);
+            rc |= cmd_begin(s) | args(s, "SET") | args(s, key) |
+                  argi(s, (int64_t)seg_model(r->pl.seg)->version);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    /* the offsets this state holds */
+    int owned = 0;
+    int his = 0;
+    for (int i = 0; i < r->n_parts; i++) {
+        owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
+        his += r->parts[i].owned && r->parts[i].next_offset >= 0 && r->parts[i].pp.hi != INT64_MIN;
+    }
+    if (owned) {
+        /* with each offset, the partition's newest event time: a process
+         * that resumes it knows where its watermark stood */
+        s->po = calloc((size_t)owned, sizeof(*s->po));
+        snprintf(key, sizeof(key), "%soffsets", k->prefix);
+        rc |= (s->po == NULL) | cmd_begin(s) | args(s, "HSET") | args(s, key);
+        for (int i = 0; i < r->n_parts && s->po; i++) {
+            part_t *p = &r->parts[i];
+            if (!p->owned || p->next_offset < 0) continue;
+            char f[300];
+            snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
+            rc |= args(s, f) | argi(s, p->next_offset);
+            if (p->pp.hi != INT64_MIN) {
+                snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
+                rc |= args(s, f) | argi(s, p->pp.hi);
+            }
+            s->po[s->n_po++] = (struct po){i, p->next_offset};
+        }
+    }
+    /* last, the script with the segment sizes, as deltas (several
+     * processes add to one hash): its reply is the transaction's last */
+    snprintf(key, sizeof(key), "%scheckpoints", k->prefix);
+    rc |= cmd_begin(s) | args(s, "EVAL") | args(s, script) | args(s, "1") | args(s, key) |
+          args(s, k->writer) | args(s, seqs);
     const seg_sizes_t *sz = seg_sizes(r->pl.seg);
     rc |= size_delta(s, k, "customers", sz->customers, &k->customers);
     for (int i = 1; i < SEG_LC__COUNT; i++) {
@@ -538,42 +586,6 @@ static snap_t *build(run_t *r)
         snprintf(f, sizeof(f), "rule:%s", seg_rule_name(rs, i));
         rc |= size_delta(s, k, f, sz->rule[i], &k->rule[i]);
     }
-    if (leader(r)) {
-        sb.size = 0;
-        if (st_pack_model(r->pl.seg, &sb) == 0) {
-            snprintf(key, sizeof(key), "%smodel", k->prefix);
-            rc |= args(s, "S") | args(s, key) | arg(s, sb.data, sb.size);
-            snprintf(key, sizeof(key), "%smodel:version", k->prefix);
-            rc |= args(s, "S") | args(s, key) | argi(s, (int64_t)seg_model(r->pl.seg)->version);
-        }
-    }
-    msgpack_sbuffer_destroy(&sb);
-    /* the offsets this state holds */
-    int owned = 0;
-    int his = 0;
-    for (int i = 0; i < r->n_parts; i++) {
-        owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
-        his += r->parts[i].owned && r->parts[i].next_offset >= 0 && r->parts[i].pp.hi != INT64_MIN;
-    }
-    if (owned) {
-        /* with each offset, the partition's newest event time: a process
-         * that resumes it knows where its watermark stood */
-        s->po = calloc((size_t)owned, sizeof(*s->po));
-        snprintf(key, sizeof(key), "%soffsets", k->prefix);
-        rc |= (s->po == NULL) | args(s, "H") | args(s, key) | argi(s, owned + his);
-        for (int i = 0; i < r->n_parts && s->po; i++) {
-            part_t *p = &r->parts[i];
-            if (!p->owned || p->next_offset < 0) continue;
-            char f[300];
-            snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
-            rc |= args(s, f) | argi(s, p->next_offset);
-            if (p->pp.hi != INT64_MIN) {
-                snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
-                rc |= args(s, f) | argi(s, p->pp.hi);
-            }
-            s->po[s->n_po++] = (struct po){i, p->next_offset};
-        }
-    }
     k->last_build = cli_monotonic_s();
     k->last_need = s->need_seq;
     if (rc) {
@@ -585,21 +597,38 @@ static snap_t *build(run_t *r)
     return s;
 }
 
+/* MULTI, the commands, EXEC: queued in one go, so no other command of this
+ * connection falls inside the transaction. Only EXEC's reply counts (a
+ * command refused while queued makes EXEC fail). */
 static void try_send(run_t *r)
 {
     ck_t *k = CK(r);
     snap_t *s = k->wait;
     if (!s || k->flight || !k->up || r->done_seq < s->need_seq) return;
     const char **argv = malloc((size_t)s->argc * sizeof(*argv));
-    if (!argv) return;
-    for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
     req_t *q = req(R_SNAP);
-    if (q) {
-        q->snap = s;
-        if (rsend(r, q, s->argc, argv, s->len) == 0) {
-            k->wait = NULL;
-            k->flight = s;
-        }
+    if (!argv || !q) {
+        free(argv);
+        free(q);
+        return;
+    }
+    for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
+    q->snap = s;
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *discard[] = {"DISCARD"};
+    static const size_t multi_len[] = {5}, exec_len[] = {4}, discard_len[] = {7};
+    int ok = queued(r, 1, multi, multi_len) == 0;
+    for (int c = 0; c < s->n_cmd && ok; c++) {
+        int at = s->cmd[c], end = c + 1 < s->n_cmd ? s->cmd[c + 1] : s->argc;
+        ok = queued(r, end - at, argv + at, s->len + at) == 0;
+    }
+    if (ok && rsend(r, q, 1, exec, exec_len) == 0) {
+        k->wait = NULL;
+        k->flight = s;
+    } else {
+        /* out of memory part way (the connection is up): drop what is
+         * queued; the checkpoint stays waiting */
+        if (!ok) free(q);
+        queued(r, 1, discard, discard_len);
     }
     free(argv);
 }
@@ -611,15 +640,24 @@ static void snapped(run_t *r, req_t *q, const redisReply *rp)
     ck_t *k = CK(r);
     snap_t *s = q->snap;
     k->flight = NULL;
-    if (!rp || rp->type == REDIS_REPLY_ERROR) {
+    /* EXEC: an error (a command refused while queued: nothing ran) or one
+     * reply per command, where any one may be an error (the others ran) */
+    const redisReply *bad = rp && rp->type != REDIS_REPLY_ARRAY ? rp : NULL;
+    for (size_t i = 0; rp && !bad && i < rp->elements; i++)
+        if (rp->element[i]->type == REDIS_REPLY_ERROR) bad = rp->element[i];
+    if (rp && !bad && rp->elements == 0) bad = rp;
+    if (!rp || bad) {
         if (rp) {
-            cli_log(LOG_ERROR, "checkpoint refused by Redis: %s", rp->str);
+            cli_log(LOG_ERROR, "checkpoint refused by Redis: %s",
+                    bad->type == REDIS_REPLY_ERROR || bad->type == REDIS_REPLY_STATUS
+                        ? bad->str
+                        : "the transaction ran nothing");
             snap_free(s);
             run_begin_stop(r, 1);
             return;
         }
         k->failures++;
-        k->wait = s; /* the same one again: the script skips it if it landed */
+        k->wait = s; /* the same one again: its size deltas are skipped if it landed */
         return;
     }
     k->checkpoints++;
@@ -1008,6 +1046,8 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         break;
     case R_SNAP:
         snapped(r, q, rp);
+        break;
+    case R_QUEUED:
         break;
     case R_DUE:
         due_read(r, q, rp);

@@ -553,3 +553,27 @@ Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
     long repeats;
     compare_changes(&repeats);
 }
+
+/* A checkpoint Redis refuses (here the sizes hash of the prefix holds a
+ * string, so the script's HINCRBY fails) stops the run with exit 1 and
+ * Redis's reason, rather than carrying on with state it cannot keep. */
+Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
+{
+    need_tools();
+    start(1, 0);
+    gen_events(200, 2000, 5);
+    write_cfg("bad.yaml", "g-bad", "bad:", "changes-crash");
+    redisContext *c = rc_connect();
+    redisReply *r = redisCommand(c, "SET bad:sizes not-a-hash");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    produce_lines(0, 2000);
+    int port;
+    pid_t pid = start_run("bad.yaml", "bad.log", &port);
+    cr_assert_eq(h_stop(pid, 0, 60), 1, "the run stops by itself, with exit 1");
+    char *log = h_slurp(h_path("bad.log"), NULL);
+    cr_assert_not_null(log);
+    cr_assert(strstr(log, "checkpoint refused by Redis") && strstr(log, "WRONGTYPE"), "%s", log);
+    free(log);
+}
