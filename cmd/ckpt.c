@@ -12,11 +12,15 @@
  * repeats changes (same event_id), never loses them. A process resumes each
  * partition from the offset in Redis, and the events since the checkpoint
  * are applied again to the checkpoint's state: each counts once. The script
- * records (writer, sequence), so a checkpoint re-sent after a lost reply
- * does not add its size deltas twice; everything else in it sets values and
- * may land twice. Plain commands, not one script for everything: Redis is
- * busy (every reader waits) for the whole transaction, and a script spent
- * twice as long converting arguments as the commands took.
+ * records (writer, sequence): a checkpoint whose reply was lost is looked
+ * up there before it is sent again, and sent only if it did not land (its
+ * writes could otherwise land over a newer owner's); the script also skips
+ * its size deltas when it finds its own sequence. A revoke that cannot
+ * write its checkpoint within REVOKE_S releases the partitions without it
+ * and stops the run, sending nothing more. Plain commands, not one script
+ * for everything: Redis is busy (every reader waits) for the whole
+ * transaction, and a script spent twice as long converting arguments as
+ * the commands took.
  *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
  * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
@@ -48,6 +52,7 @@ enum {
     R_MODEL,
     R_SNAP,
     R_QUEUED,
+    R_LANDED,
     R_DUE,
     R_UNASSIGNED,
     R_ADOPT_VERSION,
@@ -75,6 +80,7 @@ typedef struct snap {
     int *cmd; /* index of each command's first argument (the last: the script) */
     int n_cmd, cap_cmd;
     int customers;
+    int lost; /* sent, and the reply lost: it may have landed */
     struct po {
         int part;
         int64_t next;
@@ -108,6 +114,11 @@ typedef struct ckpt_state {
     int64_t *cl;
     int32_t n_cl;
     snap_t *wait, *flight;
+    char queued_err[256]; /* the first error queuing the transaction's commands */
+    /* partitions went to another owner without their last checkpoint: no
+     * checkpoint may be sent any more (it could go over the new owner's
+     * state); the run stops at the next tick */
+    int fenced;
     uint64_t seq, last_need;
     double last_build;
     char writer[160];
@@ -604,7 +615,23 @@ static void try_send(run_t *r)
 {
     ck_t *k = CK(r);
     snap_t *s = k->wait;
-    if (!s || k->flight || !k->up || r->done_seq < s->need_seq) return;
+    if (!s || k->flight || !k->up || k->fenced || r->done_seq < s->need_seq) return;
+    if (s->lost) {
+        /* landed already? Then it must not land again: its plain writes
+         * could go over a newer owner's (only its size deltas are guarded) */
+        char key[256], seqs[24];
+        snprintf(key, sizeof(key), "%scheckpoints", k->prefix);
+        snprintf(seqs, sizeof(seqs), "%" PRIu64, s->seq);
+        const char *argv[] = {"HGET", key, k->writer};
+        req_t *q = req(R_LANDED);
+        if (!q) return;
+        q->snap = s;
+        if (rsend(r, q, 3, argv, NULL) == 0) {
+            k->wait = NULL;
+            k->flight = s;
+        }
+        return;
+    }
     const char **argv = malloc((size_t)s->argc * sizeof(*argv));
     req_t *q = req(R_SNAP);
     if (!argv || !q) {
@@ -614,8 +641,9 @@ static void try_send(run_t *r)
     }
     for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
     q->snap = s;
-    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *discard[] = {"DISCARD"};
-    static const size_t multi_len[] = {5}, exec_len[] = {4}, discard_len[] = {7};
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    static const size_t multi_len[] = {5}, exec_len[] = {4};
+    k->queued_err[0] = 0;
     int ok = queued(r, 1, multi, multi_len) == 0;
     for (int c = 0; c < s->n_cmd && ok; c++) {
         int at = s->cmd[c], end = c + 1 < s->n_cmd ? s->cmd[c + 1] : s->argc;
@@ -625,41 +653,21 @@ static void try_send(run_t *r)
         k->wait = NULL;
         k->flight = s;
     } else {
-        /* out of memory part way (the connection is up): drop what is
-         * queued; the checkpoint stays waiting */
+        /* out of memory part way: a MULTI left open would take in the
+         * connection's next commands. Dropping the connection discards it
+         * in Redis; the checkpoint stays waiting (it did not land) */
         if (!ok) free(q);
-        queued(r, 1, discard, discard_len);
+        st_redis_drop(k->redis, "a checkpoint could not be queued whole");
     }
     free(argv);
 }
 
 static void rb_progress(run_t *r);
 
-static void snapped(run_t *r, req_t *q, const redisReply *rp)
+/* Checkpoint s is in Redis. */
+static void landed(run_t *r, snap_t *s)
 {
     ck_t *k = CK(r);
-    snap_t *s = q->snap;
-    k->flight = NULL;
-    /* EXEC: an error (a command refused while queued: nothing ran) or one
-     * reply per command, where any one may be an error (the others ran) */
-    const redisReply *bad = rp && rp->type != REDIS_REPLY_ARRAY ? rp : NULL;
-    for (size_t i = 0; rp && !bad && i < rp->elements; i++)
-        if (rp->element[i]->type == REDIS_REPLY_ERROR) bad = rp->element[i];
-    if (rp && !bad && rp->elements == 0) bad = rp;
-    if (!rp || bad) {
-        if (rp) {
-            cli_log(LOG_ERROR, "checkpoint refused by Redis: %s",
-                    bad->type == REDIS_REPLY_ERROR || bad->type == REDIS_REPLY_STATUS
-                        ? bad->str
-                        : "the transaction ran nothing");
-            snap_free(s);
-            run_begin_stop(r, 1);
-            return;
-        }
-        k->failures++;
-        k->wait = s; /* the same one again: its size deltas are skipped if it landed */
-        return;
-    }
     k->checkpoints++;
     k->ck_customers = (uint64_t)s->customers;
     /* Kafka's committed offsets follow Redis (for lag tools); resuming reads
@@ -669,6 +677,70 @@ static void snapped(run_t *r, req_t *q, const redisReply *rp)
         if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, s->po[i].next);
     }
     snap_free(s);
+}
+
+static void refused(run_t *r, snap_t *s, const char *why)
+{
+    ck_t *k = CK(r);
+    cli_log(LOG_ERROR, "checkpoint refused by Redis: %s%s%s%s", why, k->queued_err[0] ? " (" : "",
+            k->queued_err, k->queued_err[0] ? ")" : "");
+    snap_free(s);
+    run_begin_stop(r, 1);
+}
+
+static void snapped(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    snap_t *s = q->snap;
+    k->flight = NULL;
+    if (!rp) {
+        k->failures++;
+        s->lost = 1; /* asked about before it is sent again */
+        k->wait = s;
+        if (k->fenced) snap_free(s), k->wait = NULL;
+        return;
+    }
+    /* EXEC: an error (a command refused while queued: nothing ran) or one
+     * reply per command, where any one may be an error (the others ran) */
+    const redisReply *bad = rp->type != REDIS_REPLY_ARRAY ? rp : NULL;
+    for (size_t i = 0; !bad && i < rp->elements; i++)
+        if (rp->element[i]->type == REDIS_REPLY_ERROR) bad = rp->element[i];
+    if (!bad && rp->elements == 0) bad = rp;
+    if (bad) {
+        refused(r, s,
+                bad->type == REDIS_REPLY_ERROR || bad->type == REDIS_REPLY_STATUS
+                    ? bad->str
+                    : "the transaction ran nothing");
+        return;
+    }
+    landed(r, s);
+}
+
+/* The reply to HGET checkpoints WRITER for a checkpoint whose EXEC reply
+ * was lost: its own sequence there means it landed. */
+static void checked(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    snap_t *s = q->snap;
+    k->flight = NULL;
+    if (!rp) { /* still unknown */
+        k->wait = s;
+        return;
+    }
+    if (rp->type == REDIS_REPLY_ERROR) {
+        k->queued_err[0] = 0;
+        refused(r, s, rp->str);
+        return;
+    }
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%" PRIu64, s->seq);
+    if (rp->type == REDIS_REPLY_STRING && strcmp(rp->str, seqs) == 0) {
+        landed(r, s);
+        return;
+    }
+    s->lost = 0; /* it did not land: send it */
+    k->wait = s;
+    try_send(r);
 }
 
 void ck_units_done(run_t *r)
@@ -695,6 +767,10 @@ void ck_tick(run_t *r)
         return;
     }
     if (r->stopping) return;
+    if (k->fenced) {
+        run_begin_stop(r, 1); /* frees k */
+        return;
+    }
     ck_advance(r);
     sweep(r);
     adopt(r);
@@ -785,9 +861,16 @@ static void rb_progress(run_t *r)
     if (k->rb == 2) {
         double waited = cli_monotonic_s() - k->rb_since;
         if (waited > REVOKE_S) {
-            cli_log(LOG_WARN,
-                    "revoke: no checkpoint within %.0f s; the new owner resumes from the last one",
+            /* the new owner resumes from the last checkpoint in Redis: one
+             * written later could go over its state, so none is, and the
+             * run stops (a restart resumes from Redis too) */
+            cli_log(LOG_ERROR,
+                    "revoke: no checkpoint within %.0f s (Redis or the change topic unreachable); "
+                    "the new owner resumes from the last one; stopping",
                     REVOKE_S);
+            snap_free(k->wait);
+            k->wait = NULL;
+            k->fenced = 1;
         } else {
             /* everything applied is delivered and in a checkpoint first */
             if (r->done_seq < r->unit_seq || k->flight || k->wait) return;
@@ -1048,6 +1131,11 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         snapped(r, q, rp);
         break;
     case R_QUEUED:
+        if (rp && rp->type == REDIS_REPLY_ERROR && !CK(r)->queued_err[0])
+            snprintf(CK(r)->queued_err, sizeof(CK(r)->queued_err), "%s", rp->str);
+        break;
+    case R_LANDED:
+        checked(r, q, rp);
         break;
     case R_DUE:
         due_read(r, q, rp);
@@ -1122,6 +1210,12 @@ static void stop_progress(run_t *r)
 {
     ck_t *k = CK(r);
     if (!k->stopping) return;
+    if (k->fenced) {
+        r->exit_code = 1;
+        k->stopping = 0;
+        run_finish_stop(r);
+        return;
+    }
     if (cli_monotonic_s() - k->stop_since > CK_STOP_S) {
         cli_log(LOG_ERROR,
                 "no final checkpoint within %.0f s: the next start repeats the events "

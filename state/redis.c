@@ -222,6 +222,11 @@ int st_redis_up(const st_redis_t *r)
     return r && r->state == S_UP;
 }
 
+void st_redis_drop(st_redis_t *r, const char *why)
+{
+    if (r && r->ac) drop(r, why);
+}
+
 int st_redis_pending(const st_redis_t *r)
 {
     return r ? r->pending : 0;

@@ -36,6 +36,10 @@ int st_redis_up(const st_redis_t *r);
 /* Queues one command (arguments copied). Returns -1 when not up (nothing
  * queued, no callback), else 0 and reply(ud, privdata, ...) later. */
 int st_redis_cmd(st_redis_t *r, void *privdata, int argc, const char **argv, const size_t *lens);
+/* Gives up the connection now (pending commands fail with NULL replies,
+ * status(ud, 0)) and reconnects with backoff: for a caller that cannot
+ * finish what it queued (a transaction cut short). */
+void st_redis_drop(st_redis_t *r, const char *why);
 /* Commands sent and not answered yet. */
 int st_redis_pending(const st_redis_t *r);
 /* Fails pending commands (NULL replies), closes the connection and every

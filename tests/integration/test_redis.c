@@ -554,6 +554,53 @@ Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
     compare_changes(&repeats);
 }
 
+/* A checkpoint that lands while its reply is lost (a relay passes the
+ * second EXEC to Redis, lets it run, and closes the connection before the
+ * reply) is asked about when Redis is back, not sent again: its plain writes
+ * could otherwise go over a newer owner's. Every EXEC that reached Redis is
+ * a checkpoint the process counts, and the state is the clean run's. */
+Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
+{
+    need_tools();
+    start(2, 0);
+    enum { CUSTOMERS = 1000, EVENTS = 20000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 36);
+    int real = rport, relay = h_free_port();
+    pid_t cut = h_spawn(NULL, NULL, "/usr/bin/python3 %s/tests/integration/redis_cut.py %d %d %s 2",
+                        SEG_SOURCE_DIR, relay, real, h_path("cut.log"));
+    cr_assert_gt(cut, 0);
+    for (int i = 0; i < 100 && h_count_lines(h_path("cut.log")) < 1; i++) h_sleep(0.1);
+    rport = relay; /* the daemon goes through the relay; the checks below do not */
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    rport = real;
+    produce_lines(0, EVENTS / 2);
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    cr_assert_eq(
+        h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", EVENTS / 2, 0, 120),
+        EVENTS / 2);
+    produce_lines(EVENTS / 2, EVENTS);
+    cr_assert_geq(h_wait_metric(port, "segstream_checkpoint_retries_total", 1, 1, 60), 1,
+                  "the relay cut a checkpoint's reply");
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    h_stop(cut, SIGTERM, 10);
+    char *log = h_slurp(h_path("cut.log"), NULL), *run = h_slurp(h_path("crash.log"), NULL);
+    cr_assert(log && run);
+    cr_assert(strstr(log, "CUT"), "%s", log);
+    long execs = 0;
+    for (const char *p = strstr(log, "EXEC"); p; p = strstr(p + 4, "EXEC")) execs++;
+    const char *fin = strstr(run, "final checkpoint written (");
+    cr_assert_not_null(fin, "%s", run);
+    long counted = strtol(fin + strlen("final checkpoint written ("), NULL, 10);
+    cr_assert_eq(execs, counted, "EXECs that reached Redis %ld, checkpoints counted %ld", execs,
+                 counted);
+    free(log);
+    free(run);
+    dump("crash:", "crash.state");
+    clean_run(EVENTS, max_ts);
+    same_state();
+}
+
 /* A checkpoint Redis refuses (here the sizes hash of the prefix holds a
  * string, so the script's HINCRBY fails) stops the run with exit 1 and
  * Redis's reason, rather than carrying on with state it cannot keep. */
@@ -576,4 +623,51 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
     cr_assert_not_null(log);
     cr_assert(strstr(log, "checkpoint refused by Redis") && strstr(log, "WRONGTYPE"), "%s", log);
     free(log);
+}
+
+/* A revoke whose checkpoint cannot be written (Redis stopped while B
+ * joins): after 30 s the old owner stops with exit 1 and writes nothing
+ * more, since its checkpoint could land over the new owner's state. The new
+ * owner resumes from Redis once it is back, and the state is the clean
+ * run's. */
+Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
+{
+    need_tools();
+    start(8, 0);
+    enum { CUSTOMERS = 2000, EVENTS = 40000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 37);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int pa, pb;
+    pid_t a = start_run("crash.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    produce_lines(0, EVENTS / 2);
+    cr_assert_eq(
+        h_wait_metric(pa, "segstream_events_in_total{topic=\"events\"}", EVENTS / 2, 0, 120),
+        EVENTS / 2);
+    cr_assert_eq(kill(redis, SIGSTOP), 0);
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    cr_assert_eq(h_stop(a, 0, 120), 1, "the old owner stops with exit 1");
+    char *log = h_slurp(h_path("a.log"), NULL);
+    cr_assert(log && strstr(log, "revoke: no checkpoint within 30 s"), "%s", log ? log : "");
+    free(log);
+    cr_assert_eq(kill(redis, SIGCONT), 0);
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
+    produce_lines(EVENTS / 2, EVENTS);
+    sentinels(8, max_ts + 1);
+    long got = -1;
+    for (int i = 0; i < 900 && got != EVENTS + 8; i++) {
+        got = offsets_sum("crash:");
+        if (got != EVENTS + 8) h_sleep(0.2);
+    }
+    cr_assert_eq(got, EVENTS + 8, "checkpoints hold %ld of %d records", got, EVENTS + 8);
+    cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
+                 (double)(max_ts + 1));
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    dump("crash:", "crash.state");
+    write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
+    int port;
+    pid_t pid = start_run("clean.yaml", "clean.log", &port);
+    finish(pid, port, "clean:", EVENTS + 8, max_ts + 1);
+    dump("clean:", "clean.state");
+    same_state();
 }
