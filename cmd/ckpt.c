@@ -533,11 +533,7 @@ static snap_t *build(run_t *r)
     msgpack_sbuffer_destroy(&sb);
     /* the offsets this state holds */
     int owned = 0;
-    int his = 0;
-    for (int i = 0; i < r->n_parts; i++) {
-        owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
-        his += r->parts[i].owned && r->parts[i].next_offset >= 0 && r->parts[i].pp.hi != INT64_MIN;
-    }
+    for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned && r->parts[i].next_offset >= 0;
     if (owned) {
         /* with each offset, the partition's newest event time: a process
          * that resumes it knows where its watermark stood */
