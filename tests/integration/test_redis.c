@@ -133,9 +133,8 @@ static long offsets_sum(const char *prefix)
     return sum;
 }
 
-/* Waits until a run holds every record in a checkpoint and W reached the
- * last event; then SIGTERM, which must end in exit 0. */
-static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_ts)
+/* Waits until the checkpoints under prefix hold n records. */
+static void wait_checkpointed(const char *prefix, long n)
 {
     long got = -1;
     for (int i = 0; i < 900 && got != n; i++) {
@@ -143,6 +142,13 @@ static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_
         if (got != n) h_sleep(0.2);
     }
     cr_assert_eq(got, n, "%s checkpoints hold %ld of %ld records", prefix, got, n);
+}
+
+/* Waits until a run holds every record in a checkpoint and W reached the
+ * last event; then SIGTERM, which must end in exit 0. */
+static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_ts)
+{
+    wait_checkpointed(prefix, n);
     double w = h_wait_metric(port, "segstream_watermark_ms", (double)max_ts, 0, 60);
     cr_assert_eq(w, (double)max_ts);
     cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
@@ -464,12 +470,7 @@ Test(redis, two_processes_in_one_group_share_the_state)
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
     produce_lines(EVENTS / 2, EVENTS);
     sentinels(8, max_ts + 1);
-    long got = -1;
-    for (int i = 0; i < 900 && got != EVENTS + 8; i++) {
-        got = offsets_sum("crash:");
-        if (got != EVENTS + 8) h_sleep(0.2);
-    }
-    cr_assert_eq(got, EVENTS + 8, "checkpoints of both hold %ld of %d records", got, EVENTS + 8);
+    wait_checkpointed("crash:", EVENTS + 8);
     cr_assert_eq(h_wait_metric(pa, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
                  (double)(max_ts + 1));
     cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
@@ -479,12 +480,7 @@ Test(redis, two_processes_in_one_group_share_the_state)
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
     dump("crash:", "crash.state");
-    /* the clean run reads the same topic, sentinels included */
-    write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
-    int port;
-    pid_t pid = start_run("clean.yaml", "clean.log", &port);
-    finish(pid, port, "clean:", EVENTS + 8, max_ts + 1);
-    dump("clean:", "clean.state");
+    clean_run(EVENTS + 8, max_ts + 1); /* the same topic, sentinels included */
     same_state();
     long repeats;
     compare_changes(&repeats);
@@ -654,20 +650,11 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
     produce_lines(EVENTS / 2, EVENTS);
     sentinels(8, max_ts + 1);
-    long got = -1;
-    for (int i = 0; i < 900 && got != EVENTS + 8; i++) {
-        got = offsets_sum("crash:");
-        if (got != EVENTS + 8) h_sleep(0.2);
-    }
-    cr_assert_eq(got, EVENTS + 8, "checkpoints hold %ld of %d records", got, EVENTS + 8);
+    wait_checkpointed("crash:", EVENTS + 8);
     cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
                  (double)(max_ts + 1));
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     dump("crash:", "crash.state");
-    write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
-    int port;
-    pid_t pid = start_run("clean.yaml", "clean.log", &port);
-    finish(pid, port, "clean:", EVENTS + 8, max_ts + 1);
-    dump("clean:", "clean.state");
+    clean_run(EVENTS + 8, max_ts + 1);
     same_state();
 }
