@@ -74,11 +74,15 @@ static const char script[] =
 
 typedef struct snap {
     uint64_t seq, need_seq;
-    strm_buf_t arena; /* every argument, back to back */
+    /* the commands in the protocol's form (RESP), written here rather than
+     * formatted by hiredis, which took more time than building them */
+    strm_buf_t resp;
+    size_t *cmd; /* where each command starts in resp (the last: the script) */
+    int n_cmd, cap_cmd;
+    /* the arguments of the command being built */
+    strm_buf_t arena;
     size_t *off, *len;
     int argc, cap;
-    int *cmd; /* index of each command's first argument (the last: the script) */
-    int n_cmd, cap_cmd;
     int customers;
     int lost; /* sent, and the reply lost: it may have landed */
     struct po {
@@ -203,11 +207,14 @@ static req_t *req(int kind)
     return q;
 }
 
-/* A command whose reply is not looked at (inside MULTI: QUEUED). */
-static int queued(run_t *r, int argc, const char **argv, const size_t *lens)
+/* The one request of every command whose reply is only looked at for an
+ * error (inside MULTI: QUEUED): never freed. */
+static req_t queued_req = {.kind = R_QUEUED};
+
+/* One preformatted command of a transaction. */
+static int queued(run_t *r, const char *cmd, size_t len)
 {
-    req_t *q = req(R_QUEUED);
-    return q ? rsend(r, q, argc, argv, lens) : -1;
+    return st_redis_formatted(CK(r)->redis, &queued_req, cmd, len);
 }
 
 static void key_of(ck_t *k, char *buf, size_t len, const char *what, const char *id, size_t idlen)
@@ -347,18 +354,44 @@ static int arg(snap_t *s, const void *p, size_t len)
     return strm_buf_append(&s->arena, p, len);
 }
 
-/* The arguments from here on are a new command. */
-static int cmd_begin(snap_t *s)
+/* s->resp += n in decimal, then "\r\n", after the byte t ('*' or '$'). */
+static int resp_len(snap_t *s, char t, size_t n)
 {
+    char b[24], *e = b + sizeof b, *p = e;
+    *--p = '\n';
+    *--p = '\r';
+    do *--p = (char)('0' + n % 10);
+    while (n /= 10);
+    *--p = t;
+    return strm_buf_append(&s->resp, p, (size_t)(e - p));
+}
+
+/* The arguments so far, if any, become one command in s->resp. */
+static int cmd_end(snap_t *s)
+{
+    if (s->argc == 0) return 0;
     if (s->n_cmd == s->cap_cmd) {
         int cap = s->cap_cmd ? 2 * s->cap_cmd : 256;
-        int *c = realloc(s->cmd, (size_t)cap * sizeof(*c));
+        size_t *c = realloc(s->cmd, (size_t)cap * sizeof(*c));
         if (!c) return -1;
         s->cmd = c;
         s->cap_cmd = cap;
     }
-    s->cmd[s->n_cmd++] = s->argc;
-    return 0;
+    s->cmd[s->n_cmd++] = s->resp.len;
+    int rc = resp_len(s, '*', (size_t)s->argc);
+    for (int i = 0; i < s->argc; i++)
+        rc |= resp_len(s, '$', s->len[i]) |
+              strm_buf_append(&s->resp, s->arena.p + s->off[i], s->len[i]) |
+              strm_buf_append(&s->resp, "\r\n", 2);
+    s->argc = 0;
+    s->arena.len = 0;
+    return rc;
+}
+
+/* The arguments from here on are a new command. */
+static int cmd_begin(snap_t *s)
+{
+    return cmd_end(s);
 }
 
 static int args(snap_t *s, const char *str)
@@ -377,6 +410,7 @@ static void snap_free(snap_t *s)
 {
     if (!s) return;
     strm_buf_free(&s->arena);
+    strm_buf_free(&s->resp);
     free(s->off);
     free(s->len);
     free(s->po);
@@ -457,7 +491,7 @@ static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm
         for (; cnt; i++) {
             const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
             if (!set_wants(op, c)) continue;
-            if (op[0] == 'Z') rc |= argi(s, c->due);
+            if (strcmp(op, "ZADD") == 0) rc |= argi(s, c->due);
             rc |= arg(s, c->id, c->id_len);
             cnt--;
         }
@@ -472,6 +506,7 @@ static snap_t *build(run_t *r)
     snap_t *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
     strm_buf_init(&s->arena);
+    strm_buf_init(&s->resp);
     s->seq = ++k->seq;
     s->need_seq = r->unit_seq;
     char key[512], seqs[24];
@@ -593,6 +628,7 @@ static snap_t *build(run_t *r)
         snprintf(f, sizeof(f), "rule:%s", seg_rule_name(rs, i));
         rc |= size_delta(s, k, f, sz->rule[i], &k->rule[i]);
     }
+    rc |= cmd_end(s);
     k->last_build = cli_monotonic_s();
     k->last_need = s->need_seq;
     if (rc) {
@@ -628,34 +664,26 @@ static void try_send(run_t *r)
         }
         return;
     }
-    const char **argv = malloc((size_t)s->argc * sizeof(*argv));
     req_t *q = req(R_SNAP);
-    if (!argv || !q) {
-        free(argv);
-        free(q);
-        return;
-    }
-    for (int i = 0; i < s->argc; i++) argv[i] = s->arena.p + s->off[i];
+    if (!q) return;
     q->snap = s;
-    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    static const size_t multi_len[] = {5}, exec_len[] = {4};
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", exec[] = "*1\r\n$4\r\nEXEC\r\n";
     k->queued_err[0] = 0;
-    int ok = queued(r, 1, multi, multi_len) == 0;
+    int ok = queued(r, multi, sizeof multi - 1) == 0;
     for (int c = 0; c < s->n_cmd && ok; c++) {
-        int at = s->cmd[c], end = c + 1 < s->n_cmd ? s->cmd[c + 1] : s->argc;
-        ok = queued(r, end - at, argv + at, s->len + at) == 0;
+        size_t at = s->cmd[c], end = c + 1 < s->n_cmd ? s->cmd[c + 1] : s->resp.len;
+        ok = queued(r, s->resp.p + at, end - at) == 0;
     }
-    if (ok && rsend(r, q, 1, exec, exec_len) == 0) {
+    if (ok && st_redis_formatted(k->redis, q, exec, sizeof exec - 1) == 0) {
         k->wait = NULL;
         k->flight = s;
     } else {
         /* out of memory part way: a MULTI left open would take in the
          * connection's next commands. Dropping the connection discards it
          * in Redis; the checkpoint stays waiting (it did not land) */
-        if (!ok) free(q);
+        free(q);
         st_redis_drop(k->redis, "a checkpoint could not be queued whole");
     }
-    free(argv);
 }
 
 static void rb_progress(run_t *r);
@@ -1095,6 +1123,7 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
 {
     run_t *r = ud;
     req_t *q = privdata;
+    if (q == &queued_req && (!r->ck || CK(r)->closing)) return;
     if (!r->ck || CK(r)->closing) { /* failed by the close itself */
         free(q);
         return;
@@ -1144,7 +1173,7 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         adopt_read(r, q, rp);
         break;
     }
-    free(q);
+    if (q != &queued_req) free(q);
 }
 
 static void on_status(void *ud, int up)

@@ -222,6 +222,21 @@ int st_redis_up(const st_redis_t *r)
     return r && r->state == S_UP;
 }
 
+int st_redis_formatted(st_redis_t *r, void *privdata, const char *cmd, size_t len)
+{
+    if (!r || r->state != S_UP || !r->ac) return -1;
+    req_t *q = calloc(1, sizeof(*q));
+    if (!q) return -1;
+    q->r = r;
+    q->privdata = privdata;
+    if (redisAsyncFormattedCommand(r->ac, on_reply, q, cmd, len) != REDIS_OK) {
+        free(q);
+        return -1;
+    }
+    if (r->pending++ == 0) r->since = uv_now(r->loop);
+    return 0;
+}
+
 void st_redis_drop(st_redis_t *r, const char *why)
 {
     if (r && r->ac) drop(r, why);

@@ -36,6 +36,11 @@ int st_redis_up(const st_redis_t *r);
 /* Queues one command (arguments copied). Returns -1 when not up (nothing
  * queued, no callback), else 0 and reply(ud, privdata, ...) later. */
 int st_redis_cmd(st_redis_t *r, void *privdata, int argc, const char **argv, const size_t *lens);
+/* st_redis_cmd for one command already in the protocol's form (RESP:
+ * "*N\r\n$len\r\narg\r\n..."), copied as it is: for callers that send
+ * many commands and can write them faster than hiredis formats them. Exactly
+ * one command per call, so that replies and callbacks stay in step. */
+int st_redis_formatted(st_redis_t *r, void *privdata, const char *cmd, size_t len);
 /* Gives up the connection now (pending commands fail with NULL replies,
  * status(ud, 0)) and reconnects with backoff: for a caller that cannot
  * finish what it queued (a transaction cut short). */
