@@ -3,7 +3,8 @@
  * daemon, the loading of customers before their events are applied, the
  * dirty set, and checkpoints.
  *
- * A checkpoint is one MULTI/EXEC transaction, atomic in Redis: the dirty
+ * A checkpoint is one MULTI/EXEC transaction (no reader sees half of it;
+ * Redis does not roll back the rest when one command fails): the dirty
  * customers (hash fields + packed state), their due times (a sorted set per
  * partition), the model (from the process that owns partition 0 of the
  * first topic), the next input offset of every owned partition, and a short
