@@ -381,8 +381,8 @@ static int cmd_end(snap_t *s)
     s->cmd[s->n_cmd++] = s->resp.len;
     int rc = resp_len(s, '*', (size_t)s->argc);
     for (int i = 0; i < s->argc; i++)
-        rc |= resp_len(s, '$', s->len[i]) |
-              strm_buf_append(&s->resp, s->arena.p + s->off[i], s->len[i]) |
+        rc |= resp_len(s, '$', s->len[i]) ||
+              strm_buf_append(&s->resp, s->arena.p + s->off[i], s->len[i]) ||
               strm_buf_append(&s->resp, "\r\n", 2);
     s->argc = 0;
     s->arena.len = 0;
@@ -443,7 +443,7 @@ static int size_delta(snap_t *s, ck_t *k, const char *field, int64_t now, int64_
     if (!d) return 0;
     char key[256];
     snprintf(key, sizeof(key), "%ssizes", k->prefix);
-    return args(s, key) | args(s, field) | argi(s, d);
+    return args(s, key) || args(s, field) || argi(s, d);
 }
 
 static int leader(run_t *r)
@@ -488,7 +488,7 @@ static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm
     for (size_t i = 0; want && rc == 0;) {
         size_t cnt = want < SET_CHUNK ? want : SET_CHUNK;
         want -= cnt;
-        rc |= cmd_begin(s) | args(s, op) | args(s, key);
+        rc |= cmd_begin(s) || args(s, op) || args(s, key);
         for (; cnt; i++) {
             const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
             if (!set_wants(op, c)) continue;
@@ -532,9 +532,9 @@ static snap_t *build(run_t *r)
             break;
         }
         key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
-        rc |= cmd_begin(s) | args(s, "HSET") | args(s, key);
-        for (int j = 0; j < nf; j++) rc |= args(s, fields[j].name) | args(s, fields[j].value);
-        rc |= args(s, "state") | arg(s, sb.data, sb.size);
+        rc |= cmd_begin(s) || args(s, "HSET") || args(s, key);
+        for (int j = 0; j < nf; j++) rc |= args(s, fields[j].name) || args(s, fields[j].value);
+        rc |= args(s, "state") || arg(s, sb.data, sb.size);
         int part = h < r->cap_owner ? r->owner[h] : -1;
         if (part >= 0 && pm) pm[n_pm++] = (pm_t){part, h};
         s->customers++;
@@ -552,17 +552,18 @@ static snap_t *build(run_t *r)
                  r->parts[part].partition);
         snprintf(un, sizeof(un), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
                  r->parts[part].partition);
-        rc |= set_op(r, s, "ZADD", due, pm + a, b - a) | set_op(r, s, "ZREM", due, pm + a, b - a) |
-              set_op(r, s, "SADD", un, pm + a, b - a) | set_op(r, s, "SREM", un, pm + a, b - a);
+        rc |= set_op(r, s, "ZADD", due, pm + a, b - a) ||
+              set_op(r, s, "ZREM", due, pm + a, b - a) || set_op(r, s, "SADD", un, pm + a, b - a) ||
+              set_op(r, s, "SREM", un, pm + a, b - a);
     }
     free(pm);
     if (leader(r)) {
         sb.size = 0;
         if (st_pack_model(r->pl.seg, &sb) == 0) {
             snprintf(key, sizeof(key), "%smodel", k->prefix);
-            rc |= cmd_begin(s) | args(s, "SET") | args(s, key) | arg(s, sb.data, sb.size);
+            rc |= cmd_begin(s) || args(s, "SET") || args(s, key) || arg(s, sb.data, sb.size);
             snprintf(key, sizeof(key), "%smodel:version", k->prefix);
-            rc |= cmd_begin(s) | args(s, "SET") | args(s, key) |
+            rc |= cmd_begin(s) || args(s, "SET") || args(s, key) ||
                   argi(s, (int64_t)seg_model(r->pl.seg)->version);
         }
     }
@@ -575,16 +576,16 @@ static snap_t *build(run_t *r)
          * that resumes it knows where its watermark stood */
         s->po = calloc((size_t)owned, sizeof(*s->po));
         snprintf(key, sizeof(key), "%soffsets", k->prefix);
-        rc |= (s->po == NULL) | cmd_begin(s) | args(s, "HSET") | args(s, key);
+        rc |= (s->po == NULL) || cmd_begin(s) || args(s, "HSET") || args(s, key);
         for (int i = 0; i < r->n_parts && s->po; i++) {
             part_t *p = &r->parts[i];
             if (!p->owned || p->next_offset < 0) continue;
             char f[300];
             snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
-            rc |= args(s, f) | argi(s, p->next_offset);
+            rc |= args(s, f) || argi(s, p->next_offset);
             if (p->pp.hi != INT64_MIN) {
                 snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
-                rc |= args(s, f) | argi(s, p->pp.hi);
+                rc |= args(s, f) || argi(s, p->pp.hi);
             }
             s->po[s->n_po++] = (struct po){i, p->next_offset};
         }
@@ -592,8 +593,8 @@ static snap_t *build(run_t *r)
     /* last, the script with the segment sizes, as deltas (several
      * processes add to one hash): its reply is the transaction's last */
     snprintf(key, sizeof(key), "%scheckpoints", k->prefix);
-    rc |= cmd_begin(s) | args(s, "EVAL") | args(s, script) | args(s, "1") | args(s, key) |
-          args(s, k->writer) | args(s, seqs);
+    rc |= cmd_begin(s) || args(s, "EVAL") || args(s, script) || args(s, "1") || args(s, key) ||
+          args(s, k->writer) || args(s, seqs);
     const seg_sizes_t *sz = seg_sizes(r->pl.seg);
     rc |= size_delta(s, k, "customers", sz->customers, &k->customers);
     for (int i = 1; i < SEG_LC__COUNT; i++) {

@@ -351,27 +351,27 @@ static int keq(const char *k, const char *name)
 static int pk_str(msgpack_packer *pk, const char *s)
 {
     size_t n = strlen(s);
-    return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
+    return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
 }
 
 static int pk_kf(msgpack_packer *pk, const char *k, double v)
 {
-    return pk_str(pk, k) | msgpack_pack_double(pk, v);
+    return pk_str(pk, k) || msgpack_pack_double(pk, v);
 }
 
 static int pk_ki(msgpack_packer *pk, const char *k, int64_t v)
 {
-    return pk_str(pk, k) | msgpack_pack_int64(pk, v);
+    return pk_str(pk, k) || msgpack_pack_int64(pk, v);
 }
 
 static int pk_ku(msgpack_packer *pk, const char *k, uint64_t v)
 {
-    return pk_str(pk, k) | msgpack_pack_uint64(pk, v);
+    return pk_str(pk, k) || msgpack_pack_uint64(pk, v);
 }
 
 static int pk_time(msgpack_packer *pk, const char *k, int64_t v, int64_t none)
 {
-    return v == none ? pk_str(pk, k) | msgpack_pack_nil(pk) : pk_ki(pk, k, v);
+    return v == none ? pk_str(pk, k) || msgpack_pack_nil(pk) : pk_ki(pk, k, v);
 }
 
 static int pk_vec(msgpack_packer *pk, const double *v, int n)
@@ -392,7 +392,7 @@ static int pack_rules(msgpack_packer *pk, const seg_t *s, const char *key, uint6
     const seg_ruleset_t *rs = seg_params(s)->rules;
     int n = seg_rules_count(rs), cnt = 0;
     for (int i = 0; i < n && i < SEG_RULES_MAX; i++) cnt += (bits >> i) & 1;
-    int rc = pk_str(pk, key) | msgpack_pack_array(pk, (size_t)cnt);
+    int rc = pk_str(pk, key) || msgpack_pack_array(pk, (size_t)cnt);
     for (int i = 0; i < n && i < SEG_RULES_MAX; i++)
         if ((bits >> i) & 1) rc |= pk_str(pk, seg_rule_name(rs, i));
     return rc;
@@ -402,21 +402,21 @@ static int pack_features(msgpack_packer *pk, const seg_t *s, const seg_features_
 {
     int ncat = 0;
     for (int i = 0; i < SEG_TOPCAT; i++) ncat += f->cat_id[i] && seg_category_name(s, f->cat_id[i]);
-    int rc = pk_str(pk, "f") | msgpack_pack_map(pk, 12);
-    rc |= pk_kf(pk, "activity", f->activity) | pk_kf(pk, "visits", f->visits);
-    rc |= pk_kf(pk, "views", f->views) | pk_kf(pk, "email", f->email);
-    rc |= pk_str(pk, "hour") | msgpack_pack_map(pk, SEG_HOUR__COUNT);
+    int rc = pk_str(pk, "f") || msgpack_pack_map(pk, 12);
+    rc |= pk_kf(pk, "activity", f->activity) || pk_kf(pk, "visits", f->visits);
+    rc |= pk_kf(pk, "views", f->views) || pk_kf(pk, "email", f->email);
+    rc |= pk_str(pk, "hour") || msgpack_pack_map(pk, SEG_HOUR__COUNT);
     for (int i = 0; i < SEG_HOUR__COUNT; i++) rc |= pk_kf(pk, hour_names[i], f->hour[i]);
     rc |= pk_kf(pk, "weekend", f->weekend);
-    rc |= pk_str(pk, "channel") | msgpack_pack_map(pk, SEG_CH__COUNT);
+    rc |= pk_str(pk, "channel") || msgpack_pack_map(pk, SEG_CH__COUNT);
     for (int i = 0; i < SEG_CH__COUNT; i++) rc |= pk_kf(pk, chan_names[i], f->channel[i]);
-    rc |= pk_kf(pk, "carts", f->carts) | pk_kf(pk, "purchases", f->purchases);
-    rc |= pk_kf(pk, "monetary", f->monetary) | pk_kf(pk, "discounted", f->discounted);
-    rc |= pk_str(pk, "cat") | msgpack_pack_array(pk, (size_t)ncat);
+    rc |= pk_kf(pk, "carts", f->carts) || pk_kf(pk, "purchases", f->purchases);
+    rc |= pk_kf(pk, "monetary", f->monetary) || pk_kf(pk, "discounted", f->discounted);
+    rc |= pk_str(pk, "cat") || msgpack_pack_array(pk, (size_t)ncat);
     for (int i = 0; i < SEG_TOPCAT; i++) {
         const char *name = f->cat_id[i] ? seg_category_name(s, f->cat_id[i]) : NULL;
         if (!name) continue;
-        rc |= msgpack_pack_array(pk, 2) | pk_str(pk, name) | msgpack_pack_double(pk, f->cat_w[i]);
+        rc |= msgpack_pack_array(pk, 2) || pk_str(pk, name) || msgpack_pack_double(pk, f->cat_w[i]);
     }
     return rc;
 }
@@ -437,27 +437,27 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
         rc |= pk_str(&pk, seg_lifecycle_names[c->lifecycle]);
     else
         rc |= msgpack_pack_nil(&pk);
-    rc |= pk_str(&pk, "as") | (c->assigned ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= pk_str(&pk, "as") || (c->assigned ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
     rc |= pk_ki(&pk, "cl", c->cluster);
-    rc |= pk_ki(&pk, "fs", c->first_seen) | pk_ki(&pk, "ls", c->last_seen);
-    rc |= pk_ki(&pk, "la", c->last_activity) | pk_ki(&pk, "dt", c->decay_ts);
+    rc |= pk_ki(&pk, "fs", c->first_seen) || pk_ki(&pk, "ls", c->last_seen);
+    rc |= pk_ki(&pk, "la", c->last_activity) || pk_ki(&pk, "dt", c->decay_ts);
     rc |= pk_time(&pk, "ra", c->reactivated_at, SEG_NO_TIME);
     rc |= pk_time(&pk, "ct", c->last_change_ts, SEG_NO_TIME);
     rc |= pk_time(&pk, "due", c->due, SEG_NEVER);
-    rc |= pk_ku(&pk, "ev", c->events) | pk_ku(&pk, "or", c->orders) | pk_ku(&pk, "sq", c->seq);
-    rc |= pk_ku(&pk, "sqc", c->seq_cluster) | pk_ku(&pk, "sqr", c->seq_rule);
+    rc |= pk_ku(&pk, "ev", c->events) || pk_ku(&pk, "or", c->orders) || pk_ku(&pk, "sq", c->seq);
+    rc |= pk_ku(&pk, "sqc", c->seq_cluster) || pk_ku(&pk, "sqr", c->seq_rule);
     rc |= pk_kf(&pk, "rev", c->revenue);
-    rc |= pack_rules(&pk, s, "ru", c->rules) | pack_rules(&pk, s, "rs", c->rules_seen);
+    rc |= pack_rules(&pk, s, "ru", c->rules) || pack_rules(&pk, s, "rs", c->rules_seen);
     rc |= pack_features(&pk, s, &c->f);
-    rc |= pk_str(&pk, "dd") | msgpack_pack_array(&pk, SEG_DEDUP_N);
+    rc |= pk_str(&pk, "dd") || msgpack_pack_array(&pk, SEG_DEDUP_N);
     for (int i = 0; i < SEG_DEDUP_N; i++) rc |= msgpack_pack_uint64(&pk, c->dedup[i]);
-    rc |= pk_ku(&pk, "dp", c->dedup_pos) | pk_ku(&pk, "te", c->taught_epoch);
-    if (taught) rc |= pk_str(&pk, "tv") | pk_vec(&pk, c->taught, SEG_DIM);
-    rc |= pk_str(&pk, "tr") | msgpack_pack_map(&pk, (size_t)ntr);
+    rc |= pk_ku(&pk, "dp", c->dedup_pos) || pk_ku(&pk, "te", c->taught_epoch);
+    if (taught) rc |= pk_str(&pk, "tv") || pk_vec(&pk, c->taught, SEG_DIM);
+    rc |= pk_str(&pk, "tr") || msgpack_pack_map(&pk, (size_t)ntr);
     if (c->traits)
         for (const char *p = c->traits; *p;) {
             const char *v = p + strlen(p) + 1;
-            rc |= pk_str(&pk, p) | pk_str(&pk, v);
+            rc |= pk_str(&pk, p) || pk_str(&pk, v);
             p = v + strlen(v) + 1;
         }
     return rc ? -1 : 0;
@@ -720,35 +720,35 @@ int st_pack_model(const seg_t *s, msgpack_sbuffer *out)
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     int rc = msgpack_pack_map(&pk, 18);
-    rc |= pk_ki(&pk, "v", ST_PACK_VERSION) | pk_ku(&pk, "version", m->version);
+    rc |= pk_ki(&pk, "v", ST_PACK_VERSION) || pk_ku(&pk, "version", m->version);
     rc |= pk_ki(&pk, "k", m->k);
-    rc |= pk_str(&pk, "ready") | (m->ready ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-    rc |= pk_ku(&pk, "epoch", m->epoch) | pk_ki(&pk, "next_id", m->next_id);
-    rc |= pk_str(&pk, "mean") | pk_vec(&pk, m->mean, SEG_DIM);
-    rc |= pk_str(&pk, "scale") | pk_vec(&pk, m->scale, SEG_DIM);
-    rc |= pk_str(&pk, "clusters") | msgpack_pack_array(&pk, (size_t)m->k);
+    rc |= pk_str(&pk, "ready") || (m->ready ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= pk_ku(&pk, "epoch", m->epoch) || pk_ki(&pk, "next_id", m->next_id);
+    rc |= pk_str(&pk, "mean") || pk_vec(&pk, m->mean, SEG_DIM);
+    rc |= pk_str(&pk, "scale") || pk_vec(&pk, m->scale, SEG_DIM);
+    rc |= pk_str(&pk, "clusters") || msgpack_pack_array(&pk, (size_t)m->k);
     for (int j = 0; j < m->k; j++) {
         const seg_cluster_t *cl = &m->cl[j];
-        rc |= msgpack_pack_map(&pk, 6) | pk_ki(&pk, "id", cl->id);
-        rc |= pk_str(&pk, "c") | pk_vec(&pk, cl->c, SEG_DIM);
-        rc |= pk_kf(&pk, "n", cl->n) | pk_kf(&pk, "recent", cl->recent);
-        rc |= pk_str(&pk, "var") | pk_vec(&pk, cl->var, SEG_DIM);
-        rc |= pk_str(&pk, "label") | pk_str(&pk, cl->label);
+        rc |= msgpack_pack_map(&pk, 6) || pk_ki(&pk, "id", cl->id);
+        rc |= pk_str(&pk, "c") || pk_vec(&pk, cl->c, SEG_DIM);
+        rc |= pk_kf(&pk, "n", cl->n) || pk_kf(&pk, "recent", cl->recent);
+        rc |= pk_str(&pk, "var") || pk_vec(&pk, cl->var, SEG_DIM);
+        rc |= pk_str(&pk, "label") || pk_str(&pk, cl->label);
     }
     rc |= pk_ku(&pk, "updates", m->updates);
     rc |= pk_ku(&pk, "updates_since_split", m->updates_since_split);
     rc |= pk_ku(&pk, "updates_since_refresh", m->updates_since_refresh);
-    rc |= pk_str(&pk, "since") | msgpack_pack_array(&pk, (size_t)m->k);
+    rc |= pk_str(&pk, "since") || msgpack_pack_array(&pk, (size_t)m->k);
     for (int j = 0; j < m->k; j++) rc |= msgpack_pack_uint32(&pk, m->since[j]);
-    rc |= pk_ku(&pk, "since_n", m->since_n) | pk_ku(&pk, "rng", m->rng);
+    rc |= pk_ku(&pk, "since_n", m->since_n) || pk_ku(&pk, "rng", m->rng);
     rc |= pk_ku(&pk, "seen_sample", m->seen_sample);
     int ns = m->ready ? 0 : m->n_sample; /* seeding normalises the sample in place */
-    rc |= pk_str(&pk, "sample") | msgpack_pack_array(&pk, (size_t)ns);
+    rc |= pk_str(&pk, "sample") || msgpack_pack_array(&pk, (size_t)ns);
     for (int i = 0; i < ns; i++) rc |= pk_vec(&pk, m->sample[i], SEG_DIM);
     int nr = m->res ? m->n_res : 0;
-    rc |= pk_str(&pk, "res") | msgpack_pack_array(&pk, (size_t)nr);
+    rc |= pk_str(&pk, "res") || msgpack_pack_array(&pk, (size_t)nr);
     for (int i = 0; i < nr; i++) /* slot order: refreshes depend on it */
-        rc |= msgpack_pack_array(&pk, 2) | msgpack_pack_uint64(&pk, m->res_key[i]) |
+        rc |= msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, m->res_key[i]) ||
               pk_vec(&pk, m->res[i], SEG_DIM);
     return rc ? -1 : 0;
 }
