@@ -389,7 +389,8 @@ static int cmd_end(snap_t *s)
     return rc;
 }
 
-/* The arguments from here on are a new command. */
+/* The arguments from here on are a new command (the one before is
+ * complete: cmd_end writes it out). */
 static int cmd_begin(snap_t *s)
 {
     return cmd_end(s);
@@ -500,7 +501,8 @@ static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm
     return rc;
 }
 
-/* Everything changed since the last checkpoint, as script arguments. */
+/* Everything changed since the last checkpoint, as the transaction's
+ * commands in s->resp (the size-delta script last). */
 static snap_t *build(run_t *r)
 {
     ck_t *k = CK(r);

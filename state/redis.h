@@ -39,7 +39,9 @@ int st_redis_cmd(st_redis_t *r, void *privdata, int argc, const char **argv, con
 /* st_redis_cmd for one command already in the protocol's form (RESP:
  * "*N\r\n$len\r\narg\r\n..."), copied as it is: for callers that send
  * many commands and can write them faster than hiredis formats them. Exactly
- * one command per call, so that replies and callbacks stay in step. */
+ * one command per call, so that replies and callbacks stay in step; it must
+ * hold at least two arguments or be followed by a readable byte (hiredis
+ * looks one byte past the command name). */
 int st_redis_formatted(st_redis_t *r, void *privdata, const char *cmd, size_t len);
 /* Gives up the connection now (pending commands fail with NULL replies,
  * status(ud, 0)) and reconnects with backoff: for a caller that cannot
