@@ -468,12 +468,21 @@ static int pm_cmp(const void *a, const void *b)
     return x->h < y->h ? -1 : x->h > y->h;
 }
 
-/* Does op (ZADD due, ZREM, SADD unassigned, SREM) concern c? */
-static int set_wants(const char *op, const seg_customer_t *c)
+/* The commands on a partition's due set (ZADD, ZREM) and unassigned set
+ * (SADD, SREM), and which customers each concerns. */
+enum { SET_ZADD, SET_ZREM, SET_SADD, SET_SREM };
+static const char *const set_cmd[] = {"ZADD", "ZREM", "SADD", "SREM"};
+
+static int set_wants(int op, const seg_customer_t *c)
 {
-    if (strcmp(op, "ZADD") == 0) return c->due != SEG_NEVER;
-    if (strcmp(op, "ZREM") == 0) return c->due == SEG_NEVER;
-    if (strcmp(op, "SADD") == 0) return c->cluster < 0;
+    switch (op) {
+    case SET_ZADD:
+        return c->due != SEG_NEVER;
+    case SET_ZREM:
+        return c->due == SEG_NEVER;
+    case SET_SADD:
+        return c->cluster < 0;
+    }
     return c->cluster >= 0;
 }
 
@@ -481,22 +490,17 @@ static int set_wants(const char *op, const seg_customer_t *c)
 
 /* The customers of pm that op concerns, as "op key members..." commands of
  * at most SET_CHUNK members (ZADD: score and member). */
-static int set_op(run_t *r, snap_t *s, const char *op, const char *key, const pm_t *pm, size_t n)
+static int set_op(run_t *r, snap_t *s, int op, const char *key, const pm_t *pm, size_t n)
 {
-    size_t want = 0;
-    for (size_t i = 0; i < n; i++) want += set_wants(op, st_mem_by_handle(r->pl.store, pm[i].h));
     int rc = 0;
-    for (size_t i = 0; want && rc == 0;) {
-        size_t cnt = want < SET_CHUNK ? want : SET_CHUNK;
-        want -= cnt;
-        rc |= cmd_begin(s) || args(s, op) || args(s, key);
-        for (; cnt; i++) {
-            const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
-            if (!set_wants(op, c)) continue;
-            if (strcmp(op, "ZADD") == 0) rc |= argi(s, c->due);
-            rc |= arg(s, c->id, c->id_len);
-            cnt--;
-        }
+    size_t in = 0; /* members in the command being built */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const seg_customer_t *c = st_mem_by_handle(r->pl.store, pm[i].h);
+        if (!set_wants(op, c)) continue;
+        if (in == 0) rc |= cmd_begin(s) || args(s, set_cmd[op]) || args(s, key);
+        if (op == SET_ZADD) rc |= argi(s, c->due);
+        rc |= arg(s, c->id, c->id_len);
+        in = in + 1 == SET_CHUNK ? 0 : in + 1;
     }
     return rc;
 }
@@ -554,9 +558,10 @@ static snap_t *build(run_t *r)
                  r->parts[part].partition);
         snprintf(un, sizeof(un), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
                  r->parts[part].partition);
-        rc |= set_op(r, s, "ZADD", due, pm + a, b - a) ||
-              set_op(r, s, "ZREM", due, pm + a, b - a) || set_op(r, s, "SADD", un, pm + a, b - a) ||
-              set_op(r, s, "SREM", un, pm + a, b - a);
+        rc |= set_op(r, s, SET_ZADD, due, pm + a, b - a) ||
+              set_op(r, s, SET_ZREM, due, pm + a, b - a) ||
+              set_op(r, s, SET_SADD, un, pm + a, b - a) ||
+              set_op(r, s, SET_SREM, un, pm + a, b - a);
     }
     free(pm);
     if (leader(r)) {
@@ -724,8 +729,7 @@ static void snapped(run_t *r, req_t *q, const redisReply *rp)
     if (!rp) {
         k->failures++;
         s->lost = 1; /* asked about before it is sent again */
-        k->wait = s;
-        if (k->fenced) snap_free(s), k->wait = NULL;
+        k->wait = s; /* never sent once fenced (try_send) */
         return;
     }
     /* EXEC: an error (a command refused while queued: nothing ran) or one
@@ -896,9 +900,7 @@ static void rb_progress(run_t *r)
                     "revoke: no checkpoint within %.0f s (Redis or the change topic unreachable); "
                     "the new owner resumes from the last one; stopping",
                     REVOKE_S);
-            snap_free(k->wait);
-            k->wait = NULL;
-            k->fenced = 1;
+            k->fenced = 1; /* try_send sends nothing from here on */
         } else {
             /* everything applied is delivered and in a checkpoint first */
             if (r->done_seq < r->unit_seq || k->flight || k->wait) return;

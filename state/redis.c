@@ -250,16 +250,13 @@ int st_redis_pending(const st_redis_t *r)
 int st_redis_cmd(st_redis_t *r, void *privdata, int argc, const char **argv, const size_t *lens)
 {
     if (!r || r->state != S_UP || !r->ac) return -1;
-    req_t *q = calloc(1, sizeof(*q));
-    if (!q) return -1;
-    q->r = r;
-    q->privdata = privdata;
-    if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, lens) != REDIS_OK) {
-        free(q);
-        return -1;
-    }
-    if (r->pending++ == 0) r->since = uv_now(r->loop);
-    return 0;
+    /* what redisAsyncCommandArgv does: format, then queue as formatted */
+    char *cmd;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0) return -1;
+    int rc = st_redis_formatted(r, privdata, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
 }
 
 static void on_closed(uv_handle_t *h)

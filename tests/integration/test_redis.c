@@ -451,30 +451,46 @@ static void sentinels(int partitions, int64_t ts)
                      0);
 }
 
+/* The start of the rebalance tests: 8 partitions, process A owns them all
+ * and is given the first half of the events. */
+static pid_t first_owner(int customers, int events, int seed, int64_t *max_ts, int *port)
+{
+    start(8, 0);
+    *max_ts = gen_events(customers, events, seed);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    pid_t a = start_run("crash.yaml", "a.log", port);
+    cr_assert_eq(h_wait_metric(*port, "segstream_partitions_owned", 8, 0, 60), 8);
+    produce_lines(0, events / 2);
+    return a;
+}
+
+/* The end of the rebalance tests: the second half and a sentinel per
+ * partition produced, until the checkpoints hold them all and W at each
+ * process (ports) reached the sentinels. */
+static void rest_consumed(int events, int64_t max_ts, const int *ports, int n)
+{
+    produce_lines(events / 2, events);
+    sentinels(8, max_ts + 1);
+    wait_checkpointed("crash:", events + 8);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(h_wait_metric(ports[i], "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
+                     (double)(max_ts + 1));
+}
+
 Test(redis, two_processes_in_one_group_share_the_state)
 {
     need_tools();
-    start(8, 0);
     enum { CUSTOMERS = 5000, EVENTS = 100000 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 33);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int64_t max_ts;
     int pa, pb;
-    pid_t a = start_run("crash.yaml", "a.log", &pa);
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
-    produce_lines(0, EVENTS / 2);
+    pid_t a = first_owner(CUSTOMERS, EVENTS, 33, &max_ts, &pa);
     cr_assert_gt(h_wait_metric(pa, "segstream_events_in_total{topic=\"events\"}", 1, 1, 60), 0);
     /* B joins while A consumes: A checkpoints and releases half, B resumes
      * them from Redis's offsets */
     pid_t b = start_run("crash.yaml", "b.log", &pb);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 4, 0, 60), 4);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
-    produce_lines(EVENTS / 2, EVENTS);
-    sentinels(8, max_ts + 1);
-    wait_checkpointed("crash:", EVENTS + 8);
-    cr_assert_eq(h_wait_metric(pa, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
-                 (double)(max_ts + 1));
-    cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
-                 (double)(max_ts + 1));
+    rest_consumed(EVENTS, max_ts, (int[]){pa, pb}, 2);
     double ra = metric(pa, "segstream_rebalances_total"),
            rb = metric(pb, "segstream_rebalances_total");
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
@@ -629,14 +645,10 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
 Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
 {
     need_tools();
-    start(8, 0);
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 37);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int64_t max_ts;
     int pa, pb;
-    pid_t a = start_run("crash.yaml", "a.log", &pa);
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
-    produce_lines(0, EVENTS / 2);
+    pid_t a = first_owner(CUSTOMERS, EVENTS, 37, &max_ts, &pa);
     cr_assert_eq(
         h_wait_metric(pa, "segstream_events_in_total{topic=\"events\"}", EVENTS / 2, 0, 120),
         EVENTS / 2);
@@ -648,11 +660,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     free(log);
     cr_assert_eq(kill(redis, SIGCONT), 0);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
-    produce_lines(EVENTS / 2, EVENTS);
-    sentinels(8, max_ts + 1);
-    wait_checkpointed("crash:", EVENTS + 8);
-    cr_assert_eq(h_wait_metric(pb, "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
-                 (double)(max_ts + 1));
+    rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     dump("crash:", "crash.state");
     clean_run(EVENTS + 8, max_ts + 1);
