@@ -1,15 +1,24 @@
 #!/usr/bin/python3
-"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT: a TCP
-relay to a real redis-server that loses one reply. The CUT_AT-th EXEC it
-passes on is let run in Redis, then the client's connection is closed before
-the reply reaches it: a checkpoint that landed while its sender cannot know.
-Logs one line per EXEC passed on ("EXEC"), and "CUT" when it cut."""
+"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT [HOLE]: a
+TCP relay to a real redis-server that loses one reply. The CUT_AT-th EXEC it
+passes on (0: none) is let run in Redis, then the client's connection is
+closed before the reply reaches it: a checkpoint that landed while its
+sender cannot know. Once the file HOLE exists, nothing passes any more in
+either direction and connections stay open: a client cut off from Redis
+whose writes never arrive late. Logs one line per EXEC passed on ("EXEC"),
+and "CUT" when it cut."""
+import os
 import socket
 import sys
 import threading
 import time
 
 LISTEN, TARGET, LOG, CUT_AT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+HOLE = sys.argv[5] if len(sys.argv) > 5 else None
+
+
+def hole():
+    return HOLE is not None and os.path.exists(HOLE)
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 lock = threading.Lock()
 seen = [0]
@@ -46,6 +55,8 @@ def up(c, s, cut):
                 for _ in range(n):
                     seen[0] += 1
                     last = last or seen[0] == CUT_AT
+            if hole():
+                continue  # swallowed: never reaches Redis
             if last:
                 cut.set()  # from here on, nothing goes back to the client
             s.sendall(data)
@@ -68,7 +79,8 @@ def down(c, s, cut):
             data = s.recv(65536)
             if not data or cut.is_set():
                 break
-            c.sendall(data)
+            if not hole():
+                c.sendall(data)
     except OSError:
         pass
     if not cut.is_set():
