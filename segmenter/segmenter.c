@@ -472,8 +472,11 @@ static void seed_model(seg_t *s)
     labels_sync(s);
 }
 
-static void add_pending(seg_model_t *m, uint64_t handle)
+/* Once per customer: a customer listed twice would only be assigned again
+ * to the cluster it was just given. */
+static void add_pending(seg_model_t *m, seg_customer_t *c)
 {
+    if (c->warmup_listed) return;
     if (m->n_pending == m->cap_pending) {
         int nc = m->cap_pending ? m->cap_pending * 2 : 1024;
         uint64_t *np = realloc(m->pending, (size_t)nc * sizeof(uint64_t));
@@ -481,7 +484,8 @@ static void add_pending(seg_model_t *m, uint64_t handle)
         m->pending = np;
         m->cap_pending = nc;
     }
-    m->pending[m->n_pending++] = handle;
+    m->pending[m->n_pending++] = c->handle;
+    c->warmup_listed = 1;
 }
 
 /* The model is the mean of the current vectors of established customers,
@@ -506,7 +510,7 @@ static void cluster_step(seg_t *s, seg_customer_t *c, int counted, int64_t ts, i
     }
     int teach = c->events >= (uint64_t)s->p.min_events;
     if (!m->ready) {
-        add_pending(m, c->handle);
+        add_pending(m, c);
         if (!teach) return;
         /* reservoir sample over the warm-up events, so later (richer) vectors count */
         m->seen_sample++;

@@ -75,6 +75,7 @@ typedef struct seg_customer {
     seg_features_t f;
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
+    uint8_t warmup_listed; /* in the model's list of customers to assign at seeding */
     uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
     uint64_t id_hash;      /* seg__hash of id, for the model's customer sample */
     /* the normalised vector last added to the model (valid while taught_epoch
