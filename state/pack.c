@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "state/mpw.h"
 #include "state/pack.h"
 #include "segmenter/internal.h" /* seg__category_intern: categories re-interned by name */
 
@@ -348,37 +349,37 @@ static int keq(const char *k, const char *name)
 /* ------------------------------------------------------------------ */
 /* packing helpers                                                     */
 
-static int pk_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
-}
+/* key-value pairs; keys are literals */
+#define PK_KF(w, k, v)                                                                             \
+    do {                                                                                           \
+        MPW_LIT(w, k);                                                                             \
+        mpw_f64(w, v);                                                                             \
+    } while (0)
+#define PK_KI(w, k, v)                                                                             \
+    do {                                                                                           \
+        MPW_LIT(w, k);                                                                             \
+        mpw_i64(w, v);                                                                             \
+    } while (0)
+#define PK_KU(w, k, v)                                                                             \
+    do {                                                                                           \
+        MPW_LIT(w, k);                                                                             \
+        mpw_u64(w, v);                                                                             \
+    } while (0)
 
-static int pk_kf(msgpack_packer *pk, const char *k, double v)
+static void pk_time(mpw_t *w, const char *k, size_t klen, int64_t v, int64_t none)
 {
-    return pk_str(pk, k) || msgpack_pack_double(pk, v);
+    mpw_str(w, k, klen);
+    if (v == none)
+        mpw_nil(w);
+    else
+        mpw_i64(w, v);
 }
+#define PK_TIME(w, k, v, none) pk_time(w, k, sizeof(k) - 1, v, none)
 
-static int pk_ki(msgpack_packer *pk, const char *k, int64_t v)
+static void pk_vec(mpw_t *w, const double *v, int n)
 {
-    return pk_str(pk, k) || msgpack_pack_int64(pk, v);
-}
-
-static int pk_ku(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    return pk_str(pk, k) || msgpack_pack_uint64(pk, v);
-}
-
-static int pk_time(msgpack_packer *pk, const char *k, int64_t v, int64_t none)
-{
-    return v == none ? pk_str(pk, k) || msgpack_pack_nil(pk) : pk_ki(pk, k, v);
-}
-
-static int pk_vec(msgpack_packer *pk, const double *v, int n)
-{
-    int rc = msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++) rc |= msgpack_pack_double(pk, v[i]);
-    return rc;
+    mpw_array(w, (size_t)n);
+    for (int i = 0; i < n; i++) mpw_f64(w, v[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -387,80 +388,108 @@ static int pk_vec(msgpack_packer *pk, const double *v, int n)
 static const char *const hour_names[SEG_HOUR__COUNT] = {"night", "morning", "afternoon", "evening"};
 static const char *const chan_names[SEG_CH__COUNT] = {"none", "web", "app", "email", "store"};
 
-static int pack_rules(msgpack_packer *pk, const seg_t *s, const char *key, uint64_t bits)
+static void pack_rules(mpw_t *w, const seg_t *s, const char *key, uint64_t bits)
 {
     const seg_ruleset_t *rs = seg_params(s)->rules;
     int n = seg_rules_count(rs), cnt = 0;
     for (int i = 0; i < n && i < SEG_RULES_MAX; i++) cnt += (bits >> i) & 1;
-    int rc = pk_str(pk, key) || msgpack_pack_array(pk, (size_t)cnt);
+    mpw_cstr(w, key);
+    mpw_array(w, (size_t)cnt);
     for (int i = 0; i < n && i < SEG_RULES_MAX; i++)
-        if ((bits >> i) & 1) rc |= pk_str(pk, seg_rule_name(rs, i));
-    return rc;
+        if ((bits >> i) & 1) mpw_cstr(w, seg_rule_name(rs, i));
 }
 
-static int pack_features(msgpack_packer *pk, const seg_t *s, const seg_features_t *f)
+static void pack_features(mpw_t *w, const seg_t *s, const seg_features_t *f)
 {
     int ncat = 0;
     for (int i = 0; i < SEG_TOPCAT; i++) ncat += f->cat_id[i] && seg_category_name(s, f->cat_id[i]);
-    int rc = pk_str(pk, "f") || msgpack_pack_map(pk, 12);
-    rc |= pk_kf(pk, "activity", f->activity) || pk_kf(pk, "visits", f->visits);
-    rc |= pk_kf(pk, "views", f->views) || pk_kf(pk, "email", f->email);
-    rc |= pk_str(pk, "hour") || msgpack_pack_map(pk, SEG_HOUR__COUNT);
-    for (int i = 0; i < SEG_HOUR__COUNT; i++) rc |= pk_kf(pk, hour_names[i], f->hour[i]);
-    rc |= pk_kf(pk, "weekend", f->weekend);
-    rc |= pk_str(pk, "channel") || msgpack_pack_map(pk, SEG_CH__COUNT);
-    for (int i = 0; i < SEG_CH__COUNT; i++) rc |= pk_kf(pk, chan_names[i], f->channel[i]);
-    rc |= pk_kf(pk, "carts", f->carts) || pk_kf(pk, "purchases", f->purchases);
-    rc |= pk_kf(pk, "monetary", f->monetary) || pk_kf(pk, "discounted", f->discounted);
-    rc |= pk_str(pk, "cat") || msgpack_pack_array(pk, (size_t)ncat);
+    MPW_LIT(w, "f");
+    mpw_map(w, 12);
+    PK_KF(w, "activity", f->activity);
+    PK_KF(w, "visits", f->visits);
+    PK_KF(w, "views", f->views);
+    PK_KF(w, "email", f->email);
+    MPW_LIT(w, "hour");
+    mpw_map(w, SEG_HOUR__COUNT);
+    for (int i = 0; i < SEG_HOUR__COUNT; i++) {
+        mpw_cstr(w, hour_names[i]);
+        mpw_f64(w, f->hour[i]);
+    }
+    PK_KF(w, "weekend", f->weekend);
+    MPW_LIT(w, "channel");
+    mpw_map(w, SEG_CH__COUNT);
+    for (int i = 0; i < SEG_CH__COUNT; i++) {
+        mpw_cstr(w, chan_names[i]);
+        mpw_f64(w, f->channel[i]);
+    }
+    PK_KF(w, "carts", f->carts);
+    PK_KF(w, "purchases", f->purchases);
+    PK_KF(w, "monetary", f->monetary);
+    PK_KF(w, "discounted", f->discounted);
+    MPW_LIT(w, "cat");
+    mpw_array(w, (size_t)ncat);
     for (int i = 0; i < SEG_TOPCAT; i++) {
         const char *name = f->cat_id[i] ? seg_category_name(s, f->cat_id[i]) : NULL;
         if (!name) continue;
-        rc |= msgpack_pack_array(pk, 2) || pk_str(pk, name) || msgpack_pack_double(pk, f->cat_w[i]);
+        mpw_array(w, 2);
+        mpw_cstr(w, name);
+        mpw_f64(w, f->cat_w[i]);
     }
-    return rc;
 }
 
 int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *out)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    mpw_t w = {out, 0};
     int ntr = 0;
     if (c->traits)
         for (const char *p = c->traits; *p; ntr++) p += strlen(p) + 1, p += strlen(p) + 1;
 
     int taught = c->taught_epoch != 0;
-    int rc = msgpack_pack_map(&pk, 24 + (size_t)taught);
-    rc |= pk_ki(&pk, "v", ST_PACK_VERSION);
-    rc |= pk_str(&pk, "lc");
+    mpw_map(&w, 24 + (size_t)taught);
+    PK_KI(&w, "v", ST_PACK_VERSION);
+    MPW_LIT(&w, "lc");
     if (c->lifecycle > SEG_LC_NONE && c->lifecycle < SEG_LC__COUNT)
-        rc |= pk_str(&pk, seg_lifecycle_names[c->lifecycle]);
+        mpw_cstr(&w, seg_lifecycle_names[c->lifecycle]);
     else
-        rc |= msgpack_pack_nil(&pk);
-    rc |= pk_str(&pk, "as") || (c->assigned ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-    rc |= pk_ki(&pk, "cl", c->cluster);
-    rc |= pk_ki(&pk, "fs", c->first_seen) || pk_ki(&pk, "ls", c->last_seen);
-    rc |= pk_ki(&pk, "la", c->last_activity) || pk_ki(&pk, "dt", c->decay_ts);
-    rc |= pk_time(&pk, "ra", c->reactivated_at, SEG_NO_TIME);
-    rc |= pk_time(&pk, "ct", c->last_change_ts, SEG_NO_TIME);
-    rc |= pk_time(&pk, "due", c->due, SEG_NEVER);
-    rc |= pk_ku(&pk, "ev", c->events) || pk_ku(&pk, "or", c->orders) || pk_ku(&pk, "sq", c->seq);
-    rc |= pk_ku(&pk, "sqc", c->seq_cluster) || pk_ku(&pk, "sqr", c->seq_rule);
-    rc |= pk_kf(&pk, "rev", c->revenue);
-    rc |= pack_rules(&pk, s, "ru", c->rules) || pack_rules(&pk, s, "rs", c->rules_seen);
-    rc |= pack_features(&pk, s, &c->f);
-    rc |= pk_str(&pk, "dd") || msgpack_pack_array(&pk, SEG_DEDUP_N);
-    for (int i = 0; i < SEG_DEDUP_N; i++) rc |= msgpack_pack_uint64(&pk, c->dedup[i]);
-    rc |= pk_ku(&pk, "dp", c->dedup_pos) || pk_ku(&pk, "te", c->taught_epoch);
-    if (taught) rc |= pk_str(&pk, "tv") || pk_vec(&pk, c->taught, SEG_DIM);
-    rc |= pk_str(&pk, "tr") || msgpack_pack_map(&pk, (size_t)ntr);
+        mpw_nil(&w);
+    MPW_LIT(&w, "as");
+    mpw_bool(&w, c->assigned);
+    PK_KI(&w, "cl", c->cluster);
+    PK_KI(&w, "fs", c->first_seen);
+    PK_KI(&w, "ls", c->last_seen);
+    PK_KI(&w, "la", c->last_activity);
+    PK_KI(&w, "dt", c->decay_ts);
+    PK_TIME(&w, "ra", c->reactivated_at, SEG_NO_TIME);
+    PK_TIME(&w, "ct", c->last_change_ts, SEG_NO_TIME);
+    PK_TIME(&w, "due", c->due, SEG_NEVER);
+    PK_KU(&w, "ev", c->events);
+    PK_KU(&w, "or", c->orders);
+    PK_KU(&w, "sq", c->seq);
+    PK_KU(&w, "sqc", c->seq_cluster);
+    PK_KU(&w, "sqr", c->seq_rule);
+    PK_KF(&w, "rev", c->revenue);
+    pack_rules(&w, s, "ru", c->rules);
+    pack_rules(&w, s, "rs", c->rules_seen);
+    pack_features(&w, s, &c->f);
+    MPW_LIT(&w, "dd");
+    mpw_array(&w, SEG_DEDUP_N);
+    for (int i = 0; i < SEG_DEDUP_N; i++) mpw_u64(&w, c->dedup[i]);
+    PK_KU(&w, "dp", c->dedup_pos);
+    PK_KU(&w, "te", c->taught_epoch);
+    if (taught) {
+        MPW_LIT(&w, "tv");
+        pk_vec(&w, c->taught, SEG_DIM);
+    }
+    MPW_LIT(&w, "tr");
+    mpw_map(&w, (size_t)ntr);
     if (c->traits)
         for (const char *p = c->traits; *p;) {
             const char *v = p + strlen(p) + 1;
-            rc |= pk_str(&pk, p) || pk_str(&pk, v);
+            mpw_cstr(&w, p);
+            mpw_cstr(&w, v);
             p = v + strlen(v) + 1;
         }
-    return rc ? -1 : 0;
+    return w.err ? -1 : 0;
 }
 
 static int unpack_rules(ctx_t *x, const seg_t *s, const char *key, uint64_t *bits)
@@ -717,40 +746,56 @@ int st_pack_model(const seg_t *s, msgpack_sbuffer *out)
 {
     /* seg_model() has no const form; the model is only read here */
     const seg_model_t *m = seg_model((seg_t *)s);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 18);
-    rc |= pk_ki(&pk, "v", ST_PACK_VERSION) || pk_ku(&pk, "version", m->version);
-    rc |= pk_ki(&pk, "k", m->k);
-    rc |= pk_str(&pk, "ready") || (m->ready ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
-    rc |= pk_ku(&pk, "epoch", m->epoch) || pk_ki(&pk, "next_id", m->next_id);
-    rc |= pk_str(&pk, "mean") || pk_vec(&pk, m->mean, SEG_DIM);
-    rc |= pk_str(&pk, "scale") || pk_vec(&pk, m->scale, SEG_DIM);
-    rc |= pk_str(&pk, "clusters") || msgpack_pack_array(&pk, (size_t)m->k);
+    mpw_t w = {out, 0};
+    mpw_map(&w, 18);
+    PK_KI(&w, "v", ST_PACK_VERSION);
+    PK_KU(&w, "version", m->version);
+    PK_KI(&w, "k", m->k);
+    MPW_LIT(&w, "ready");
+    mpw_bool(&w, m->ready);
+    PK_KU(&w, "epoch", m->epoch);
+    PK_KI(&w, "next_id", m->next_id);
+    MPW_LIT(&w, "mean");
+    pk_vec(&w, m->mean, SEG_DIM);
+    MPW_LIT(&w, "scale");
+    pk_vec(&w, m->scale, SEG_DIM);
+    MPW_LIT(&w, "clusters");
+    mpw_array(&w, (size_t)m->k);
     for (int j = 0; j < m->k; j++) {
         const seg_cluster_t *cl = &m->cl[j];
-        rc |= msgpack_pack_map(&pk, 6) || pk_ki(&pk, "id", cl->id);
-        rc |= pk_str(&pk, "c") || pk_vec(&pk, cl->c, SEG_DIM);
-        rc |= pk_kf(&pk, "n", cl->n) || pk_kf(&pk, "recent", cl->recent);
-        rc |= pk_str(&pk, "var") || pk_vec(&pk, cl->var, SEG_DIM);
-        rc |= pk_str(&pk, "label") || pk_str(&pk, cl->label);
+        mpw_map(&w, 6);
+        PK_KI(&w, "id", cl->id);
+        MPW_LIT(&w, "c");
+        pk_vec(&w, cl->c, SEG_DIM);
+        PK_KF(&w, "n", cl->n);
+        PK_KF(&w, "recent", cl->recent);
+        MPW_LIT(&w, "var");
+        pk_vec(&w, cl->var, SEG_DIM);
+        MPW_LIT(&w, "label");
+        mpw_cstr(&w, cl->label);
     }
-    rc |= pk_ku(&pk, "updates", m->updates);
-    rc |= pk_ku(&pk, "updates_since_split", m->updates_since_split);
-    rc |= pk_ku(&pk, "updates_since_refresh", m->updates_since_refresh);
-    rc |= pk_str(&pk, "since") || msgpack_pack_array(&pk, (size_t)m->k);
-    for (int j = 0; j < m->k; j++) rc |= msgpack_pack_uint32(&pk, m->since[j]);
-    rc |= pk_ku(&pk, "since_n", m->since_n) || pk_ku(&pk, "rng", m->rng);
-    rc |= pk_ku(&pk, "seen_sample", m->seen_sample);
+    PK_KU(&w, "updates", m->updates);
+    PK_KU(&w, "updates_since_split", m->updates_since_split);
+    PK_KU(&w, "updates_since_refresh", m->updates_since_refresh);
+    MPW_LIT(&w, "since");
+    mpw_array(&w, (size_t)m->k);
+    for (int j = 0; j < m->k; j++) mpw_u64(&w, m->since[j]);
+    PK_KU(&w, "since_n", m->since_n);
+    PK_KU(&w, "rng", m->rng);
+    PK_KU(&w, "seen_sample", m->seen_sample);
     int ns = m->ready ? 0 : m->n_sample; /* seeding normalises the sample in place */
-    rc |= pk_str(&pk, "sample") || msgpack_pack_array(&pk, (size_t)ns);
-    for (int i = 0; i < ns; i++) rc |= pk_vec(&pk, m->sample[i], SEG_DIM);
+    MPW_LIT(&w, "sample");
+    mpw_array(&w, (size_t)ns);
+    for (int i = 0; i < ns; i++) pk_vec(&w, m->sample[i], SEG_DIM);
     int nr = m->res ? m->n_res : 0;
-    rc |= pk_str(&pk, "res") || msgpack_pack_array(&pk, (size_t)nr);
-    for (int i = 0; i < nr; i++) /* slot order: refreshes depend on it */
-        rc |= msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, m->res_key[i]) ||
-              pk_vec(&pk, m->res[i], SEG_DIM);
-    return rc ? -1 : 0;
+    MPW_LIT(&w, "res");
+    mpw_array(&w, (size_t)nr);
+    for (int i = 0; i < nr; i++) { /* slot order: refreshes depend on it */
+        mpw_array(&w, 2);
+        mpw_u64(&w, m->res_key[i]);
+        pk_vec(&w, m->res[i], SEG_DIM);
+    }
+    return w.err ? -1 : 0;
 }
 
 typedef struct model_in {
@@ -1001,31 +1046,82 @@ out:
 /* ------------------------------------------------------------------ */
 /* readable hash fields                                                */
 
-/* Shortest "%.Ng" that reads back as the same double. */
-static void fmt_double(char *buf, size_t len, double v)
+/* Decimal digits of v at o, NUL-terminated; returns their count. */
+static size_t fmt_u64(char *o, uint64_t v)
 {
+    char t[20];
+    size_t n = 0;
+    do t[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++) o[i] = t[n - 1 - i];
+    o[n] = 0;
+    return n;
+}
+
+static size_t fmt_i64(char *o, int64_t v)
+{
+    if (v >= 0) return fmt_u64(o, (uint64_t)v);
+    o[0] = '-';
+    return 1 + fmt_u64(o + 1, 0 - (uint64_t)v);
+}
+
+/* Shortest "%.Ng" (N = 15..17) that reads back as the same double. Most
+ * revenues are whole cents: when v is the double nearest to C/100 for an
+ * integer C below 10^15, "%.15g" prints that decimal (it has at most 15
+ * significant digits, DBL_DIG) in fixed form with trailing zeros dropped,
+ * and it reads back as v, so it is written directly (no snprintf/strtod). */
+static size_t fmt_double(char *buf, size_t len, double v)
+{
+    if (v >= 0 && v < 1e13 && !signbit(v)) {
+        double r = nearbyint(v * 100.0);
+        uint64_t ci = (uint64_t)r;
+        if ((double)ci / 100.0 == v) {
+            size_t n = fmt_u64(buf, ci / 100);
+            unsigned cents = (unsigned)(ci % 100);
+            if (cents) {
+                buf[n++] = '.';
+                buf[n++] = (char)('0' + cents / 10);
+                if (cents % 10) buf[n++] = (char)('0' + cents % 10);
+                buf[n] = 0;
+            }
+            return n;
+        }
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) return;
+        if (strtod(buf, NULL) == v) break;
     }
+    return strlen(buf);
+}
+
+/* s, cut to what fits (the field's bound; labels and names are far
+ * shorter) */
+static size_t fmt_str(char *o, const char *s)
+{
+    size_t n = strnlen(s, ST_FIELD_VALUE_MAX - 1);
+    memcpy(o, s, n);
+    o[n] = 0;
+    return n;
 }
 
 int st_customer_fields(const seg_t *s, const seg_customer_t *c, int64_t updated_ms,
                        st_field_t out[ST_FIELDS])
 {
+    /* written directly, not with snprintf: this runs for every customer in
+     * every checkpoint, on the loop */
     int n = 0;
-#define FIELD(nm, ...)                                                                             \
+#define FIELD(nm, fmt)                                                                             \
     do {                                                                                           \
+        char *o = out[n].value;                                                                    \
         out[n].name = nm;                                                                          \
-        snprintf(out[n++].value, ST_FIELD_VALUE_MAX, __VA_ARGS__);                                 \
+        out[n++].len = fmt;                                                                        \
     } while (0)
-    FIELD("lifecycle", "%s",
-          c->lifecycle > SEG_LC_NONE && c->lifecycle < SEG_LC__COUNT
-              ? seg_lifecycle_names[c->lifecycle]
-              : "");
-    FIELD("cluster", "%d", (int)c->cluster);
+    FIELD("lifecycle", fmt_str(o, c->lifecycle > SEG_LC_NONE && c->lifecycle < SEG_LC__COUNT
+                                      ? seg_lifecycle_names[c->lifecycle]
+                                      : ""));
+    FIELD("cluster", fmt_i64(o, c->cluster));
     const char *label = c->cluster >= 0 ? seg_cluster_label(s, c->cluster) : NULL;
-    FIELD("cluster_label", "%s", label ? label : "");
+    FIELD("cluster_label", fmt_str(o, label ? label : ""));
     out[n].name = "rules";
     size_t at = 0;
     const seg_ruleset_t *rs = seg_params(s)->rules;
@@ -1033,18 +1129,20 @@ int st_customer_fields(const seg_t *s, const seg_customer_t *c, int64_t updated_
     for (int i = 0; i < seg_rules_count(rs) && i < SEG_RULES_MAX; i++)
         if ((c->rules >> i) & 1) {
             /* at most 64 names of at most 63 bytes and 63 commas: always fits */
-            at += (size_t)snprintf(out[n].value + at, ST_FIELD_VALUE_MAX - at, "%s%s",
-                                   at ? "," : "", seg_rule_name(rs, i));
-            if (at >= ST_FIELD_VALUE_MAX) at = ST_FIELD_VALUE_MAX - 1;
+            const char *name = seg_rule_name(rs, i);
+            size_t nl = strlen(name);
+            if (at + (at > 0) + nl >= ST_FIELD_VALUE_MAX) break;
+            if (at) out[n].value[at++] = ',';
+            memcpy(out[n].value + at, name, nl + 1);
+            at += nl;
         }
-    n++;
-    FIELD("first_seen", "%lld", (long long)c->first_seen);
-    FIELD("last_seen", "%lld", (long long)c->last_seen);
-    FIELD("events", "%llu", (unsigned long long)c->events);
-    FIELD("orders", "%llu", (unsigned long long)c->orders);
-    out[n].name = "revenue";
-    fmt_double(out[n++].value, ST_FIELD_VALUE_MAX, c->revenue);
-    FIELD("updated", "%lld", (long long)updated_ms);
+    out[n++].len = at;
+    FIELD("first_seen", fmt_i64(o, c->first_seen));
+    FIELD("last_seen", fmt_i64(o, c->last_seen));
+    FIELD("events", fmt_u64(o, c->events));
+    FIELD("orders", fmt_u64(o, c->orders));
+    FIELD("revenue", fmt_double(o, ST_FIELD_VALUE_MAX, c->revenue));
+    FIELD("updated", fmt_i64(o, updated_ms));
 #undef FIELD
     return n;
 }

@@ -60,6 +60,7 @@ int st_unpack_model(seg_t *s, const void *data, size_t len, char *err, size_t er
 typedef struct st_field {
     const char *name; /* static */
     char value[ST_FIELD_VALUE_MAX];
+    size_t len; /* strlen(value) */
 } st_field_t;
 
 /* Writes the fields of c into out: lifecycle name ("" before the first

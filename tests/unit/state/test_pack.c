@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "state/mpw.h"
 #include "state/pack.h"
 #include "segmenter/internal.h" /* seg__category_intern: a second process's own ids */
 
@@ -622,6 +623,139 @@ Test(pack, customer_fields)
     cr_assert_str_eq(f[8].value, "0");
     free(rec.ch);
     world_free(&w);
+}
+
+/* The fields are written without printf: they must read as printf's. */
+static void ref_double(char *buf, size_t len, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+Test(pack, fields_are_what_printf_writes)
+{
+    seg_t *s = mkseg();
+    uint64_t r = 77;
+    static const double fixed[] = {
+        0,       0.01,      0.1,         0.5,  1,    9.99, 10.1,  100,    0.1 + 0.2,      1e-5,
+        123.456, 1.0 / 3.0, 1e13 - 0.01, 1e13, 1e15, 1e16, 1e300, 5e-324, 99999999999.99, 42.005};
+    static const int64_t ints[] = {0, 1, -1, 9, 10, -10, 1700000000000LL, INT64_MAX, INT64_MIN};
+    for (int i = 0; i < 3000; i++) {
+        seg_customer_t c;
+        seg_customer_init(&c, "x", 1, 0);
+        int nf = (int)(sizeof(fixed) / sizeof(fixed[0]));
+        if (i < nf)
+            c.revenue = fixed[i];
+        else if (i % 3 == 0)
+            c.revenue = (double)(rng_next(&r) % 100000000) / 100.0; /* cents */
+        else if (i % 3 == 1)
+            c.revenue = (double)rng_next(&r) / (double)(rng_next(&r) + 1);
+        else
+            c.revenue = (double)(rng_next(&r) * rng_next(&r)) / 1000.0;
+        int ni = (int)(sizeof(ints) / sizeof(ints[0]));
+        c.first_seen = ints[i % ni];
+        c.last_seen = -ints[(i + 1) % ni] + (i % 2);
+        c.events = (uint64_t)ints[(i + 2) % ni];
+        c.orders = i == 5 ? UINT64_MAX : (uint64_t)i;
+        c.cluster = i % 2 ? -1 : i;
+        st_field_t f[ST_FIELDS];
+        char want[64];
+        st_customer_fields(s, &c, ints[(i + 3) % ni], f);
+        ref_double(want, sizeof(want), c.revenue);
+        cr_assert_str_eq(f[8].value, want, "revenue %.17g", c.revenue);
+        snprintf(want, sizeof(want), "%d", (int)c.cluster);
+        cr_assert_str_eq(f[1].value, want);
+        snprintf(want, sizeof(want), "%lld", (long long)c.first_seen);
+        cr_assert_str_eq(f[4].value, want);
+        snprintf(want, sizeof(want), "%lld", (long long)c.last_seen);
+        cr_assert_str_eq(f[5].value, want);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)c.events);
+        cr_assert_str_eq(f[6].value, want);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)c.orders);
+        cr_assert_str_eq(f[7].value, want);
+        snprintf(want, sizeof(want), "%lld", (long long)ints[(i + 3) % ni]);
+        cr_assert_str_eq(f[9].value, want);
+        for (int j = 0; j < ST_FIELDS; j++) cr_assert_eq(f[j].len, strlen(f[j].value));
+    }
+    seg_free(s);
+}
+
+/* The writer (mpw.h) against msgpack-c's packer, at every form's bounds. */
+Test(pack, writer_writes_what_msgpack_c_writes)
+{
+    msgpack_sbuffer a, b;
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &a, msgpack_sbuffer_write);
+    mpw_t w = {&b, 0};
+    static const uint64_t us[] = {0,     1,     127,         128,         255,        256,
+                                  65535, 65536, 4294967295u, 4294967296u, 1ull << 62, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
+        msgpack_pack_uint64(&pk, us[i]);
+        mpw_u64(&w, us[i]);
+        msgpack_pack_uint32(&pk, (uint32_t)us[i]);
+        mpw_u64(&w, (uint32_t)us[i]);
+    }
+    static const int64_t is[] = {0,
+                                 1,
+                                 -1,
+                                 -31,
+                                 -32,
+                                 -33,
+                                 -127,
+                                 -128,
+                                 -129,
+                                 -32767,
+                                 -32768,
+                                 -32769,
+                                 127,
+                                 128,
+                                 INT32_MIN,
+                                 INT32_MIN - 1LL,
+                                 INT32_MAX,
+                                 INT64_MIN,
+                                 INT64_MAX,
+                                 65536,
+                                 -1700000000000LL,
+                                 1700000000000LL};
+    for (size_t i = 0; i < sizeof(is) / sizeof(is[0]); i++) {
+        msgpack_pack_int64(&pk, is[i]);
+        mpw_i64(&w, is[i]);
+    }
+    static const double ds[] = {0, -0.0, 1.5, -2.25e300, 5e-324, INFINITY, NAN};
+    for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++) {
+        msgpack_pack_double(&pk, ds[i]);
+        mpw_f64(&w, ds[i]);
+    }
+    static const size_t ns[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000};
+    char *text = malloc(70000);
+    cr_assert(text);
+    for (size_t i = 0; i < 70000; i++) text[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+        msgpack_pack_str_with_body(&pk, text, ns[i]);
+        mpw_str(&w, text, ns[i]);
+        msgpack_pack_map(&pk, ns[i]);
+        mpw_map(&w, ns[i]);
+        msgpack_pack_array(&pk, ns[i]);
+        mpw_array(&w, ns[i]);
+    }
+    msgpack_pack_nil(&pk);
+    mpw_nil(&w);
+    msgpack_pack_true(&pk);
+    mpw_bool(&w, 1);
+    msgpack_pack_false(&pk);
+    mpw_bool(&w, 0);
+    msgpack_pack_str_with_body(&pk, "key", 3);
+    MPW_LIT(&w, "key");
+    cr_assert_eq(w.err, 0);
+    cr_assert_eq(a.size, b.size);
+    cr_assert_eq(memcmp(a.data, b.data, a.size), 0);
+    free(text);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
 }
 
 /* ---------- hostile input ---------- */
