@@ -149,6 +149,9 @@ typedef struct ckpt_state {
     int stopping, closing;
     double stop_since;
     uint64_t checkpoints, failures, loaded, ck_customers;
+    /* the last landed checkpoint's RESP buffer, for the next one: tens of
+     * MB, which a fresh allocation would fault in page by page again */
+    strm_buf_t spare;
 } ck_t;
 
 static void xdelta(ck_t *k, int32_t id, int64_t d);
@@ -434,6 +437,17 @@ static void snap_free(snap_t *s)
     free(s);
 }
 
+/* A checkpoint that is done with: its RESP buffer is kept for the next. */
+static void snap_done(ck_t *k, snap_t *s)
+{
+    if (s->resp.cap > k->spare.cap) {
+        strm_buf_free(&k->spare);
+        k->spare = s->resp;
+        strm_buf_init(&s->resp);
+    }
+    snap_free(s);
+}
+
 static void xdelta(ck_t *k, int32_t id, int64_t d)
 {
     for (int i = 0; i < k->n_xd; i++)
@@ -527,7 +541,9 @@ static snap_t *build(run_t *r)
     snap_t *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
     strm_buf_init(&s->arena);
-    strm_buf_init(&s->resp);
+    s->resp = k->spare;
+    s->resp.len = 0;
+    strm_buf_init(&k->spare);
     s->seq = ++k->seq;
     s->need_seq = r->unit_seq;
     char key[512], seqs[24];
@@ -727,7 +743,7 @@ static void landed(run_t *r, snap_t *s)
         part_t *p = &r->parts[s->po[i].part];
         if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, s->po[i].next);
     }
-    snap_free(s);
+    snap_done(k, s);
 }
 
 static void refused(run_t *r, snap_t *s, const char *why)
@@ -1325,6 +1341,7 @@ void ck_free(run_t *r)
     st_redis_close(k->redis); /* pending replies come back NULL, and are dropped */
     snap_free(k->wait);
     snap_free(k->flight);
+    strm_buf_free(&k->spare);
     rb_clear(k);
     free(k->flags);
     free(k->dirty);
