@@ -37,6 +37,9 @@ for f in b1m.jsonl b1m.msgpack; do
   done
 done
 
+echo "== a checkpoint's per-customer work: hash fields and packed state (bench_state)"
+$build/benchmarks/bench_state "$work/b1m.msgpack"
+
 echo "== centroid step vs scikit-learn on the same vectors"
 out=$($build/benchmarks/bench_centroids "$work/b1m.jsonl" "$work/vectors.f64")
 echo "$out"
