@@ -1,27 +1,44 @@
 #!/usr/bin/python3
-"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT [HOLE]: a
-TCP relay to a real redis-server that loses one reply. The CUT_AT-th EXEC it
-passes on (0: none) is let run in Redis, then the client's connection is
-closed before the reply reaches it: a checkpoint that landed while its
-sender cannot know. Once the file HOLE exists, nothing passes any more in
-either direction and connections stay open: a client cut off from Redis
-whose writes never arrive late. Logs one line per EXEC passed on ("EXEC"),
-and "CUT" when it cut."""
+"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT [HOLE [HOLD]]:
+a TCP relay to a real redis-server that loses, swallows or delays what a
+client sends. It reads the client's commands (RESP) and passes on whole
+commands only.
+
+- CUT_AT: the CUT_AT-th EXEC it passes on (0: none) is let run in Redis,
+  then the client's connection is closed before the reply reaches it: a
+  checkpoint that landed while its sender cannot know. Logs one line per
+  EXEC passed on ("EXEC"), and "CUT" when it cut.
+- HOLE ("-": none): once this file exists, nothing passes any more in
+  either direction and connections stay open: a client cut off from Redis
+  whose writes never arrive late.
+- HOLD: once this file exists, a client's bytes from its next MULTI on
+  are kept here ("HOLDING", then "HELD TRANSACTION" once its EXEC is in),
+  even after the client went away; when the file is removed they reach
+  Redis, late: a transaction sent before its sender lost its partitions (or
+  gave up on that connection) that lands after the new owner took over (or
+  after the sender's later checkpoints). An ECHO follows them, its reply
+  kept from the client, so that "RELEASED" is logged only once Redis has
+  run them. One hold per run: other connections pass."""
 import os
+import select
 import socket
 import sys
 import threading
 import time
 
 LISTEN, TARGET, LOG, CUT_AT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-HOLE = sys.argv[5] if len(sys.argv) > 5 else None
+HOLE = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+HOLD = sys.argv[6] if len(sys.argv) > 6 else None
+MARK = b"segstream-redis-cut-released"
+ECHO = b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (len(MARK), MARK)
+MARK_REPLY = b"$%d\r\n%s\r\n" % (len(MARK), MARK)
+lock = threading.Lock()
+seen = [0]
+held_once = [False]
 
 
 def hole():
     return HOLE is not None and os.path.exists(HOLE)
-EXEC = b"*1\r\n$4\r\nEXEC\r\n"
-lock = threading.Lock()
-seen = [0]
 
 
 def note(line):
@@ -39,28 +56,96 @@ def close(*socks):
         s.close()
 
 
-def up(c, s, cut):
-    """client -> server; counts EXECs (one may span two reads)"""
-    tail = b""
+def commands(buf):
+    """(end, NAME) of each whole command at the start of buf"""
+    at = 0
+    while at < len(buf):
+        nl = buf.find(b"\r\n", at)
+        if nl < 0:
+            return
+        if buf[at:at + 1] != b"*":
+            raise ValueError("not a RESP command at byte %d" % at)
+        p, name = nl + 2, b""
+        for i in range(int(buf[at + 1:nl])):
+            nl = buf.find(b"\r\n", p)
+            if nl < 0:
+                return
+            s = nl + 2
+            e = s + int(buf[p + 1:nl])
+            if e + 2 > len(buf):
+                return
+            if i == 0:
+                name = bytes(buf[s:e]).upper()
+            p = e + 2
+        yield p, name
+        at = p
+
+
+class Conn:
+    def __init__(self, c, s):
+        self.c, self.s = c, s
+        self.cut = threading.Event()  # nothing goes back to the client any more
+        self.released = threading.Event()  # the held bytes go out, then ECHO
+        self.marked = threading.Event()  # ECHO's reply came back: Redis ran them
+        self.held = None  # bytes kept while holding
+
+
+def up(k):
+    """client -> server, whole commands"""
+    c, s = k.c, k.s
+    buf = bytearray()
+    gone = False  # the client closed while its bytes were held
     try:
         while True:
+            if k.held is not None and not os.path.exists(HOLD):
+                k.released.set()  # before the replies can come back
+                # a whole command last, so that ECHO is a command of its own
+                s.sendall(bytes(k.held) + ECHO)
+                k.held = None
+            if gone:
+                if k.held is None:
+                    k.marked.wait(30)
+                    break
+                time.sleep(0.05)
+                continue
+            r, _, _ = select.select([c], [], [], 0.05)
+            if not r:
+                continue
             data = c.recv(65536)
             if not data:
-                break
-            buf = tail + data
-            n = buf.count(EXEC)
-            tail = buf[-(len(EXEC) - 1):]
-            last = False
-            with lock:
-                for _ in range(n):
-                    seen[0] += 1
-                    last = last or seen[0] == CUT_AT
-            if hole():
+                if k.held is None:
+                    break
+                gone = True  # what it sent still reaches Redis, late
+                continue
+            buf += data
+            out, done, execs, last = bytearray(), 0, 0, False
+            for end, name in commands(buf):
+                cmd = buf[done:end]
+                done = end
+                if k.held is None and name == b"MULTI" and HOLD and os.path.exists(HOLD):
+                    with lock:
+                        first, held_once[0] = not held_once[0], True
+                    if first:
+                        k.held = bytearray()
+                        note("HOLDING")
+                if k.held is not None:
+                    k.held += cmd
+                    if name == b"EXEC":
+                        note("HELD TRANSACTION")
+                    continue
+                out += cmd
+                if name == b"EXEC":
+                    execs += 1
+                    with lock:
+                        seen[0] += 1
+                        last = last or seen[0] == CUT_AT
+            del buf[:done]
+            if hole() or not out:
                 continue  # swallowed: never reaches Redis
             if last:
-                cut.set()  # from here on, nothing goes back to the client
-            s.sendall(data)
-            for _ in range(n):
+                k.cut.set()  # from here on, nothing goes back to the client
+            s.sendall(out)
+            for _ in range(execs):
                 note("EXEC")
             if last:
                 time.sleep(1.0)  # Redis runs it
@@ -69,21 +154,41 @@ def up(c, s, cut):
                 return
     except OSError:
         pass
+    except ValueError as e:
+        note("up: %s" % e)
     close(c, s)
 
 
-def down(c, s, cut):
-    """server -> client, until the cut"""
+def down(k):
+    """server -> client, until the cut; the reply to ECHO is kept back"""
+    c, s = k.c, k.s
+    tail = b""
     try:
         while True:
             data = s.recv(65536)
-            if not data or cut.is_set():
+            if not data or k.cut.is_set():
                 break
+            if k.released.is_set() and tail is not None:
+                data = tail + data
+                at = data.find(MARK_REPLY)
+                if at < 0:  # keep what could be the start of the reply
+                    tail = data[-(len(MARK_REPLY) - 1):]
+                    data = data[:-(len(MARK_REPLY) - 1)]
+                else:
+                    data = data[:at] + data[at + len(MARK_REPLY):]
+                    tail = None
+                    note("RELEASED")
+                    k.marked.set()
             if not hole():
-                c.sendall(data)
+                try:
+                    c.sendall(data)
+                except OSError:
+                    if k.released.is_set() and tail is not None:
+                        continue  # the client is gone; wait for the ECHO still
+                    raise
     except OSError:
         pass
-    if not cut.is_set():
+    if not k.cut.is_set():
         close(c, s)
 
 
@@ -96,9 +201,9 @@ def main():
     while True:
         c, _ = ls.accept()
         s = socket.create_connection(("127.0.0.1", TARGET))
-        cut = threading.Event()
-        threading.Thread(target=up, args=(c, s, cut), daemon=True).start()
-        threading.Thread(target=down, args=(c, s, cut), daemon=True).start()
+        k = Conn(c, s)
+        threading.Thread(target=up, args=(k,), daemon=True).start()
+        threading.Thread(target=down, args=(k,), daemon=True).start()
 
 
 main()

@@ -558,14 +558,16 @@ Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
 }
 
 /* redis_cut.py in front of the test's Redis, on *port, logging to
- * cut.log: losing the reply to its cut_at-th EXEC (0: none), and passing
- * nothing once the file hole exists (NULL: never). */
-static pid_t relay(int cut_at, const char *hole, int *port)
+ * cut.log: losing the reply to its cut_at-th EXEC (0: none), passing
+ * nothing once the file hole exists, and keeping a client's bytes from its
+ * next MULTI on while the file hold exists (NULL: never). */
+static pid_t relay(int cut_at, const char *hole, const char *hold, int *port)
 {
     *port = h_free_port();
     pid_t pid =
-        h_spawn(NULL, NULL, "/usr/bin/python3 %s/tests/integration/redis_cut.py %d %d %s %d %s",
-                SEG_SOURCE_DIR, *port, rport, h_path("cut.log"), cut_at, hole ? hole : "");
+        h_spawn(NULL, NULL, "/usr/bin/python3 %s/tests/integration/redis_cut.py %d %d %s %d %s %s",
+                SEG_SOURCE_DIR, *port, rport, h_path("cut.log"), cut_at, hole ? hole : "-",
+                hold ? hold : "");
     cr_assert_gt(pid, 0);
     for (int i = 0; i < 100 && h_count_lines(h_path("cut.log")) < 1; i++) h_sleep(0.1);
     return pid;
@@ -583,7 +585,7 @@ Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
     enum { CUSTOMERS = 1000, EVENTS = 20000 };
     int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 36);
     int real = rport, via;
-    pid_t cut = relay(2, NULL, &via);
+    pid_t cut = relay(2, NULL, NULL, &via);
     rport = via; /* the daemon goes through the relay; the checks below do not */
     write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
     rport = real;
@@ -654,7 +656,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     start(8, 0);
     int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 37);
     int real = rport, via;
-    pid_t cut = relay(0, h_path("hole"), &via);
+    pid_t cut = relay(0, h_path("hole"), NULL, &via);
     write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
     rport = via; /* A goes through the relay; B and the checks below do not */
     write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
