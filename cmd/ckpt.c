@@ -23,12 +23,28 @@
  * transaction, and a script spent twice as long converting arguments as
  * the commands took.
  *
+ * The fence: a checkpoint already sent (in the network, or in a paused
+ * Redis) when its partitions went to another process must not land after
+ * that one read their offsets. Each partition has an owner key holding the
+ * writer that owns it. On assignment a process claims its partitions (MSET)
+ * before it reads their offsets, on the same connection, so Redis runs the
+ * two in that order. Before each MULTI the owner keys of the partitions
+ * owned are watched (WATCH), then read (MGET), and the MULTI waits until
+ * the read finds them all this process's: a claim before the WATCH shows in
+ * the read, and one after it makes Redis abort the EXEC (a null reply).
+ * Either way the process stops, sending nothing more. EXEC ends a watch, so
+ * the next WATCH and MGET go right behind each EXEC: the next checkpoint
+ * does not wait a round trip for them. A revoke UNWATCHes before it
+ * releases the partitions, so that their next owner's claim does not abort
+ * the checkpoints of the partitions kept.
+ *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
  * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
  * silent change), PREFIX unassigned:TOPIC:PARTITION (set: customers seen
  * before the model was seeded and not yet in a cluster; a process that
  * restarts in the warm-up cannot know them otherwise), PREFIX checkpoints
- * (hash: writer -> last sequence). */
+ * (hash: writer -> last sequence), PREFIX owner:TOPIC:PARTITION (string:
+ * the writer that owns the partition; the fence). */
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -57,8 +73,14 @@ enum {
     R_DUE,
     R_UNASSIGNED,
     R_ADOPT_VERSION,
-    R_ADOPT
+    R_ADOPT,
+    R_CLAIM,
+    R_WATCH,
+    R_OWNERS,
+    R_UNWATCH
 };
+/* the watch on the owner keys (see the header) */
+enum { WT_NONE, WT_ASKED, WT_READY };
 #define ADOPT_EVERY_S 5.0
 #define SWEEP_EVERY_S 2.0
 
@@ -97,7 +119,8 @@ typedef struct req {
     int kind;
     uint64_t handle;
     int part;
-    uint64_t epoch; /* loads: the ownership epoch they were asked in */
+    uint64_t epoch; /* loads: the ownership epoch they were asked in;
+                     * R_OWNERS: the watch generation */
     snap_t *snap;
 } req_t;
 
@@ -120,15 +143,25 @@ typedef struct ckpt_state {
     int32_t n_cl;
     snap_t *wait, *flight;
     char queued_err[256]; /* the first error queuing the transaction's commands */
-    /* partitions went to another owner without their last checkpoint: no
-     * checkpoint may be sent any more (it could go over the new owner's
-     * state); the run stops at the next tick */
+    /* partitions went to another owner without their last checkpoint, or
+     * were taken over: no checkpoint may be sent any more (it could go over
+     * the new owner's state); the run stops at the next tick */
     int fenced;
+    /* The fence: the owner keys of the partitions in wp (indices into
+     * r->parts) are watched on this connection, and were read after the
+     * WATCH. WT_READY: the read found them all this process's, so a MULTI may
+     * go (Redis aborts its EXEC if one changed since). wgen tells a read
+     * that still counts from one asked before the watch was reset. */
+    int watch;
+    uint64_t wgen;
+    int *wp, n_wp, cap_wp;
     uint64_t seq, last_need;
     double last_build;
     char writer[160];
     int model_state; /* 0 not asked, 1 asked, 2 loaded (or none in Redis) */
-    /* a deferred rebalance: 1 assign (reading offsets), 2 revoke (checkpointing) */
+    /* a deferred rebalance: 1 assign (reading offsets), 2 revoke
+     * (checkpointing); rb_asked: the offsets asked for (assign), the
+     * UNWATCH asked for (1) or run (2) (revoke) */
     int rb, rb_asked;
     strm_tp_t *rb_tps;
     int rb_n;
@@ -683,14 +716,185 @@ static snap_t *build(run_t *r)
     return s;
 }
 
+/* ---------------- the fence ---------------- */
+
+/* head, then the owner key (PREFIX owner:TOPIC:PARTITION) of each of tps,
+ * each followed by val unless NULL, then tail unless NULL: one command, for
+ * request q (freed here when it cannot be sent). */
+static int owner_cmd(run_t *r, req_t *q, const char *const *head, int n_head, const strm_tp_t *tps,
+                     int n, const char *val, const char *tail)
+{
+    ck_t *k = CK(r);
+    if (!q) return -1;
+    int argc = n_head + (val ? 2 : 1) * n + (tail != NULL);
+    const char **argv = calloc((size_t)argc, sizeof(*argv));
+    char(*keys)[512] = calloc((size_t)(n ? n : 1), sizeof(*keys));
+    int rc = -1;
+    if (argv && keys) {
+        int a = 0;
+        for (int i = 0; i < n_head; i++) argv[a++] = head[i];
+        for (int i = 0; i < n; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "%sowner:%s:%" PRId32, k->prefix, tps[i].topic,
+                     tps[i].partition);
+            argv[a++] = keys[i];
+            if (val) argv[a++] = val;
+        }
+        if (tail) argv[a++] = tail;
+        rc = rsend(r, q, argc, argv, NULL);
+    } else {
+        free(q);
+    }
+    free(argv);
+    free(keys);
+    return rc;
+}
+
+/* The watch stops counting: what Redis holds for this connection is asked
+ * for again before the next MULTI. */
+static void watch_reset(ck_t *k)
+{
+    k->watch = WT_NONE;
+    k->wgen++;
+}
+
+/* WATCH the owner keys of the partitions owned, then MGET them (the read
+ * comes after the WATCH, so a claim the read does not see breaks the
+ * watch), all pipelined. */
+static void watch_send(run_t *r)
+{
+    ck_t *k = CK(r);
+    watch_reset(k);
+    k->n_wp = 0;
+    for (int i = 0; i < r->n_parts; i++) {
+        if (!r->parts[i].owned) continue;
+        if (k->n_wp == k->cap_wp) {
+            int cap = k->cap_wp ? 2 * k->cap_wp : 64;
+            int *wp = realloc(k->wp, (size_t)cap * sizeof(*wp));
+            if (!wp) return;
+            k->wp = wp;
+            k->cap_wp = cap;
+        }
+        k->wp[k->n_wp++] = i;
+    }
+    if (k->n_wp == 0) { /* nothing owned, nothing to fence */
+        k->watch = WT_READY;
+        return;
+    }
+    strm_tp_t *tps = calloc((size_t)k->n_wp, sizeof(*tps));
+    if (!tps) return;
+    for (int i = 0; i < k->n_wp; i++)
+        tps[i] = (strm_tp_t){r->parts[k->wp[i]].topic, r->parts[k->wp[i]].partition, -1};
+    const char *watch[] = {"WATCH"}, *mget[] = {"MGET"};
+    int rc = owner_cmd(r, req(R_WATCH), watch, 1, tps, k->n_wp, NULL, NULL);
+    req_t *q = rc ? NULL : req(R_OWNERS);
+    if (q) q->epoch = k->wgen;
+    rc = rc || owner_cmd(r, q, mget, 1, tps, k->n_wp, NULL, NULL);
+    free(tps);
+    if (rc == 0) k->watch = WT_ASKED;
+}
+
+/* 1 when a MULTI may be sent: the owner keys of every partition owned are
+ * watched on this connection and were read as this process's after the
+ * WATCH. Otherwise asks for that (once) and returns 0: the read's reply
+ * calls try_send. */
+static int watch_ready(run_t *r)
+{
+    ck_t *k = CK(r);
+    int covered = 1;
+    for (int i = 0; i < r->n_parts && covered; i++) {
+        if (!r->parts[i].owned) continue;
+        covered = 0;
+        for (int j = 0; j < k->n_wp && !covered; j++) covered = k->wp[j] == i;
+    }
+    if (covered && k->watch != WT_NONE) return k->watch == WT_READY;
+    if (!k->up || k->fenced) return 0;
+    if (k->rb == 2 && k->rb_asked) {
+        /* a revoke's UNWATCH went out (rb_progress): watched again only for
+         * a checkpoint that must still go first, and UNWATCHed after it */
+        if (!k->wait) return 0;
+        k->rb_asked = 0;
+    }
+    watch_send(r);
+    return k->watch == WT_READY;
+}
+
+static void try_send(run_t *r);
+
+/* The reply to the MGET of the owner keys watched: all this process's, or
+ * a partition was taken over and nothing more may be written. */
+static void owners_read(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    if (q->epoch != k->wgen || k->watch != WT_ASKED) return; /* reset since */
+    k->watch = WT_NONE;
+    if (!rp) return; /* the connection went, and the watch with it */
+    if (rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != k->n_wp) {
+        cli_log(LOG_ERROR, "reading the partitions' owner keys: %s",
+                rp->type == REDIS_REPLY_ERROR ? rp->str : "an unexpected reply");
+        run_begin_stop(r, 1);
+        return;
+    }
+    for (int i = 0; i < k->n_wp; i++) {
+        const redisReply *e = rp->element[i];
+        const part_t *p = &r->parts[k->wp[i]];
+        if (!p->owned || (e->type == REDIS_REPLY_STRING && strcmp(e->str, k->writer) == 0))
+            continue;
+        if (e->type == REDIS_REPLY_STRING)
+            cli_log(LOG_ERROR,
+                    "partition %s[%" PRId32 "] was taken over by %s (%sowner:%s:%" PRId32
+                    "): stopping, writing nothing more",
+                    p->topic, p->partition, e->str, k->prefix, p->topic, p->partition);
+        else /* deleted, or Redis lost its data: no longer known to be this one's */
+            cli_log(LOG_ERROR,
+                    "partition %s[%" PRId32 "]: its owner key %sowner:%s:%" PRId32
+                    " is gone from Redis; stopping, writing nothing more",
+                    p->topic, p->partition, k->prefix, p->topic, p->partition);
+        k->fenced = 1; /* the run stops at the next tick */
+        return;
+    }
+    k->watch = WT_READY;
+    try_send(r);
+}
+
+/* A reply that only matters when Redis refused the command. */
+static void must_run(run_t *r, const redisReply *rp, const char *what)
+{
+    if (!rp || rp->type != REDIS_REPLY_ERROR) return;
+    cli_log(LOG_ERROR, "%s refused by Redis: %s", what, rp->str);
+    run_begin_stop(r, 1);
+}
+
+/* Claims the partitions being assigned: their owner keys take this
+ * process's writer, before their offsets are read on the same connection. A
+ * process that owned them before and still has a checkpoint on its way has
+ * its watch broken by this, and Redis aborts that checkpoint. */
+static int claim(run_t *r)
+{
+    ck_t *k = CK(r);
+    /* this connection may watch one of these keys itself (a partition
+     * given back): the SET would abort its own next checkpoint */
+    const char *unwatch[] = {"UNWATCH"};
+    req_t *u = req(R_UNWATCH);
+    if (!u || rsend(r, u, 1, unwatch, NULL) < 0) return -1;
+    watch_reset(k);
+    if (k->rb_n == 0) return 0;
+    const char *mset[] = {"MSET"};
+    return owner_cmd(r, req(R_CLAIM), mset, 1, k->rb_tps, k->rb_n, k->writer, NULL);
+}
+
+/* ---------------- sending checkpoints ---------------- */
+
 /* MULTI, the commands, EXEC: queued in one go, so no other command of this
  * connection falls inside the transaction. Only EXEC's reply counts (a
- * command refused while queued makes EXEC fail). */
+ * command refused while queued makes EXEC fail). The owner keys are
+ * watched first (watch_ready): Redis runs the EXEC only if no other
+ * process claimed one of these partitions since. */
 static void try_send(run_t *r)
 {
     ck_t *k = CK(r);
     snap_t *s = k->wait;
     if (!s || k->flight || !k->up || k->fenced || r->done_seq < s->need_seq) return;
+    if (!watch_ready(r)) return;
     if (s->lost) {
         /* landed already? Then it must not land again: its plain writes
          * could go over a newer owner's (only its size deltas are guarded) */
@@ -720,6 +924,9 @@ static void try_send(run_t *r)
     if (ok && st_redis_formatted(k->redis, q, exec, sizeof exec - 1) == 0) {
         k->wait = NULL;
         k->flight = s;
+        /* EXEC ends the watch; the next one goes right behind it, so that
+         * the next checkpoint need not wait a round trip for it */
+        watch_send(r);
     } else {
         /* out of memory part way: a MULTI left open would take in the
          * connection's next commands. Dropping the connection discards it
@@ -764,6 +971,17 @@ static void snapped(run_t *r, req_t *q, const redisReply *rp)
         k->failures++;
         s->lost = 1; /* asked about before it is sent again */
         k->wait = s; /* never sent once fenced (try_send) */
+        return;
+    }
+    if (rp->type == REDIS_REPLY_NIL) {
+        /* aborted: an owner key watched before the MULTI changed, so another
+         * process claimed a partition of this one and may have read its
+         * offsets already. Never sent again */
+        cli_log(LOG_ERROR, "checkpoint aborted by Redis: a partition was taken over by another "
+                           "process since this one watched its owner key; stopping, writing "
+                           "nothing more");
+        snap_free(s);
+        k->fenced = 1; /* the run stops at the next tick */
         return;
     }
     /* EXEC: an error (a command refused while queued: nothing ran) or one
@@ -834,12 +1052,14 @@ void ck_tick(run_t *r)
     }
     if (r->stopping) return;
     if (k->fenced) {
+        rb_progress(r);       /* a rebalance left waiting is settled first */
         run_begin_stop(r, 1); /* frees k */
         return;
     }
     ck_advance(r);
     sweep(r);
     adopt(r);
+    if (k->up && !k->rb) watch_ready(r); /* ready before a checkpoint needs it */
     if (k->up && !k->wait && !k->flight && !k->rb && needs_checkpoint(r) &&
         (now - k->last_build >= CK_EVERY_S || k->n_dirty > CK_DIRTY_MAX))
         k->wait = build(r);
@@ -898,8 +1118,17 @@ static void forget(run_t *r)
 static void rb_progress(run_t *r)
 {
     ck_t *k = CK(r);
+    if (k->rb == 1 && k->fenced) {
+        /* stopping, writing nothing: takes none of them, so that librdkafka
+         * is not left waiting for this assignment while the consumer closes */
+        strm_consumer_assign(r->cons, NULL, 0, 1);
+        rb_clear(k);
+        return;
+    }
     if (k->rb == 1 && k->up && k->model_state == 2 && !k->rb_asked) {
-        /* resume from the offsets that Redis's state holds */
+        /* resume from the offsets that Redis's state holds, once the
+         * partitions are claimed (Redis runs the two in this order) */
+        if (claim(r) < 0) return;
         const char **argv = calloc((size_t)k->rb_n * 2 + 2, sizeof(*argv));
         char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? 2 * k->rb_n : 1), sizeof(*f));
         if (!argv || !f) {
@@ -926,7 +1155,9 @@ static void rb_progress(run_t *r)
     }
     if (k->rb == 2) {
         double waited = cli_monotonic_s() - k->rb_since;
-        if (waited > REVOKE_S) {
+        if (k->fenced) {
+            /* nothing may be written any more: given up without a checkpoint */
+        } else if (waited > REVOKE_S) {
             /* the new owner resumes from the last checkpoint in Redis: one
              * written later could go over its state, so none is, and the
              * run stops (a restart resumes from Redis too) */
@@ -941,6 +1172,20 @@ static void rb_progress(run_t *r)
             if (needs_checkpoint(r)) {
                 if (k->up) k->wait = build(r);
                 try_send(r);
+                return;
+            }
+            /* the owner keys of the partitions given up must not stay
+             * watched here: their next owner's claim would abort this
+             * process's next checkpoint. Given up once Redis has run the
+             * UNWATCH (or the connection is gone, and its watch with it) */
+            if (k->up && k->rb_asked != 2) {
+                if (k->rb_asked == 0) {
+                    const char *argv[] = {"UNWATCH"};
+                    req_t *q = req(R_UNWATCH);
+                    watch_reset(k);
+                    if (q) q->epoch = k->wgen;
+                    if (q && rsend(r, q, 1, argv, NULL) == 0) k->rb_asked = 1;
+                }
                 return;
             }
         }
@@ -1212,6 +1457,23 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
     case R_ADOPT:
         adopt_read(r, q, rp);
         break;
+    case R_CLAIM:
+        must_run(r, rp, "claiming the partitions");
+        break;
+    case R_WATCH:
+        must_run(r, rp, "watching the owner keys");
+        break;
+    case R_OWNERS:
+        owners_read(r, q, rp);
+        break;
+    case R_UNWATCH: {
+        ck_t *k = CK(r);
+        if (k->rb == 2 && k->rb_asked == 1 && q->epoch == k->wgen) {
+            k->rb_asked = 2;
+            rb_progress(r);
+        }
+        break;
+    }
     }
     if (q != &queued_req) free(q);
 }
@@ -1221,6 +1483,7 @@ static void on_status(void *ud, int up)
     run_t *r = ud;
     ck_t *k = CK(r);
     k->up = up;
+    watch_reset(k); /* watches belong to a connection */
     cli_log(up ? LOG_INFO : LOG_WARN, "redis %s:%d %s", k->url.host, k->url.port,
             up ? "up" : "down: applying waits, nothing is acknowledged");
     if (!up) return;
@@ -1276,6 +1539,7 @@ static void stop_progress(run_t *r)
     ck_t *k = CK(r);
     if (!k->stopping) return;
     if (k->fenced) {
+        rb_progress(r); /* a rebalance left waiting is settled first */
         r->exit_code = 1;
         k->stopping = 0;
         run_finish_stop(r);
@@ -1343,6 +1607,7 @@ void ck_free(run_t *r)
     snap_free(k->flight);
     strm_buf_free(&k->spare);
     rb_clear(k);
+    free(k->wp);
     free(k->flags);
     free(k->dirty);
     free(k->cl);

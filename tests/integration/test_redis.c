@@ -4,7 +4,9 @@
  * random moments while consuming, at least ten times, ends with the same
  * customers (lifecycle, rules, counts, revenue, times) and segment sizes as
  * a run without crashes, and repeats change events only with their
- * event_id; a Redis outage in the middle of a run changes nothing either. */
+ * event_id; a Redis outage in the middle of a run changes nothing either,
+ * and a checkpoint that reaches Redis after a takeover is aborted, not
+ * applied over the new owner's state. */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -646,9 +648,10 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
  * before B joins. After 30 s A stops with exit 1 and sends nothing more,
  * since a checkpoint written later could land over B's state. B resumes
  * from Redis, and the state is the clean run's. (A Redis that is stopped
- * instead would run A's last transaction when it resumes, possibly after B
- * read the offsets: a checkpoint already in flight is not fenced; see the
- * README.) */
+ * instead would run A's last transaction when it resumes, before or after
+ * B claimed the partitions: a test of the revoke's timeout, not of the
+ * fence, which a_checkpoint_that_arrives_after_a_takeover_is_fenced
+ * tests.) */
 Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
 {
     need_tools();
@@ -677,6 +680,66 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     h_stop(cut, SIGTERM, 10);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
     rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    dump("crash:", "crash.state");
+    clean_run(EVENTS + 8, max_ts + 1);
+    same_state();
+}
+
+/* A checkpoint that reaches Redis only after another process took its
+ * partitions over. The relay keeps A's transaction from its MULTI on; A is
+ * then stopped (SIGSTOP) until the group gives its partitions to B, which
+ * resumes from Redis and checkpoints everything; then the relay lets A's
+ * transaction through. Redis must abort it (B's claim of the partitions
+ * broke A's watch on their owner keys) rather than put A's older customers
+ * and offsets over B's. A, continued, stops with exit 1 and writes nothing
+ * more, and the state is the clean run's. */
+Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
+{
+    need_tools();
+    enum { CUSTOMERS = 2000, EVENTS = 40000 };
+    start(8, 0);
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 38);
+    int real = rport, via;
+    pid_t cut = relay(0, NULL, h_path("hold"), &via);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    rport = via; /* A goes through the relay; B and the checks below do not */
+    write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
+    rport = real;
+    int pa, pb;
+    pid_t a = start_run("a.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    produce_lines(0, EVENTS / 4);
+    wait_checkpointed("crash:", EVENTS / 4);
+    cr_assert_eq(h_run("touch %s", h_path("hold")), 0);
+    produce_lines(EVENTS / 4, EVENTS / 2);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "HELD TRANSACTION", 60),
+                       "A sent no checkpoint after the first quarter");
+    cr_assert_eq(kill(a, SIGSTOP), 0); /* before its reply timer gives up on it */
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 60), 8);
+    rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
+    cr_assert_eq(h_run("rm %s", h_path("hold")), 0);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "RELEASED", 30));
+    long held = offsets_sum("crash:");
+    if (held != EVENTS + 8) { /* no stopped process left behind */
+        h_stop(a, SIGKILL, 10);
+        h_stop(b, SIGKILL, 10);
+        h_stop(cut, SIGKILL, 10);
+    }
+    cr_assert_eq(held, EVENTS + 8,
+                 "A's late checkpoint landed over B's: the offsets hold %ld of %d records", held,
+                 EVENTS + 8);
+    cr_assert_eq(kill(a, SIGCONT), 0);
+    cr_assert_eq(h_stop(a, 0, 60), 1, "the old owner stops with exit 1");
+    char *log = h_slurp(h_path("a.log"), NULL);
+    cr_assert(log && strstr(log, "taken over"), "%s", log ? log : "");
+    free(log);
+    h_stop(cut, SIGTERM, 10);
+    /* A came back to the group before it stopped: B may have lent it
+     * partitions for a moment */
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
+    wait_checkpointed("crash:", EVENTS + 8);
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     dump("crash:", "crash.state");
     clean_run(EVENTS + 8, max_ts + 1);
