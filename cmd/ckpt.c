@@ -36,7 +36,11 @@
  * the next WATCH and MGET go right behind each EXEC: the next checkpoint
  * does not wait a round trip for them. A revoke UNWATCHes before it
  * releases the partitions, so that their next owner's claim does not abort
- * the checkpoints of the partitions kept.
+ * the checkpoints of the partitions kept. After a connection was given up
+ * with a checkpoint on its way, the owner keys still this process's are
+ * set again (a script) before anything else on the new one: the old
+ * connection's watch breaks, so its transaction cannot land later, and the
+ * lookup of whether it landed is final.
  *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
  * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
@@ -75,6 +79,7 @@ enum {
     R_ADOPT_VERSION,
     R_ADOPT,
     R_CLAIM,
+    R_TOUCH,
     R_WATCH,
     R_OWNERS,
     R_UNWATCH
@@ -718,6 +723,16 @@ static snap_t *build(run_t *r)
 
 /* ---------------- the fence ---------------- */
 
+/* Sets again the owner keys that still hold ARGV[1] (this process's
+ * writer): a watch that an earlier connection of this process left on them
+ * breaks, so that connection's last transaction, if it is still on its way
+ * to Redis, is aborted when it arrives instead of landing later. */
+static const char touch_script[] =
+    "for _, k in ipairs(KEYS) do\n"
+    "  if redis.call('GET', k) == ARGV[1] then redis.call('SET', k, ARGV[1]) end\n"
+    "end\n"
+    "return 0\n";
+
 /* head, then the owner key (PREFIX owner:TOPIC:PARTITION) of each of tps,
  * each followed by val unless NULL, then tail unless NULL: one command, for
  * request q (freed here when it cannot be sent). */
@@ -759,7 +774,8 @@ static void watch_reset(ck_t *k)
 
 /* WATCH the owner keys of the partitions owned, then MGET them (the read
  * comes after the WATCH, so a claim the read does not see breaks the
- * watch), all pipelined. */
+ * watch), all pipelined. Behind a transaction that may still be on its way
+ * from a connection that went away, the keys are touched first. */
 static void watch_send(run_t *r)
 {
     ck_t *k = CK(r);
@@ -784,8 +800,13 @@ static void watch_send(run_t *r)
     if (!tps) return;
     for (int i = 0; i < k->n_wp; i++)
         tps[i] = (strm_tp_t){r->parts[k->wp[i]].topic, r->parts[k->wp[i]].partition, -1};
-    const char *watch[] = {"WATCH"}, *mget[] = {"MGET"};
-    int rc = owner_cmd(r, req(R_WATCH), watch, 1, tps, k->n_wp, NULL, NULL);
+    char nkeys[16];
+    snprintf(nkeys, sizeof(nkeys), "%d", k->n_wp);
+    const char *eval[] = {"EVAL", touch_script, nkeys}, *watch[] = {"WATCH"}, *mget[] = {"MGET"};
+    int rc = k->wait && k->wait->lost
+                 ? owner_cmd(r, req(R_TOUCH), eval, 3, tps, k->n_wp, NULL, k->writer)
+                 : 0;
+    rc = rc || owner_cmd(r, req(R_WATCH), watch, 1, tps, k->n_wp, NULL, NULL);
     req_t *q = rc ? NULL : req(R_OWNERS);
     if (q) q->epoch = k->wgen;
     rc = rc || owner_cmd(r, q, mget, 1, tps, k->n_wp, NULL, NULL);
@@ -1459,6 +1480,9 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         break;
     case R_CLAIM:
         must_run(r, rp, "claiming the partitions");
+        break;
+    case R_TOUCH:
+        must_run(r, rp, "touching the owner keys");
         break;
     case R_WATCH:
         must_run(r, rp, "watching the owner keys");

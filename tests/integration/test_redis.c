@@ -5,8 +5,8 @@
  * customers (lifecycle, rules, counts, revenue, times) and segment sizes as
  * a run without crashes, and repeats change events only with their
  * event_id; a Redis outage in the middle of a run changes nothing either,
- * and a checkpoint that reaches Redis after a takeover is aborted, not
- * applied over the new owner's state. */
+ * and a checkpoint that reaches Redis late (after a takeover, or from a
+ * connection given up) is aborted, not applied over newer state. */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -743,5 +743,55 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     dump("crash:", "crash.state");
     clean_run(EVENTS + 8, max_ts + 1);
+    same_state();
+}
+
+/* A checkpoint left on a connection that was given up while it was still
+ * on its way. The relay keeps it from its MULTI on; A hears nothing for 5 s,
+ * drops the connection, finds on a new one that it did not land, sends it
+ * again and goes on with later checkpoints; then the relay lets the old
+ * transaction through. Redis must abort it: A touched its owner keys on the
+ * new connection before it asked whether the checkpoint landed, which broke
+ * the old connection's watch. Otherwise it would put older customers and
+ * offsets over the newer ones. The state is the clean run's. */
+Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
+{
+    need_tools();
+    start(2, 0);
+    enum { CUSTOMERS = 1000, EVENTS = 20000 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 39);
+    int real = rport, via;
+    pid_t cut = relay(0, NULL, h_path("hold"), &via);
+    rport = via; /* the daemon goes through the relay; the checks below do not */
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    rport = real;
+    produce_lines(0, EVENTS / 2);
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    wait_checkpointed("crash:", EVENTS / 2);
+    cr_assert_eq(h_run("touch %s", h_path("hold")), 0);
+    produce_lines(EVENTS / 2, 3 * EVENTS / 4);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "HELD TRANSACTION", 60),
+                       "no checkpoint after the first half");
+    cr_assert_geq(h_wait_metric(port, "segstream_checkpoint_retries_total", 1, 1, 60), 1,
+                  "the daemon gave the connection up");
+    /* checkpoints newer than the one held */
+    produce_lines(3 * EVENTS / 4, EVENTS);
+    wait_checkpointed("crash:", EVENTS);
+    cr_assert_eq(h_run("rm %s", h_path("hold")), 0);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "RELEASED", 30));
+    long held = offsets_sum("crash:");
+    if (held != EVENTS) {
+        h_stop(pid, SIGKILL, 10);
+        h_stop(cut, SIGKILL, 10);
+    }
+    cr_assert_eq(held, EVENTS,
+                 "the old connection's checkpoint landed after newer ones: the offsets hold %ld "
+                 "of %d records",
+                 held, EVENTS);
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    h_stop(cut, SIGTERM, 10);
+    dump("crash:", "crash.state");
+    clean_run(EVENTS, max_ts);
     same_state();
 }
