@@ -311,6 +311,10 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
     if (k->loading) return 1;
     k->load_failed = 0;
     seg_event_t ev;
+    /* a customer whose load the due or unassigned sweep asked for (not
+     * counted in loading): an event applied before that answer would be
+     * lost when the answer replaces the customer */
+    int awaited = 0;
     for (int i = 0; i < n; i++) {
         const strm_msg_t *m = &ms[i];
         const char *why;
@@ -320,8 +324,9 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
         seg_customer_t *c = customer(r, ev.customer_id, ev.id_len, &f);
         if (!c) return -1;
         if (ask(r, c, f, R_LOAD, -1) < 0) return k->loading ? 1 : -1;
+        awaited |= (*f & F_STALE) != 0;
     }
-    return k->loading ? 1 : 0;
+    return k->loading || awaited ? 1 : 0;
 }
 
 int ck_usable(run_t *r, const seg_customer_t *c)
@@ -1451,6 +1456,7 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
             }
         }
         if (q->kind == R_LOAD && !CK(r)->loading) run_kick(r);
+        if (q->kind == R_DUE_LOAD) run_kick(r); /* applying may wait for it (ck_prefetch) */
         break;
     case R_OFFSETS:
         offsets_read(r, rp);
