@@ -293,6 +293,26 @@ static void same_state(void)
               lines);
 }
 
+/* The crash run's state (prefix crash:) is the state of a clean run over
+ * the same n records (max_ts: the newest event time). */
+static void same_as_clean_run(long n, int64_t max_ts)
+{
+    dump("crash:", "crash.state");
+    clean_run(n, max_ts);
+    same_state();
+}
+
+/* crash.yaml, and a.yaml for a process A whose Redis is at port via (a
+ * relay); B and the checks use Redis directly. */
+static void write_cfgs_a_via(int via)
+{
+    int real = rport;
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    rport = via;
+    write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
+    rport = real;
+}
+
 static int64_t gen_events(int customers, int events, int seed)
 {
     cr_assert_eq(h_run("%s gen --customers %d --events %d --seed %d --out %s/ev.jsonl", SEG_BIN,
@@ -359,9 +379,7 @@ Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
     int port;
     pid_t pid = start_run("crash.yaml", "crash.log", &port);
     finish(pid, port, "crash:", EVENTS, max_ts);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS, max_ts);
-    same_state();
+    same_as_clean_run(EVENTS, max_ts);
     long repeats;
     compare_changes(&repeats);
     fprintf(stderr,
@@ -396,9 +414,7 @@ Test(redis, an_outage_of_redis_mid_run_changes_nothing)
     cr_assert_gt(redis, 0);
     produce_lines(EVENTS / 2, EVENTS);
     finish(pid, port, "crash:", EVENTS, max_ts);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS, max_ts);
-    same_state();
+    same_as_clean_run(EVENTS, max_ts);
     long repeats;
     compare_changes(&repeats);
     cr_expect_eq(repeats, 0, "an outage alone repeats nothing");
@@ -488,9 +504,7 @@ Test(redis, two_processes_in_one_group_share_the_state)
            rb = metric(pb, "segstream_rebalances_total");
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
     cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS + 8, max_ts + 1); /* the same topic, sentinels included */
-    same_state();
+    same_as_clean_run(EVENTS + 8, max_ts + 1); /* the same topic, sentinels included */
     long repeats;
     compare_changes(&repeats);
     fprintf(stderr, "two processes: rebalances seen %.0f and %.0f, %ld repeated change events\n",
@@ -552,9 +566,7 @@ Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
     fprintf(stderr, "W was %.0f at the kill, %.1f days before the end\n", w,
             ((double)max_ts - w) / 86400000.0);
     (void)loaded;
-    dump("crash:", "crash.state");
-    clean_run(EVENTS, max_ts);
-    same_state();
+    same_as_clean_run(EVENTS, max_ts);
     long repeats;
     compare_changes(&repeats);
 }
@@ -614,9 +626,7 @@ Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
                  counted);
     free(log);
     free(run);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS, max_ts);
-    same_state();
+    same_as_clean_run(EVENTS, max_ts);
 }
 
 /* A checkpoint Redis refuses (here the sizes hash of the prefix holds a
@@ -658,12 +668,9 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
     start(8, 0);
     int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 37);
-    int real = rport, via;
+    int via;
     pid_t cut = relay(0, h_path("hole"), NULL, &via);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    rport = via; /* A goes through the relay; B and the checks below do not */
-    write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
-    rport = real;
+    write_cfgs_a_via(via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -681,9 +688,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
     rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS + 8, max_ts + 1);
-    same_state();
+    same_as_clean_run(EVENTS + 8, max_ts + 1);
 }
 
 /* A checkpoint that reaches Redis only after another process took its
@@ -700,12 +705,9 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
     start(8, 0);
     int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 38);
-    int real = rport, via;
+    int via;
     pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    rport = via; /* A goes through the relay; B and the checks below do not */
-    write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
-    rport = real;
+    write_cfgs_a_via(via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -741,9 +743,7 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
     wait_checkpointed("crash:", EVENTS + 8);
     cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS + 8, max_ts + 1);
-    same_state();
+    same_as_clean_run(EVENTS + 8, max_ts + 1);
 }
 
 /* A checkpoint left on a connection that was given up while it was still
@@ -791,7 +791,5 @@ Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
                  held, EVENTS);
     finish(pid, port, "crash:", EVENTS, max_ts);
     h_stop(cut, SIGTERM, 10);
-    dump("crash:", "crash.state");
-    clean_run(EVENTS, max_ts);
-    same_state();
+    same_as_clean_run(EVENTS, max_ts);
 }
