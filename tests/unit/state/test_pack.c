@@ -656,7 +656,7 @@ Test(pack, fields_are_what_printf_writes)
             c.revenue = (double)(rng_next(&r) * rng_next(&r)) / 1000.0;
         int ni = (int)(sizeof(ints) / sizeof(ints[0]));
         c.first_seen = ints[i % ni];
-        c.last_seen = -ints[(i + 1) % ni] + (i % 2);
+        c.last_seen = ints[(i + 4) % ni];
         c.events = (uint64_t)ints[(i + 2) % ni];
         c.orders = i == 5 ? UINT64_MAX : (uint64_t)i;
         c.cluster = i % 2 ? -1 : i;
