@@ -401,14 +401,22 @@ static int arg(snap_t *s, const void *p, size_t len)
     return strm_buf_append(&s->arena, p, len);
 }
 
+/* u in decimal, written backwards so that it ends just before e; returns
+ * its first digit (not snprintf: this runs per argument and per customer). */
+static char *dec(char *e, uint64_t u)
+{
+    do *--e = (char)('0' + u % 10);
+    while (u /= 10);
+    return e;
+}
+
 /* s->resp += n in decimal, then "\r\n", after the byte t ('*' or '$'). */
 static int resp_len(snap_t *s, char t, size_t n)
 {
-    char b[24], *e = b + sizeof b, *p = e;
-    *--p = '\n';
-    *--p = '\r';
-    do *--p = (char)('0' + n % 10);
-    while (n /= 10);
+    char b[24], *e = b + sizeof b;
+    e[-2] = '\r';
+    e[-1] = '\n';
+    char *p = dec(e - 2, n);
     *--p = t;
     return strm_buf_append(&s->resp, p, (size_t)(e - p));
 }
@@ -459,11 +467,8 @@ static int args(snap_t *s, const char *str)
 
 static int argi(snap_t *s, int64_t v)
 {
-    /* not snprintf: a due set's score per customer */
-    char b[24], *e = b + sizeof b, *p = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do *--p = (char)('0' + u % 10);
-    while (u /= 10);
+    char b[24], *e = b + sizeof b;
+    char *p = dec(e, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
     if (v < 0) *--p = '-';
     return arg(s, p, (size_t)(e - p));
 }
@@ -890,6 +895,19 @@ static void must_run(run_t *r, const redisReply *rp, const char *what)
     run_begin_stop(r, 1);
 }
 
+/* UNWATCH: this connection watches nothing from here on. The reply tells
+ * a revoke waiting for it (by the watch generation it was sent in). */
+static int unwatch_send(run_t *r)
+{
+    ck_t *k = CK(r);
+    const char *argv[] = {"UNWATCH"};
+    req_t *q = req(R_UNWATCH);
+    watch_reset(k);
+    if (!q) return -1;
+    q->epoch = k->wgen;
+    return rsend(r, q, 1, argv, NULL);
+}
+
 /* Claims the partitions being assigned: their owner keys take this
  * process's writer, before their offsets are read on the same connection. A
  * process that owned them before and still has a checkpoint on its way has
@@ -899,10 +917,7 @@ static int claim(run_t *r)
     ck_t *k = CK(r);
     /* this connection may watch one of these keys itself (a partition
      * given back): the SET would abort its own next checkpoint */
-    const char *unwatch[] = {"UNWATCH"};
-    req_t *u = req(R_UNWATCH);
-    if (!u || rsend(r, u, 1, unwatch, NULL) < 0) return -1;
-    watch_reset(k);
+    if (unwatch_send(r) < 0) return -1;
     if (k->rb_n == 0) return 0;
     const char *mset[] = {"MSET"};
     return owner_cmd(r, req(R_CLAIM), mset, 1, k->rb_tps, k->rb_n, k->writer, NULL);
@@ -1205,13 +1220,7 @@ static void rb_progress(run_t *r)
              * process's next checkpoint. Given up once Redis has run the
              * UNWATCH (or the connection is gone, and its watch with it) */
             if (k->up && k->rb_asked != 2) {
-                if (k->rb_asked == 0) {
-                    const char *argv[] = {"UNWATCH"};
-                    req_t *q = req(R_UNWATCH);
-                    watch_reset(k);
-                    if (q) q->epoch = k->wgen;
-                    if (q && rsend(r, q, 1, argv, NULL) == 0) k->rb_asked = 1;
-                }
+                if (k->rb_asked == 0 && unwatch_send(r) == 0) k->rb_asked = 1;
                 return;
             }
         }
