@@ -1156,6 +1156,8 @@ static void forget(run_t *r)
     k->n_dirty = keep;
 }
 
+static void take_assignment(run_t *r, const redisReply *rp);
+
 static void rb_progress(run_t *r)
 {
     ck_t *k = CK(r);
@@ -1170,6 +1172,14 @@ static void rb_progress(run_t *r)
         /* resume from the offsets that Redis's state holds, once the
          * partitions are claimed (Redis runs the two in this order) */
         if (claim(r) < 0) return;
+        if (k->rb_n == 0) {
+            /* nothing to resume (more processes than partitions: a
+             * standby), but the assignment must still be taken, or
+             * librdkafka waits for it and never hands this process the
+             * partitions of an owner that dies */
+            take_assignment(r, NULL);
+            return;
+        }
         const char **argv = calloc((size_t)k->rb_n * 2 + 2, sizeof(*argv));
         char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? 2 * k->rb_n : 1), sizeof(*f));
         if (!argv || !f) {
@@ -1246,11 +1256,21 @@ static void offsets_read(run_t *r, const redisReply *rp)
         k->rb_tps[i].offset =
             e->type == REDIS_REPLY_STRING ? strtoll(e->str, NULL, 10) : STRM_OFFSET_BEGINNING;
     }
+    take_assignment(r, rp);
+}
+
+/* Takes the assignment k->rb_tps, whose offsets are set: consumes from them
+ * from now on. rp: the offsets' reply, for each partition's newest event
+ * time (NULL: no partitions). */
+static void take_assignment(run_t *r, const redisReply *rp)
+{
+    ck_t *k = CK(r);
     strm_tp_t *tps = k->rb_tps;
     int n = k->rb_n;
     /* customers cached from an earlier ownership may be stale now */
     run_assign(r, tps, n, 1);
-    for (int i = 0; i < n; i++) {
+    k->last_sweep = 0; /* the partitions' customers still without a cluster: now */
+    for (int i = 0; i < n && rp; i++) {
         const redisReply *e = rp->element[n + i];
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
         if (p >= 0 && e->type == REDIS_REPLY_STRING) {

@@ -471,8 +471,12 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         }
         r->n_dormant = keep;
     }
-    cli_log(LOG_INFO, "%s %d partition%s:%s%s", assigned ? "assigned" : "revoked", n,
-            n == 1 ? "" : "s", n ? " " : "", n ? tps[0].topic : "");
+    if (n)
+        cli_log(LOG_INFO, "%s %d partition%s: %s", assigned ? "assigned" : "revoked", n,
+                n == 1 ? "" : "s", tps[0].topic);
+    else if (assigned)
+        cli_log(LOG_INFO, "assigned no partition: standing by (the group has more members than "
+                          "partitions)");
     r->idle_since_wall = INT64_MIN;
     return 0;
 }
