@@ -43,7 +43,8 @@
  * lookup of whether it landed is final.
  *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
- * offset), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
+ * offset, ":hi" -> its newest event time, ":w" -> the W its customers are
+ * stepped to), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
  * silent change), PREFIX unassigned:TOPIC:PARTITION (set: customers seen
  * before the model was seeded and not yet in a cluster; a process that
  * restarts in the warm-up cannot know them otherwise), PREFIX checkpoints
@@ -676,6 +677,13 @@ static snap_t *build(run_t *r)
                 snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
                 rc |= args(s, f) || argi(s, p->pp.hi);
             }
+            /* and the W its customers here are stepped to: a W the next
+             * owner may keep even where hi is older (an idle partition's) */
+            int64_t w = r->pl.has_W && r->pl.W > p->w_floor ? r->pl.W : p->w_floor;
+            if (w != INT64_MIN) {
+                snprintf(f, sizeof(f), "%s:%" PRId32 ":w", p->topic, p->partition);
+                rc |= args(s, f) || argi(s, w);
+            }
             s->po[s->n_po++] = (struct po){i, p->next_offset};
         }
     }
@@ -1180,8 +1188,8 @@ static void rb_progress(run_t *r)
             take_assignment(r, NULL);
             return;
         }
-        const char **argv = calloc((size_t)k->rb_n * 2 + 2, sizeof(*argv));
-        char key[256], (*f)[300] = calloc((size_t)(k->rb_n ? 2 * k->rb_n : 1), sizeof(*f));
+        const char **argv = calloc((size_t)k->rb_n * 3 + 2, sizeof(*argv));
+        char key[256], (*f)[300] = calloc((size_t)(3 * k->rb_n), sizeof(*f));
         if (!argv || !f) {
             free(argv);
             free(f);
@@ -1196,10 +1204,13 @@ static void rb_progress(run_t *r)
             snprintf(f[k->rb_n + i], sizeof(f[0]), "%s:%" PRId32 ":hi", k->rb_tps[i].topic,
                      k->rb_tps[i].partition);
             argv[k->rb_n + i + 2] = f[k->rb_n + i];
+            snprintf(f[2 * k->rb_n + i], sizeof(f[0]), "%s:%" PRId32 ":w", k->rb_tps[i].topic,
+                     k->rb_tps[i].partition);
+            argv[2 * k->rb_n + i + 2] = f[2 * k->rb_n + i];
         }
         req_t *q = req(R_OFFSETS);
         if (q) {
-            if (rsend(r, q, 2 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
+            if (rsend(r, q, 3 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
         }
         free(argv);
         free(f);
@@ -1249,7 +1260,7 @@ static void offsets_read(run_t *r, const redisReply *rp)
     ck_t *k = CK(r);
     k->rb_asked = 0;
     if (k->rb != 1) return;
-    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 2 * k->rb_n)
+    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 3 * k->rb_n)
         return; /* again */
     for (int i = 0; i < k->rb_n; i++) {
         const redisReply *e = rp->element[i];
@@ -1271,13 +1282,17 @@ static void take_assignment(run_t *r, const redisReply *rp)
     run_assign(r, tps, n, 1);
     k->last_sweep = 0; /* the partitions' customers still without a cluster: now */
     for (int i = 0; i < n && rp; i++) {
-        const redisReply *e = rp->element[n + i];
+        const redisReply *e = rp->element[n + i], *w = rp->element[2 * n + i];
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
-        if (p >= 0 && e->type == REDIS_REPLY_STRING) {
+        if (p < 0) continue;
+        if (e->type == REDIS_REPLY_STRING) {
             int64_t hi = strtoll(e->str, NULL, 10);
             if (hi > r->parts[p].pp.hi) r->parts[p].pp.hi = hi;
         }
+        /* the state resumed is Redis's, stepped to the W stored with it */
+        r->parts[p].w_floor = w->type == REDIS_REPLY_STRING ? strtoll(w->str, NULL, 10) : INT64_MIN;
     }
+    run_watermark_assigned(r);
     for (uint64_t h = 0; h < r->cap_owner; h++) {
         int p = r->owner[h];
         if (p < 0 || !r->parts[p].owned) continue;

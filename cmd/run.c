@@ -56,6 +56,7 @@ static int find_part(run_t *r, const char *topic, int32_t partition, int create)
     if (!p->topic) return -1;
     p->partition = partition;
     p->next_offset = -1;
+    p->w_floor = INT64_MIN;
     pl_part_init(&p->pp);
     return r->last_part = r->n_parts++;
 }
@@ -376,6 +377,15 @@ static void control_note(run_t *r)
     if (cli_monotonic_s() - r->ctl_at >= 1.0) control_write(r);
 }
 
+/* What partition p allows W to be: its newest event time less the allowed
+ * lateness, or the W its customers were already stepped to by an earlier
+ * owner (who had it idle, say) if that is later. INT64_MIN: no evidence. */
+static int64_t part_allows(const run_t *r, const part_t *p)
+{
+    int64_t v = p->pp.hi == INT64_MIN ? INT64_MIN : p->pp.hi - r->cfg.allowed_lateness_ms;
+    return p->w_floor > v ? p->w_floor : v;
+}
+
 /* CONTRACT §2: the smallest, over owned partitions that are not idle, of
  * their newest event time, less the allowed lateness; a partition with no
  * event yet holds W back until it is idle. When all are idle, W is the
@@ -393,15 +403,16 @@ static int advance_watermark(run_t *r)
         if (p->pp.hi > hi) hi = p->pp.hi;
         if (part_idle(r, i, now)) continue;
         active++;
-        if (p->pp.hi == INT64_MIN) blind = 1; /* no event yet: no evidence */
-        if (p->pp.hi < lo) lo = p->pp.hi;
+        int64_t v = part_allows(r, p);
+        if (v == INT64_MIN) blind = 1; /* no event yet: no evidence */
+        if (v < lo) lo = v;
     }
     if (!owned || hi == INT64_MIN || blind) return 0;
     int64_t W;
     if (active) {
         if (r->idle_since_wall != INT64_MIN) control_write(r); /* the idle spell's last W */
         r->idle_since_wall = INT64_MIN;
-        W = lo - r->cfg.allowed_lateness_ms;
+        W = lo;
     } else {
         W = hi - r->cfg.allowed_lateness_ms;
         if (r->cfg.idle_advance) {
@@ -427,6 +438,32 @@ static int advance_watermark(run_t *r)
     return rc;
 }
 
+/* W never goes back while a process keeps its partitions, but a partition
+ * taken over may lag behind it (its previous owner stopped, or consumed it
+ * more slowly): a W ahead of it would make its customers look silent before
+ * their next events are read, and step them to at_risk or lapsed by
+ * mistake. So W comes back to what that partition allows; customers already
+ * stepped further (in partitions this process kept) stay as they are, since
+ * their own partitions were there. */
+void run_watermark_assigned(run_t *r)
+{
+    if (!r->pl.has_W) return;
+    int64_t lo = INT64_MAX;
+    for (int i = 0; i < r->n_parts; i++) {
+        const part_t *p = &r->parts[i];
+        int64_t v = p->owned ? part_allows(r, p) : INT64_MAX;
+        /* a partition without evidence has no customer stepped yet */
+        if (v != INT64_MIN && v < lo) lo = v;
+    }
+    if (lo >= r->pl.W) return;
+    char was[40], now[40];
+    cli_fmt_time(r->pl.W, was, sizeof(was));
+    cli_fmt_time(lo, now, sizeof(now));
+    cli_log(LOG_INFO, "W back from %s to %s: a partition taken over is behind", was, now);
+    r->pl.W = lo;
+    r->idle_since_wall = INT64_MIN;
+}
+
 /* ---------------- consuming ---------------- */
 
 /* Applies an assignment change to the partitions' state (and, for a
@@ -446,6 +483,10 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
     for (int i = 0; i < n; i++) {
         int k = find_part(r, tps[i].topic, tps[i].partition, 1);
         if (k < 0) continue;
+        /* given up: its customers here were stepped to W (a later owner's
+         * are in Redis, with the W of its checkpoint: ckpt.c sets that) */
+        if (!assigned && r->parts[k].owned && r->pl.has_W && r->pl.W > r->parts[k].w_floor)
+            r->parts[k].w_floor = r->pl.W;
         r->parts[k].owned = assigned;
         r->parts[k].gen += assigned;
         r->parts[k].last_msg = now;
@@ -457,6 +498,7 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
             tps[i].offset = r->parts[k].next_offset;
         if (assigned && tps[i].offset >= 0) r->parts[k].next_offset = tps[i].offset;
     }
+    if (assigned && !r->ck) run_watermark_assigned(r);
     if (assigned && !r->ck) {
         /* customers of partitions that came back are due again */
         size_t keep = 0;

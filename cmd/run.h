@@ -28,6 +28,8 @@ typedef struct part {
     int owned;
     uint32_t gen;        /* assignments so far: an offset read in an older one is not stored */
     pl_part_t pp;        /* its newest event time, for W and the future check */
+    int64_t w_floor;     /* the W its customers were stepped to when it was last given up
+                            (here, or by the checkpoint's writer): INT64_MIN if none */
     double last_msg;     /* monotonic s of its last record (or assignment) */
     int64_t next_offset; /* last consumed + 1, -1 before any */
     uint64_t in;         /* records consumed */
@@ -118,6 +120,10 @@ void run_finish_stop(run_t *r);
 void run_kick(run_t *r);
 /* Index of a known partition, or -1. */
 int find_part_ext(run_t *r, const char *topic, int32_t partition);
+/* After an assignment (and the partitions' newest event times and W floors
+ * are set): W comes back to what the owned partitions allow, when one of
+ * them lags behind it. */
+void run_watermark_assigned(run_t *r);
 /* Records that customer `handle` belongs to partition index part. */
 int run_own(run_t *r, uint64_t handle, int part);
 /* A ledger unit for changes made outside a consumed batch. */

@@ -124,11 +124,12 @@ static long offsets_sum(const char *prefix)
         return -1;
     }
     redisReply *r = redisCommand(c, "HGETALL %soffsets", prefix);
-    long sum = 0; /* TOPIC:PARTITION fields; TOPIC:PARTITION:hi are event times */
+    long sum = 0; /* TOPIC:PARTITION fields; TOPIC:PARTITION:hi and :w are event times */
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str;
         size_t fl = strlen(f);
-        if (fl > 3 && strcmp(f + fl - 3, ":hi") == 0) continue;
+        if ((fl > 3 && strcmp(f + fl - 3, ":hi") == 0) || (fl > 2 && strcmp(f + fl - 2, ":w") == 0))
+            continue;
         sum += strtol(r->element[i + 1]->str, NULL, 10);
     }
     if (r) freeReplyObject(r);
@@ -368,17 +369,11 @@ static int64_t gen_events(int customers, int events, int seed)
     return max_ts;
 }
 
-Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
+/* A script that produces lines [$1, $2) of ev.jsonl in chunks of 500
+ * records, one kcat each, so that a run consumes them over a while. */
+static const char *producer_script(void)
 {
-    need_tools();
-    start(8, 0);
-    enum { CUSTOMERS = 10000, EVENTS = 200000, SLICES = 12 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 31);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    /* a slice goes out in chunks of 500 records, one kcat each, so that a
-     * run consumes it over a second or two: kills land while it consumes */
-    char script[600];
-    snprintf(script, sizeof(script), "%s/produce.sh", dir);
+    const char *script = h_path("produce.sh");
     FILE *sf = fopen(script, "w");
     cr_assert_not_null(sf);
     fprintf(sf,
@@ -388,6 +383,18 @@ Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
             "  kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' || exit 1; s=$e; done\n",
             dir, B);
     fclose(sf);
+    return script;
+}
+
+Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
+{
+    need_tools();
+    start(8, 0);
+    enum { CUSTOMERS = 10000, EVENTS = 200000, SLICES = 12 };
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 31);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    /* kills land while a run consumes its slice */
+    const char *script = producer_script();
     srand(7);
     int mid = 0;
     for (int i = 0; i < SLICES; i++) {
@@ -504,18 +511,24 @@ static void sentinels(int partitions, int64_t ts)
                      0);
 }
 
-/* The end of the rebalance tests: the second half and a sentinel per
- * partition produced, until the checkpoints hold them all and W at each
- * process (ports) reached the sentinels. */
-static void rest_consumed(int events, int64_t max_ts, const int *ports, int n)
+/* The end of the rebalance tests: a sentinel per partition produced after
+ * the events, until the checkpoints hold them all and W at each process
+ * (ports) reached the sentinels. */
+static void all_consumed(int events, int64_t max_ts, const int *ports, int n)
 {
-    produce_lines(events / 2, events);
     sentinels(8, max_ts + 1);
     wait_checkpointed("crash:", events + 8);
     wait_assigned("crash:");
     for (int i = 0; i < n; i++)
         cr_assert_eq(h_wait_metric(ports[i], "segstream_watermark_ms", (double)(max_ts + 1), 0, 60),
                      (double)(max_ts + 1));
+}
+
+/* all_consumed() after the second half of the events. */
+static void rest_consumed(int events, int64_t max_ts, const int *ports, int n)
+{
+    produce_lines(events / 2, events);
+    all_consumed(events, max_ts, ports, n);
 }
 
 Test(redis, two_processes_in_one_group_share_the_state)
@@ -575,6 +588,47 @@ Test(redis, a_standby_process_takes_over_when_the_owner_dies)
                  "the standby never took the dead owner's partition over");
     finish(b, pb, "crash:", EVENTS, max_ts);
     same_as_clean_run(EVENTS, max_ts);
+}
+
+/* A rolling restart (a deploy): each of two processes is stopped with
+ * SIGTERM and started again, one after the other, while records keep
+ * coming. Each stop hands its partitions over through a revoke's
+ * checkpoint, and each start takes some back from the other process. */
+Test(redis, a_rolling_restart_while_consuming_changes_nothing)
+{
+    need_tools();
+    enum { CUSTOMERS = 5000, EVENTS = 100000 };
+    start(8, 0);
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 35);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    const char *script = producer_script();
+    int port[2];
+    pid_t pid[2];
+    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d", script, EVENTS);
+    cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
+                 0);
+    for (int i = 0; i < 2; i++) {
+        h_sleep(1);
+        double before = offsets_sum("crash:");
+        cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
+        pid[i] = start_run("crash.yaml", i ? "b2.log" : "a2.log", &port[i]);
+        for (int j = 0; j < 2; j++)
+            cr_assert_eq(h_wait_metric(port[j], "segstream_partitions_owned", 4, 0, 60), 4);
+        fprintf(stderr, "restart %d: checkpoints held %.0f records when it stopped, %ld now\n",
+                i + 1, before, offsets_sum("crash:"));
+    }
+    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
+    all_consumed(EVENTS, max_ts, port, 2);
+    for (int i = 0; i < 2; i++) cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0);
+    same_as_clean_run(EVENTS + 8, max_ts + 1);
+    long repeats;
+    compare_changes(&repeats);
+    fprintf(stderr, "rolling restart: %ld repeated change events\n", repeats);
 }
 
 /* Issue 6's restart: changes fall due while no process holds the customers.
