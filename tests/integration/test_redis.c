@@ -631,6 +631,43 @@ Test(redis, a_rolling_restart_while_consuming_changes_nothing)
     fprintf(stderr, "rolling restart: %ld repeated change events\n", repeats);
 }
 
+/* The group grows from one process to three and shrinks back to one while
+ * records keep coming: every step moves partitions between processes whose
+ * watermarks differ. */
+Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
+{
+    need_tools();
+    enum { CUSTOMERS = 5000, EVENTS = 100000 };
+    start(8, 0);
+    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 36);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    const char *script = producer_script();
+    int port[3];
+    pid_t pid[3];
+    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d", script, EVENTS);
+    cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
+                 0);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    cr_assert_eq(h_wait_metric(port[1], "segstream_partitions_owned", 4, 0, 60), 4);
+    pid[2] = start_run("crash.yaml", "c.log", &port[2]);
+    cr_assert_geq(h_wait_metric(port[2], "segstream_partitions_owned", 2, 1, 60), 2);
+    for (int i = 1; i < 3; i++) {
+        h_sleep(0.5);
+        cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
+    }
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    double at = offsets_sum("crash:");
+    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
+    fprintf(stderr, "grow and shrink: back to one process with %.0f records checkpointed\n", at);
+    all_consumed(EVENTS, max_ts, port, 1);
+    cr_assert_eq(h_stop(pid[0], SIGTERM, 60), 0);
+    same_as_clean_run(EVENTS + 8, max_ts + 1);
+    long repeats;
+    compare_changes(&repeats);
+}
+
 /* Issue 6's restart: changes fall due while no process holds the customers.
  * Partition 1 stops at a cut while partition 0 is complete, so W waits at the
  * cut and partition 0's customers have changes due after it; the daemon is
