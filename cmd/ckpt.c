@@ -1446,7 +1446,10 @@ static void adopt_read(run_t *r, req_t *q, const redisReply *rp)
         cli_log(LOG_WARN, "%smodel not adopted: %s", k->prefix, err);
         return;
     }
-    cli_log(LOG_INFO, "adopted the shared model, version %" PRIu64, seg_model(r->pl.seg)->version);
+    /* an unseeded model (its warm-up sample) is adopted every 5 s until the
+     * writer seeds it: not worth a line each time */
+    cli_log(seg_model(r->pl.seg)->ready ? LOG_INFO : LOG_DEBUG,
+            "adopted the shared model, version %" PRIu64, seg_model(r->pl.seg)->version);
     k->last_sweep = 0; /* customers waiting for a seeded model get theirs now */
 }
 
