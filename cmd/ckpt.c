@@ -680,7 +680,7 @@ static snap_t *build(run_t *r)
             /* and the W its customers here are stepped to: a W the next
              * owner may keep even where hi is older (an idle partition's) */
             int64_t w = r->pl.has_W && r->pl.W > p->w_floor ? r->pl.W : p->w_floor;
-            if (w != INT64_MIN) {
+            if (w != INT64_MIN && p->pp.hi != INT64_MIN) {
                 snprintf(f, sizeof(f), "%s:%" PRId32 ":w", p->topic, p->partition);
                 rc |= args(s, f) || argi(s, w);
             }
@@ -1292,7 +1292,7 @@ static void take_assignment(run_t *r, const redisReply *rp)
         /* the state resumed is Redis's, stepped to the W stored with it */
         r->parts[p].w_floor = w->type == REDIS_REPLY_STRING ? strtoll(w->str, NULL, 10) : INT64_MIN;
     }
-    run_watermark_assigned(r);
+    run_watermark_assigned(r, tps, n);
     for (uint64_t h = 0; h < r->cap_owner; h++) {
         int p = r->owner[h];
         if (p < 0 || !r->parts[p].owned) continue;

@@ -401,7 +401,10 @@ static int advance_watermark(run_t *r)
         if (!p->owned) continue;
         owned++;
         if (p->pp.hi > hi) hi = p->pp.hi;
-        if (part_idle(r, i, now)) continue;
+        if (part_idle(r, i, now)) {
+            p->no_evidence = 0; /* idle: a record it gets later is late, not a lag */
+            continue;
+        }
         active++;
         int64_t v = part_allows(r, p);
         if (v == INT64_MIN) blind = 1; /* no event yet: no evidence */
@@ -438,6 +441,17 @@ static int advance_watermark(run_t *r)
     return rc;
 }
 
+/* W comes back to `to` (a partition taken over is behind it). */
+static void watermark_back(run_t *r, int64_t to, const char *why)
+{
+    char was[40], now[40];
+    cli_fmt_time(r->pl.W, was, sizeof(was));
+    cli_fmt_time(to, now, sizeof(now));
+    cli_log(LOG_INFO, "W back from %s to %s: %s", was, now, why);
+    r->pl.W = to;
+    r->idle_since_wall = INT64_MIN;
+}
+
 /* W never goes back while a process keeps its partitions, but a partition
  * taken over may lag behind it (its previous owner stopped, or consumed it
  * more slowly): a W ahead of it would make its customers look silent before
@@ -445,23 +459,26 @@ static int advance_watermark(run_t *r)
  * mistake. So W comes back to what that partition allows; customers already
  * stepped further (in partitions this process kept) stay as they are, since
  * their own partitions were there. */
-void run_watermark_assigned(run_t *r)
+void run_watermark_assigned(run_t *r, const strm_tp_t *tps, int n)
 {
     if (!r->pl.has_W) return;
     int64_t lo = INT64_MAX;
     for (int i = 0; i < r->n_parts; i++) {
-        const part_t *p = &r->parts[i];
-        int64_t v = p->owned ? part_allows(r, p) : INT64_MAX;
-        /* a partition without evidence has no customer stepped yet */
+        part_t *p = &r->parts[i];
+        if (!p->owned) continue;
+        int added = 0;
+        for (int j = 0; j < n && !added; j++)
+            added = tps[j].partition == p->partition && strcmp(tps[j].topic, p->topic) == 0;
+        /* kept through an incremental (cooperative) assignment: its
+         * customers are stepped to W, as a revoke would have recorded */
+        if (!added && r->pl.W > p->w_floor) p->w_floor = r->pl.W;
+        int64_t v = part_allows(r, p);
+        /* no evidence (never read, never checkpointed): its first record
+         * tells (process()) */
+        p->no_evidence = v == INT64_MIN;
         if (v != INT64_MIN && v < lo) lo = v;
     }
-    if (lo >= r->pl.W) return;
-    char was[40], now[40];
-    cli_fmt_time(r->pl.W, was, sizeof(was));
-    cli_fmt_time(lo, now, sizeof(now));
-    cli_log(LOG_INFO, "W back from %s to %s: a partition taken over is behind", was, now);
-    r->pl.W = lo;
-    r->idle_since_wall = INT64_MIN;
+    if (lo < r->pl.W) watermark_back(r, lo, "a partition taken over is behind");
 }
 
 /* ---------------- consuming ---------------- */
@@ -498,7 +515,7 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
             tps[i].offset = r->parts[k].next_offset;
         if (assigned && tps[i].offset >= 0) r->parts[k].next_offset = tps[i].offset;
     }
-    if (assigned && !r->ck) run_watermark_assigned(r);
+    if (assigned && !r->ck) run_watermark_assigned(r, tps, n);
     if (assigned && !r->ck) {
         /* customers of partitions that came back are due again */
         size_t keep = 0;
@@ -516,7 +533,9 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
     if (n)
         cli_log(LOG_INFO, "%s %d partition%s: %s", assigned ? "assigned" : "revoked", n,
                 n == 1 ? "" : "s", tps[0].topic);
-    else if (assigned)
+    int owned = 0;
+    for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned;
+    if (assigned && !owned)
         cli_log(LOG_INFO, "assigned no partition: standing by (the group has more members than "
                           "partitions)");
     r->idle_since_wall = INT64_MIN;
@@ -539,6 +558,20 @@ static int rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
     }
     run_assign(r, tps, n, assigned);
     return 0;
+}
+
+/* The first record of a partition taken over without evidence (no event
+ * time known for it, here or in Redis): W comes back to it if it is behind,
+ * before it is applied. Decoding is pure; pl_record_part decodes it again. */
+static void first_record(run_t *r, part_t *p, const strm_msg_t *m)
+{
+    const char *reason;
+    if (strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &r->first_ev, &reason) < 0)
+        return; /* a dead letter: the next record tells */
+    p->no_evidence = 0;
+    int64_t v = r->first_ev.ts - r->cfg.allowed_lateness_ms;
+    if (r->pl.has_W && v < r->pl.W)
+        watermark_back(r, v, "the first record of a partition taken over is behind");
 }
 
 static int process(run_t *r, strm_msg_t *ms, int n)
@@ -567,6 +600,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         if (!p->owned) continue; /* fetched before a revoke: the new owner has it */
         if (p->next_offset >= 0 && m->offset < p->next_offset) continue; /* applied already */
         real++;
+        if (p->no_evidence) first_record(r, p, m);
         r->cur_part = k;
         r->cur_msg = m;
         int rc =

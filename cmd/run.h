@@ -30,6 +30,7 @@ typedef struct part {
     pl_part_t pp;        /* its newest event time, for W and the future check */
     int64_t w_floor;     /* the W its customers were stepped to when it was last given up
                             (here, or by the checkpoint's writer): INT64_MIN if none */
+    int no_evidence;     /* taken over with neither: its first record may bring W back */
     double last_msg;     /* monotonic s of its last record (or assignment) */
     int64_t next_offset; /* last consumed + 1, -1 before any */
     uint64_t in;         /* records consumed */
@@ -58,6 +59,7 @@ typedef struct unit {
 typedef struct run {
     cfg_t cfg;
     pl_t pl;
+    seg_event_t first_ev; /* scratch: a first record's event time (first_record) */
     uv_loop_t loop;
     uv_poll_t cpoll, ppoll;
     uv_timer_t tick;
@@ -123,7 +125,7 @@ int find_part_ext(run_t *r, const char *topic, int32_t partition);
 /* After an assignment (and the partitions' newest event times and W floors
  * are set): W comes back to what the owned partitions allow, when one of
  * them lags behind it. */
-void run_watermark_assigned(run_t *r);
+void run_watermark_assigned(run_t *r, const strm_tp_t *tps, int n);
 /* Records that customer `handle` belongs to partition index part. */
 int run_own(run_t *r, uint64_t handle, int part);
 /* A ledger unit for changes made outside a consumed batch. */

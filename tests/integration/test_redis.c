@@ -370,7 +370,8 @@ static int64_t gen_events(int customers, int events, int seed)
 }
 
 /* A script that produces lines [$1, $2) of ev.jsonl in chunks of 500
- * records, one kcat each, so that a run consumes them over a while. */
+ * records, one kcat each, so that a run consumes them over a while ($3:
+ * seconds to sleep between chunks, to make it longer). */
 static const char *producer_script(void)
 {
     const char *script = h_path("produce.sh");
@@ -380,7 +381,8 @@ static const char *producer_script(void)
             "s=$1; while [ $s -lt $2 ]; do e=$((s + 500)); [ $e -gt $2 ] && e=$2;\n"
             "  sed -n \"$((s + 1)),${e}p\" %s/ev.jsonl |\n"
             "  sed 's/^{\"customer_id\":\"\\([^\"]*\\)\"/\\1\\t&/' |\n"
-            "  kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' || exit 1; s=$e; done\n",
+            "  kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' || exit 1; s=$e;\n"
+            "  [ -n \"$3\" ] && sleep $3; done; exit 0\n",
             dir, B);
     fclose(sf);
     return script;
@@ -571,23 +573,45 @@ Test(redis, a_standby_process_takes_over_when_the_owner_dies)
     start(1, 0);
     int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 34);
     write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    int pa, pb;
-    pid_t a = start_run("crash.yaml", "a.log", &pa);
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 1, 0, 60), 1);
-    pid_t b = start_run("crash.yaml", "b.log", &pb);
-    cr_assert_not_null(h_wait_line(h_path("b.log"), "standing by", 60),
-                       "the second process never completed its (empty) assignment");
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 1, 0, 60), 1);
-    cr_assert_eq(metric(pb, "segstream_partitions_owned"), 0);
+    int port[2];
+    pid_t pid[2];
+    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 1, 0, 60), 1);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    /* the group gives the partition to either: the other stands by */
+    int standby = -1;
+    for (int i = 0; i < 600 && standby < 0; i++) {
+        for (int j = 0; j < 2 && standby < 0; j++)
+            if (h_wait_line(h_path(j ? "b.log" : "a.log"), "standing by", 0)) standby = j;
+        if (standby < 0) h_sleep(0.1);
+    }
+    cr_assert_geq(standby, 0, "no process completed its (empty) assignment");
+    int owner = 1 - standby;
+    cr_assert_eq(h_wait_metric(port[owner], "segstream_partitions_owned", 1, 0, 60), 1);
+    cr_assert_eq(metric(port[standby], "segstream_partitions_owned"), 0);
     produce_lines(0, EVENTS / 2);
     wait_checkpointed("crash:", EVENTS / 2);
-    cr_assert_eq(h_stop(a, SIGKILL, 10), 128 + SIGKILL);
+    cr_assert_eq(h_stop(pid[owner], SIGKILL, 10), 128 + SIGKILL);
     produce_lines(EVENTS / 2, EVENTS);
     /* the group notices after session.timeout.ms (6 s) */
-    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 1, 0, 90), 1,
+    cr_assert_eq(h_wait_metric(port[standby], "segstream_partitions_owned", 1, 0, 90), 1,
                  "the standby never took the dead owner's partition over");
-    finish(b, pb, "crash:", EVENTS, max_ts);
+    finish(pid[standby], port[standby], "crash:", EVENTS, max_ts);
     same_as_clean_run(EVENTS, max_ts);
+}
+
+/* Lines saying W came back (a partition taken over lagged), over the logs. */
+static long w_back_lines(const char *const *logs, int n)
+{
+    long lines = 0;
+    for (int i = 0; i < n; i++) {
+        char *t = h_slurp(h_path(logs[i]), NULL);
+        for (const char *q = t ? strstr(t, "W back from") : NULL; q;
+             q = strstr(q + 1, "W back from"))
+            lines++;
+        free(t);
+    }
+    return lines;
 }
 
 /* A rolling restart (a deploy): each of two processes is stopped with
@@ -609,11 +633,12 @@ Test(redis, a_rolling_restart_while_consuming_changes_nothing)
     pid[1] = start_run("crash.yaml", "b.log", &port[1]);
     for (int i = 0; i < 2; i++)
         cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
-    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d", script, EVENTS);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, EVENTS);
     cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
                  0);
     for (int i = 0; i < 2; i++) {
         h_sleep(1);
+        cr_assert(h_alive(prod), "records still come at restart %d", i + 1);
         double before = offsets_sum("crash:");
         cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
         pid[i] = start_run("crash.yaml", i ? "b2.log" : "a2.log", &port[i]);
@@ -628,7 +653,8 @@ Test(redis, a_rolling_restart_while_consuming_changes_nothing)
     same_as_clean_run(EVENTS + 8, max_ts + 1);
     long repeats;
     compare_changes(&repeats);
-    fprintf(stderr, "rolling restart: %ld repeated change events\n", repeats);
+    fprintf(stderr, "rolling restart: %ld repeated change events; W came back %ld times\n", repeats,
+            w_back_lines((const char *[]){"a.log", "b.log", "a2.log", "b2.log"}, 4));
 }
 
 /* The group grows from one process to three and shrinks back to one while
@@ -646,7 +672,7 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
     pid_t pid[3];
     pid[0] = start_run("crash.yaml", "a.log", &port[0]);
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
-    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d", script, EVENTS);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, EVENTS);
     cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
                  0);
     pid[1] = start_run("crash.yaml", "b.log", &port[1]);
@@ -655,6 +681,7 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
     cr_assert_geq(h_wait_metric(port[2], "segstream_partitions_owned", 2, 1, 60), 2);
     for (int i = 1; i < 3; i++) {
         h_sleep(0.5);
+        cr_assert(h_alive(prod), "records still come when process %d stops", i + 1);
         cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
     }
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
@@ -666,6 +693,8 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
     same_as_clean_run(EVENTS + 8, max_ts + 1);
     long repeats;
     compare_changes(&repeats);
+    fprintf(stderr, "grow and shrink: W came back %ld times\n",
+            w_back_lines((const char *[]){"a.log", "b.log", "c.log"}, 3));
 }
 
 /* Issue 6's restart: changes fall due while no process holds the customers.
