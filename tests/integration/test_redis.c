@@ -600,18 +600,47 @@ Test(redis, a_standby_process_takes_over_when_the_owner_dies)
     same_as_clean_run(EVENTS, max_ts);
 }
 
-/* Lines saying W came back (a partition taken over lagged), over the logs. */
-static long w_back_lines(const char *const *logs, int n)
+enum { GROUP_EVENTS = 100000 };
+
+/* The start of the group tests: 8 partitions, GROUP_EVENTS events of 5 000
+ * customers (seed), process A (pid[0], port[0]) holding all 8, and a
+ * producer taking about 30 s (returned) whose records A has begun to
+ * consume. */
+static pid_t group_begin(int seed, int64_t *max_ts, pid_t *pid, int *port)
 {
-    long lines = 0;
-    for (int i = 0; i < n; i++) {
+    need_tools();
+    start(8, 0);
+    *max_ts = gen_events(5000, GROUP_EVENTS, seed);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    const char *script = producer_script();
+    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, GROUP_EVENTS);
+    cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
+                 0);
+    return prod;
+}
+
+/* The end of the group tests: the producer done, everything consumed by
+ * the n processes left, stopped, and the state and changes those of a clean
+ * run. logs: every process's log, for how often W came back. */
+static void group_end(const char *name, pid_t prod, int64_t max_ts, const pid_t *pid,
+                      const int *port, int n, const char *const *logs, int n_logs)
+{
+    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
+    all_consumed(GROUP_EVENTS, max_ts, port, n);
+    for (int i = 0; i < n; i++) cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0);
+    same_as_clean_run(GROUP_EVENTS + 8, max_ts + 1);
+    long repeats;
+    compare_changes(&repeats);
+    long back = 0;
+    for (int i = 0; i < n_logs; i++) {
         char *t = h_slurp(h_path(logs[i]), NULL);
-        for (const char *q = t ? strstr(t, "W back from") : NULL; q;
-             q = strstr(q + 1, "W back from"))
-            lines++;
+        for (const char *q = t ? strstr(t, "W back from") : NULL; q; q = strstr(q + 1, "W back"))
+            back++;
         free(t);
     }
-    return lines;
+    fprintf(stderr, "%s: %ld repeated change events; W came back %ld times\n", name, repeats, back);
 }
 
 /* A rolling restart (a deploy): each of two processes is stopped with
@@ -620,41 +649,23 @@ static long w_back_lines(const char *const *logs, int n)
  * checkpoint, and each start takes some back from the other process. */
 Test(redis, a_rolling_restart_while_consuming_changes_nothing)
 {
-    need_tools();
-    enum { CUSTOMERS = 5000, EVENTS = 100000 };
-    start(8, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 35);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    const char *script = producer_script();
     int port[2];
     pid_t pid[2];
-    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
-    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    int64_t max_ts;
+    pid_t prod = group_begin(35, &max_ts, pid, port);
     pid[1] = start_run("crash.yaml", "b.log", &port[1]);
     for (int i = 0; i < 2; i++)
         cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
-    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, EVENTS);
-    cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
-                 0);
     for (int i = 0; i < 2; i++) {
         h_sleep(1);
         cr_assert(h_alive(prod), "records still come at restart %d", i + 1);
-        double before = offsets_sum("crash:");
         cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
         pid[i] = start_run("crash.yaml", i ? "b2.log" : "a2.log", &port[i]);
         for (int j = 0; j < 2; j++)
             cr_assert_eq(h_wait_metric(port[j], "segstream_partitions_owned", 4, 0, 60), 4);
-        fprintf(stderr, "restart %d: checkpoints held %.0f records when it stopped, %ld now\n",
-                i + 1, before, offsets_sum("crash:"));
     }
-    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
-    all_consumed(EVENTS, max_ts, port, 2);
-    for (int i = 0; i < 2; i++) cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0);
-    same_as_clean_run(EVENTS + 8, max_ts + 1);
-    long repeats;
-    compare_changes(&repeats);
-    fprintf(stderr, "rolling restart: %ld repeated change events; W came back %ld times\n", repeats,
-            w_back_lines((const char *[]){"a.log", "b.log", "a2.log", "b2.log"}, 4));
+    group_end("rolling restart", prod, max_ts, pid, port, 2,
+              (const char *[]){"a.log", "b.log", "a2.log", "b2.log"}, 4);
 }
 
 /* The group grows from one process to three and shrinks back to one while
@@ -662,19 +673,10 @@ Test(redis, a_rolling_restart_while_consuming_changes_nothing)
  * watermarks differ. */
 Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
 {
-    need_tools();
-    enum { CUSTOMERS = 5000, EVENTS = 100000 };
-    start(8, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 36);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    const char *script = producer_script();
     int port[3];
     pid_t pid[3];
-    pid[0] = start_run("crash.yaml", "a.log", &port[0]);
-    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
-    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, EVENTS);
-    cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
-                 0);
+    int64_t max_ts;
+    pid_t prod = group_begin(36, &max_ts, pid, port);
     pid[1] = start_run("crash.yaml", "b.log", &port[1]);
     cr_assert_eq(h_wait_metric(port[1], "segstream_partitions_owned", 4, 0, 60), 4);
     pid[2] = start_run("crash.yaml", "c.log", &port[2]);
@@ -685,16 +687,8 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
         cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
     }
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
-    double at = offsets_sum("crash:");
-    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
-    fprintf(stderr, "grow and shrink: back to one process with %.0f records checkpointed\n", at);
-    all_consumed(EVENTS, max_ts, port, 1);
-    cr_assert_eq(h_stop(pid[0], SIGTERM, 60), 0);
-    same_as_clean_run(EVENTS + 8, max_ts + 1);
-    long repeats;
-    compare_changes(&repeats);
-    fprintf(stderr, "grow and shrink: W came back %ld times\n",
-            w_back_lines((const char *[]){"a.log", "b.log", "c.log"}, 3));
+    group_end("grow and shrink", prod, max_ts, pid, port, 1,
+              (const char *[]){"a.log", "b.log", "c.log"}, 3);
 }
 
 /* Issue 6's restart: changes fall due while no process holds the customers.
