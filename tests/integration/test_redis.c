@@ -691,6 +691,28 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
               (const char *[]){"a.log", "b.log", "c.log"}, 3);
 }
 
+/* Failover: one of two processes is SIGKILLed while records come; after
+ * session.timeout.ms the other takes its partitions over from their last
+ * checkpoints (the events after them are applied again, their change
+ * events repeated with the same event_id). */
+Test(redis, a_sigkill_of_one_of_two_processes_fails_over_to_the_other)
+{
+    int port[2];
+    pid_t pid[2];
+    int64_t max_ts;
+    pid_t prod = group_begin(37, &max_ts, pid, port);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
+    h_sleep(1);
+    cr_assert(h_alive(prod), "records still come at the kill");
+    cr_assert_eq(h_stop(pid[0], SIGKILL, 10), 128 + SIGKILL);
+    cr_assert_eq(h_wait_metric(port[1], "segstream_partitions_owned", 8, 0, 90), 8,
+                 "the survivor never took the dead process's partitions over");
+    group_end("failover", prod, max_ts, pid + 1, port + 1, 1, (const char *[]){"a.log", "b.log"},
+              2);
+}
+
 /* Issue 6's restart: changes fall due while no process holds the customers.
  * Partition 1 stops at a cut while partition 0 is complete, so W waits at the
  * cut and partition 0's customers have changes due after it; the daemon is
