@@ -377,15 +377,6 @@ static void control_note(run_t *r)
     if (cli_monotonic_s() - r->ctl_at >= 1.0) control_write(r);
 }
 
-/* What partition p allows W to be: its newest event time less the allowed
- * lateness, or the W its customers were already stepped to by an earlier
- * owner (who had it idle, say) if that is later. INT64_MIN: no evidence. */
-static int64_t part_allows(const run_t *r, const part_t *p)
-{
-    int64_t v = p->pp.hi == INT64_MIN ? INT64_MIN : p->pp.hi - r->cfg.allowed_lateness_ms;
-    return p->w_floor > v ? p->w_floor : v;
-}
-
 /* CONTRACT §2: the smallest, over owned partitions that are not idle, of
  * their newest event time, less the allowed lateness; a partition with no
  * event yet holds W back until it is idle. When all are idle, W is the
@@ -406,7 +397,7 @@ static int advance_watermark(run_t *r)
             continue;
         }
         active++;
-        int64_t v = part_allows(r, p);
+        int64_t v = wm_part_allows(p, r->cfg.allowed_lateness_ms);
         if (v == INT64_MIN) blind = 1; /* no event yet: no evidence */
         if (v < lo) lo = v;
     }
@@ -452,32 +443,11 @@ static void watermark_back(run_t *r, int64_t to, const char *why)
     r->idle_since_wall = INT64_MIN;
 }
 
-/* W never goes back while a process keeps its partitions, but a partition
- * taken over may lag behind it (its previous owner stopped, or consumed it
- * more slowly): a W ahead of it would make its customers look silent before
- * their next events are read, and step them to at_risk or lapsed by
- * mistake. So W comes back to what that partition allows; customers already
- * stepped further (in partitions this process kept) stay as they are, since
- * their own partitions were there. */
+/* See wm_assigned(). */
 void run_watermark_assigned(run_t *r, const strm_tp_t *tps, int n)
 {
     if (!r->pl.has_W) return;
-    int64_t lo = INT64_MAX;
-    for (int i = 0; i < r->n_parts; i++) {
-        part_t *p = &r->parts[i];
-        if (!p->owned) continue;
-        int added = 0;
-        for (int j = 0; j < n && !added; j++)
-            added = tps[j].partition == p->partition && strcmp(tps[j].topic, p->topic) == 0;
-        /* kept through an incremental (cooperative) assignment: its
-         * customers are stepped to W, as a revoke would have recorded */
-        if (!added && r->pl.W > p->w_floor) p->w_floor = r->pl.W;
-        int64_t v = part_allows(r, p);
-        /* no evidence (never read, never checkpointed): its first record
-         * tells (process()) */
-        p->no_evidence = v == INT64_MIN;
-        if (v != INT64_MIN && v < lo) lo = v;
-    }
+    int64_t lo = wm_assigned(r->parts, r->n_parts, tps, n, r->pl.W, r->cfg.allowed_lateness_ms);
     if (lo < r->pl.W) watermark_back(r, lo, "a partition taken over is behind");
 }
 

@@ -8,6 +8,7 @@
 #include <uv.h>
 #include "cmd/http.h"
 #include "cmd/pipeline.h"
+#include "cmd/watermark.h"
 #include "stream/kafka.h"
 
 #define BATCH_MAX        1024
@@ -21,25 +22,6 @@
 
 #define N_BUCKETS 4     /* batch-size histogram: le 1, 10, 100, 1000 */
 #define HELD_HIGH 65536 /* records taken while applying waits */
-
-typedef struct part {
-    char *topic;
-    int32_t partition;
-    int owned;
-    uint32_t gen;        /* assignments so far: an offset read in an older one is not stored */
-    pl_part_t pp;        /* its newest event time, for W and the future check */
-    int64_t w_floor;     /* the W its customers were stepped to when it was last given up
-                            (here, or by the checkpoint's writer): INT64_MIN if none */
-    int no_evidence;     /* taken over with neither: its first record may bring W back */
-    double last_msg;     /* monotonic s of its last record (or assignment) */
-    int64_t next_offset; /* last consumed + 1, -1 before any */
-    uint64_t in;         /* records consumed */
-    /* the last check with the broker that we had read all it holds */
-    int checking, checked_ok;
-    double checked_at;
-    int64_t checked_next;
-    int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */
-} part_t;
 
 /* One consumed batch (or one watermark step): its change and dead-letter
  * records in flight, and the offsets it completes once they are delivered. */
