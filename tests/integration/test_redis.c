@@ -621,6 +621,16 @@ static pid_t group_begin(int seed, int64_t *max_ts, pid_t *pid, int *port)
     return prod;
 }
 
+/* group_begin(), then process B (pid[1], port[1]) joins: 4 partitions each. */
+static pid_t group_begin_two(int seed, int64_t *max_ts, pid_t *pid, int *port)
+{
+    pid_t prod = group_begin(seed, max_ts, pid, port);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
+    return prod;
+}
+
 /* The end of the group tests: the producer done, everything consumed by
  * the n processes left, stopped, and the state and changes those of a clean
  * run. logs: every process's log, for how often W came back. */
@@ -652,10 +662,7 @@ Test(redis, a_rolling_restart_while_consuming_changes_nothing)
     int port[2];
     pid_t pid[2];
     int64_t max_ts;
-    pid_t prod = group_begin(35, &max_ts, pid, port);
-    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
+    pid_t prod = group_begin_two(35, &max_ts, pid, port);
     for (int i = 0; i < 2; i++) {
         h_sleep(1);
         cr_assert(h_alive(prod), "records still come at restart %d", i + 1);
@@ -700,10 +707,7 @@ Test(redis, a_sigkill_of_one_of_two_processes_fails_over_to_the_other)
     int port[2];
     pid_t pid[2];
     int64_t max_ts;
-    pid_t prod = group_begin(37, &max_ts, pid, port);
-    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(h_wait_metric(port[i], "segstream_partitions_owned", 4, 0, 60), 4);
+    pid_t prod = group_begin_two(37, &max_ts, pid, port);
     h_sleep(1);
     cr_assert(h_alive(prod), "records still come at the kill");
     cr_assert_eq(h_stop(pid[0], SIGKILL, 10), 128 + SIGKILL);
