@@ -109,6 +109,29 @@ double h_ari(const int *a, const int *b, size_t n)
 
 /* ---------------- processes ---------------- */
 
+/* Children not yet reaped, for h_stop_spawned(): a test that fails an
+ * assertion leaves its daemons running otherwise (Criterion runs the
+ * suite's fini, then the worker exits and they are orphaned). */
+#define SPAWNED_MAX 256
+static pid_t spawned[SPAWNED_MAX];
+
+static void forget_spawned(pid_t pid)
+{
+    for (int i = 0; i < SPAWNED_MAX; i++)
+        if (spawned[i] == pid) spawned[i] = 0;
+}
+
+void h_stop_spawned(void)
+{
+    for (int i = 0; i < SPAWNED_MAX; i++)
+        if (spawned[i] > 0) {
+            /* not reaped yet, so the pid is still this child's */
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+            spawned[i] = 0;
+        }
+}
+
 pid_t h_spawn(const char *out, const char *err, const char *fmt, ...)
 {
     char cmd[8192], full[8300];
@@ -127,6 +150,11 @@ pid_t h_spawn(const char *out, const char *err, const char *fmt, ...)
         execl("/bin/sh", "sh", "-c", full, (char *)NULL);
         _exit(127);
     }
+    for (int i = 0; i < SPAWNED_MAX; i++)
+        if (spawned[i] == 0) {
+            spawned[i] = pid;
+            break;
+        }
     return pid;
 }
 
@@ -151,11 +179,15 @@ int h_stop(pid_t pid, int sig, double timeout_s)
     for (;;) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r == pid) {
+            forget_spawned(pid);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
         if (r < 0) return -1;
         if (mono() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
+            forget_spawned(pid);
             return -1;
         }
         h_sleep(0.05);
@@ -165,7 +197,10 @@ int h_stop(pid_t pid, int sig, double timeout_s)
 int h_alive(pid_t pid)
 {
     int st;
-    return pid > 0 && waitpid(pid, &st, WNOHANG) == 0;
+    if (pid <= 0) return 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) forget_spawned(pid); /* reaped here: h_stop finds it gone */
+    return r == 0;
 }
 
 const char *h_wait_line(const char *path, const char *needle, double timeout_s)

@@ -33,6 +33,9 @@ pid_t h_spawn(const char *out, const char *err, const char *fmt, ...)
 int h_stop(pid_t pid, int sig, double timeout_s);
 /* 1 while the process is running. */
 int h_alive(pid_t pid);
+/* SIGKILLs and reaps every process h_spawn started that is not reaped yet
+ * (a suite's fini: daemons of a failed test must not outlive it). */
+void h_stop_spawned(void);
 /* Starts `segstream broker --partitions P --topics T` (dir holds its
  * output) and waits for its bootstrap line. Returns the pid or -1. */
 pid_t h_broker(const char *dir, int partitions, const char *topics, char *bootstrap, size_t len);

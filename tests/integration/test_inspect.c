@@ -99,6 +99,7 @@ static void teardown(void)
 {
     if (redis > 0) h_stop(redis, SIGTERM, 10);
     redis = -1;
+    h_stop_spawned(); /* what a failed test left running */
     if (!getenv("SEG_TEST_KEEP")) h_run("rm -rf '%s'", dir);
 }
 

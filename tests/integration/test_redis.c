@@ -36,6 +36,7 @@ static void teardown(void)
     if (broker > 0) h_stop(broker, SIGTERM, 10);
     if (redis > 0) h_stop(redis, SIGTERM, 10);
     broker = redis = -1;
+    h_stop_spawned(); /* what a failed test left running */
     if (!getenv("SEG_TEST_KEEP")) h_run("rm -rf '%s'", dir);
 }
 
