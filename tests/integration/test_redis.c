@@ -836,6 +836,25 @@ Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
     same_as_clean_run(EVENTS, max_ts);
 }
 
+/* The run's log `name` says `needle`. */
+static void log_says(const char *name, const char *needle)
+{
+    char *log = h_slurp(h_path(name), NULL);
+    cr_assert(log && strstr(log, needle), "%s has no \"%s\": %s", name, needle, log ? log : "");
+    free(log);
+}
+
+/* Lets the relay pass the transaction it holds, then checks that the
+ * offsets still hold `want` records: Redis aborted it. late: what its
+ * landing would mean. (A process left stopped is killed at teardown.) */
+static void release_held(long want, const char *late)
+{
+    cr_assert_eq(h_run("rm %s", h_path("hold")), 0);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "RELEASED", 30));
+    long held = offsets_sum("crash:");
+    cr_assert_eq(held, want, "%s: the offsets hold %ld of %ld records", late, held, want);
+}
+
 /* A checkpoint Redis refuses (here the sizes hash of the prefix holds a
  * string, so the script's HINCRBY fails) stops the run with exit 1 and
  * Redis's reason, rather than carrying on with state it cannot keep. */
@@ -854,10 +873,8 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
     int port;
     pid_t pid = start_run("bad.yaml", "bad.log", &port);
     cr_assert_eq(h_stop(pid, 0, 60), 1, "the run stops by itself, with exit 1");
-    char *log = h_slurp(h_path("bad.log"), NULL);
-    cr_assert_not_null(log);
-    cr_assert(strstr(log, "checkpoint refused by Redis") && strstr(log, "WRONGTYPE"), "%s", log);
-    free(log);
+    log_says("bad.log", "checkpoint refused by Redis");
+    log_says("bad.log", "WRONGTYPE");
 }
 
 /* A revoke whose checkpoint cannot be written: A reaches Redis through a
@@ -888,9 +905,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     cr_assert_eq(h_run("touch %s", h_path("hole")), 0);
     pid_t b = start_run("crash.yaml", "b.log", &pb);
     cr_assert_eq(h_stop(a, 0, 120), 1, "the old owner stops with exit 1");
-    char *log = h_slurp(h_path("a.log"), NULL);
-    cr_assert(log && strstr(log, "revoke: no checkpoint within 30 s"), "%s", log ? log : "");
-    free(log);
+    log_says("a.log", "revoke: no checkpoint within 30 s");
     h_stop(cut, SIGTERM, 10);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 120), 8);
     rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
@@ -928,22 +943,10 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
     pid_t b = start_run("crash.yaml", "b.log", &pb);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 60), 8);
     rest_consumed(EVENTS, max_ts, (int[]){pb}, 1);
-    cr_assert_eq(h_run("rm %s", h_path("hold")), 0);
-    cr_assert_not_null(h_wait_line(h_path("cut.log"), "RELEASED", 30));
-    long held = offsets_sum("crash:");
-    if (held != EVENTS + 8) { /* no stopped process left behind */
-        h_stop(a, SIGKILL, 10);
-        h_stop(b, SIGKILL, 10);
-        h_stop(cut, SIGKILL, 10);
-    }
-    cr_assert_eq(held, EVENTS + 8,
-                 "A's late checkpoint landed over B's: the offsets hold %ld of %d records", held,
-                 EVENTS + 8);
+    release_held(EVENTS + 8, "A's late checkpoint landed over B's");
     cr_assert_eq(kill(a, SIGCONT), 0);
     cr_assert_eq(h_stop(a, 0, 60), 1, "the old owner stops with exit 1");
-    char *log = h_slurp(h_path("a.log"), NULL);
-    cr_assert(log && strstr(log, "taken over"), "%s", log ? log : "");
-    free(log);
+    log_says("a.log", "taken over");
     h_stop(cut, SIGTERM, 10);
     /* A came back to the group before it stopped: B may have lent it
      * partitions for a moment */
@@ -985,17 +988,7 @@ Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
     /* checkpoints newer than the one held */
     produce_lines(3 * EVENTS / 4, EVENTS);
     wait_checkpointed("crash:", EVENTS);
-    cr_assert_eq(h_run("rm %s", h_path("hold")), 0);
-    cr_assert_not_null(h_wait_line(h_path("cut.log"), "RELEASED", 30));
-    long held = offsets_sum("crash:");
-    if (held != EVENTS) {
-        h_stop(pid, SIGKILL, 10);
-        h_stop(cut, SIGKILL, 10);
-    }
-    cr_assert_eq(held, EVENTS,
-                 "the old connection's checkpoint landed after newer ones: the offsets hold %ld "
-                 "of %d records",
-                 held, EVENTS);
+    release_held(EVENTS, "the old connection's checkpoint landed after newer ones");
     finish(pid, port, "crash:", EVENTS, max_ts);
     h_stop(cut, SIGTERM, 10);
     same_as_clean_run(EVENTS, max_ts);
