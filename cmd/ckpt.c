@@ -582,6 +582,16 @@ static int set_op(run_t *r, snap_t *s, int op, const char *key, const pm_t *pm, 
     return rc;
 }
 
+/* The fields of PREFIX offsets per partition: the next offset, its newest
+ * event time, the W its customers are stepped to. */
+static const char *const offsets_suffix[3] = {"", ":hi", ":w"};
+
+static void offsets_field(char *f, size_t len, const char *topic, int32_t partition,
+                          const char *suffix)
+{
+    snprintf(f, len, "%s:%" PRId32 "%s", topic, partition, suffix);
+}
+
 /* Everything changed since the last checkpoint, as the transaction's
  * commands in s->resp (the size-delta script last). */
 static snap_t *build(run_t *r)
@@ -670,19 +680,16 @@ static snap_t *build(run_t *r)
         for (int i = 0; i < r->n_parts && s->po; i++) {
             part_t *p = &r->parts[i];
             if (!p->owned || p->next_offset < 0) continue;
-            char f[300];
-            snprintf(f, sizeof(f), "%s:%" PRId32, p->topic, p->partition);
-            rc |= args(s, f) || argi(s, p->next_offset);
-            if (p->pp.hi != INT64_MIN) {
-                snprintf(f, sizeof(f), "%s:%" PRId32 ":hi", p->topic, p->partition);
-                rc |= args(s, f) || argi(s, p->pp.hi);
-            }
-            /* and the W its customers here are stepped to: a W the next
-             * owner may keep even where hi is older (an idle partition's) */
+            /* the offset, the newest event time, and the W its customers
+             * here are stepped to: a W the next owner may keep even where
+             * hi is older (an idle partition's) */
             int64_t w = r->pl.has_W && r->pl.W > p->w_floor ? r->pl.W : p->w_floor;
-            if (w != INT64_MIN && p->pp.hi != INT64_MIN) {
-                snprintf(f, sizeof(f), "%s:%" PRId32 ":w", p->topic, p->partition);
-                rc |= args(s, f) || argi(s, w);
+            int64_t v[3] = {p->next_offset, p->pp.hi, p->pp.hi == INT64_MIN ? INT64_MIN : w};
+            for (int j = 0; j < 3; j++) {
+                if (j > 0 && v[j] == INT64_MIN) continue;
+                char f[300];
+                offsets_field(f, sizeof(f), p->topic, p->partition, offsets_suffix[j]);
+                rc |= args(s, f) || argi(s, v[j]);
             }
             s->po[s->n_po++] = (struct po){i, p->next_offset};
         }
@@ -1198,16 +1205,14 @@ static void rb_progress(run_t *r)
         snprintf(key, sizeof(key), "%soffsets", k->prefix);
         argv[0] = "HMGET";
         argv[1] = key;
-        for (int i = 0; i < k->rb_n; i++) {
-            snprintf(f[i], sizeof(f[i]), "%s:%" PRId32, k->rb_tps[i].topic, k->rb_tps[i].partition);
-            argv[i + 2] = f[i];
-            snprintf(f[k->rb_n + i], sizeof(f[0]), "%s:%" PRId32 ":hi", k->rb_tps[i].topic,
-                     k->rb_tps[i].partition);
-            argv[k->rb_n + i + 2] = f[k->rb_n + i];
-            snprintf(f[2 * k->rb_n + i], sizeof(f[0]), "%s:%" PRId32 ":w", k->rb_tps[i].topic,
-                     k->rb_tps[i].partition);
-            argv[2 * k->rb_n + i + 2] = f[2 * k->rb_n + i];
-        }
+        /* every offset, then every newest event time, then every W */
+        for (int j = 0; j < 3; j++)
+            for (int i = 0; i < k->rb_n; i++) {
+                char *fi = f[j * k->rb_n + i];
+                offsets_field(fi, sizeof(f[0]), k->rb_tps[i].topic, k->rb_tps[i].partition,
+                              offsets_suffix[j]);
+                argv[j * k->rb_n + i + 2] = fi;
+            }
         req_t *q = req(R_OFFSETS);
         if (q) {
             if (rsend(r, q, 3 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
