@@ -339,12 +339,11 @@ static void same_as_clean_run(long n, int64_t max_ts)
     same_state();
 }
 
-/* crash.yaml, and a.yaml for a process A whose Redis is at port via (a
- * relay); B and the checks use Redis directly. */
-static void write_cfgs_a_via(int via)
+/* a.yaml: crash.yaml for a process A whose Redis is at port via (a relay);
+ * B and the checks use Redis directly. */
+static void write_cfg_a_via(int via)
 {
     int real = rport;
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
     rport = via;
     write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
     rport = real;
@@ -370,6 +369,17 @@ static int64_t gen_events(int customers, int events, int seed)
     return max_ts;
 }
 
+/* The usual start: the broker (partitions each topic) and Redis, the
+ * events generated, crash.yaml written. Returns the newest event time. */
+static int64_t crash_setup(int partitions, int customers, int events, int seed)
+{
+    need_tools();
+    start(partitions, 0);
+    int64_t max_ts = gen_events(customers, events, seed);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    return max_ts;
+}
+
 /* A script that produces lines [$1, $2) of ev.jsonl in chunks of 500
  * records, one kcat each, so that a run consumes them over a while ($3:
  * seconds to sleep between chunks, to make it longer). */
@@ -391,11 +401,8 @@ static const char *producer_script(void)
 
 Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
 {
-    need_tools();
-    start(8, 0);
     enum { CUSTOMERS = 10000, EVENTS = 200000, SLICES = 12 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 31);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 31);
     /* kills land while a run consumes its slice */
     const char *script = producer_script();
     srand(7);
@@ -536,11 +543,8 @@ static void rest_consumed(int events, int64_t max_ts, const int *ports, int n)
 
 Test(redis, two_processes_in_one_group_share_the_state)
 {
-    need_tools();
     enum { CUSTOMERS = 5000, EVENTS = 100000 };
-    start(8, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 33);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 33);
     int pa, pb;
     pid_t a = start_run("crash.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -569,11 +573,8 @@ Test(redis, two_processes_in_one_group_share_the_state)
  * complete its assignment: librdkafka then never handed it anything). */
 Test(redis, a_standby_process_takes_over_when_the_owner_dies)
 {
-    need_tools();
     enum { CUSTOMERS = 3000, EVENTS = 40000 };
-    start(1, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 34);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int64_t max_ts = crash_setup(1, CUSTOMERS, EVENTS, 34);
     int port[2];
     pid_t pid[2];
     pid[0] = start_run("crash.yaml", "a.log", &port[0]);
@@ -609,10 +610,7 @@ enum { GROUP_EVENTS = 100000 };
  * consume. */
 static pid_t group_begin(int seed, int64_t *max_ts, pid_t *pid, int *port)
 {
-    need_tools();
-    start(8, 0);
-    *max_ts = gen_events(5000, GROUP_EVENTS, seed);
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    *max_ts = crash_setup(8, 5000, GROUP_EVENTS, seed);
     const char *script = producer_script();
     pid[0] = start_run("crash.yaml", "a.log", &port[0]);
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
@@ -888,13 +886,11 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
  * tests.) */
 Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
 {
-    need_tools();
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
-    start(8, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 37);
+    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 37);
     int via;
     pid_t cut = relay(0, h_path("hole"), NULL, &via);
-    write_cfgs_a_via(via);
+    write_cfg_a_via(via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -923,13 +919,11 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
  * more, and the state is the clean run's. */
 Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
 {
-    need_tools();
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
-    start(8, 0);
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 38);
+    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 38);
     int via;
     pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    write_cfgs_a_via(via);
+    write_cfg_a_via(via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
