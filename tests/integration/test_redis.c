@@ -339,13 +339,13 @@ static void same_as_clean_run(long n, int64_t max_ts)
     same_state();
 }
 
-/* a.yaml: crash.yaml for a process A whose Redis is at port via (a relay);
- * B and the checks use Redis directly. */
-static void write_cfg_a_via(int via)
+/* name: crash.yaml for a process whose Redis is at port via (a relay); the
+ * other processes and the checks use Redis directly. */
+static void write_cfg_via(const char *name, int via)
 {
     int real = rport;
     rport = via;
-    write_cfg("a.yaml", "g-crash", "crash:", "changes-crash");
+    write_cfg(name, "g-crash", "crash:", "changes-crash");
     rport = real;
 }
 
@@ -799,15 +799,11 @@ static pid_t relay(int cut_at, const char *hole, const char *hold, int *port)
  * a checkpoint the process counts, and the state is the clean run's. */
 Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
 {
-    need_tools();
-    start(2, 0);
     enum { CUSTOMERS = 1000, EVENTS = 20000 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 36);
-    int real = rport, via;
+    int64_t max_ts = crash_setup(2, CUSTOMERS, EVENTS, 36);
+    int via;
     pid_t cut = relay(2, NULL, NULL, &via);
-    rport = via; /* the daemon goes through the relay; the checks below do not */
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    rport = real;
+    write_cfg_via("crash.yaml", via); /* the daemon goes through the relay */
     produce_lines(0, EVENTS / 2);
     int port;
     pid_t pid = start_run("crash.yaml", "crash.log", &port);
@@ -840,6 +836,15 @@ static void log_says(const char *name, const char *needle)
     char *log = h_slurp(h_path(name), NULL);
     cr_assert(log && strstr(log, needle), "%s has no \"%s\": %s", name, needle, log ? log : "");
     free(log);
+}
+
+/* The relay holds the next transaction from its MULTI on; lines [from, to)
+ * are produced so that a checkpoint follows (none: what it means if not). */
+static void hold_next(long from, long to, const char *none)
+{
+    cr_assert_eq(h_run("touch %s", h_path("hold")), 0);
+    produce_lines(from, to);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "HELD TRANSACTION", 60), "%s", none);
 }
 
 /* Lets the relay pass the transaction it holds, then checks that the
@@ -890,7 +895,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 37);
     int via;
     pid_t cut = relay(0, h_path("hole"), NULL, &via);
-    write_cfg_a_via(via);
+    write_cfg_via("a.yaml", via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -923,16 +928,13 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
     int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 38);
     int via;
     pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    write_cfg_a_via(via);
+    write_cfg_via("a.yaml", via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
     produce_lines(0, EVENTS / 4);
     wait_checkpointed("crash:", EVENTS / 4);
-    cr_assert_eq(h_run("touch %s", h_path("hold")), 0);
-    produce_lines(EVENTS / 4, EVENTS / 2);
-    cr_assert_not_null(h_wait_line(h_path("cut.log"), "HELD TRANSACTION", 60),
-                       "A sent no checkpoint after the first quarter");
+    hold_next(EVENTS / 4, EVENTS / 2, "A sent no checkpoint after the first quarter");
     cr_assert_eq(kill(a, SIGSTOP), 0); /* before its reply timer gives up on it */
     pid_t b = start_run("crash.yaml", "b.log", &pb);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -960,23 +962,16 @@ Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
  * offsets over the newer ones. The state is the clean run's. */
 Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
 {
-    need_tools();
-    start(2, 0);
     enum { CUSTOMERS = 1000, EVENTS = 20000 };
-    int64_t max_ts = gen_events(CUSTOMERS, EVENTS, 39);
-    int real = rport, via;
+    int64_t max_ts = crash_setup(2, CUSTOMERS, EVENTS, 39);
+    int via;
     pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    rport = via; /* the daemon goes through the relay; the checks below do not */
-    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
-    rport = real;
+    write_cfg_via("crash.yaml", via); /* the daemon goes through the relay */
     produce_lines(0, EVENTS / 2);
     int port;
     pid_t pid = start_run("crash.yaml", "crash.log", &port);
     wait_checkpointed("crash:", EVENTS / 2);
-    cr_assert_eq(h_run("touch %s", h_path("hold")), 0);
-    produce_lines(EVENTS / 2, 3 * EVENTS / 4);
-    cr_assert_not_null(h_wait_line(h_path("cut.log"), "HELD TRANSACTION", 60),
-                       "no checkpoint after the first half");
+    hold_next(EVENTS / 2, 3 * EVENTS / 4, "no checkpoint after the first half");
     cr_assert_geq(h_wait_metric(port, "segstream_checkpoint_retries_total", 1, 1, 60), 1,
                   "the daemon gave the connection up");
     /* checkpoints newer than the one held */
