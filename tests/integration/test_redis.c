@@ -982,3 +982,39 @@ Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
     h_stop(cut, SIGTERM, 10);
     same_as_clean_run(EVENTS, max_ts);
 }
+
+/* An owner that dies before its first checkpoint. A reaches Redis through
+ * a relay that keeps A's first checkpoint (its first transaction after the
+ * group split the partitions) from reaching Redis, and A is SIGKILLed as soon
+ * as it sent it; B consumes the other four partitions to their end and
+ * checkpoints them, so B's W is at the end of the data. B then takes over
+ * partitions Redis knows nothing of: no offset, no newest event time, no W.
+ * Their first records are far behind B's W; applied at that W, their
+ * customers would look silent and be stepped to lapsed on their first
+ * event. W must come back to each such partition's first record, and the
+ * state and changes be the clean run's. */
+Test(redis, a_takeover_from_an_owner_that_never_checkpointed_brings_w_back)
+{
+    enum { CUSTOMERS = 2000, EVENTS = 40000 };
+    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 40);
+    int via;
+    pid_t cut = relay(0, NULL, h_path("hold"), &via);
+    write_cfg_via("a.yaml", via);
+    int pa, pb;
+    pid_t a = start_run("a.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 4, 0, 60), 4);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
+    hold_next(0, EVENTS, "A sent no checkpoint");
+    cr_assert_eq(h_stop(a, SIGKILL, 10), 128 + SIGKILL); /* before it gives the held one up */
+    h_stop(cut, SIGTERM, 10);                            /* what it holds never reaches Redis */
+    cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 8, 0, 90), 8,
+                 "B never took the dead process's partitions over");
+    all_consumed(EVENTS, max_ts, (int[]){pb}, 1);
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    same_as_clean_run(EVENTS + 8, max_ts + 1);
+    long repeats;
+    compare_changes(&repeats);
+    log_says("b.log", "the first record of a partition taken over is behind");
+}
