@@ -56,6 +56,7 @@
 #include <string.h>
 #include "cmd/cli.h"
 #include "cmd/run.h"
+#include "segmenter/decimal.h"
 #include "state/pack.h"
 #include "state/redis.h"
 
@@ -402,24 +403,15 @@ static int arg(snap_t *s, const void *p, size_t len)
     return strm_buf_append(&s->arena, p, len);
 }
 
-/* u in decimal, written backwards so that it ends just before e; returns
- * its first digit (not snprintf: this runs per argument and per customer). */
-static char *dec(char *e, uint64_t u)
-{
-    do *--e = (char)('0' + u % 10);
-    while (u /= 10);
-    return e;
-}
-
 /* s->resp += n in decimal, then "\r\n", after the byte t ('*' or '$'). */
 static int resp_len(snap_t *s, char t, size_t n)
 {
-    char b[24], *e = b + sizeof b;
-    e[-2] = '\r';
-    e[-1] = '\n';
-    char *p = dec(e - 2, n);
-    *--p = t;
-    return strm_buf_append(&s->resp, p, (size_t)(e - p));
+    char b[24];
+    b[0] = t;
+    char *e = seg_dec_u64(b + 1, n);
+    *e++ = '\r';
+    *e++ = '\n';
+    return strm_buf_append(&s->resp, b, (size_t)(e - b));
 }
 
 /* A command of argc arguments starts in s->resp; resp_arg writes them. */
@@ -468,10 +460,8 @@ static int args(snap_t *s, const char *str)
 
 static int argi(snap_t *s, int64_t v)
 {
-    char b[24], *e = b + sizeof b;
-    char *p = dec(e, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
-    if (v < 0) *--p = '-';
-    return arg(s, p, (size_t)(e - p));
+    char b[24];
+    return arg(s, b, (size_t)(seg_dec_i64(b, v) - b));
 }
 
 static void snap_free(snap_t *s)

@@ -26,6 +26,7 @@
 #include <string.h>
 #include "state/mpw.h"
 #include "state/pack.h"
+#include "segmenter/decimal.h"
 #include "segmenter/internal.h" /* seg__category_intern: categories re-interned by name */
 
 /* ------------------------------------------------------------------ */
@@ -1049,20 +1050,16 @@ out:
 /* Decimal digits of v at o, NUL-terminated; returns their count. */
 static size_t fmt_u64(char *o, uint64_t v)
 {
-    char t[20];
-    size_t n = 0;
-    do t[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (size_t i = 0; i < n; i++) o[i] = t[n - 1 - i];
-    o[n] = 0;
-    return n;
+    char *e = seg_dec_u64(o, v);
+    *e = 0;
+    return (size_t)(e - o);
 }
 
 static size_t fmt_i64(char *o, int64_t v)
 {
-    if (v >= 0) return fmt_u64(o, (uint64_t)v);
-    o[0] = '-';
-    return 1 + fmt_u64(o + 1, 0 - (uint64_t)v);
+    char *e = seg_dec_i64(o, v);
+    *e = 0;
+    return (size_t)(e - o);
 }
 
 /* Shortest "%.Ng" (N = 15..17) that reads back as the same double. Most

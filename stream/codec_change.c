@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <msgpack.h>
+#include "segmenter/decimal.h"
 #include "stream/codec_int.h"
 
 /* ---------- shared formatting ---------- */
@@ -225,62 +226,6 @@ static void jw_double(jw_t *w, double x)
 #define ID_BUF  1024 /* longest event_id or dimension accepted */
 #define NUM_MAX 40   /* room for any number written below */
 
-static const char digits2[] = "00010203040506070809101112131415161718192021222324252627282930313233"
-                              "34353637383940414243444546474849505152535455565758596061626364656667"
-                              "6869707172737475767778798081828384858687888990919293949596979899";
-
-static int count_digits(uint64_t v)
-{
-    /* clang-format off */
-    static const uint64_t pow10[20] = {
-        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
-    /* clang-format on */
-    uint64_t u = v | 1; /* no power of ten above 1 is odd: same count, and 0 has one digit */
-    int t = ((64 - __builtin_clzll(u)) * 1233) >> 12; /* floor(bits * log10 2) */
-    return t + (u >= pow10[t]);
-}
-
-/* v in decimal at o; returns the end. Two digits per division, in 32-bit
- * arithmetic below 10^8 (timestamps take one 64-bit division). */
-static char *put_u64(char *o, uint64_t v)
-{
-    char *e = o + count_digits(v), *p = e;
-    while (v >= 100000000) {
-        uint32_t lo = (uint32_t)(v % 100000000);
-        v /= 100000000;
-        for (int i = 0; i < 4; i++, lo /= 100) {
-            p -= 2;
-            memcpy(p, digits2 + 2 * (lo % 100), 2);
-        }
-    }
-    uint32_t w = (uint32_t)v;
-    while (w >= 100) {
-        unsigned r = w % 100;
-        w /= 100;
-        p -= 2;
-        memcpy(p, digits2 + 2 * r, 2);
-    }
-    if (w >= 10) {
-        p -= 2;
-        memcpy(p, digits2 + 2 * w, 2);
-    } else {
-        *--p = (char)('0' + w);
-    }
-    return e;
-}
-
-static char *put_i64(char *o, int64_t v)
-{
-    if (v < 0) {
-        *o++ = '-';
-        return put_u64(o, 0 - (uint64_t)v);
-    }
-    return put_u64(o, (uint64_t)v);
-}
-
 #define PUT_LIT(o, lit) (memcpy(o, lit, sizeof lit - 1), (o) + sizeof lit - 1)
 
 static char *put_cstr(char *o, const char *s, size_t len)
@@ -302,7 +247,7 @@ static char *put_feature(char *o, double x)
         int digits = 6;
         while (digits > 1 && frac % 10 == 0) frac /= 10, digits--;
         if (v < 0) *o++ = '-';
-        o = put_u64(o, a / 1000000);
+        o = seg_dec_u64(o, a / 1000000);
         *o++ = '.';
         for (int d = digits - 1; d >= 0; d--, frac /= 10) o[d] = (char)('0' + frac % 10);
         return o + digits;
@@ -338,7 +283,7 @@ static char *put_dim(char *o, const seg_change_t *ch, size_t dlen)
 int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
 {
     const seg_customer_t *c = ch->cust;
-    size_t dlen = dim_len(ch), seq_len = (size_t)count_digits(ch->seq);
+    size_t dlen = dim_len(ch), seq_len = (size_t)seg_dec_digits(ch->seq);
     size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
     size_t wlen = ch->reason ? strlen(ch->reason) : 0;
     if (c->id_len + dlen + seq_len + 48 >= ID_BUF || dlen >= ID_BUF) return -1;
@@ -355,12 +300,12 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     *o++ = ':';
     o = put_dim(o, ch, dlen);
     *o++ = ':';
-    o = put_u64(o, ch->seq);
+    o = seg_dec_u64(o, ch->seq);
     if (ch->dim == SEG_DIM_CLUSTER) { /* see seg_change_id(): ":FROM>TO" */
         *o++ = ':';
-        if (ch->from_id >= 0) o = put_u64(o, (uint64_t)ch->from_id);
+        if (ch->from_id >= 0) o = seg_dec_u64(o, (uint64_t)ch->from_id);
         *o++ = '>';
-        o = put_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
+        o = seg_dec_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
     }
     o = PUT_LIT(o, "\",\"customer_id\":");
     o = json_str_at(o, c->id, c->id_len);
@@ -372,29 +317,29 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     o = put_cstr(o, ch->to, tlen);
     if (ch->dim == SEG_DIM_CLUSTER) {
         o = PUT_LIT(o, ",\"from_id\":");
-        o = ch->from_id < 0 ? PUT_LIT(o, "null") : put_i64(o, ch->from_id);
+        o = ch->from_id < 0 ? PUT_LIT(o, "null") : seg_dec_i64(o, ch->from_id);
         o = PUT_LIT(o, ",\"to_id\":");
-        o = ch->to_id < 0 ? PUT_LIT(o, "null") : put_i64(o, ch->to_id);
+        o = ch->to_id < 0 ? PUT_LIT(o, "null") : seg_dec_i64(o, ch->to_id);
     }
     o = PUT_LIT(o, ",\"ts\":");
     char *ts = o;
-    o = put_i64(o, ch->ts);
+    o = seg_dec_i64(o, ch->ts);
     size_t ts_len = (size_t)(o - ts);
     o = PUT_LIT(o, ",\"emitted_at\":");
     if (emitted_at == ch->ts) { /* replay's usual case: the same digits again */
         memmove(o, ts, ts_len);
         o += ts_len;
     } else {
-        o = put_i64(o, emitted_at);
+        o = seg_dec_i64(o, emitted_at);
     }
     o = PUT_LIT(o, ",\"reason\":");
     o = put_cstr(o, ch->reason, wlen);
     o = PUT_LIT(o, ",\"model_version\":");
-    o = put_u64(o, ch->model_version);
+    o = seg_dec_u64(o, ch->model_version);
     o = PUT_LIT(o, ",\"features\":{\"recency_days\":");
     o = put_feature(o, ch->recency_days);
     o = PUT_LIT(o, ",\"orders\":");
-    o = put_u64(o, ch->orders);
+    o = seg_dec_u64(o, ch->orders);
     o = PUT_LIT(o, ",\"monetary\":");
     o = put_feature(o, ch->monetary);
     o = PUT_LIT(o, "}}");
