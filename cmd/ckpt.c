@@ -674,14 +674,15 @@ static snap_t *build(run_t *r)
              * here are stepped to: a W the next owner may keep even where
              * hi is older (an idle partition's) */
             int64_t w = r->pl.has_W && r->pl.W > p->w_floor ? r->pl.W : p->w_floor;
-            int64_t v[3] = {p->next_offset, p->pp.hi, p->pp.hi == INT64_MIN ? INT64_MIN : w};
+            int64_t next = pl_part_commit(&p->pp, p->next_offset); /* not past a held one */
+            int64_t v[3] = {next, p->pp.hi, p->pp.hi == INT64_MIN ? INT64_MIN : w};
             for (int j = 0; j < 3; j++) {
                 if (j > 0 && v[j] == INT64_MIN) continue;
                 char f[300];
                 offsets_field(f, sizeof(f), p->topic, p->partition, offsets_suffix[j]);
                 rc |= args(s, f) || argi(s, v[j]);
             }
-            s->po[s->n_po++] = (struct po){i, p->next_offset};
+            s->po[s->n_po++] = (struct po){i, next};
         }
     }
     /* last, the script with the segment sizes, as deltas (several

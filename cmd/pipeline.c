@@ -32,6 +32,7 @@ int pl_init(pl_t *pl, cfg_t *cfg, char *err, size_t errlen)
 
 void pl_free(pl_t *pl)
 {
+    pl_part_drop(&pl->file);
     seg_due_clear(&pl->due);
     st_mem_free(pl->store);
     seg_free(pl->seg);
@@ -114,8 +115,43 @@ int pl_advance(pl_t *pl, int64_t W)
 
 void pl_part_init(pl_part_t *part)
 {
+    memset(part, 0, sizeof(*part));
     part->hi = INT64_MIN;
-    part->last_future = INT64_MIN;
+}
+
+void pl_part_drop(pl_part_t *part)
+{
+    free(part->held);
+    free(part->held_topic);
+    part->held = NULL;
+    part->held_topic = NULL;
+}
+
+static int hold(pl_part_t *part, const seg_event_t *ev, const void *buf, size_t len,
+                const char *topic, int32_t partition, int64_t offset)
+{
+    part->held = malloc(len ? len : 1);
+    part->held_topic = strdup(topic ? topic : "");
+    if (!part->held || !part->held_topic) {
+        pl_part_drop(part);
+        cli_log(LOG_ERROR, "out of memory holding a future record");
+        return -1;
+    }
+    memcpy(part->held, buf, len);
+    part->held_len = len;
+    part->held_ts = ev->ts;
+    part->held_offset = offset;
+    part->held_partition = partition;
+    return 0;
+}
+
+int pl_part_end(pl_t *pl, pl_part_t *part)
+{
+    if (!part->held) return 0;
+    int rc = pl_dead(pl, part->held, part->held_len, "future_ts", part->held_topic,
+                     part->held_partition, part->held_offset);
+    pl_part_drop(part);
+    return rc;
 }
 
 /* A change decided at W for a customer other than the event's: its own
@@ -149,6 +185,9 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
     return pl_record_part(pl, &pl->file, buf, len, topic, partition, offset);
 }
 
+static int apply_held(pl_t *pl, pl_part_t *part);
+static int apply_event(pl_t *pl, pl_part_t *part, const seg_event_t *ev, uint64_t hash);
+
 /* One record already decoded into ev (ok) or refused (reason): everything
  * pl_record_part does after decoding. hash: st_mem_hash of the customer id
  * when ok. */
@@ -163,25 +202,46 @@ static int apply_decoded(pl_t *pl, pl_part_t *part, const seg_event_t *ev, int o
     }
     pl->st.records++;
     if (!ok) return pl_dead(pl, buf, len, reason, topic, partition, offset);
-    /* A lone event far ahead of its stream is a producer's bad clock:
-     * dead-lettered. When the next one lands near it too, the stream itself
-     * has moved on (a quiet gap), and W follows instead of refusing
-     * everything after. The reference is the partition's own newest time,
-     * so a lagging partition elsewhere never makes good events "future". */
+    /* A record held as far ahead is decided by this one (a dead letter
+     * tells nothing): near it, the stream has moved on over a quiet gap and
+     * it is applied first; otherwise it was a producer's bad clock. */
     int64_t skew = pl->cfg->max_future_skew_ms;
-    int64_t ref = !pl->ext_W                        ? (pl->has_W ? pl->W : INT64_MIN)
-                  : part->hi != INT64_MIN           ? part->hi
-                  : pl->has_W && pl->W > pl->ext_hi ? pl->W
-                                                    : pl->ext_hi;
-    if (ref != INT64_MIN && ev->ts > ref + skew) {
-        int64_t lf = part->last_future;
-        int confirmed = lf != INT64_MIN && ev->ts >= lf - skew && ev->ts <= lf + skew;
-        if (!confirmed) {
-            part->last_future = ev->ts;
-            return pl_dead(pl, buf, len, "future_ts", topic, partition, offset);
-        }
+    if (part->held) {
+        int near = ev->ts >= part->held_ts - skew && ev->ts <= part->held_ts + skew;
+        if (near ? apply_held(pl, part) : pl_part_end(pl, part)) return -1;
     }
-    part->last_future = INT64_MIN;
+    /* The reference is the newest time this stream has shown: for a file,
+     * W; for a partition of run, the newest of its own, of W and of every
+     * partition here, so that neither a quiet partition nor one read ahead
+     * of the others makes good events "future". */
+    int64_t ref = pl->has_W ? pl->W : INT64_MIN;
+    if (pl->ext_W) {
+        if (part->hi > ref) ref = part->hi;
+        if (pl->ext_hi > ref) ref = pl->ext_hi;
+    }
+    if (ref != INT64_MIN && ev->ts > ref + skew)
+        return hold(part, ev, buf, len, topic, partition, offset);
+    return apply_event(pl, part, ev, hash);
+}
+
+/* Applies the held record (decoded again from its copy), then forgets it. */
+static int apply_held(pl_t *pl, pl_part_t *part)
+{
+    const char *reason = NULL;
+    int rc = strm_decode(part->held, part->held_len, pl->cfg->max_event_bytes, &pl->held_ev,
+                         &reason) == 0
+                 ? apply_event(pl, part, &pl->held_ev,
+                               st_mem_hash(pl->held_ev.customer_id, pl->held_ev.id_len))
+                 : pl_dead(pl, part->held, part->held_len, reason, part->held_topic,
+                           part->held_partition, part->held_offset);
+    pl_part_drop(part);
+    return rc;
+}
+
+/* An accepted event: W, its customer's silent changes, the event itself,
+ * and the customers a model change moved. */
+static int apply_event(pl_t *pl, pl_part_t *part, const seg_event_t *ev, uint64_t hash)
+{
     if (ev->ts > part->hi) part->hi = ev->ts;
     if (pl->ext_W && ev->ts > pl->ext_hi) pl->ext_hi = ev->ts;
     pl->st.decoded++;

@@ -30,8 +30,16 @@ typedef struct pl_stats {
 
 /* What the pipeline remembers of one input partition (a file is one). */
 typedef struct pl_part {
-    int64_t hi;          /* largest accepted event time, INT64_MIN before any */
-    int64_t last_future; /* ts of the last record refused as future_ts, or INT64_MIN */
+    int64_t hi; /* largest accepted event time, INT64_MIN before any */
+    /* A record more than input.max_future_skew ahead of its stream, kept
+     * (a copy) until the partition's next record tells a producer's bad
+     * clock (it is dead-lettered) from a quiet gap in the stream (the next
+     * one lands near it: it is applied, then the next). NULL: none. */
+    void *held;
+    size_t held_len;
+    int64_t held_ts, held_offset;
+    int32_t held_partition;
+    char *held_topic;
 } pl_part_t;
 
 typedef struct pipeline {
@@ -66,6 +74,7 @@ typedef struct pipeline {
     void *owns_ud;
     int64_t from, to; /* events outside [from, to) are skipped (default: none) */
     seg_event_t ev;
+    seg_event_t held_ev; /* a held record, decoded again when it is applied */
 } pl_t;
 
 /* Builds the core from cfg->seg (moving its rules). */
@@ -93,6 +102,18 @@ int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int3
 int pl_record_part(pl_t *pl, pl_part_t *part, const void *buf, size_t len, const char *topic,
                    int32_t partition, int64_t offset);
 void pl_part_init(pl_part_t *part);
+/* The offset to commit for a partition whose next record is `next`: the
+ * held record's while one is held (it is not applied yet). */
+static inline int64_t pl_part_commit(const pl_part_t *part, int64_t next)
+{
+    return part->held ? part->held_offset : next;
+}
+/* Forgets the held record, if any (its partition was revoked or the run
+ * stops: its offset was not committed, so it is read again). */
+void pl_part_drop(pl_part_t *part);
+/* End of input: a held record had no next one to vouch for it, so it is
+ * dead-lettered as future_ts. Returns -1 if the dead sink failed. */
+int pl_part_end(pl_t *pl, pl_part_t *part);
 /* Dead-letters a record that failed before decoding (framing). */
 int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const char *topic,
             int32_t partition, int64_t offset);

@@ -662,7 +662,8 @@ int cmd_replay(int argc, char **argv)
 
     rp->progress = !rp->quiet && isatty(2);
     rp->t0 = cli_monotonic_s();
-    if ((is_topic(rp->input) ? rp_input_kafka(rp, rp->input + 6) : rp_input_file(rp)) < 0)
+    if ((is_topic(rp->input) ? rp_input_kafka(rp, rp->input + 6) : rp_input_file(rp)) < 0 ||
+        pl_part_end(pl, &pl->file) < 0)
         goto done;
     if ((rp->out && fflush(rp->out) != 0) || (rp->dlq && fflush(rp->dlq) != 0)) {
         fprintf(stderr, "segstream replay: writing output failed\n");

@@ -474,6 +474,11 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
          * are in Redis, with the W of its checkpoint: ckpt.c sets that) */
         if (!assigned && r->parts[k].owned && r->pl.has_W && r->pl.W > r->parts[k].w_floor)
             r->parts[k].w_floor = r->pl.W;
+        /* a record held as far ahead is read again by whoever resumes it */
+        if (!assigned && r->parts[k].pp.held) {
+            r->parts[k].next_offset = r->parts[k].pp.held_offset;
+            pl_part_drop(&r->parts[k].pp);
+        }
         r->parts[k].owned = assigned;
         r->parts[k].gen += assigned;
         r->parts[k].last_msg = now;
@@ -500,14 +505,14 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         }
         r->n_dormant = keep;
     }
-    if (n)
-        cli_log(LOG_INFO, "%s %d partition%s: %s", assigned ? "assigned" : "revoked", n,
-                n == 1 ? "" : "s", tps[0].topic);
     int owned = 0;
     for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned;
-    if (assigned && !owned)
-        cli_log(LOG_INFO, "assigned no partition: standing by (the group has more members than "
-                          "partitions)");
+    if (n)
+        cli_log(LOG_INFO, "%s %d partition%s: %s (%d owned)", assigned ? "assigned" : "revoked", n,
+                n == 1 ? "" : "s", tps[0].topic, owned);
+    /* eager: the group has more members than partitions; cooperative: also
+     * the first step of a rebalance, until the others have let theirs go */
+    if (assigned && !owned) cli_log(LOG_INFO, "assigned no partition: standing by");
     r->idle_since_wall = INT64_MIN;
     return 0;
 }
@@ -585,7 +590,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         if (now - p->last_msg >= (double)r->cfg.idle_timeout_ms / 1000.0) r->wake_at = now;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
-        if (unit_offset(r->cur, k, p->gen, m->offset + 1) < 0) return -1;
+        if (unit_offset(r->cur, k, p->gen, pl_part_commit(&p->pp, m->offset + 1)) < 0) return -1;
     }
     unit_close(r);
     if (real) {
@@ -1074,7 +1079,10 @@ out_props:
     free(props);
     free(r->held);
 out_pl:
-    for (int i = 0; i < r->n_parts; i++) free(r->parts[i].topic);
+    for (int i = 0; i < r->n_parts; i++) {
+        free(r->parts[i].topic);
+        pl_part_drop(&r->parts[i].pp);
+    }
     free(r->parts);
     free(r->owner);
     free(r->dormant);

@@ -25,10 +25,15 @@ static char B[256];
 static pid_t broker = -1, redis = -1;
 static int rport;
 
+/* Consumer properties added to every config written (the assignment
+ * strategy of the cooperative test); reset at each test's start. */
+static const char *props = "";
+
 static void setup(void)
 {
     dir = h_tmpdir();
     cr_assert_not_null(dir);
+    props = "";
 }
 
 static void teardown(void)
@@ -67,11 +72,11 @@ static void write_cfg(const char *name, const char *group, const char *prefix, c
     cr_assert_not_null(f);
     fprintf(f,
             "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  changes_topic: %s\n"
-            "  properties:\n    session.timeout.ms: \"6000\"\n"
+            "  properties:\n    session.timeout.ms: \"6000\"\n%s"
             "redis:\n  url: \"redis://127.0.0.1:%d\"\n  prefix: \"%s\"\n"
             "watermark:\n  idle_timeout: 1s\n  idle_advance: false\n"
             "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
-            B, group, changes, rport, prefix);
+            B, group, changes, props, rport, prefix);
     fclose(f);
 }
 
@@ -201,6 +206,14 @@ static const char *h_path(const char *name)
     i = (i + 1) % 4;
     snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
     return buf[i];
+}
+
+/* The run's log `name` says `needle`. */
+static void log_says(const char *name, const char *needle)
+{
+    char *log = h_slurp(h_path(name), NULL);
+    cr_assert(log && strstr(log, needle), "%s has no \"%s\": %s", name, needle, log ? log : "");
+    free(log);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -697,6 +710,33 @@ Test(redis, a_group_that_grows_and_shrinks_while_consuming_changes_nothing)
               (const char *[]){"a.log", "b.log", "c.log"}, 3);
 }
 
+/* The same with the cooperative-sticky assignor, which production groups
+ * often use: a rebalance moves only the partitions that change owner, in two
+ * steps (the old owner lets them go, then the new one is given them), and the
+ * partitions a process keeps go on being consumed throughout; their W must
+ * stay where it is (wm_assigned). */
+Test(redis, a_cooperative_group_that_grows_and_shrinks_while_consuming_changes_nothing)
+{
+    props = "    partition.assignment.strategy: \"cooperative-sticky\"\n";
+    int port[3];
+    pid_t pid[3];
+    int64_t max_ts;
+    pid_t prod = group_begin(41, &max_ts, pid, port);
+    pid[1] = start_run("crash.yaml", "b.log", &port[1]);
+    cr_assert_eq(h_wait_metric(port[1], "segstream_partitions_owned", 4, 0, 60), 4);
+    pid[2] = start_run("crash.yaml", "c.log", &port[2]);
+    cr_assert_geq(h_wait_metric(port[2], "segstream_partitions_owned", 2, 1, 60), 2);
+    for (int i = 1; i < 3; i++) {
+        h_sleep(0.5);
+        cr_assert(h_alive(prod), "records still come when process %d stops", i + 1);
+        cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0, "SIGTERM hands over and exits 0");
+    }
+    cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
+    log_says("a.log", "revoked 4 partitions: events (4 owned)"); /* A kept 4: cooperative */
+    group_end("cooperative grow and shrink", prod, max_ts, pid, port, 1,
+              (const char *[]){"a.log", "b.log", "c.log"}, 3);
+}
+
 /* Failover: one of two processes is SIGKILLed while records come; after
  * session.timeout.ms the other takes its partitions over from their last
  * checkpoints (the events after them are applied again, their change
@@ -828,14 +868,6 @@ Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
     free(log);
     free(run);
     same_as_clean_run(EVENTS, max_ts);
-}
-
-/* The run's log `name` says `needle`. */
-static void log_says(const char *name, const char *needle)
-{
-    char *log = h_slurp(h_path(name), NULL);
-    cr_assert(log && strstr(log, needle), "%s has no \"%s\": %s", name, needle, log ? log : "");
-    free(log);
 }
 
 /* The relay holds the next transaction from its MULTI on; lines [from, to)
@@ -1017,4 +1049,53 @@ Test(redis, a_takeover_from_an_owner_that_never_checkpointed_brings_w_back)
     long repeats;
     compare_changes(&repeats);
     log_says("b.log", "the first record of a partition taken over is behind");
+}
+
+/* One record of customer id at ts to partition 0 of events. */
+static void produce_one(const char *id, int64_t ts)
+{
+    cr_assert_eq(h_run("echo '{\"customer_id\":\"%s\",\"type\":\"page_view\",\"ts\":%" PRId64
+                       "}' | kcat -P -X enable.idempotence=true -b %s -t events -p 0 -k %s",
+                       id, ts, B, id),
+                 0);
+}
+
+/* A record far ahead of its partition (a quiet gap, or a bad clock) is kept
+ * until the partition's next record decides, and its offset is not
+ * checkpointed before then: a run stopped while it holds one (here the
+ * partition's last record) must leave it to be read again, not lose it.
+ * After the restart a record near it comes, and both are applied; nothing
+ * is dead-lettered. */
+Test(redis, a_record_held_as_far_ahead_when_the_run_stops_is_read_again)
+{
+    need_tools();
+    start(1, 0);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    const int64_t T = 1700000000000LL, D = 86400000LL;
+    produce_one("a", T);
+    produce_one("b", T + 10 * D); /* 10 days after a: more than max_future_skew (7 d) */
+    int port;
+    pid_t pid = start_run("crash.yaml", "a.log", &port);
+    cr_assert_eq(h_wait_metric(port, "segstream_events_in_total{topic=\"events\"}", 2, 0, 60), 2);
+    wait_checkpointed("crash:", 1); /* a's; b's offset (1) waits for the next record */
+    cr_assert_eq(h_stop(pid, SIGTERM, 60), 0);
+    cr_assert_eq(offsets_sum("crash:"), 1, "the held record's offset was checkpointed");
+    pid = start_run("crash.yaml", "b.log", &port);
+    produce_one("c", T + 10 * D + 1000);
+    wait_checkpointed("crash:", 3);
+    cr_assert_eq(h_stop(pid, SIGTERM, 60), 0);
+    redisContext *c = rc_connect();
+    for (int i = 0; i < 3; i++) {
+        char id[2] = {"abc"[i], 0};
+        redisReply *r = redisCommand(c, "HGET crash:c:%s events", id);
+        cr_assert(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0,
+                  "customer %c was not applied once (%s)", "abc"[i],
+                  r && r->type == REDIS_REPLY_STRING ? r->str : "no such customer");
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    cr_assert_eq(h_run("kcat -C -b %s -t segstream.dlq -e -q -o beginning -f '%%s\\n' > %s", B,
+                       h_path("dlq.txt")),
+                 0);
+    cr_assert_eq(h_count_lines(h_path("dlq.txt")), 0, "dead letters written");
 }

@@ -147,6 +147,50 @@ Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
     free(snap);
 }
 
+/* input.max_future_skew (7 d by default) against a stream with a quiet gap
+ * and one with a producer's bad clock: an event far ahead is kept until the
+ * next one decides. After a gap longer than the skew the stream goes on
+ * near it, and every event is applied (the first one after a gap used to be
+ * dead-lettered); a lone outlier, followed by events near the stream again
+ * or by the end of the input, is refused. */
+Test(replay, a_quiet_gap_loses_no_event_and_a_lone_future_outlier_is_refused)
+{
+    const long long T = 1700000000000LL, D = 86400000LL;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/gap.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    const char *ids[] = {"a", "b", "x", "c", "d", "e", "z"};
+    long long ts[] = {T, T + 7 * D, T + 45 * D, T + 8 * D, T + 16 * D, T + 16 * D + 5, T + 400 * D};
+    for (int i = 0; i < 7; i++)
+        fprintf(f, "{\"customer_id\":\"%s\",\"type\":\"page_view\",\"ts\":%lld}\n", ids[i], ts[i]);
+    fclose(f);
+    cr_assert_eq(h_run("%s replay -q --input %s/gap.jsonl --out %s/gap.out --snapshot %s/s.csv",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    /* x: 38 days ahead, then c back near the stream; z: 384 days ahead at
+     * the end; d: 8 days after c (a gap), then e near it */
+    snprintf(path, sizeof(path), "%s/gap.out.dlq", dir);
+    char *dlq = h_slurp(path, NULL);
+    cr_assert_not_null(dlq);
+    cr_assert_eq(h_count_lines(path), 2, "%s", dlq);
+    cr_assert(strstr(dlq, "\"offset\":3,"), "x, line 3: %s", dlq);
+    cr_assert(strstr(dlq, "\"offset\":7,"), "z, line 7: %s", dlq);
+    cr_assert(strstr(dlq, "\"error\":\"future_ts\""), "%s", dlq);
+    free(dlq);
+    snprintf(path, sizeof(path), "%s/s.csv", dir);
+    char *snap = h_slurp(path, NULL);
+    cr_assert_not_null(snap);
+    for (int i = 0; i < 7; i++) {
+        char needle[16];
+        snprintf(needle, sizeof(needle), "\n%s,", ids[i]);
+        int refused = ids[i][0] == 'x' || ids[i][0] == 'z';
+        cr_assert_eq(strstr(snap, needle) != NULL, !refused, "%s %s: %s", ids[i],
+                     refused ? "applied" : "missing", snap);
+    }
+    free(snap);
+}
+
 Test(replay, bad_command_lines_fail_with_a_message)
 {
     cr_assert_eq(h_run("%s replay --out x 2>/dev/null", SEG_BIN), 2);
