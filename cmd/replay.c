@@ -79,7 +79,8 @@ static int write_change(void *ud, const seg_change_t *ch, const void *p, size_t 
     replay_t *rp = ud;
     (void)ch;
     if (fwrite(p, 1, len, rp->out) != len) return -1;
-    return putc('\n', rp->out) == EOF ? -1 : 0;
+    /* JSON lines; msgpack is a plain stream of maps, which a newline would break */
+    return rp->pl.change_msgpack || putc('\n', rp->out) != EOF ? 0 : -1;
 }
 
 static void json_str(FILE *f, const char *s, size_t len)

@@ -3,6 +3,7 @@
  * truth file), outputs are byte-identical across runs and formats, and bad
  * records go to the dead-letter file while good ones are applied. */
 #include <criterion/criterion.h>
+#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,45 @@ Test(replay, same_file_twice_gives_identical_bytes_and_msgpack_matches_json)
     cr_assert_gt(n, 2000, "changes: %ld", n);
     cr_assert(h_same_file(a, b), "two replays differ");
     cr_assert(h_same_file(a, c), "msgpack input gives other changes than JSON");
+
+    /* --format msgpack: a plain msgpack stream (msgpack-c's own unpacker
+     * reads it), one map per change, carrying the JSON output's event_ids
+     * in the same order */
+    cr_assert_eq(h_run("%s replay -q --input %s/ev.jsonl --format msgpack --out %s/out.mp", SEG_BIN,
+                       dir, dir),
+                 0);
+    snprintf(c, sizeof(c), "%s/out.mp", dir);
+    size_t len;
+    char *mp = h_slurp(c, &len), *js = h_slurp(a, NULL);
+    cr_assert(mp && js);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    long maps = 0;
+    const char *line = js;
+    msgpack_unpack_return ret;
+    while ((ret = msgpack_unpack_next(&u, mp, len, &off)) == MSGPACK_UNPACK_SUCCESS) {
+        cr_assert_eq(u.data.type, MSGPACK_OBJECT_MAP, "record %ld is not a map", maps);
+        const msgpack_object_kv *kv = u.data.via.map.ptr;
+        size_t i = 0;
+        while (i < u.data.via.map.size &&
+               !(kv[i].key.type == MSGPACK_OBJECT_STR && kv[i].key.via.str.size == 8 &&
+                 memcmp(kv[i].key.via.str.ptr, "event_id", 8) == 0))
+            i++;
+        cr_assert_lt(i, u.data.via.map.size, "record %ld has no event_id", maps);
+        char want[300];
+        snprintf(want, sizeof(want), "{\"event_id\":\"%.*s\"", (int)kv[i].val.via.str.size,
+                 kv[i].val.via.str.ptr);
+        cr_assert_eq(strncmp(line, want, strlen(want)), 0, "record %ld: %s", maps, want);
+        line = strchr(line, '\n') + 1;
+        maps++;
+    }
+    cr_assert_eq(ret, MSGPACK_UNPACK_CONTINUE, "a byte that is no msgpack at offset %zu", off);
+    cr_assert_eq(off, len);
+    cr_assert_eq(maps, n, "%ld maps for %ld changes", maps, n);
+    msgpack_unpacked_destroy(&u);
+    free(mp);
+    free(js);
 }
 
 Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
