@@ -187,8 +187,8 @@ int rp_input_file(replay_t *rp)
             goto done;
         }
         if (r == 0) break;
-        /* a bad record is a dead letter; where framing is lost the next
-         * read ends the file (strm_file_next returns 0 from then on) */
+        /* a bad record is a dead letter (in a msgpack file, the bytes up to
+         * where a record can start again, and reading goes on there) */
         if (r < 0 && pl_dead(pl, rec ? rec : "", len, reason, rp->input, 0, recno) < 0) goto done;
         if (rp->progress) {
             double now = cli_monotonic_s();

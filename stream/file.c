@@ -12,9 +12,14 @@
  * NUL-terminated in place.
  * msgpack: each record is framed by walking its structure with the
  * bounds-checked cursor (strm__mp_skip). A record cut short by the end of
- * the file is -1 "truncated_msgpack", an invalid byte -1 "bad_msgpack", one
- * larger than the maximum -1 "oversized"; after any of them the rest of the
- * file cannot be framed and every later call returns 0. */
+ * the file is -1 "truncated_msgpack" with its bytes. An invalid byte is -1
+ * "bad_msgpack" with the bytes from it to the next place a record can start
+ * (a non-empty map whose first key is a string, that frames or may once more
+ * bytes come; at most 64 KiB a dead letter), and reading goes on there:
+ * nothing is dropped unreported.
+ * A record larger than the maximum is -1 "oversized" (without its bytes),
+ * and reading goes on after it, or where a record can start when its end is
+ * beyond the maximum. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +31,7 @@
 
 #define CHUNK      (1u << 20)
 #define MAX_RECORD (16u << 20)
+#define SKIP_MAX   (64u << 10) /* bytes skipped per dead letter when resynchronising */
 
 struct strm_file {
     int fd, own_fd;
@@ -208,6 +214,50 @@ static int next_line(strm_file_t *f, const char **rec, size_t *len, const char *
     }
 }
 
+/* Could an event begin at p (n bytes held)? A non-empty map whose first
+ * key is a string, and which frames, or may once more bytes come. */
+static int can_begin(const uint8_t *p, size_t n)
+{
+    size_t key = p[0] >= 0x81 && p[0] <= 0x8f ? 1 : p[0] == 0xde ? 3 : p[0] == 0xdf ? 5 : 0;
+    if (!key) return 0;
+    if (n <= key) return 1; /* too few bytes to tell: try it */
+    if (key == 3 && p[1] == 0 && p[2] == 0) return 0;
+    if (key == 5 && !(p[1] | p[2] | p[3] | p[4])) return 0;
+    uint8_t k = p[key];
+    if (!((k >= 0xa1 && k <= 0xbf) || k == 0xd9 || k == 0xda)) return 0;
+    size_t used;
+    return strm__mp_skip(p, n, &used) >= 0;
+}
+
+/* Skips from f->start to the next place an event can begin (at most
+ * SKIP_MAX on: a longer run is several dead letters, each small enough for
+ * a dead-letter topic), or to the end of the file: -1 with those bytes as
+ * the record and `why`. */
+static int resync(strm_file_t *f, const char **rec, size_t *len, const char **reason,
+                  const char *why)
+{
+    size_t k = 1;
+    for (;;) {
+        size_t have = f->end - f->start;
+        if (k >= have && !f->eof && have <= f->max_rec) {
+            if (fill(f) < 0) return fail(f, reason, "read_error");
+            continue;
+        }
+        if (k >= have || k >= SKIP_MAX ||
+            can_begin((const uint8_t *)f->buf + f->start + k, have - k))
+            break;
+        k++;
+    }
+    if (k > f->end - f->start) k = f->end - f->start;
+    *rec = f->buf + f->start;
+    *len = k;
+    f->start += k;
+    f->offset += k;
+    f->recno++;
+    *reason = why;
+    return -1;
+}
+
 static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const char **reason)
 {
     for (;;) {
@@ -219,9 +269,12 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
         }
         int r = strm__mp_skip((const uint8_t *)f->buf + f->start, have, &used);
         if (r == 0) {
-            if (used > f->max_rec) {
+            if (used > f->max_rec) { /* framed, so its end is known: go on after it */
+                f->start += used;
+                f->offset += used;
                 f->recno++;
-                return fail(f, reason, "oversized");
+                *reason = "oversized";
+                return -1;
             }
             *rec = f->buf + f->start;
             *len = used;
@@ -230,17 +283,21 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
             f->recno++;
             return 1;
         }
-        if (r < 0) {
-            f->recno++;
-            return fail(f, reason, "bad_msgpack");
-        }
+        if (r < 0) return resync(f, rec, len, reason, "bad_msgpack");
         if (f->eof) {
+            *rec = f->buf + f->start;
+            *len = have;
+            f->start = f->end;
+            f->offset += have;
             f->recno++;
-            return fail(f, reason, "truncated_msgpack");
+            *reason = "truncated_msgpack";
+            return -1;
         }
-        if (have > f->max_rec) {
-            f->recno++;
-            return fail(f, reason, "oversized");
+        if (have > f->max_rec) { /* its end is beyond what may be held */
+            int rc = resync(f, rec, len, reason, "oversized");
+            *rec = NULL;
+            *len = 0;
+            return rc;
         }
         if (fill(f) < 0) return fail(f, reason, "read_error");
     }

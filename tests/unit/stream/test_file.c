@@ -1,7 +1,8 @@
 /* tests/unit/stream/test_file.c: record framing (file.c): JSON lines with
  * blank lines, CRLF, a BOM, no final newline, over-long lines; msgpack
- * streams including records across the 1 MiB read chunks, a truncated tail
- * and an invalid byte; offsets, record numbers, sizes; stdin. */
+ * streams including records across the 1 MiB read chunks, a truncated tail,
+ * an invalid byte and a corrupted stretch read past; offsets, record
+ * numbers, sizes; stdin. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,8 +248,63 @@ Test(file, msgpack_malicious_and_invalid)
     write_file(b.p, b.len);
     f = open_it();
     cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
-    end_is(f, -1, "bad_msgpack");
+    /* the bad bytes are one dead letter, and the record after them is read */
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), -1);
+    cr_assert_str_eq(why, "bad_msgpack");
+    cr_assert_eq(len, 4);
+    cr_assert_eq(memcmp(rec, "\x81\xa1x\xc1", 4), 0);
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
     end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_recno(f), 3);
+    cr_assert_eq(strm_file_offset(f), b.len);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+/* Garbage between records (a corrupted stretch of a file): every byte of it
+ * comes back in dead letters of at most 64 KiB, and every record after it is
+ * read; a record cut short at the end comes back with its bytes. */
+Test(file, msgpack_garbage_is_reported_and_reading_goes_on)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 2);
+    size_t good = b.len;
+    for (size_t i = 0; i < 200000; i++) { /* never a map that starts an event */
+        char c = (char)(0xc1 ^ (i % 7 ? 0 : 0x40));
+        strm_buf_append(&b, &c, 1);
+    }
+    size_t junk = b.len - good;
+    pack_events(&b, 3);
+    size_t whole = b.len;
+    pack_events(&b, 1);
+    b.len -= 3;
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len, dead = 0;
+    int records = 0, letters = 0, r;
+    while ((r = strm_file_next(f, &rec, &len, &why)) != 0) {
+        if (r == 1) {
+            records++;
+            continue;
+        }
+        if (strcmp(why, "truncated_msgpack") == 0) {
+            cr_assert_eq(len, b.len - whole);
+            cr_assert_eq(memcmp(rec, b.p + whole, len), 0);
+            continue;
+        }
+        cr_assert_str_eq(why, "bad_msgpack");
+        cr_assert_leq(len, 64 << 10);
+        cr_assert_eq(memcmp(rec, b.p + good + dead, len), 0);
+        dead += len;
+        letters++;
+    }
+    cr_assert_eq(records, 5);
+    cr_assert_eq(dead, junk);
+    cr_assert_geq(letters, 4);
+    cr_assert_eq(strm_file_offset(f), b.len);
     strm_file_close(f);
     strm_buf_free(&b);
     unlink(path);
