@@ -1551,6 +1551,13 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
     if (q != &queued_req) free(q);
 }
 
+/* The connection's own messages, in the daemon's log format. */
+static void on_redis_log(void *ud, const char *msg)
+{
+    (void)ud;
+    cli_log(LOG_WARN, "%s", msg);
+}
+
 static void on_status(void *ud, int up)
 {
     run_t *r = ud;
@@ -1600,6 +1607,7 @@ int ck_start(run_t *r, char *err, size_t errlen)
         r->ck = NULL;
         return -1;
     }
+    st_redis_set_log(k->redis, on_redis_log);
     cli_log(LOG_INFO, "state in Redis %s:%d db %d, prefix \"%s\"", k->url.host, k->url.port,
             k->url.db, k->prefix);
     return 0;
@@ -1637,7 +1645,10 @@ static void stop_progress(run_t *r)
         try_send(r);
         return;
     }
-    cli_log(LOG_INFO, "final checkpoint written (%" PRIu64 " in all)", k->checkpoints);
+    if (k->checkpoints)
+        cli_log(LOG_INFO, "final checkpoint written (%" PRIu64 " in all)", k->checkpoints);
+    else
+        cli_log(LOG_INFO, "nothing to checkpoint: no record was applied");
     k->stopping = 0;
     run_finish_stop(r);
 }
@@ -1648,6 +1659,16 @@ void ck_stop(run_t *r)
     k->stopping = 1;
     k->stop_since = cli_monotonic_s();
     stop_progress(r);
+}
+
+void ck_health(run_t *r, strm_buf_t *out)
+{
+    ck_t *k = r->ck;
+    if (st_redis_up(k->redis)) return;
+    char line[400];
+    int n = snprintf(line, sizeof(line), "redis %s:%d: down (applying waits)\n", k->url.host,
+                     k->url.port);
+    strm_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 int ck_metrics(run_t *r, strm_buf_t *b)

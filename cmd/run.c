@@ -744,6 +744,33 @@ static void log_stats(run_t *r, double now)
     r->last_stats_records = rec;
 }
 
+#define HEALTH_PROBE_S 5.0
+
+static void probe_work(uv_work_t *w)
+{
+    run_t *r = w->data;
+    r->probe_ok = strm_consumer_brokers_up(r->cons, 3000, r->probe_err, sizeof(r->probe_err));
+}
+
+static void probe_done(uv_work_t *w, int status)
+{
+    run_t *r = w->data;
+    r->probing = 0;
+    if (status != 0) return; /* cancelled: no news */
+    r->kafka_ok = r->probe_ok;
+    memcpy(r->kafka_err, r->probe_err, sizeof(r->kafka_err));
+}
+
+/* Asks the brokers for metadata now and then, off the loop: /healthz says
+ * whether any answers (librdkafka reports all brokers down, never back up). */
+static void probe_brokers(run_t *r, double now)
+{
+    if (r->probing || r->stopping || now - r->probe_at < HEALTH_PROBE_S) return;
+    r->probe_at = now;
+    r->probe.data = r;
+    if (uv_queue_work(&r->loop, &r->probe, probe_work, probe_done) == 0) r->probing = 1;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     run_t *r = h->data;
@@ -759,6 +786,7 @@ static void on_tick(uv_timer_t *h)
     if (r->ck) ck_tick(r);
     double now = cli_monotonic_s();
     consume(r); /* also serves group events: never polled means leaving the group */
+    probe_brokers(r, now);
     if (now - r->last_stats >= STATS_EVERY_S) log_stats(r, now);
 }
 
@@ -819,12 +847,22 @@ static void on_signal(uv_signal_t *h, int sig)
 
 /* ---------------- HTTP ---------------- */
 
+/* 200 "ok" while the daemon can do its work; 503 with one line per reason
+ * when it cannot: stopping, no broker answers, Redis is away (so that a
+ * load balancer or an orchestrator's readiness probe can tell). */
 static int render_health(void *ud, strm_buf_t *out)
 {
     run_t *r = ud;
-    const char *s = r->stopping ? "stopping\n" : "ok\n";
-    strm_buf_append(out, s, strlen(s));
-    return r->stopping ? 503 : 200;
+    char line[256];
+    if (r->stopping) strm_buf_append(out, "stopping\n", 9);
+    if (!r->kafka_ok) {
+        int n = snprintf(line, sizeof(line), "kafka: no broker answers (%s)\n", r->kafka_err);
+        strm_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
+    if (r->ck) ck_health(r, out);
+    if (out->len) return 503;
+    strm_buf_append(out, "ok\n", 3);
+    return 200;
 }
 
 static int render_metrics(void *ud, strm_buf_t *b)
@@ -958,6 +996,7 @@ int cmd_run(int argc, char **argv)
     static run_t R; /* one daemon per process; large, so not on the stack */
     run_t *r = &R;
     memset(r, 0, sizeof(*r));
+    r->kafka_ok = 1; /* until a probe says otherwise */
     char err[512];
     if (cfg_load(&r->cfg, cfg_path, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream run: %s\n", err);

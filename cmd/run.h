@@ -84,6 +84,12 @@ typedef struct run {
     double batch_sum;
     uint64_t produced, delivered, dlq_out, queue_full, pauses, rebalances, consumer_errors;
     double loop_lag, loop_lag_max;
+    /* /healthz: the last probe of the brokers (a metadata request off the
+     * loop, every HEALTH_PROBE_S) */
+    uv_work_t probe;
+    int probing, kafka_ok, probe_ok; /* probe_*: the worker's, copied when done */
+    double probe_at;
+    char kafka_err[160], probe_err[160];
     double started, last_stats;
     uint64_t last_stats_records;
 
@@ -132,6 +138,8 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n);
 void ck_stop(run_t *r);
 void ck_advance(run_t *r); /* W moved: load customers due from Redis */
 int ck_metrics(run_t *r, strm_buf_t *b);
+/* Appends a line to out when the state cannot be kept (Redis away). */
+void ck_health(run_t *r, strm_buf_t *out);
 void ck_free(run_t *r);
 
 #endif

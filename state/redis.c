@@ -1,9 +1,12 @@
 /* state/redis.c: the Redis connection (see redis.h). Owns the hiredis
  * async context, its timers and the reconnection policy; knows nothing of
  * what the commands mean. */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
@@ -29,7 +32,27 @@ struct st_redis {
     int pending;    /* user commands in flight */
     int handshake;  /* AUTH/SELECT replies still expected */
     int backoff_ms;
+    st_redis_log_fn log;
 };
+
+static void say(st_redis_t *r, const char *fmt, ...)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "redis %s:%d: ", r->host, r->port);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(msg)) vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (r->log)
+        r->log(r->ud, msg);
+    else
+        fprintf(stderr, "segstream: %s\n", msg);
+}
+
+void st_redis_set_log(st_redis_t *r, st_redis_log_fn log)
+{
+    r->log = log;
+}
 
 typedef struct req {
     st_redis_t *r;
@@ -58,8 +81,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (!r || ac != r->ac) return;
         const redisReply *rp = reply;
         if (!rp || rp->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "segstream: redis %s:%d: handshake refused: %s\n", r->host, r->port,
-                    rp ? rp->str : "no reply");
+            say(r, "handshake refused: %s", rp ? rp->str : "no reply");
             return; /* the watchdog drops the connection and retries */
         }
         if (--r->handshake == 0) {
@@ -126,7 +148,7 @@ static void start_connect(st_redis_t *r)
     r->ac = redisAsyncConnect(r->host, r->port);
     if (!r->ac || r->ac->err) {
         const char *why = r->ac ? r->ac->errstr : "out of memory";
-        fprintf(stderr, "segstream: redis %s:%d: %s\n", r->host, r->port, why);
+        say(r, "%s", why);
         if (r->ac) redisAsyncFree(r->ac);
         r->ac = NULL;
         drop(r, NULL);
@@ -154,9 +176,7 @@ static void on_retry(uv_timer_t *t)
 /* Gives up the current connection (if any) and schedules the next try. */
 static void drop(st_redis_t *r, const char *why)
 {
-    if (why && !r->closing)
-        fprintf(stderr, "segstream: redis %s:%d: %s; reconnecting in %d ms\n", r->host, r->port,
-                why, r->backoff_ms);
+    if (why && !r->closing) say(r, "%s; reconnecting in %d ms", why, r->backoff_ms);
     if (r->ac) {
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
@@ -176,6 +196,15 @@ static void on_watch(uv_timer_t *t)
 {
     st_redis_t *r = t->data;
     if (r->state == S_DOWN) return;
+    /* the adapter never reports a failed connect (refused, unreachable):
+     * the socket's pending error tells, without waiting for the timeout */
+    int e = 0;
+    socklen_t el = sizeof(e);
+    if (r->state == S_CONNECTING && r->ac && r->ac->c.fd >= 0 &&
+        getsockopt(r->ac->c.fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e != 0) {
+        drop(r, strerror(e));
+        return;
+    }
     int waiting = r->state != S_UP || r->pending > 0;
     if (waiting && uv_now(r->loop) - r->since > (uint64_t)r->timeout_ms)
         drop(r, r->state == S_UP ? "no reply within the timeout" : "connect timed out");

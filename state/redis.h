@@ -33,6 +33,10 @@ st_redis_t *st_redis_new(uv_loop_t *loop, const st_redis_addr_t *a, int timeout_
                          st_redis_status_fn status, st_redis_reply_fn reply, void *ud, char *err,
                          size_t errlen);
 int st_redis_up(const st_redis_t *r);
+/* Where the connection's own messages go (a dropped connection and why, a
+ * refused handshake): default stderr. */
+typedef void (*st_redis_log_fn)(void *ud, const char *msg);
+void st_redis_set_log(st_redis_t *r, st_redis_log_fn log);
 /* Queues one command (arguments copied). Returns -1 when not up (nothing
  * queued, no callback), else 0 and reply(ud, privdata, ...) later. */
 int st_redis_cmd(st_redis_t *r, void *privdata, int argc, const char **argv, const size_t *lens);

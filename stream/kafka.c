@@ -269,6 +269,18 @@ int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partit
     return hi;
 }
 
+int strm_consumer_brokers_up(strm_consumer_t *c, int timeout_ms, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, NULL, &md, timeout_ms);
+    if (e) {
+        snprintf(err, errlen, "%s", rd_kafka_err2str(e));
+        return 0;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 1;
+}
+
 int strm_consumer_caught_up(strm_consumer_t *c, const char *topic, int32_t partition,
                             int64_t next_offset, int timeout_ms)
 {

@@ -88,6 +88,9 @@ int strm_consumer_commit_async(strm_consumer_t *c);
 /* The partition's high watermark as last seen in a fetch (no request is
  * sent), or -1 when unknown. */
 int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition);
+/* Whether a broker answers a metadata request within timeout_ms (blocks:
+ * call it off the loop). 1, or 0 with librdkafka's reason in err. */
+int strm_consumer_brokers_up(strm_consumer_t *c, int timeout_ms, char *err, size_t errlen);
 /* Asks the partition's leader for its end offset and tells whether
  * next_offset (-1: nothing consumed since assignment, then the committed
  * offset) has reached it: 1 yes, 0 no, -1 when the broker did not answer

@@ -531,6 +531,48 @@ Test(kafka, survives_broker_down_and_request_errors_without_losing_anything)
     strm_broker_free(br);
 }
 
+/* Polls /healthz (at most 30 s) until its status is want; returns the body. */
+static char *healthz_until(int port, int want)
+{
+    int st = 0;
+    char *h = NULL;
+    for (int i = 0; i < 150; i++) {
+        free(h);
+        h = h_http_get(port, "/healthz", &st);
+        if (st == want) break;
+        h_sleep(0.2);
+    }
+    cr_assert_eq(st, want, "/healthz: %d %s", st, h ? h : "");
+    return h;
+}
+
+/* /healthz says whether the daemon can work: 503 naming Kafka while no
+ * broker answers, 200 again once one does. */
+Test(kafka, healthz_reports_a_broker_outage)
+{
+    need_peers();
+    char err[256];
+    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
+    cr_assert_not_null(br, "%s", err);
+    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
+    cr_assert_eq(strm_broker_topic(br, "events", 1, err, sizeof(err)), 0);
+    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    write_cfg("run.yaml", B, "g-health", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    free(healthz_until(port, 200));
+    rd_kafka_mock_broker_set_down(mc, 1);
+    char *h = healthz_until(port, 503);
+    cr_assert(strstr(h, "kafka: no broker answers"), "%s", h);
+    free(h);
+    rd_kafka_mock_broker_set_up(mc, 1);
+    h = healthz_until(port, 200);
+    cr_assert_str_eq(h, "ok\n");
+    free(h);
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+    strm_broker_free(br);
+}
+
 /* Issue 6's skew: one partition is produced to the end of its history at
  * once while the other trickles in behind it; W follows the slower one, so
  * no customer of the lagging partition looks silent early, and the lifecycle

@@ -472,11 +472,19 @@ Test(redis, an_outage_of_redis_mid_run_changes_nothing)
     h_sleep(4);
     cr_expect_eq(metric(port, "segstream_redis_up"), 0);
     cr_assert(h_alive(pid), "the daemon waits for Redis, it does not die");
+    /* /healthz tells an orchestrator the daemon cannot work now, and why */
     int st;
     char *h = h_http_get(port, "/healthz", &st);
+    cr_assert_eq(st, 503, "/healthz during the outage: %d %s", st, h ? h : "");
+    cr_assert(h && strstr(h, "redis") && strstr(h, "down"), "%s", h ? h : "");
     free(h);
     redis = h_redis(dir, rport, 1); /* same port and files: the AOF is read back */
     cr_assert_gt(redis, 0);
+    for (int i = 0; i < 150 && st != 200; i++) {
+        h_sleep(0.2);
+        free(h_http_get(port, "/healthz", &st));
+    }
+    cr_assert_eq(st, 200, "/healthz once Redis is back");
     produce_lines(EVENTS / 2, EVENTS);
     finish(pid, port, "crash:", EVENTS, max_ts);
     same_as_clean_run(EVENTS, max_ts);
