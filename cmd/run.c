@@ -253,8 +253,46 @@ static int sink_dead(void *ud, const void *p, size_t len, const char *reason, co
     strm_dlq_headers(&d, reason, topic, partition, offset, "segstream_instance", r->instance, len,
                      DLQ_MAX_PAYLOAD);
     const strm_msg_t *m = r->cur_msg;
+    const void *key = NULL;
+    size_t key_len = 0;
+    if (m && m->offset == offset && m->partition == partition) {
+        key = m->key;
+        key_len = m->key_len;
+    } else { /* a held record, decided later: its own key */
+        int k = find_part(r, topic, partition, 0);
+        if (k >= 0 && r->parts[k].pp.held && r->parts[k].pp.held_offset == offset) {
+            key = r->parts[k].held_key;
+            key_len = r->parts[k].held_key_len;
+        }
+    }
     r->dlq_out++;
-    return produce(r, r->cfg.dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, p, d.send, d.h, d.n);
+    return produce(r, r->cfg.dlq_topic, key, key_len, p, d.send, d.h, d.n);
+}
+
+/* The partition's held record (pl_part_t) is gone: so is its key. */
+static void held_forget(part_t *p)
+{
+    pl_part_drop(&p->pp);
+    free(p->held_key);
+    p->held_key = NULL;
+    p->held_key_len = 0;
+}
+
+/* A partition idle with a record held as far ahead: nothing near it came,
+ * so it was a producer's bad clock. Dead-lettered in a unit of its own, and
+ * the partition's offset moves past it once that is delivered. */
+static int held_expire(run_t *r, int i)
+{
+    part_t *p = &r->parts[i];
+    if (!unit_open(r)) return -1;
+    int rc = pl_part_end(&r->pl, &p->pp);
+    held_forget(p);
+    if (rc < 0 || unit_offset(r->cur, i, p->gen, p->next_offset) < 0) {
+        r->cur = NULL;
+        return -1;
+    }
+    unit_close(r);
+    return 0;
 }
 
 /* ---------------- the watermark ---------------- */
@@ -394,6 +432,7 @@ static int advance_watermark(run_t *r)
         if (p->pp.hi > hi) hi = p->pp.hi;
         if (part_idle(r, i, now)) {
             p->no_evidence = 0; /* idle: a record it gets later is late, not a lag */
+            if (p->pp.held && held_expire(r, i) < 0) return -1;
             continue;
         }
         active++;
@@ -477,7 +516,7 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         /* a record held as far ahead is read again by whoever resumes it */
         if (!assigned && r->parts[k].pp.held) {
             r->parts[k].next_offset = r->parts[k].pp.held_offset;
-            pl_part_drop(&r->parts[k].pp);
+            held_forget(&r->parts[k]);
         }
         r->parts[k].owned = assigned;
         r->parts[k].gen += assigned;
@@ -590,6 +629,15 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         if (now - p->last_msg >= (double)r->cfg.idle_timeout_ms / 1000.0) r->wake_at = now;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
+        if (!p->pp.held) {
+            free(p->held_key);
+            p->held_key = NULL;
+        } else if (p->pp.held_offset == m->offset) { /* held just now: keep its key */
+            free(p->held_key);
+            p->held_key = m->key_len ? malloc(m->key_len) : NULL;
+            p->held_key_len = p->held_key ? m->key_len : 0;
+            if (p->held_key) memcpy(p->held_key, m->key, m->key_len);
+        }
         if (unit_offset(r->cur, k, p->gen, pl_part_commit(&p->pp, m->offset + 1)) < 0) return -1;
     }
     unit_close(r);
@@ -941,6 +989,12 @@ static int render_metrics(void *ud, strm_buf_t *b)
     uint64_t owned = 0;
     for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned != 0;
     rc |= http_metric_u64(b, "segstream_partitions_owned", NULL, owned);
+    uint64_t held = 0;
+    for (int i = 0; i < r->n_parts; i++) held += r->parts[i].owned && r->parts[i].pp.held;
+    rc |= http_metric1_u64(b, "segstream_records_held", "gauge",
+                           "records far ahead of their stream, waiting for the next one to "
+                           "decide (input.max_future_skew)",
+                           held);
     rc |= http_metric1_f64(b, "segstream_loop_lag_seconds", "gauge",
                            "how late the last 100 ms tick ran", r->loop_lag);
     rc |= http_metric1_f64(b, "segstream_loop_lag_max_seconds", "gauge",
@@ -1120,7 +1174,7 @@ out_props:
 out_pl:
     for (int i = 0; i < r->n_parts; i++) {
         free(r->parts[i].topic);
-        pl_part_drop(&r->parts[i].pp);
+        held_forget(&r->parts[i]);
     }
     free(r->parts);
     free(r->owner);

@@ -294,6 +294,11 @@ Test(kafka, dead_letters_keep_bytes_and_reason_and_the_daemon_goes_on)
     int port;
     pid_t run = start_run("run.yaml", "run.log", &port);
     wait_done(port, (double)(good + bad), INT64_MIN);
+    /* the year-2100 record is held until its partition's next record, or
+     * the partition going idle (1 s here) with nothing near it, tells a bad
+     * clock from a quiet gap: only then is it a dead letter */
+    cr_assert_eq(h_wait_metric(port, "segstream_records_held", 0, 0, 60), 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_producer_queue", 0, 0, 60), 0);
     cr_assert(h_alive(run), "the daemon must keep running");
     int st;
     char *h = h_http_get(port, "/healthz", &st);
@@ -324,6 +329,10 @@ Test(kafka, dead_letters_keep_bytes_and_reason_and_the_daemon_goes_on)
         cr_expect_not_null(strstr(d, want), "no dead letter with %s", want);
     }
     cr_expect_not_null(strstr(d, "\"value\": \"not json at all\""), "original bytes kept");
+    long keyed = 0; /* every bad record was produced with key "bad", the held one too */
+    for (const char *q = strstr(d, "\"key\": \"bad\""); q; q = strstr(q + 1, "\"key\": \"bad\""))
+        keyed++;
+    cr_expect_eq(keyed, bad, "dead letters keeping their record's key: %ld", keyed);
     cr_expect_not_null(strstr(d, "\"topic\": \"events\""));
     cr_expect_not_null(strstr(d, "\"offset\": \""));
     cr_expect_not_null(strstr(d, "\"partition\": \""));

@@ -28,12 +28,15 @@ static int rport;
 /* Consumer properties added to every config written (the assignment
  * strategy of the cooperative test); reset at each test's start. */
 static const char *props = "";
+/* watermark.idle_timeout of every config written; reset at each test's start */
+static const char *idle = "1s";
 
 static void setup(void)
 {
     dir = h_tmpdir();
     cr_assert_not_null(dir);
     props = "";
+    idle = "1s";
 }
 
 static void teardown(void)
@@ -74,9 +77,9 @@ static void write_cfg(const char *name, const char *group, const char *prefix, c
             "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  changes_topic: %s\n"
             "  properties:\n    session.timeout.ms: \"6000\"\n%s"
             "redis:\n  url: \"redis://127.0.0.1:%d\"\n  prefix: \"%s\"\n"
-            "watermark:\n  idle_timeout: 1s\n  idle_advance: false\n"
+            "watermark:\n  idle_timeout: %s\n  idle_advance: false\n"
             "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
-            B, group, changes, props, rport, prefix);
+            B, group, changes, props, rport, prefix, idle);
     fclose(f);
 }
 
@@ -1078,6 +1081,7 @@ Test(redis, a_record_held_as_far_ahead_when_the_run_stops_is_read_again)
 {
     need_tools();
     start(1, 0);
+    idle = "10m"; /* an idle partition would decide sooner: a bad clock */
     write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
     const int64_t T = 1700000000000LL, D = 86400000LL;
     produce_one("a", T);
