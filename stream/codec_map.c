@@ -989,6 +989,10 @@ int strm__map_event(strm__src_t *src, const strm__val_t *root, seg_event_t *ev, 
         r = map_segment(src, tp, ev);
     } else if (THAS(K_EVENT_NAME)) {
         r = map_ga4(src, tp, ev);
+    } else if ((THAS(K_USERID) || THAS(K_ANONYMOUSID)) && THAS(K_TYPE) &&
+               (str_is(&tp->v[K_TYPE], "identify") || str_is(&tp->v[K_TYPE], "group") ||
+                str_is(&tp->v[K_TYPE], "alias"))) {
+        r = "unsupported_segment_call"; /* not behaviour: only track, page and screen are */
     } else {
         r = map_contract(src, tp, ev);
     }

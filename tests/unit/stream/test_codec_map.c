@@ -177,6 +177,15 @@ Test(codec_map, segment_rules)
     cr_assert_str_eq(
         dec2("{\"event\":\"X\",\"userId\":\"\",\"timestamp\":\"2024-01-01T00:00:00Z\"}"),
         "missing_customer_id");
+    /* Segment calls that are not behaviour say so, not "no customer id" */
+    for (int i = 0; i < 3; i++) {
+        char b[200];
+        snprintf(b, sizeof b,
+                 "{\"type\":\"%s\",\"userId\":\"u\",\"traits\":{\"country\":\"FR\"},"
+                 "\"timestamp\":\"2024-01-01T00:00:00Z\"}",
+                 (const char *[]){"identify", "group", "alias"}[i]);
+        cr_assert_str_eq(dec2(b), "unsupported_segment_call");
+    }
     /* lenient on optional fields */
     cr_assert_null(dec2("{\"event\":\"X\",\"userId\":\"u\",\"timestamp\":\"2024-01-01T00:00:00Z\","
                         "\"properties\":{\"category\":7,\"coupon\":1},\"traits\":\"x\","
