@@ -53,17 +53,20 @@
 static int kopts(replay_t *rp, strm_kopts_t *o, const char ***props)
 {
     const cfg_t *c = &rp->cfg;
-    *props = calloc((size_t)c->n_kafka_props * 2 + 1, sizeof(char *));
+    int n = c->n_kafka_props;
+    *props = calloc((size_t)n * 3 + 1, sizeof(char *)); /* pairs, then origins */
     if (!*props) return -1;
-    for (int i = 0; i < c->n_kafka_props; i++) {
+    for (int i = 0; i < n; i++) {
         (*props)[2 * i] = c->kafka_props[i].key;
         (*props)[2 * i + 1] = c->kafka_props[i].val;
+        (*props)[2 * n + i] = c->kafka_props[i].origin;
     }
     *o = (strm_kopts_t){.brokers = rp->brokers,
                         .group_id = "segstream-replay",
                         .client_id = "segstream-replay",
                         .props = *props,
-                        .n_props = c->n_kafka_props,
+                        .n_props = n,
+                        .origins = *props + 2 * n,
                         .log = cli_kafka_log};
     return 0;
 }
@@ -101,7 +104,7 @@ int rp_kout_open(replay_t *rp)
     }
     k->p = strm_producer_new(&o, on_delivery, k, err, sizeof(err));
     if (!k->p) {
-        fprintf(stderr, "segstream replay: %s: %s\n", rp->cfg.source, err);
+        fprintf(stderr, "segstream replay: %s\n", err); /* a property's error names its origin */
         free(k->props);
         free(k);
         return -1;

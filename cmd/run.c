@@ -1081,17 +1081,20 @@ int cmd_run(int argc, char **argv)
     snprintf(r->instance, sizeof(r->instance), "%s:%d", hn, (int)getpid());
 
     int rc = 1;
-    const char **props = calloc((size_t)r->cfg.n_kafka_props * 2 + 1, sizeof(char *));
+    int np = r->cfg.n_kafka_props;
+    const char **props = calloc((size_t)np * 3 + 1, sizeof(char *)); /* pairs, then origins */
     if (!props) goto out_pl;
     for (int i = 0; i < r->cfg.n_kafka_props; i++) {
         props[2 * i] = r->cfg.kafka_props[i].key;
         props[2 * i + 1] = r->cfg.kafka_props[i].val;
+        props[2 * np + i] = r->cfg.kafka_props[i].origin;
     }
     strm_kopts_t ko = {.brokers = r->cfg.brokers,
                        .group_id = r->cfg.group_id,
                        .client_id = "segstream",
                        .props = props,
-                       .n_props = r->cfg.n_kafka_props,
+                       .n_props = np,
+                       .origins = props + 2 * np,
                        .log = cli_kafka_log};
     r->held_cap = HELD_HIGH + 4 * BATCH_MAX;
     r->held = calloc((size_t)r->held_cap, sizeof(*r->held));
@@ -1109,8 +1112,8 @@ int cmd_run(int argc, char **argv)
     }
     r->prod = strm_producer_new(&ko, on_delivery, r, err, sizeof(err));
     if (!r->prod) {
-        /* a bad kafka.properties entry lands here: name where it came from */
-        fprintf(stderr, "segstream run: %s: %s\n", r->cfg.source ? r->cfg.source : "config", err);
+        /* a bad kafka.properties entry lands here, named with where it was set */
+        fprintf(stderr, "segstream run: %s\n", err);
         rc = 2;
         goto out_http;
     }

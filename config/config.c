@@ -746,27 +746,35 @@ static int set_text(cfg_t *c, const keydef_t *k, const char *s, char *why, size_
     return rc;
 }
 
-static int set_prop(cfg_t *c, const char *key, const char *val)
+static int set_prop(cfg_t *c, const char *key, const char *val, const char *origin)
 {
     for (int i = 0; i < c->n_kafka_props; i++)
         if (!strcmp(c->kafka_props[i].key, key)) {
-            char *v = dup_str(val);
-            if (!v) return -1;
+            char *v = dup_str(val), *o = dup_str(origin);
+            if (!v || !o) {
+                free(v);
+                free(o);
+                return -1;
+            }
             free(c->kafka_props[i].val);
+            free(c->kafka_props[i].origin);
             c->kafka_props[i].val = v;
+            c->kafka_props[i].origin = o;
             return 0;
         }
     cfg_kv_t *p = realloc(c->kafka_props, (size_t)(c->n_kafka_props + 1) * sizeof *p);
     if (!p) return -1;
     c->kafka_props = p;
-    char *kk = dup_str(key), *vv = dup_str(val);
-    if (!kk || !vv) {
+    char *kk = dup_str(key), *vv = dup_str(val), *oo = dup_str(origin);
+    if (!kk || !vv || !oo) {
         free(kk);
         free(vv);
+        free(oo);
         return -1;
     }
     p[c->n_kafka_props].key = kk;
     p[c->n_kafka_props].val = vv;
+    p[c->n_kafka_props].origin = oo;
     c->n_kafka_props++;
     return 0;
 }
@@ -939,7 +947,10 @@ static int set_props_node(ld_t *L, const yaml_node_t *v, const char *path)
                 return fail(L, at_line(line_of(kn)), kp, "duplicate key");
         const char *val = scalar(L, vn, kp, 1);
         if (!val) return -1;
-        if (set_prop(c, key, val) < 0) return fail(L, at_line(line_of(kn)), kp, "out of memory");
+        char at[PATH_MAX_LEN + PROP_NAME_MAX + 4200];
+        snprintf(at, sizeof at, "%s:%d: %s", L->name, line_of(kn), kp);
+        if (set_prop(c, key, val, at) < 0)
+            return fail(L, at_line(line_of(kn)), kp, "out of memory");
     }
     return 0;
 }
@@ -1205,7 +1216,7 @@ static int apply_env_var(ld_t *L, const char *var)
         for (const char *p = name + pp; *p; p++)
             prop[j++] = *p == '_' ? '.' : (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
         prop[j] = 0;
-        if (set_prop(L->c, prop, val) < 0) return fail(L, o, NULL, "out of memory");
+        if (set_prop(L->c, prop, val, name) < 0) return fail(L, o, NULL, "out of memory");
         return 0;
     }
     for (int i = 0; i < N_KEYS; i++) {
@@ -1364,6 +1375,7 @@ void cfg_free(cfg_t *c)
     for (int i = 0; i < c->n_kafka_props; i++) {
         free(c->kafka_props[i].key);
         free(c->kafka_props[i].val);
+        free(c->kafka_props[i].origin);
     }
     free(c->kafka_props);
     for (int i = 0; i < c->n_rules; i++) {

@@ -12,6 +12,7 @@
 typedef struct cfg_kv {
     char *key;
     char *val;
+    char *origin; /* "FILE:LINE" or the environment variable that set it */
 } cfg_kv_t;
 
 /* One rule segment as written in the file (kept for cfg_dump; the compiled

@@ -46,7 +46,15 @@ static int set_user(rd_kafka_conf_t *conf, const strm_kopts_t *o, const char *mi
         size_t ml = strlen(mine), ol = strlen(other);
         if (strncmp(k, other, ol) == 0) continue;
         if (strncmp(k, mine, ml) == 0) k += ml;
-        if (set(conf, k, v, err, errlen) < 0) return -1;
+        if (set(conf, k, v, err, errlen) < 0) {
+            const char *at = o->origins ? o->origins[i] : NULL;
+            if (at && *at) {
+                char was[512];
+                snprintf(was, sizeof(was), "%s", err);
+                snprintf(err, errlen, "%s: %s", at, was);
+            }
+            return -1;
+        }
     }
     return 0;
 }

@@ -19,6 +19,9 @@ typedef struct strm_kopts {
     const char *client_id;    /* optional */
     const char *const *props; /* key, value, key, value, ... */
     int n_props;              /* number of pairs */
+    /* optional, one per pair: where it was set ("FILE:LINE", an environment
+     * variable), named first in a refused property's error */
+    const char *const *origins;
     /* librdkafka's own log lines (level: syslog 0..7), from its threads;
      * NULL: librdkafka prints them to stderr itself */
     void (*log)(int level, const char *facility, const char *message);

@@ -719,7 +719,16 @@ Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
     snprintf(path, sizeof(path), "%s/err.txt", dir);
     char *e = h_slurp(path, NULL);
     cr_assert_not_null(e);
-    cr_expect_not_null(strstr(e, "bad.yaml"), "%s", e);
-    cr_expect_not_null(strstr(e, "no.such.property"), "%s", e);
+    cr_expect_not_null(strstr(e, "bad.yaml:3: kafka.properties.no.such.property"), "%s", e);
+    free(e);
+    /* one set in the environment is named by its variable */
+    cr_assert_eq(h_run("SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH=1 SEGSTREAM_HTTP_LISTEN=127.0.0.1:0 %s "
+                       "run 2> %s/err.txt",
+                       SEG_BIN, dir),
+                 2);
+    e = h_slurp(path, NULL);
+    cr_assert_not_null(e);
+    cr_expect_not_null(strstr(e, "SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property no.such=1"),
+                       "%s", e);
     free(e);
 }
