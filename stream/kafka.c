@@ -17,6 +17,12 @@ static void (*log_fn)(int, const char *, const char *);
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    (void)rk;
+    /* kafka.properties go to both clients (unless prefixed consumer./producer.):
+     * a consumer property in the producer is expected, not worth a warning */
+    if (strcmp(fac, "CONFWARN") == 0 && (strstr(buf, "ignored by this producer instance") ||
+                                         strstr(buf, "ignored by this consumer instance")))
+        level = 7;
     if (log_fn) log_fn(level, fac, buf);
 }
 
