@@ -123,8 +123,58 @@ void pl_part_drop(pl_part_t *part)
 {
     free(part->held);
     free(part->held_topic);
+    free(part->held_key);
     part->held = NULL;
     part->held_topic = NULL;
+    part->held_key = NULL;
+    part->held_key_len = 0;
+}
+
+void pl_part_hold_key(pl_part_t *part, const void *key, size_t len)
+{
+    free(part->held_key);
+    part->held_key = len ? malloc(len) : NULL;
+    part->held_key_len = part->held_key ? len : 0;
+    if (part->held_key) memcpy(part->held_key, key, len);
+}
+
+const void *pl_part_key_of(const pl_part_t *part, int32_t partition, int64_t offset, size_t *len)
+{
+    if (!part->held || part->held_offset != offset || part->held_partition != partition)
+        return NULL;
+    *len = part->held_key_len;
+    return part->held_key;
+}
+
+/* What a record's time is checked against: the newest time this stream has
+ * shown. For a file, W; for a partition of run, the newest of its own, of W
+ * and of every partition here, so that neither a quiet partition nor one
+ * read ahead of the others makes good events "future". */
+static int64_t future_ref(const pl_t *pl, const pl_part_t *part)
+{
+    int64_t ref = pl->has_W ? pl->W : INT64_MIN;
+    if (pl->ext_W) {
+        if (part->hi > ref) ref = part->hi;
+        if (pl->ext_hi > ref) ref = pl->ext_hi;
+    }
+    return ref;
+}
+
+static int apply_held(pl_t *pl, pl_part_t *part);
+
+/* Decides the held record: applied when the stream has caught up with it
+ * or the next record (next_ts, when has_next) lands near it; else a dead
+ * letter. */
+static int decide_held(pl_t *pl, pl_part_t *part, int has_next, int64_t next_ts)
+{
+    int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part), t = part->held_ts;
+    int in_line = ref != INT64_MIN && t <= ref + skew;
+    int near = has_next && next_ts >= t - skew && next_ts <= t + skew;
+    if (in_line || near) return apply_held(pl, part);
+    int rc = pl_dead(pl, part->held, part->held_len, "future_ts", part->held_topic,
+                     part->held_partition, part->held_offset);
+    pl_part_drop(part);
+    return rc;
 }
 
 static int hold(pl_part_t *part, const seg_event_t *ev, const void *buf, size_t len,
@@ -147,11 +197,7 @@ static int hold(pl_part_t *part, const seg_event_t *ev, const void *buf, size_t 
 
 int pl_part_end(pl_t *pl, pl_part_t *part)
 {
-    if (!part->held) return 0;
-    int rc = pl_dead(pl, part->held, part->held_len, "future_ts", part->held_topic,
-                     part->held_partition, part->held_offset);
-    pl_part_drop(part);
-    return rc;
+    return part->held ? decide_held(pl, part, 0, 0) : 0;
 }
 
 /* A change decided at W for a customer other than the event's: its own
@@ -185,7 +231,6 @@ int pl_record(pl_t *pl, const void *buf, size_t len, const char *topic, int32_t 
     return pl_record_part(pl, &pl->file, buf, len, topic, partition, offset);
 }
 
-static int apply_held(pl_t *pl, pl_part_t *part);
 static int apply_event(pl_t *pl, pl_part_t *part, const seg_event_t *ev, uint64_t hash);
 
 /* One record already decoded into ev (ok) or refused (reason): everything
@@ -203,22 +248,11 @@ static int apply_decoded(pl_t *pl, pl_part_t *part, const seg_event_t *ev, int o
     pl->st.records++;
     if (!ok) return pl_dead(pl, buf, len, reason, topic, partition, offset);
     /* A record held as far ahead is decided by this one (a dead letter
-     * tells nothing): near it, the stream has moved on over a quiet gap and
-     * it is applied first; otherwise it was a producer's bad clock. */
-    int64_t skew = pl->cfg->max_future_skew_ms;
-    if (part->held) {
-        int near = ev->ts >= part->held_ts - skew && ev->ts <= part->held_ts + skew;
-        if (near ? apply_held(pl, part) : pl_part_end(pl, part)) return -1;
-    }
-    /* The reference is the newest time this stream has shown: for a file,
-     * W; for a partition of run, the newest of its own, of W and of every
-     * partition here, so that neither a quiet partition nor one read ahead
-     * of the others makes good events "future". */
-    int64_t ref = pl->has_W ? pl->W : INT64_MIN;
-    if (pl->ext_W) {
-        if (part->hi > ref) ref = part->hi;
-        if (pl->ext_hi > ref) ref = pl->ext_hi;
-    }
+     * tells nothing): near it, the stream has moved on over a quiet gap, and
+     * it is applied first (so it is if the stream caught up with it
+     * meanwhile); otherwise it was a producer's bad clock. */
+    if (part->held && decide_held(pl, part, 1, ev->ts) < 0) return -1;
+    int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part);
     if (ref != INT64_MIN && ev->ts > ref + skew)
         return hold(part, ev, buf, len, topic, partition, offset);
     return apply_event(pl, part, ev, hash);

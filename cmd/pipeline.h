@@ -40,6 +40,8 @@ typedef struct pl_part {
     int64_t held_ts, held_offset;
     int32_t held_partition;
     char *held_topic;
+    void *held_key; /* its Kafka key, set by the caller (pl_part_hold_key) */
+    size_t held_key_len;
 } pl_part_t;
 
 typedef struct pipeline {
@@ -111,9 +113,17 @@ static inline int64_t pl_part_commit(const pl_part_t *part, int64_t next)
 /* Forgets the held record, if any (its partition was revoked or the run
  * stops: its offset was not committed, so it is read again). */
 void pl_part_drop(pl_part_t *part);
-/* End of input: a held record had no next one to vouch for it, so it is
- * dead-lettered as future_ts. Returns -1 if the dead sink failed. */
+/* No next record will decide the held one (end of input, the partition
+ * idle, a replay's barrier): applied if the stream has caught up with it
+ * meanwhile (other partitions moved W or their newest time), else
+ * dead-lettered as future_ts. Returns -1 if a sink failed. */
 int pl_part_end(pl_t *pl, pl_part_t *part);
+/* The key of the record held just now (a copy), for its dead letter: call
+ * after the record when part->held_offset is its offset. */
+void pl_part_hold_key(pl_part_t *part, const void *key, size_t len);
+/* The held record's key when partition and offset are the held record's,
+ * else NULL. */
+const void *pl_part_key_of(const pl_part_t *part, int32_t partition, int64_t offset, size_t *len);
 /* Dead-letters a record that failed before decoding (framing). */
 int pl_dead(pl_t *pl, const void *buf, size_t len, const char *reason, const char *topic,
             int32_t partition, int64_t offset);

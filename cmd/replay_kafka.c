@@ -158,8 +158,14 @@ int rp_kout_dead(void *ud, const void *payload, size_t len, const char *reason, 
     strm_dlq_headers(&d, reason, topic, partition, offset, "segstream_replay", rp->input, len,
                      DLQ_MAX_BYTES);
     const strm_msg_t *m = rp->kout->cur;
-    return produce(rp, rp->dlq_topic, m ? m->key : NULL, m ? m->key_len : 0, payload, d.send, -1,
-                   d.h, d.n);
+    size_t key_len = 0;
+    const void *key =
+        pl_part_key_of(&rp->pl.file, partition, offset, &key_len); /* a held record's own */
+    if (!key && m && m->offset == offset && m->partition == partition) {
+        key = m->key;
+        key_len = m->key_len;
+    }
+    return produce(rp, rp->dlq_topic, key, key_len, payload, d.send, -1, d.h, d.n);
 }
 
 int rp_kout_close(replay_t *rp, int timeout_ms)
@@ -613,9 +619,11 @@ int rp_input_kafka(replay_t *rp, const char *topic)
             if (!best || before(p, best)) best = p;
         }
         if (!best && b) {
-            /* everything before the barrier is applied: W moves as it did live */
+            /* everything before the barrier is applied: W moves as it did
+             * live, where partitions idle long enough for it had their held
+             * record decided first */
             int64_t W = b->W < rp->pl.to ? b->W : rp->pl.to - 1;
-            if (pl_advance(&rp->pl, W) < 0) {
+            if (pl_part_end(&rp->pl, &rp->pl.file) < 0 || pl_advance(&rp->pl, W) < 0) {
                 fprintf(stderr, "segstream replay: writing output failed\n");
                 goto done;
             }
@@ -631,6 +639,9 @@ int rp_input_kafka(replay_t *rp, const char *topic)
         if (rp->kout) rp->kout->cur = m;
         int r = pl_record(&rp->pl, m->payload, m->len, topic, m->partition, m->offset);
         if (rp->kout) rp->kout->cur = NULL;
+        const pl_part_t *fp = &rp->pl.file;
+        if (fp->held && fp->held_offset == m->offset && fp->held_partition == m->partition)
+            pl_part_hold_key(&rp->pl.file, m->key, m->key_len);
         strm_msgs_release(m, 1);
         best->has_head = 0;
         if (r < 0) {

@@ -260,33 +260,23 @@ static int sink_dead(void *ud, const void *p, size_t len, const char *reason, co
         key_len = m->key_len;
     } else { /* a held record, decided later: its own key */
         int k = find_part(r, topic, partition, 0);
-        if (k >= 0 && r->parts[k].pp.held && r->parts[k].pp.held_offset == offset) {
-            key = r->parts[k].held_key;
-            key_len = r->parts[k].held_key_len;
-        }
+        if (k >= 0) key = pl_part_key_of(&r->parts[k].pp, partition, offset, &key_len);
     }
     r->dlq_out++;
     return produce(r, r->cfg.dlq_topic, key, key_len, p, d.send, d.h, d.n);
 }
 
-/* The partition's held record (pl_part_t) is gone: so is its key. */
-static void held_forget(part_t *p)
-{
-    pl_part_drop(&p->pp);
-    free(p->held_key);
-    p->held_key = NULL;
-    p->held_key_len = 0;
-}
-
-/* A partition idle with a record held as far ahead: nothing near it came,
- * so it was a producer's bad clock. Dead-lettered in a unit of its own, and
- * the partition's offset moves past it once that is delivered. */
+/* A partition idle with a record held as far ahead: nothing near it came.
+ * Applied if the other partitions caught up with it meanwhile (its
+ * customer is still here from its batch's prefetch: a revoke drops the
+ * held record), else a producer's bad clock: dead-lettered. In a unit of
+ * its own; the partition's offset moves past it once that is delivered. */
 static int held_expire(run_t *r, int i)
 {
     part_t *p = &r->parts[i];
     if (!unit_open(r)) return -1;
+    r->cur_part = i;
     int rc = pl_part_end(&r->pl, &p->pp);
-    held_forget(p);
     if (rc < 0 || unit_offset(r->cur, i, p->gen, p->next_offset) < 0) {
         r->cur = NULL;
         return -1;
@@ -516,7 +506,7 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         /* a record held as far ahead is read again by whoever resumes it */
         if (!assigned && r->parts[k].pp.held) {
             r->parts[k].next_offset = r->parts[k].pp.held_offset;
-            held_forget(&r->parts[k]);
+            pl_part_drop(&r->parts[k].pp);
         }
         r->parts[k].owned = assigned;
         r->parts[k].gen += assigned;
@@ -582,7 +572,8 @@ static void first_record(run_t *r, part_t *p, const strm_msg_t *m)
     const char *reason;
     if (strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &r->first_ev, &reason) < 0)
         return; /* a dead letter: the next record tells */
-    p->no_evidence = 0;
+    /* no_evidence stays until a record is applied (process()): one held as
+     * far ahead, or refused later, tells nothing */
     int64_t v = r->first_ev.ts - r->cfg.allowed_lateness_ms;
     if (r->pl.has_W && v < r->pl.W)
         watermark_back(r, v, "the first record of a partition taken over is behind");
@@ -620,6 +611,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         int rc =
             pl_record_part(&r->pl, &p->pp, m->payload, m->len, m->topic, m->partition, m->offset);
         r->cur_msg = NULL;
+        if (r->pl.accepted) p->no_evidence = 0;
         if (rc < 0) {
             /* a sink failed: nothing after this may be committed */
             r->cur = NULL;
@@ -629,15 +621,8 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         if (now - p->last_msg >= (double)r->cfg.idle_timeout_ms / 1000.0) r->wake_at = now;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
-        if (!p->pp.held) {
-            free(p->held_key);
-            p->held_key = NULL;
-        } else if (p->pp.held_offset == m->offset) { /* held just now: keep its key */
-            free(p->held_key);
-            p->held_key = m->key_len ? malloc(m->key_len) : NULL;
-            p->held_key_len = p->held_key ? m->key_len : 0;
-            if (p->held_key) memcpy(p->held_key, m->key, m->key_len);
-        }
+        if (p->pp.held && p->pp.held_offset == m->offset) /* held just now */
+            pl_part_hold_key(&p->pp, m->key, m->key_len);
         if (unit_offset(r->cur, k, p->gen, pl_part_commit(&p->pp, m->offset + 1)) < 0) return -1;
     }
     unit_close(r);
@@ -1177,7 +1162,7 @@ out_props:
 out_pl:
     for (int i = 0; i < r->n_parts; i++) {
         free(r->parts[i].topic);
-        held_forget(&r->parts[i]);
+        pl_part_drop(&r->parts[i].pp);
     }
     free(r->parts);
     free(r->owner);

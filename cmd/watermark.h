@@ -26,8 +26,6 @@ typedef struct part {
     double checked_at;
     int64_t checked_next;
     int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */
-    char *held_key;  /* the Kafka key of the record pp holds (for its dead letter) */
-    size_t held_key_len;
 } part_t;
 
 /* What partition p allows W to be: its newest event time less the allowed

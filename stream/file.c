@@ -11,15 +11,15 @@
  * reported once as -1 "oversized" and skipped; reading goes on. Records are
  * NUL-terminated in place.
  * msgpack: each record is framed by walking its structure with the
- * bounds-checked cursor (strm__mp_skip). A record cut short by the end of
- * the file is -1 "truncated_msgpack" with its bytes. An invalid byte is -1
+ * bounds-checked cursor (strm__mp_skip). An invalid byte is -1
  * "bad_msgpack" with the bytes from it to the next place a record can start
  * (a non-empty map whose first key is a string, that frames or may once more
  * bytes come; at most 64 KiB a dead letter), and reading goes on there:
- * nothing is dropped unreported.
- * A record larger than the maximum is -1 "oversized" (without its bytes),
- * and reading goes on after it, or where a record can start when its end is
- * beyond the maximum. */
+ * nothing is dropped unreported. A record whose end lies past the end of
+ * the file is -1 "truncated_msgpack" the same way (its header may be the
+ * corrupted byte), one whose end lies past the maximum record -1
+ * "oversized"; a framed record larger than the maximum is -1 "oversized"
+ * without its bytes, and reading goes on after it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -284,21 +284,11 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
             return 1;
         }
         if (r < 0) return resync(f, rec, len, reason, "bad_msgpack");
-        if (f->eof) {
-            *rec = f->buf + f->start;
-            *len = have;
-            f->start = f->end;
-            f->offset += have;
-            f->recno++;
-            *reason = "truncated_msgpack";
-            return -1;
-        }
-        if (have > f->max_rec) { /* its end is beyond what may be held */
-            int rc = resync(f, rec, len, reason, "oversized");
-            *rec = NULL;
-            *len = 0;
-            return rc;
-        }
+        /* cut short by the end of the file, or longer than may be held: its
+         * header may be a corrupted byte too, so the records after it are
+         * looked for (a record really cut short at the end finds none) */
+        if (f->eof) return resync(f, rec, len, reason, "truncated_msgpack");
+        if (have > f->max_rec) return resync(f, rec, len, reason, "oversized");
         if (fill(f) < 0) return fail(f, reason, "read_error");
     }
 }

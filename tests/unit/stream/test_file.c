@@ -262,6 +262,37 @@ Test(file, msgpack_malicious_and_invalid)
     unlink(path);
 }
 
+/* A corrupted header byte that claims more than the file holds (a map32 of
+ * 2^32 entries in place of a fixmap): the records after it are still read,
+ * the bad one is a dead letter with its bytes. */
+Test(file, msgpack_a_header_claiming_too_much_is_read_past)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 3);
+    size_t bad_at = b.len;
+    pack_events(&b, 1);
+    size_t bad_len = b.len - bad_at;
+    pack_events(&b, 4);
+    cr_assert_eq((unsigned char)b.p[bad_at] & 0xf0, 0x80, "a fixmap");
+    b.p[bad_at] = (char)0xdf;
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    const char *rec, *why;
+    size_t len;
+    for (int i = 0; i < 3; i++) cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), -1);
+    cr_assert_str_eq(why, "truncated_msgpack");
+    cr_assert_eq(len, bad_len);
+    cr_assert_eq(memcmp(rec, b.p + bad_at, len), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1, "record %d", i);
+    end_is(f, 0, NULL);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
 /* Garbage between records (a corrupted stretch of a file): every byte of it
  * comes back in dead letters of at most 64 KiB, and every record after it is
  * read; a record cut short at the end comes back with its bytes. */
