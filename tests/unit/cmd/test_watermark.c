@@ -1,7 +1,7 @@
 /* tests/unit/cmd/test_watermark.c: what W may be after an assignment
  * (cmd/watermark.c): a partition taken over that lags brings W back, one
  * with a later floor does not, kept partitions (an incremental assignment,
- * which the embedded broker never makes) keep W where it is, and one with
+ * as a cooperative-sticky group makes) keep W where it is, and one with
  * no evidence is marked for its first record. */
 #include <criterion/criterion.h>
 #include <string.h>
