@@ -947,6 +947,22 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     same_as_clean_run(EVENTS + 8, max_ts + 1);
 }
 
+enum { RELAYED_EVENTS = 40000 };
+
+/* The start of the tests whose first process, A, reaches Redis through a
+ * relay that can hold a transaction (cut): 8 partitions, RELAYED_EVENTS
+ * events of 2 000 customers (seed), A (port *pa) owning all 8. */
+static pid_t relayed_owner(int seed, int64_t *max_ts, pid_t *cut, int *pa)
+{
+    *max_ts = crash_setup(8, 2000, RELAYED_EVENTS, seed);
+    int via;
+    *cut = relay(0, NULL, h_path("hold"), &via);
+    write_cfg_via("a.yaml", via);
+    pid_t a = start_run("a.yaml", "a.log", pa);
+    cr_assert_eq(h_wait_metric(*pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    return a;
+}
+
 /* A checkpoint that reaches Redis only after another process took its
  * partitions over. The relay keeps A's transaction from its MULTI on; A is
  * then stopped (SIGSTOP) until the group gives its partitions to B, which
@@ -957,14 +973,11 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
  * more, and the state is the clean run's. */
 Test(redis, a_checkpoint_that_arrives_after_a_takeover_is_fenced)
 {
-    enum { CUSTOMERS = 2000, EVENTS = 40000 };
-    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 38);
-    int via;
-    pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    write_cfg_via("a.yaml", via);
+    enum { EVENTS = RELAYED_EVENTS };
+    int64_t max_ts;
+    pid_t cut;
     int pa, pb;
-    pid_t a = start_run("a.yaml", "a.log", &pa);
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    pid_t a = relayed_owner(38, &max_ts, &cut, &pa);
     produce_lines(0, EVENTS / 4);
     wait_checkpointed("crash:", EVENTS / 4);
     hold_next(EVENTS / 4, EVENTS / 2, "A sent no checkpoint after the first quarter");
@@ -1028,14 +1041,11 @@ Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
  * state and changes be the clean run's. */
 Test(redis, a_takeover_from_an_owner_that_never_checkpointed_brings_w_back)
 {
-    enum { CUSTOMERS = 2000, EVENTS = 40000 };
-    int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 40);
-    int via;
-    pid_t cut = relay(0, NULL, h_path("hold"), &via);
-    write_cfg_via("a.yaml", via);
+    enum { EVENTS = RELAYED_EVENTS };
+    int64_t max_ts;
+    pid_t cut;
     int pa, pb;
-    pid_t a = start_run("a.yaml", "a.log", &pa);
-    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    pid_t a = relayed_owner(40, &max_ts, &cut, &pa);
     pid_t b = start_run("crash.yaml", "b.log", &pb);
     cr_assert_eq(h_wait_metric(pb, "segstream_partitions_owned", 4, 0, 60), 4);
     cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
