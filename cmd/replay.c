@@ -589,11 +589,17 @@ int cmd_replay(int argc, char **argv)
     if ((rp->out_topic && guard_topic(rp, "--out", rp->out_topic, allow_live) < 0) ||
         (rp->dlq_topic && guard_topic(rp, "--dlq", rp->dlq_topic, allow_live) < 0))
         goto out_cfg;
-    if (redis_state && strcmp(prefix, cfg->redis_prefix) == 0 && !allow_live) {
+    /* one namespace inside the other counts too: a replay under seg:c: would
+     * write what `run` reads as customers, and --replace under "se" would
+     * delete the live state */
+    const char *live = cfg->redis_prefix;
+    if (redis_state && !allow_live &&
+        (strncmp(prefix, live, strlen(live)) == 0 || strncmp(live, prefix, strlen(prefix)) == 0)) {
         fprintf(stderr,
-                "segstream replay: --prefix %s is the live namespace (redis.prefix in %s); a "
+                "segstream replay: --prefix %s %s the live namespace %s (redis.prefix in %s); a "
                 "replay writes there only with --allow-live\n",
-                prefix, cfg->source);
+                *prefix ? prefix : "\"\"", strcmp(prefix, live) == 0 ? "is" : "overlaps", live,
+                cfg->source);
         goto out_cfg;
     }
 

@@ -152,6 +152,9 @@ static long scan_prefix(rconn_t *r, const char *prefix, int del)
     glob_of(prefix, pat, sizeof(pat));
     long n = 0;
     do {
+        /* the UNLINKs sent so far answer first: read them, or the next
+         * reply read would be one of theirs, not SCAN's */
+        if (drain(r) < 0) return -1;
         const char *argv[] = {"SCAN", cursor, "MATCH", pat, "COUNT", "1000"};
         redisReply *rep = cmd(r, "SCAN", 6, argv, NULL);
         if (!rep) return -1;

@@ -450,6 +450,14 @@ Test(kreplay, outputs_stay_out_of_the_live_namespaces_and_topics_carry_the_same_
                        SEG_BIN, in, B, dir, port),
                  2);
     cr_assert_eq(h_run("redis-cli -p %d dbsize | grep -qx 0", port), 0, "nothing written");
+    /* so is one inside it, or around it: seg:c: would write what run reads as
+     * customers, and se with --replace would delete the live state */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl --state "
+                           "redis://127.0.0.1:%d --prefix '%s' --replace 2>/dev/null",
+                           SEG_BIN, in, B, dir, port, (const char *[]){"seg:c:", "se", ""}[i]),
+                     2, "prefix '%s'", (const char *[]){"seg:c:", "se", ""}[i]);
+    cr_assert_eq(h_run("redis-cli -p %d dbsize | grep -qx 0", port), 0, "nothing written");
     const char *st = "--state redis://127.0.0.1:%d --prefix rp1:";
     char state[128];
     snprintf(state, sizeof(state), st, port);
@@ -475,9 +483,21 @@ Test(kreplay, outputs_stay_out_of_the_live_namespaces_and_topics_carry_the_same_
     cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl %s 2>/dev/null", SEG_BIN, in,
                        B, dir, state),
                  1, "a prefix that holds keys is refused");
+    /* --replace deletes its own keys, all of them, and only those, however
+     * many other keys share the database (their SCAN takes several pages) */
+    cr_assert_eq(h_run("redis-cli -p %d --scan --pattern 'rp1:*' | wc -l > %s/n1.txt && for i in "
+                       "$(seq 3000); do echo \"SET other:$i 1\"; done | redis-cli -p %d > "
+                       "/dev/null",
+                       port, dir, port),
+                 0);
     cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/o.jsonl %s --replace", SEG_BIN, in, B,
                        dir, state),
                  0);
+    cr_assert_eq(
+        h_run("redis-cli -p %d --scan --pattern 'rp1:*' | wc -l | cmp -s - %s/n1.txt", port, dir),
+        0, "the namespace after --replace holds what the first replay wrote");
+    cr_assert_eq(h_run("redis-cli -p %d --scan --pattern 'other:*' | wc -l | grep -qx 3000", port),
+                 0, "other keys untouched");
     /* the model it wrote, read back from Redis, is the model file */
     cr_assert_eq(h_run("redis-cli -p %d --no-raw get rp1:model > /dev/null", port), 0);
     cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/fr.jsonl --model "
