@@ -579,6 +579,34 @@ static void first_record(run_t *r, part_t *p, const strm_msg_t *m)
         watermark_back(r, v, "the first record of a partition taken over is behind");
 }
 
+/* The contract asks producers to key by customer id and lets them not key.
+ * One process applies either correctly; with several in a group, a
+ * customer whose records land on partitions owned by two processes is
+ * updated by both, and Redis keeps whichever checkpoint came last. Counted,
+ * and said once. */
+static void key_check(run_t *r, const strm_msg_t *m)
+{
+    const seg_event_t *e = &r->pl.ev;
+    const char *what;
+    if (!m->key_len) {
+        r->unkeyed++;
+        what = "no key";
+    } else if (m->key_len != e->id_len || memcmp(m->key, e->customer_id, e->id_len) != 0) {
+        r->key_other++;
+        what = "a key other than its customer id";
+    } else {
+        return;
+    }
+    if (r->key_warned) return;
+    r->key_warned = 1;
+    cli_log(LOG_WARN,
+            "%s[%" PRId32 "]@%" PRId64 " has %s: right while one process consumes the topic; "
+            "with several in the group, a customer whose records land on partitions of two "
+            "processes loses updates. Key records by customer id "
+            "(segstream_records_unkeyed_total, segstream_records_key_not_customer_total)",
+            m->topic, m->partition, m->offset, what);
+}
+
 static int process(run_t *r, strm_msg_t *ms, int n)
 {
     if (!unit_open(r)) return -1;
@@ -611,7 +639,10 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         int rc =
             pl_record_part(&r->pl, &p->pp, m->payload, m->len, m->topic, m->partition, m->offset);
         r->cur_msg = NULL;
-        if (r->pl.accepted) p->no_evidence = 0;
+        if (r->pl.accepted) {
+            p->no_evidence = 0;
+            key_check(r, m);
+        }
         if (rc < 0) {
             /* a sink failed: nothing after this may be committed */
             r->cur = NULL;
@@ -955,6 +986,11 @@ static int render_metrics(void *ud, strm_buf_t *b)
                            "times backpressure paused consumption", r->pauses);
     rc |= http_metric1_u64(b, "segstream_rebalances_total", "counter",
                            "partition assignments and revocations", r->rebalances);
+    rc |= http_metric1_u64(b, "segstream_records_unkeyed_total", "counter",
+                           "applied records without a Kafka key", r->unkeyed);
+    rc |=
+        http_metric1_u64(b, "segstream_records_key_not_customer_total", "counter",
+                         "applied records whose Kafka key is not their customer id", r->key_other);
     rc |= http_metric_head(b, "segstream_consumer_lag", "gauge",
                            "records behind the partition's high watermark (last fetch)");
     for (int i = 0; i < r->n_parts; i++) {

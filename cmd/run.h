@@ -83,6 +83,10 @@ typedef struct run {
     uint64_t batches, batch_bucket[N_BUCKETS + 1];
     double batch_sum;
     uint64_t produced, delivered, dlq_out, queue_full, pauses, rebalances, consumer_errors;
+    /* applied records keyed otherwise than by their customer id: safe in one
+     * process, not when several share the state (run.c key_check) */
+    uint64_t unkeyed, key_other;
+    int key_warned;
     double loop_lag, loop_lag_max;
     /* /healthz: the last probe of the brokers (a metadata request off the
      * loop, every HEALTH_PROBE_S) */

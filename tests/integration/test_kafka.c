@@ -207,6 +207,8 @@ Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
     /* the metrics count what was produced */
     cr_expect_eq(metric(port, "segstream_events_decoded_total"), (double)n);
     cr_expect_eq(metric(port, "segstream_events_applied_total"), (double)n);
+    cr_expect_eq(metric(port, "segstream_records_unkeyed_total"), 0);
+    cr_expect_eq(metric(port, "segstream_records_key_not_customer_total"), 0, "kcat keyed by id");
     double changes = changes_total(port);
     cr_assert_gt(changes, 0);
     cr_expect_eq(metric(port, "segstream_records_delivered_total"), changes);
@@ -556,8 +558,9 @@ static char *healthz_until(int port, int want)
 }
 
 /* /healthz says whether the daemon can work: 503 naming Kafka while no
- * broker answers, 200 again once one does. */
-Test(kafka, healthz_reports_a_broker_outage)
+ * broker answers, 200 again once one does. Then records keyed otherwise
+ * than by customer id. */
+Test(kafka, healthz_reports_a_broker_outage_and_keys_are_checked)
 {
     need_peers();
     char err[256];
@@ -578,6 +581,24 @@ Test(kafka, healthz_reports_a_broker_outage)
     h = healthz_until(port, 200);
     cr_assert_str_eq(h, "ok\n");
     free(h);
+
+    /* records not keyed by their customer id are applied, counted, and the
+     * log says once why several processes need the key */
+    cr_assert_eq(
+        h_run("printf '%%s\\n' '{\"customer_id\":\"u1\",\"type\":\"page_view\",\"ts\":1}' "
+              "'{\"customer_id\":\"u2\",\"type\":\"page_view\",\"ts\":2}' | kcat -P -b %s "
+              "-t events && printf 'k3\\t%%s\\n' '{\"customer_id\":\"u3\",\"type\":\"page_view\","
+              "\"ts\":3}' | kcat -P -b %s -t events -K '\\t' && printf 'u4\\t%%s\\n' "
+              "'{\"customer_id\":\"u4\",\"type\":\"page_view\",\"ts\":4}' | kcat -P -b %s -t "
+              "events -K '\\t'",
+              B, B, B),
+        0);
+    cr_assert_eq(h_wait_metric(port, "segstream_events_applied_total", 4, 0, 60), 4);
+    cr_assert_eq(metric(port, "segstream_records_unkeyed_total"), 2);
+    cr_assert_eq(metric(port, "segstream_records_key_not_customer_total"), 1);
+    char lp[600];
+    snprintf(lp, sizeof(lp), "%s/run.log", dir);
+    cr_assert_not_null(h_wait_line(lp, "Key records by customer id", 5));
     cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
     strm_broker_free(br);
 }
