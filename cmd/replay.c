@@ -634,13 +634,18 @@ int cmd_replay(int argc, char **argv)
     }
     rc = 1;
     pl_t *pl = &rp->pl;
+    /* files this run creates: removed again if it fails before reading a
+     * record (an input that cannot be opened leaves nothing behind) */
+    const char *made[2] = {NULL, NULL};
     if (model && (strncmp(model, "redis://", 8) == 0 ? model_load_redis(rp, model)
                                                      : model_load_file(rp, model)) < 0)
         goto done;
     if (redis_state && rp_redis_state_check(redis_state, prefix, replace) < 0) goto done;
 
     char dlq_path[4096];
+    struct stat st;
     if (!rp->out_topic) {
+        if (strcmp(out, "-") != 0 && stat(out, &st) != 0) made[0] = out;
         rp->out = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
         if (!rp->out) {
             fprintf(stderr, "segstream replay: %s: cannot write\n", out);
@@ -648,12 +653,12 @@ int cmd_replay(int argc, char **argv)
         }
     }
     /* OUT.dlq beside a regular file only: not /dev/null.dlq, not a pipe's */
-    struct stat st;
     if (!dlq && !rp->out_topic && strcmp(out, "-") != 0 && fstat(fileno(rp->out), &st) == 0 &&
         S_ISREG(st.st_mode)) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
     }
+    if (dlq && !rp->dlq_topic && stat(dlq, &st) != 0) made[1] = dlq;
     if (dlq && !rp->dlq_topic && !(rp->dlq = fopen(dlq, "wb"))) {
         fprintf(stderr, "segstream replay: %s: cannot write\n", dlq);
         goto done;
@@ -705,6 +710,8 @@ done:
     if (rp->kout) rp_kout_close(rp, 5000); /* a failed replay: not waiting long */
     if (rp->out && rp->out != stdout) fclose(rp->out);
     if (rp->dlq) fclose(rp->dlq);
+    for (int i = 0; i < 2 && rc != 0 && pl->st.records == 0 && pl->st.skipped == 0; i++)
+        if (made[i]) unlink(made[i]);
     pl_free(pl);
 out_cfg:
     strm_csvsrc_close(rp->csv);

@@ -235,6 +235,8 @@ Test(replay, bad_command_lines_fail_with_a_message)
 {
     cr_assert_eq(h_run("%s replay --out x 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s replay --input /nonexistent --out %s/o 2>%s/err", SEG_BIN, dir, dir), 1);
+    cr_assert_neq(h_run("test -e %s/o || test -e %s/o.dlq", dir, dir), 0,
+                  "an input that cannot be read leaves no output behind");
     /* the exit statuses --help gives: an input or a model that cannot be
      * read is a failure while running (1), whatever its format; a CSV input
      * without a mapping is a bad invocation (2) */
