@@ -104,11 +104,19 @@ static void json_obj(FILE *f, const msgpack_object *o)
     case MSGPACK_OBJECT_BOOLEAN:
         fputs(o->via.boolean ? "true" : "false", f);
         break;
+    /* beyond 2^53 (the dedup hashes) a JSON reader's double would round
+     * them: written as strings, exact */
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        fprintf(f, "%" PRIu64, o->via.u64);
+        if (o->via.u64 > (1ULL << 53))
+            fprintf(f, "\"%" PRIu64 "\"", o->via.u64);
+        else
+            fprintf(f, "%" PRIu64, o->via.u64);
         break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        fprintf(f, "%" PRId64, o->via.i64);
+        if (o->via.i64 < -(1LL << 53))
+            fprintf(f, "\"%" PRId64 "\"", o->via.i64);
+        else
+            fprintf(f, "%" PRId64, o->via.i64);
         break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:

@@ -144,6 +144,7 @@ static void build_customer(seg_t *s, seg_customer_t *c, const char *id)
         ev.channel = SEG_CH_WEB;
         ev.category_len = (uint8_t)snprintf(ev.category, sizeof(ev.category), "books");
         if (i % 2) ev.amount = amounts[i / 2], ev.has_amount = 1;
+        ev.event_id_len = (uint8_t)snprintf(ev.event_id, sizeof(ev.event_id), "e%d", i);
         if (i == 0) {
             ev.n_traits = 1;
             snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
@@ -265,7 +266,11 @@ Test(inspect, table_and_json_show_what_the_daemon_wrote)
         snprintf(o, sizeof(o), "%s/out", dir);
         cr_assert_eq(h_run("python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
                            "assert d[\"events\"] == 6; assert d[\"state\"][\"f\"][\"purchases\"] "
-                           "== %.17g; assert d[\"state\"][\"lc\"] == \"new\"' '%s'",
+                           "== %.17g; assert d[\"state\"][\"lc\"] == \"new\"; "
+                           /* the dedup hashes: exact, as strings beyond 2^53 */
+                           "dd = [int(x) for x in d[\"state\"][\"dd\"] if x]; assert len(dd) == 6; "
+                           "assert all(isinstance(x, str) for x in d[\"state\"][\"dd\"] "
+                           "if not isinstance(x, int) or x > 2**53)' '%s'",
                            c.f.purchases, o),
                      0, "%s", out);
     }
