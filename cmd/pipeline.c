@@ -130,8 +130,10 @@ void pl_part_drop(pl_part_t *part)
     part->held_key_len = 0;
 }
 
-void pl_part_hold_key(pl_part_t *part, const void *key, size_t len)
+void pl_part_hold_key(pl_part_t *part, int32_t partition, int64_t offset, const void *key,
+                      size_t len)
 {
+    if (!part->held || part->held_offset != offset || part->held_partition != partition) return;
     free(part->held_key);
     part->held_key = len ? malloc(len) : NULL;
     part->held_key_len = part->held_key ? len : 0;

@@ -118,9 +118,10 @@ void pl_part_drop(pl_part_t *part);
  * meanwhile (other partitions moved W or their newest time), else
  * dead-lettered as future_ts. Returns -1 if a sink failed. */
 int pl_part_end(pl_t *pl, pl_part_t *part);
-/* The key of the record held just now (a copy), for its dead letter: call
- * after the record when part->held_offset is its offset. */
-void pl_part_hold_key(pl_part_t *part, const void *key, size_t len);
+/* After each record (partition, offset) with its Kafka key: when it is the
+ * one held, a copy of its key is kept for its dead letter. */
+void pl_part_hold_key(pl_part_t *part, int32_t partition, int64_t offset, const void *key,
+                      size_t len);
 /* The held record's key when partition and offset are the held record's,
  * else NULL. */
 const void *pl_part_key_of(const pl_part_t *part, int32_t partition, int64_t offset, size_t *len);

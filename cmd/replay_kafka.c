@@ -639,9 +639,7 @@ int rp_input_kafka(replay_t *rp, const char *topic)
         if (rp->kout) rp->kout->cur = m;
         int r = pl_record(&rp->pl, m->payload, m->len, topic, m->partition, m->offset);
         if (rp->kout) rp->kout->cur = NULL;
-        const pl_part_t *fp = &rp->pl.file;
-        if (fp->held && fp->held_offset == m->offset && fp->held_partition == m->partition)
-            pl_part_hold_key(&rp->pl.file, m->key, m->key_len);
+        pl_part_hold_key(&rp->pl.file, m->partition, m->offset, m->key, m->key_len);
         strm_msgs_release(m, 1);
         best->has_head = 0;
         if (r < 0) {

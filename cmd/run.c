@@ -652,8 +652,7 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         if (now - p->last_msg >= (double)r->cfg.idle_timeout_ms / 1000.0) r->wake_at = now;
         p->last_msg = now;
         p->next_offset = m->offset + 1;
-        if (p->pp.held && p->pp.held_offset == m->offset) /* held just now */
-            pl_part_hold_key(&p->pp, m->key, m->key_len);
+        pl_part_hold_key(&p->pp, m->partition, m->offset, m->key, m->key_len);
         if (unit_offset(r->cur, k, p->gen, pl_part_commit(&p->pp, m->offset + 1)) < 0) return -1;
     }
     unit_close(r);

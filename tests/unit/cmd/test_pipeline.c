@@ -102,7 +102,9 @@ Test(pipeline, run_refers_to_every_partition_and_applies_what_the_stream_caught_
     feed(&p0, 0, 0, "a", T);
     feed(&p0, 0, 1, "x", T + 10 * D);
     cr_assert_not_null(p0.held);
-    pl_part_hold_key(&p0, "kx", 2);
+    pl_part_hold_key(&p0, 0, 1, "kx", 2);
+    pl_part_hold_key(&p0, 0, 0, "ka", 2); /* a's offset: not the held record, not kept */
+    pl_part_hold_key(&p0, 1, 1, "kb", 2); /* another partition's offset 1: neither */
     size_t kl = 0;
     const char *k = pl_part_key_of(&p0, 0, 1, &kl);
     cr_assert(k && kl == 2 && memcmp(k, "kx", 2) == 0);
