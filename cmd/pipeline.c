@@ -164,15 +164,18 @@ static int64_t future_ref(const pl_t *pl, const pl_part_t *part)
 
 static int apply_held(pl_t *pl, pl_part_t *part);
 
-/* Decides the held record: applied when the stream has caught up with it
- * or the next record (next_ts, when has_next) lands near it; else a dead
- * letter. */
+/* Decides the held record: applied when the stream has caught up with it,
+ * or the next record (next_ts, when has_next) is near it or later still
+ * (the stream moved on over a quiet gap, or two), or, with no next one,
+ * when there is nothing to hold it against (the first record of a fresh
+ * state and the only one); else a dead letter: the next record came back
+ * to an earlier time, or none came to vouch for it. */
 static int decide_held(pl_t *pl, pl_part_t *part, int has_next, int64_t next_ts)
 {
     int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part), t = part->held_ts;
     int in_line = ref != INT64_MIN && t <= ref + skew;
-    int near = has_next && next_ts >= t - skew && next_ts <= t + skew;
-    if (in_line || near) return apply_held(pl, part);
+    int vouched = has_next ? next_ts >= t - skew : ref == INT64_MIN;
+    if (in_line || vouched) return apply_held(pl, part);
     int rc = pl_dead(pl, part->held, part->held_len, "future_ts", part->held_topic,
                      part->held_partition, part->held_offset);
     pl_part_drop(part);
@@ -242,20 +245,24 @@ static int apply_decoded(pl_t *pl, pl_part_t *part, const seg_event_t *ev, int o
                          const char *reason, uint64_t hash, const void *buf, size_t len,
                          const char *topic, int32_t partition, int64_t offset)
 {
-    pl->accepted = 0;
+    pl->accepted = pl->decoded = 0;
     if (ok && (ev->ts < pl->from || ev->ts >= pl->to)) {
         pl->st.skipped++; /* outside the replayed range: as if absent */
         return 0;
     }
     pl->st.records++;
     if (!ok) return pl_dead(pl, buf, len, reason, topic, partition, offset);
+    pl->decoded = 1;
     /* A record held as far ahead is decided by this one (a dead letter
      * tells nothing): near it, the stream has moved on over a quiet gap, and
      * it is applied first (so it is if the stream caught up with it
      * meanwhile); otherwise it was a producer's bad clock. */
     if (part->held && decide_held(pl, part, 1, ev->ts) < 0) return -1;
+    /* Nothing to check against yet (a fresh state's first record): it
+     * waits for the next one too, or one bad clock would set W for all.
+     * max_future_skew 0: no check. */
     int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part);
-    if (ref != INT64_MIN && ev->ts > ref + skew)
+    if (skew > 0 && (ref == INT64_MIN || ev->ts > ref + skew))
         return hold(part, ev, buf, len, topic, partition, offset);
     return apply_event(pl, part, ev, hash);
 }

@@ -70,6 +70,8 @@ typedef struct pipeline {
     int64_t ext_hi; /* run: newest event time over all partitions (INT64_MIN: none),
                        the reference for a partition's first record */
     int accepted;   /* the last pl_record applied an event (or a duplicate) */
+    int decoded;    /* the last pl_record's own record is a valid event, in ev
+                       (applied, a duplicate, or held as far ahead) */
     /* run: 0 when this process no longer owns the customer (its partition
      * was revoked): its due entry is dropped, and owns_ud remembers it. */
     int (*owns)(void *ud, const seg_customer_t *c);

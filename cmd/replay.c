@@ -44,8 +44,10 @@ static void usage(FILE *f)
                "  -c, --config FILE     YAML configuration (defaults otherwise)\n"
                "      --from T          skip events before T (event time: ms or RFC 3339)\n"
                "      --to T            skip events at or after T\n"
-               "      --dlq D           dead letters: FILE (JSON lines; default OUT.dlq) or\n"
-               "                        kafka:TOPIC (default for a kafka: OUT: TOPIC.dlq)\n"
+               "      --dlq D           dead letters: FILE (JSON lines; default OUT.dlq),\n"
+               "                        '-' (stdout) or kafka:TOPIC (default for a kafka:\n"
+               "                        OUT: TOPIC.dlq); with none (--out -, /dev/null, a\n"
+               "                        pipe) they go to stderr, -q or not\n"
                "      --allow-live      allow writing to the live change/dead-letter topics\n"
                "                        or the live Redis prefix of the config\n"
                "      --model M         start from a saved model: a file (--save-model) or\n"
@@ -554,6 +556,11 @@ int cmd_replay(int argc, char **argv)
                         "--csv-preset NAME (see --help)\n");
         return 2;
     }
+    if (dlq && strcmp(dlq, "-") == 0 && strcmp(out, "-") == 0) {
+        fprintf(stderr, "segstream replay: --out - and --dlq - would share stdout: give one a "
+                        "file (or leave --dlq out: dead letters then go to stderr)\n");
+        return 2;
+    }
     const char *topics[] = {rp->input, out, dlq};
     for (int i = 0; i < 3; i++)
         if (is_topic(topics[i]) && !topics[i][6]) {
@@ -652,18 +659,24 @@ int cmd_replay(int argc, char **argv)
             goto done;
         }
     }
-    /* OUT.dlq beside a regular file only: not /dev/null.dlq, not a pipe's */
+    /* OUT.dlq beside a regular file only: not /dev/null.dlq, not a pipe's.
+     * Without one, dead letters go to stderr: never dropped (-q or not). */
     if (!dlq && !rp->out_topic && strcmp(out, "-") != 0 && fstat(fileno(rp->out), &st) == 0 &&
         S_ISREG(st.st_mode)) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
     }
-    if (dlq && !rp->dlq_topic && stat(dlq, &st) != 0) made[1] = dlq;
-    if (dlq && !rp->dlq_topic && !(rp->dlq = fopen(dlq, "wb"))) {
-        fprintf(stderr, "segstream replay: %s: cannot write\n", dlq);
-        goto done;
+    if (!rp->dlq_topic && (!dlq || strcmp(dlq, "-") == 0)) {
+        rp->dlq = dlq ? stdout : stderr;
+        rp->dlq_name = dlq ? "stdout" : "stderr";
+    } else {
+        if (!rp->dlq_topic && stat(dlq, &st) != 0) made[1] = dlq;
+        if (!rp->dlq_topic && !(rp->dlq = fopen(dlq, "wb"))) {
+            fprintf(stderr, "segstream replay: %s: cannot write\n", dlq);
+            goto done;
+        }
+        rp->dlq_name = rp->dlq_topic ? rp->dlq_topic : dlq;
     }
-    rp->dlq_name = rp->dlq_topic ? rp->dlq_topic : dlq;
     if ((rp->out_topic || rp->dlq_topic) && rp_kout_open(rp) < 0) goto done;
     pl->on_change = rp->out_topic ? rp_kout_change : write_change;
     pl->change_ud = rp;
@@ -695,10 +708,7 @@ int cmd_replay(int argc, char **argv)
         pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
         if (pl->st.skipped)
             fprintf(stderr, "skipped outside [from, to): %" PRIu64 "\n", pl->st.skipped);
-        if (pl->st.dead && rp->dlq_name)
-            fprintf(stderr, "dead letters written to %s\n", rp->dlq_name);
-        else if (pl->st.dead)
-            fprintf(stderr, "dead letters not written: --out is not a regular file; give --dlq\n");
+        if (pl->st.dead) fprintf(stderr, "dead letters written to %s\n", rp->dlq_name);
         if (redis_state) fprintf(stderr, "state written to %s under %s\n", redis_state, prefix);
         if (rp->csv)
             fprintf(stderr,
@@ -709,7 +719,7 @@ int cmd_replay(int argc, char **argv)
 done:
     if (rp->kout) rp_kout_close(rp, 5000); /* a failed replay: not waiting long */
     if (rp->out && rp->out != stdout) fclose(rp->out);
-    if (rp->dlq) fclose(rp->dlq);
+    if (rp->dlq && rp->dlq != stdout && rp->dlq != stderr) fclose(rp->dlq);
     for (int i = 0; i < 2 && rc != 0 && pl->st.records == 0 && pl->st.skipped == 0; i++)
         if (made[i]) unlink(made[i]);
     pl_free(pl);

@@ -639,10 +639,8 @@ static int process(run_t *r, strm_msg_t *ms, int n)
         int rc =
             pl_record_part(&r->pl, &p->pp, m->payload, m->len, m->topic, m->partition, m->offset);
         r->cur_msg = NULL;
-        if (r->pl.accepted) {
-            p->no_evidence = 0;
-            key_check(r, m);
-        }
+        if (r->pl.accepted) p->no_evidence = 0;
+        if (r->pl.decoded) key_check(r, m); /* a held record too: its own key, now */
         if (rc < 0) {
             /* a sink failed: nothing after this may be committed */
             r->cur = NULL;

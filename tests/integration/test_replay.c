@@ -231,6 +231,87 @@ Test(replay, a_quiet_gap_loses_no_event_and_a_lone_future_outlier_is_refused)
     free(snap);
 }
 
+/* The first record of a fresh state has nothing to be checked against: a
+ * bad clock there used to set W to 2099 and step every later customer to
+ * lapsed. It now waits for the next record like any far-ahead one. And a
+ * record after two gaps in a row is applied: the stream went on past it. */
+Test(replay, a_bad_clock_on_the_first_record_lapses_no_one)
+{
+    const long long T = 1700000000000LL, D = 86400000LL;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/first.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"customer_id\":\"fut\",\"type\":\"page_view\",\"ts\":4070908800000}\n");
+    const char *ids[] = {"n1", "n2", "g1", "g2", "g3"};
+    long long ts[] = {T, T + 1000, T + 100 * D, T + 200 * D, T + 200 * D + 5};
+    for (int i = 0; i < 5; i++)
+        fprintf(f, "{\"customer_id\":\"%s\",\"type\":\"page_view\",\"ts\":%lld}\n", ids[i], ts[i]);
+    fclose(f);
+    cr_assert_eq(h_run("%s replay -q --input %s/first.jsonl --out %s/first.out --snapshot %s/s.csv",
+                       SEG_BIN, dir, dir, dir),
+                 0);
+    snprintf(path, sizeof(path), "%s/first.out.dlq", dir);
+    char *dlq = h_slurp(path, NULL);
+    cr_assert_not_null(dlq);
+    cr_assert_eq(h_count_lines(path), 1, "%s", dlq);
+    cr_assert(strstr(dlq, "\"error\":\"future_ts\"") && strstr(dlq, "\"offset\":1,"), "%s", dlq);
+    free(dlq);
+    snprintf(path, sizeof(path), "%s/first.out", dir);
+    char *out = h_slurp(path, NULL);
+    cr_assert_not_null(out);
+    /* n1 and n2 go new -> active -> at_risk -> lapsed over 200 days, at
+     * the thresholds, not at once on a 2099 watermark */
+    cr_assert(strstr(out, "\"customer_id\":\"n1\",\"dimension\":\"lifecycle\",\"from\":\"at_risk\","
+                          "\"to\":\"lapsed\",\"ts\":1705184000000"),
+              "%s", out);
+    cr_assert_null(strstr(out, "2099"), "%s", out);
+    cr_assert_null(strstr(out, "4070908800000"), "%s", out);
+    free(out);
+    snprintf(path, sizeof(path), "%s/s.csv", dir);
+    char *snap = h_slurp(path, NULL);
+    cr_assert_not_null(snap);
+    for (int i = 0; i < 5; i++) {
+        char needle[16];
+        snprintf(needle, sizeof(needle), "\n%s,", ids[i]);
+        cr_assert(strstr(snap, needle), "%s missing: %s", ids[i], snap);
+    }
+    cr_assert_null(strstr(snap, "\nfut,"), "%s", snap);
+    free(snap);
+}
+
+/* Dead letters with nowhere beside --out to go (stdout, /dev/null, a pipe)
+ * go to stderr, -q or not; --dlq - is stdout. */
+Test(replay, dead_letters_without_a_file_go_to_stderr)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/neg.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"customer_id\":\"a\",\"type\":\"purchase\",\"ts\":1700000000000,\"amount\":-1}\n");
+    fprintf(f, "{\"customer_id\":\"a\",\"type\":\"page_view\",\"ts\":1700000000001}\n");
+    fclose(f);
+    cr_assert_eq(
+        h_run("%s replay -q --input %s/neg.jsonl --out - >%s/o1 2>%s/e1", SEG_BIN, dir, dir, dir),
+        0);
+    snprintf(path, sizeof(path), "%s/e1", dir);
+    char *e1 = h_slurp(path, NULL);
+    cr_assert(e1 && strstr(e1, "\"error\":\"negative_amount\""), "%s", e1 ? e1 : "");
+    free(e1);
+    cr_assert_eq(
+        h_run("%s replay -q --input %s/neg.jsonl --out /dev/null --dlq - >%s/o2 2>/dev/null",
+              SEG_BIN, dir, dir),
+        0);
+    snprintf(path, sizeof(path), "%s/o2", dir);
+    char *o2 = h_slurp(path, NULL);
+    cr_assert(o2 && strstr(o2, "\"error\":\"negative_amount\""), "%s", o2 ? o2 : "");
+    free(o2);
+    cr_assert_eq(
+        h_run("%s replay -q --input %s/neg.jsonl --out - --dlq - >/dev/null 2>&1", SEG_BIN, dir), 2,
+        "both on stdout: refused");
+}
+
 Test(replay, bad_command_lines_fail_with_a_message)
 {
     cr_assert_eq(h_run("%s replay --out x 2>/dev/null", SEG_BIN), 2);

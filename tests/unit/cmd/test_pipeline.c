@@ -126,3 +126,68 @@ Test(pipeline, run_refers_to_every_partition_and_applies_what_the_stream_caught_
     pl_part_drop(&p0);
     pl_part_drop(&p1);
 }
+
+Test(pipeline, a_fresh_states_first_record_waits_for_the_next)
+{
+    feed(&pl.file, 0, 1, "fut", T + 40000 * D); /* a bad clock, and nothing to hold it against */
+    cr_assert_not_null(pl.file.held);
+    cr_assert_eq(pl.has_W, 0, "W not set by a record still held");
+    cr_assert_eq(pl_part_commit(&pl.file, 2), 1);
+    feed(&pl.file, 0, 2, "a", T); /* far back: fut was the bad clock */
+    cr_assert_eq(n_dead, 1);
+    cr_assert_str_eq(dead[0], "fut");
+    /* a is held in turn (still nothing applied): b near it vouches */
+    feed(&pl.file, 0, 3, "b", T + 1000);
+    cr_assert_null(pl.file.held);
+    cr_assert(known("a") && known("b") && !known("fut"));
+    cr_assert_eq(pl.W, T + 1000);
+}
+
+Test(pipeline, gaps_in_a_row_are_applied_and_a_lone_first_record_is_kept)
+{
+    feed(&pl.file, 0, 1, "a", T);
+    cr_assert_eq(pl_part_end(&pl, &pl.file), 0); /* the only record: nothing says it is wrong */
+    cr_assert(known("a"));
+    feed(&pl.file, 0, 2, "b", T + 100 * D); /* held */
+    feed(&pl.file, 0, 3, "c", T + 200 * D); /* later still: b was a gap; c held in turn */
+    cr_assert(known("b"));
+    cr_assert_not_null(pl.file.held);
+    cr_assert_eq(pl_part_end(&pl, &pl.file), 0); /* nothing after c vouches for it */
+    cr_assert_eq(n_dead, 1);
+    cr_assert_str_eq(dead[0], "c");
+    cr_assert_eq(pl.W, T + 100 * D);
+}
+
+Test(pipeline, a_skew_of_zero_turns_the_check_off)
+{
+    pl_free(&pl);
+    cfg_free(&cfg);
+    char err[256];
+    const char *y = "input:\n  max_future_skew: 0\n";
+    cr_assert_eq(cfg_load_string(&cfg, y, strlen(y), "test", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(pl_init(&pl, &cfg, err, sizeof err), 0, "%s", err);
+    pl.on_dead = on_dead;
+    feed(&pl.file, 0, 1, "a", T);
+    cr_assert_null(pl.file.held);
+    feed(&pl.file, 0, 2, "b", T + 4000 * D);
+    cr_assert_null(pl.file.held);
+    cr_assert_eq(n_dead, 0);
+    cr_assert_eq(pl.W, T + 4000 * D);
+}
+
+Test(pipeline, run_dead_letters_a_bad_first_record_once_other_partitions_speak)
+{
+    pl.ext_W = 1;
+    pl_part_t p0, p1;
+    pl_part_init(&p0);
+    pl_part_init(&p1);
+    feed(&p0, 0, 0, "fut", T + 40000 * D); /* held: nothing anywhere yet */
+    feed(&p1, 1, 0, "a", T);               /* held too */
+    feed(&p1, 1, 1, "b", T + 1000);        /* vouches for a */
+    cr_assert(known("a") && known("b"));
+    cr_assert_eq(pl_part_end(&pl, &p0), 0); /* partition 0 idle: fut is not in line */
+    cr_assert_eq(n_dead, 1);
+    cr_assert_str_eq(dead[0], "fut");
+    pl_part_drop(&p0);
+    pl_part_drop(&p1);
+}
