@@ -1274,6 +1274,24 @@ static int validate(ld_t *L)
         return fail(L, L->org[ia], keys[ia].path,
                     "must be shorter than lifecycle.lapsed (%s < %s is false)", a, b);
     }
+    /* Outputs on an input topic feed the daemon its own output; two outputs
+     * on one topic mix change events, dead letters and W records. */
+    const char *out_key[] = {"kafka.changes_topic", "kafka.dlq_topic", "watermark.control_topic"};
+    const char *out_val[] = {c->changes_topic, c->dlq_topic, c->control_topic};
+    for (int i = 0; i < 3; i++) {
+        if (!out_val[i] || !out_val[i][0]) continue;
+        int ki = key_index(out_key[i]);
+        for (int t = 0; t < c->n_topics; t++)
+            if (strcmp(out_val[i], c->topics[t]) == 0)
+                return fail(L, L->org[ki], keys[ki].path,
+                            "'%s' is also an input topic (kafka.topics): segstream would read "
+                            "its own output",
+                            out_val[i]);
+        for (int j = 0; j < i; j++)
+            if (out_val[j] && strcmp(out_val[i], out_val[j]) == 0)
+                return fail(L, L->org[ki], keys[ki].path, "'%s' is also %s", out_val[i],
+                            out_key[j]);
+    }
     char e[REASON_LEN];
     if (seg_params_validate(&c->seg, e, sizeof e) < 0) {
         /* The core names its own field; point at the key that set it when

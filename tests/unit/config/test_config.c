@@ -990,3 +990,22 @@ Test(config, example_file_names_every_key)
     }
     cfg_free(&c);
 }
+
+/* An output topic that is an input would feed the daemon its own output;
+ * two outputs on one topic would mix what each carries. */
+Test(config, output_topics_are_not_inputs_nor_each_other)
+{
+    expect_err("kafka:\n  topics: [events, b]\n  changes_topic: b\n",
+               "t.yaml:3: kafka.changes_topic: 'b' is also an input topic (kafka.topics): "
+               "segstream would read its own output");
+    expect_err("kafka:\n  dlq_topic: segment-changes\n",
+               "t.yaml:2: kafka.dlq_topic: 'segment-changes' is also kafka.changes_topic");
+    expect_err("watermark:\n  control_topic: segstream.dlq\n",
+               "t.yaml:2: watermark.control_topic: 'segstream.dlq' is also kafka.dlq_topic");
+    setenv("SEGSTREAM_KAFKA_DLQ_TOPIC", "events", 1);
+    expect_err("", "env SEGSTREAM_KAFKA_DLQ_TOPIC: 'events' is also an input topic (kafka.topics): "
+                   "segstream would read its own output");
+    unsetenv("SEGSTREAM_KAFKA_DLQ_TOPIC");
+    expect_ok("watermark:\n  control_topic: \"\"\nkafka:\n  changes_topic: out\n");
+    cfg_free(&c);
+}
