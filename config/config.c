@@ -840,25 +840,6 @@ static int is_section(const char *path)
     return 0;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b), row[PATH_MAX_LEN + 1];
-    if (na > PATH_MAX_LEN || nb > PATH_MAX_LEN) return SIZE_MAX;
-    for (size_t j = 0; j <= nb; j++) row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[nb];
-}
-
 /* " (did you mean 'x'?)" for the closest known name under prefix, or "". */
 static void suggest(const char *prefix, const char *name, char *out, size_t outlen)
 {
@@ -873,7 +854,7 @@ static void suggest(const char *prefix, const char *name, char *out, size_t outl
         if (n >= sizeof cand) continue;
         memcpy(cand, p, n);
         cand[n] = 0;
-        size_t d = edit_distance(name, cand);
+        size_t d = seg_edit_distance(name, cand);
         if (d < best && d < strlen(cand)) {
             best = d;
             snprintf(out, outlen, " (did you mean '%s'?)", cand);
@@ -1018,7 +999,7 @@ static int set_rule_node(ld_t *L, const yaml_node_t *m, int ri)
             char hint[64] = "";
             size_t best = 3;
             for (int i = 0; i < 3; i++) {
-                size_t d = edit_distance(k, known[i]);
+                size_t d = seg_edit_distance(k, known[i]);
                 if (d < best && d < strlen(known[i]))
                     best = d, snprintf(hint, sizeof hint, " (did you mean '%s'?)", known[i]);
             }
@@ -1238,7 +1219,7 @@ static int apply_env_var(ld_t *L, const char *var)
     for (int i = 0; i < N_KEYS; i++) {
         char en[PATH_MAX_LEN + 16];
         env_name(&keys[i], en, sizeof en);
-        size_t d = edit_distance(name, en);
+        size_t d = seg_edit_distance(name, en);
         if (d < best) best = d, snprintf(hint, sizeof hint, " (did you mean %s?)", en);
     }
     return fail(L, o, NULL, "unknown setting%s", hint);

@@ -98,6 +98,41 @@ static int parse_number(const char *s, double *out)
         goto fail;                                                                                 \
     } while (0)
 
+size_t seg_edit_distance(const char *a, const char *b)
+{
+    enum { MAX = 128 };
+    size_t na = strlen(a), nb = strlen(b), row[MAX + 1];
+    if (na > MAX || nb > MAX) return SIZE_MAX;
+    for (size_t j = 0; j <= nb; j++) row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[nb];
+}
+
+/* The feature a bare name is a slip for, or NULL: "ordrs != 1" would
+ * otherwise compile as a condition on a trait "ordrs", true for every
+ * customer. One edit, or two in a name of six bytes or more, so that short
+ * trait names stay traits ("age" is two edits from "aov"). */
+static const char *feature_slip(const char *name)
+{
+    const char *best = NULL;
+    size_t bd = strlen(name) >= 6 ? 3 : 2;
+    for (int i = 0; seg_feature_names[i]; i++) {
+        size_t d = seg_edit_distance(name, seg_feature_names[i]);
+        if (d < bd) bd = d, best = seg_feature_names[i];
+    }
+    return best;
+}
+
 static int cond_compile(cond_t *c, const char *text, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
@@ -153,6 +188,11 @@ static int cond_compile(cond_t *c, const char *text, char *err, size_t errlen)
         c->subj = SUBJ_TRAIT;
         memcpy(c->key, k, strlen(k) + 1);
     } else if (c->op == OP_EQ || c->op == OP_NE || c->op == OP_IN || c->op == OP_NOT_IN) {
+        const char *slip = feature_slip(name);
+        if (slip)
+            FAIL("unknown feature '%s' (did you mean %s? a trait of that name is written "
+                 "traits.%s)",
+                 name, slip, name);
         if (nlen >= SEG_TRAIT_KEY) FAIL("trait name '%s' too long", name);
         c->subj = SUBJ_TRAIT;
         memcpy(c->key, name, nlen + 1);

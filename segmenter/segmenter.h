@@ -133,6 +133,10 @@ const char *seg_rule_name(const seg_ruleset_t *rs, int i);
 /* Names a rule condition may use, with a one-line meaning, NULL-terminated. */
 extern const char *const seg_feature_names[];
 
+/* Levenshtein distance, for "did you mean" hints (rules here, keys in
+ * config/); SIZE_MAX for a name over 128 bytes. */
+size_t seg_edit_distance(const char *a, const char *b);
+
 /* ---------- the model: streaming centroids ---------- */
 typedef struct seg_cluster {
     int32_t id; /* stable: never reused for another centroid */

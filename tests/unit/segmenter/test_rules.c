@@ -36,6 +36,19 @@ Test(rules, compile_errors_name_the_problem)
     expect_error("country in []", "empty list");
     expect_error("monetary in [1, 2]", "'in' takes a trait");
     expect_error("", "expected a feature or trait name");
+    /* a slip for a feature is not taken as a trait of that name */
+    expect_error("ordrs != 1", "unknown feature 'ordrs' (did you mean orders?");
+    expect_error("monetery == 0", "did you mean monetary?");
+    expect_error("evening_shar in [1]", "did you mean evening_share?");
+}
+
+Test(rules, short_or_distant_names_stay_traits)
+{
+    const char *conds[] = {"age == 30", "country == GB", "traits.ordrs != 1", "tier in [gold]"};
+    for (int i = 0; i < 4; i++) {
+        seg_t *s = build("t", 0, &conds[i], 1);
+        seg_free(s);
+    }
 }
 
 Test(rules, bad_names_and_duplicates)
