@@ -523,7 +523,7 @@ static int traits_cb(void *ud, const char *key, size_t klen, const strm__val_t *
         klen >= 1 && klen < SEG_TRAIT_KEY &&
         (!strm__needs_care(key, klen) || (!memchr(key, 0, klen) && strm__utf8_valid(key, klen)));
     if (v->t == STRM_V_STR)
-        vl = get_str(v, val, sizeof val, 0);
+        vl = get_str(v, val, sizeof val, 1); /* a long city name: cut, as CSV does */
     else if (t->strict)
         vl = num_text(v, val, sizeof val);
     else
@@ -915,7 +915,7 @@ static int ga4_ts(const strm__val_t *v, int64_t *ms)
 static void ga4_trait(seg_event_t *ev, const char *key, const strm__val_t *v)
 {
     char val[SEG_TRAIT_VAL];
-    long n = get_str(v, val, sizeof val, 0);
+    long n = get_str(v, val, sizeof val, 1);
     if (n <= 0 || strcmp(val, "(not set)") == 0) return;
     add_trait(ev, key, strlen(key), val, (size_t)n);
 }

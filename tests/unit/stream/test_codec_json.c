@@ -196,6 +196,16 @@ Test(codec_json, unicode_escapes)
     ACCEPT("{" OK_BASE ",\"traits\":{\"c\\u00e9\":\"\\u00e9t\\u00e9\"}}");
     cr_assert_str_eq(ev.traits[0].key, "c\xC3\xA9");
     cr_assert_str_eq(ev.traits[0].val, "\xC3\xA9t\xC3\xA9");
+    /* a value over 47 bytes is cut there, before a character that would not
+     * fit (46 x's and a 2-byte é: 46 bytes kept), escaped or not */
+    ACCEPT("{" OK_BASE
+           ",\"traits\":{\"city\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\xC3\xA9"
+           "yy\"}}");
+    cr_assert_eq(strlen(ev.traits[0].val), 46);
+    ACCEPT("{" OK_BASE
+           ",\"traits\":{\"city\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\u00e9"
+           "yy\"}}");
+    cr_assert_str_eq(ev.traits[0].val, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\xC3\xA9");
 }
 
 Test(codec_json, duplicate_keys_last_wins)
