@@ -239,7 +239,14 @@ static void kout_dr(void *ud, void *opaque, const char *error, const char *topic
 static int kout_open(kout_t *k, const char *brokers, const char *topic)
 {
     char err[512];
-    strm_kopts_t o = {.brokers = brokers, .client_id = "segstream-gen"};
+    /* A generator gives up on brokers that do not answer (30 s a record)
+     * and says so, where the daemon's producer retries for ever. */
+    static const char *const props[] = {"message.timeout.ms", "30000"};
+    strm_kopts_t o = {.brokers = brokers,
+                      .client_id = "segstream-gen",
+                      .props = props,
+                      .n_props = 1,
+                      .log = cli_kafka_log};
     k->topic = topic;
     k->p = strm_producer_new(&o, kout_dr, k, err, sizeof(err));
     if (!k->p) fprintf(stderr, "segstream gen: %s\n", err);
@@ -290,7 +297,8 @@ static void usage(FILE *f)
                "  -m, --events M      events in all (default 20 per customer)\n"
                "  -s, --seed S        random seed (default 1)\n"
                "  -o, --out FILE      output ('-' = stdout), or kafka:TOPIC (keyed by\n"
-               "                      customer id, record timestamp = event time)\n"
+               "                      customer id, record timestamp = event time; exit 1\n"
+               "                      when a record is not delivered within 30 s)\n"
                "      --brokers B     bootstrap servers for kafka: (default\n"
                "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
                "      --format F      json (default) or msgpack\n"

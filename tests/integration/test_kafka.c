@@ -753,3 +753,20 @@ Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
                        "%s", e);
     free(e);
 }
+
+/* gen is a command-line tool: with no broker answering it gives up (30 s a
+ * record) and says how many records were not delivered, exit 1, where the
+ * daemon's producer retries for ever. */
+Test(kafka, gen_gives_up_on_brokers_that_do_not_answer)
+{
+    cr_assert_eq(h_run("%s gen --customers 5 --events 5 --out kafka:events --brokers 127.0.0.1:1 "
+                       "2> %s/gen_err.txt",
+                       SEG_BIN, dir),
+                 1);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/gen_err.txt", dir);
+    char *e = h_slurp(path, NULL);
+    cr_assert_not_null(e);
+    cr_expect_not_null(strstr(e, "5 of 5 records not delivered"), "%s", e);
+    free(e);
+}
