@@ -45,9 +45,17 @@ int cmd_broker(int argc, char **argv)
                 return 2;
             }
             break;
-        case 't':
+        case 't': {
+            /* every comma-separated name non-empty, as kafka.topics wants */
+            size_t n = strlen(optarg);
+            if (!n || optarg[0] == ',' || optarg[n - 1] == ',' || strstr(optarg, ",,")) {
+                fprintf(stderr, "segstream broker: --topics: an empty topic name in '%s'\n",
+                        optarg);
+                return 2;
+            }
             topics = optarg;
             break;
+        }
         case 'n':
             if (cli_parse_u64(optarg, &nodes) < 0 || nodes < 1 || nodes > 16) {
                 fprintf(stderr, "segstream broker: --nodes: expected 1..16, got '%s'\n", optarg);

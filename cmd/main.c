@@ -28,7 +28,14 @@ static void usage(FILE *f)
 
 int cmd_version(int argc, char **argv)
 {
-    (void)argc, (void)argv;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: segstream version   (also segstream --version): print the version\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "segstream version: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
     printf("segstream 0.1.0\n");
     return 0;
 }
@@ -39,6 +46,8 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+        return cmd_version(1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "segstream: unknown command '%s'\n", argv[1]);

@@ -342,3 +342,20 @@ Test(replay, bad_command_lines_fail_with_a_message)
     cr_assert(strstr(err, "cfg.yaml"), "error names the file: %s", err);
     free(err);
 }
+
+/* Every command answers --help with exit 0 on stdout; the version is there
+ * as a command and as --version; bad topic lists are refused. */
+Test(replay, every_command_has_help_and_the_version_is_there)
+{
+    const char *cmds[] = {"run", "broker", "gen", "replay", "inspect", "compare", "version"};
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(h_run("%s %s --help >%s/help.txt 2>&1 && grep -q usage %s/help.txt", SEG_BIN,
+                           cmds[i], dir, dir),
+                     0, "%s --help", cmds[i]);
+    cr_assert_eq(h_run("%s --version | grep -q '^segstream [0-9]'", SEG_BIN), 0);
+    cr_assert_eq(h_run("%s version | grep -q '^segstream [0-9]'", SEG_BIN), 0);
+    cr_assert_eq(h_run("%s --help >/dev/null", SEG_BIN), 0);
+    cr_assert_eq(h_run("%s nosuch 2>/dev/null", SEG_BIN), 2);
+    cr_assert_eq(h_run("%s broker --topics a,,b 2>/dev/null", SEG_BIN), 2);
+    cr_assert_eq(h_run("%s broker --topics '' 2>/dev/null", SEG_BIN), 2);
+}
