@@ -191,7 +191,10 @@ int rp_input_file(replay_t *rp)
         if (r == 0) break;
         /* a bad record is a dead letter (in a msgpack file, the bytes up to
          * where a record can start again, and reading goes on there) */
-        if (r < 0 && pl_dead(pl, rec ? rec : "", len, reason, rp->input, 0, recno) < 0) goto done;
+        if (r < 0) {
+            pl->st.records++; /* counted like a record that does not decode */
+            if (pl_dead(pl, rec ? rec : "", len, reason, rp->input, 0, recno) < 0) goto done;
+        }
         if (rp->progress) {
             double now = cli_monotonic_s();
             if (now - last >= 0.5) {
