@@ -15,8 +15,8 @@ const char *const seg_feature_names[] = {
 };
 
 const char *const seg_vector_names[SEG_DIM] = {
-    "log_visits",       "log_purchases", "log_monetary",  "log_aov",       "discount_share",
-    "cart_abandonment", "email_share",   "evening_share", "weekend_share", "app_share",
+    "log_visits",       "log_purchases",     "log_monetary",  "log_aov",       "discount_share",
+    "cart_abandonment", "email_event_share", "evening_share", "weekend_share", "app_share",
 };
 
 int seg__feature_index(const char *name, size_t len)

@@ -49,7 +49,7 @@ static char *slurp(const char *name)
 #define SNAP_HEADER                                                                                \
     "customer_id,lifecycle,cluster,cluster_label,rules,events,orders,revenue,first_seen,"          \
     "last_seen,log_visits,log_purchases,log_monetary,log_aov,discount_share,cart_abandonment,"     \
-    "email_share,evening_share,weekend_share,app_share\n"
+    "email_event_share,evening_share,weekend_share,app_share\n"
 #define VEC ",0,0,0,0,0,0,0,0,0,0\n"
 
 /* A: six customers; B: five of them (c6 is gone) and a new one (c7).
