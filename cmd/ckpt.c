@@ -1284,6 +1284,8 @@ static void take_assignment(run_t *r, const redisReply *rp)
         if (e->type == REDIS_REPLY_STRING) {
             int64_t hi = strtoll(e->str, NULL, 10);
             if (hi > r->parts[p].pp.hi) r->parts[p].pp.hi = hi;
+            /* every partition's first record is checked against it too */
+            if (hi > r->pl.ext_hi) r->pl.ext_hi = hi;
         }
         /* the state resumed is Redis's, stepped to the W stored with it */
         r->parts[p].w_floor = w->type == REDIS_REPLY_STRING ? strtoll(w->str, NULL, 10) : INT64_MIN;

@@ -222,6 +222,8 @@ typedef struct {
     const char *topic;
     uint64_t sent, delivered, failed;
     const char *last_error;
+    uint64_t progress; /* delivered + failed when it last moved, at `since` */
+    double since;
 } kout_t;
 
 static void kout_dr(void *ud, void *opaque, const char *error, const char *topic, const void *key,
@@ -239,18 +241,32 @@ static void kout_dr(void *ud, void *opaque, const char *error, const char *topic
 static int kout_open(kout_t *k, const char *brokers, const char *topic)
 {
     char err[512];
-    /* A generator gives up on brokers that do not answer (30 s a record)
-     * and says so, where the daemon's producer retries for ever. */
-    static const char *const props[] = {"message.timeout.ms", "30000"};
-    strm_kopts_t o = {.brokers = brokers,
-                      .client_id = "segstream-gen",
-                      .props = props,
-                      .n_props = 1,
-                      .log = cli_kafka_log};
+    strm_kopts_t o = {.brokers = brokers, .client_id = "segstream-gen", .log = cli_kafka_log};
     k->topic = topic;
+    k->since = cli_monotonic_s();
     k->p = strm_producer_new(&o, kout_dr, k, err, sizeof(err));
     if (!k->p) fprintf(stderr, "segstream gen: %s\n", err);
     return k->p ? 0 : -1;
+}
+
+/* A generator gives up when no record has been delivered for this long
+ * while records wait (brokers that do not answer), where the daemon's
+ * producer retries for ever. A slow broker that still takes records is
+ * waited for. */
+#define KOUT_STALL_S 30.0
+
+/* Polls for up to ms; -1 once nothing was delivered for KOUT_STALL_S. */
+static int kout_wait(kout_t *k, int ms)
+{
+    strm_producer_poll(k->p, ms);
+    double now = cli_monotonic_s();
+    if (k->delivered + k->failed != k->progress) {
+        k->progress = k->delivered + k->failed;
+        k->since = now;
+    } else if (now - k->since >= KOUT_STALL_S) {
+        return -1;
+    }
+    return 0;
 }
 
 static int kout_send(kout_t *k, const seg_event_t *ev, const void *p, size_t len)
@@ -264,7 +280,12 @@ static int kout_send(kout_t *k, const seg_event_t *ev, const void *p, size_t len
             fprintf(stderr, "segstream gen: %s\n", err);
             return -1;
         }
-        strm_producer_poll(k->p, 100); /* queue full: let deliveries drain */
+        /* queue full: let deliveries drain */
+        if (kout_wait(k, 100) < 0) {
+            fprintf(stderr, "segstream gen: no record delivered for %.0f s: giving up\n",
+                    KOUT_STALL_S);
+            return -1;
+        }
     }
     k->sent++;
     if ((k->sent & 1023) == 0) strm_producer_poll(k->p, 0);
@@ -273,9 +294,14 @@ static int kout_send(kout_t *k, const seg_event_t *ev, const void *p, size_t len
 
 static int kout_close(kout_t *k)
 {
-    int left = strm_producer_flush(k->p, 120000);
+    int left;
+    while ((left = strm_producer_flush(k->p, 1000)) > 0 && kout_wait(k, 0) == 0) {
+    }
     strm_producer_poll(k->p, 0);
     if (left || k->failed) {
+        if (left)
+            fprintf(stderr, "segstream gen: no record delivered for %.0f s: giving up\n",
+                    KOUT_STALL_S);
         fprintf(stderr, "segstream gen: %" PRIu64 " of %" PRIu64 " records not delivered\n",
                 k->sent - k->delivered, k->sent);
         return -1;
@@ -298,7 +324,7 @@ static void usage(FILE *f)
                "  -s, --seed S        random seed (default 1)\n"
                "  -o, --out FILE      output ('-' = stdout), or kafka:TOPIC (keyed by\n"
                "                      customer id, record timestamp = event time; exit 1\n"
-               "                      when a record is not delivered within 30 s)\n"
+               "                      when no record is delivered for 30 s)\n"
                "      --brokers B     bootstrap servers for kafka: (default\n"
                "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
                "      --format F      json (default) or msgpack\n"

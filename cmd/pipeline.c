@@ -151,7 +151,10 @@ const void *pl_part_key_of(const pl_part_t *part, int32_t partition, int64_t off
 /* What a record's time is checked against: the newest time this stream has
  * shown. For a file, W; for a partition of run, the newest of its own, of W
  * and of every partition here, so that neither a quiet partition nor one
- * read ahead of the others makes good events "future". */
+ * read ahead of the others makes good events "future". Before any of that
+ * (a fresh state's first records), run has the wall clock: no event can
+ * have happened in the future, and a lone first record is not held for
+ * want of a second. A file has nothing: INT64_MIN. */
 static int64_t future_ref(const pl_t *pl, const pl_part_t *part)
 {
     int64_t ref = pl->has_W ? pl->W : INT64_MIN;
@@ -159,22 +162,25 @@ static int64_t future_ref(const pl_t *pl, const pl_part_t *part)
         if (part->hi > ref) ref = part->hi;
         if (pl->ext_hi > ref) ref = pl->ext_hi;
     }
+    if (ref == INT64_MIN && pl->live) ref = cli_now_ms();
     return ref;
 }
 
 static int apply_held(pl_t *pl, pl_part_t *part);
 
 /* Decides the held record: applied when the stream has caught up with it,
- * or the next record (next_ts, when has_next) is near it or later still
- * (the stream moved on over a quiet gap, or two), or, with no next one,
- * when there is nothing to hold it against (the first record of a fresh
- * state and the only one); else a dead letter: the next record came back
- * to an earlier time, or none came to vouch for it. */
+ * or the next record (next_ts, when has_next) lands near it (the stream
+ * moved on over a quiet gap); else a dead letter (the next record came
+ * back, or went further still: one bad clock does not vouch for another).
+ * A record held with nothing to check it against (a file's first) is
+ * applied unless the next one is far earlier, or, with no next one, alone:
+ * it is the earliest seen, so it moves W the least. */
 static int decide_held(pl_t *pl, pl_part_t *part, int has_next, int64_t next_ts)
 {
     int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part), t = part->held_ts;
     int in_line = ref != INT64_MIN && t <= ref + skew;
-    int vouched = has_next ? next_ts >= t - skew : ref == INT64_MIN;
+    int vouched = ref == INT64_MIN ? !has_next || next_ts >= t - skew
+                                   : has_next && next_ts >= t - skew && next_ts <= t + skew;
     if (in_line || vouched) return apply_held(pl, part);
     int rc = pl_dead(pl, part->held, part->held_len, "future_ts", part->held_topic,
                      part->held_partition, part->held_offset);
@@ -258,8 +264,8 @@ static int apply_decoded(pl_t *pl, pl_part_t *part, const seg_event_t *ev, int o
      * it is applied first (so it is if the stream caught up with it
      * meanwhile); otherwise it was a producer's bad clock. */
     if (part->held && decide_held(pl, part, 1, ev->ts) < 0) return -1;
-    /* Nothing to check against yet (a fresh state's first record): it
-     * waits for the next one too, or one bad clock would set W for all.
+    /* Nothing to check against yet (a file's first record): it waits for
+     * the next one too, or one bad clock would set W for all.
      * max_future_skew 0: no check. */
     int64_t skew = pl->cfg->max_future_skew_ms, ref = future_ref(pl, part);
     if (skew > 0 && (ref == INT64_MIN || ev->ts > ref + skew))

@@ -984,10 +984,10 @@ static int render_metrics(void *ud, strm_buf_t *b)
     rc |= http_metric1_u64(b, "segstream_rebalances_total", "counter",
                            "partition assignments and revocations", r->rebalances);
     rc |= http_metric1_u64(b, "segstream_records_unkeyed_total", "counter",
-                           "applied records without a Kafka key", r->unkeyed);
-    rc |=
-        http_metric1_u64(b, "segstream_records_key_not_customer_total", "counter",
-                         "applied records whose Kafka key is not their customer id", r->key_other);
+                           "valid events read without a Kafka key (applied or held)", r->unkeyed);
+    rc |= http_metric1_u64(b, "segstream_records_key_not_customer_total", "counter",
+                           "valid events read whose Kafka key is not their customer id",
+                           r->key_other);
     rc |= http_metric_head(b, "segstream_consumer_lag", "gauge",
                            "records behind the partition's high watermark (last fetch)");
     for (int i = 0; i < r->n_parts; i++) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1255,23 +1256,44 @@ static int validate(ld_t *L)
         return fail(L, L->org[ia], keys[ia].path,
                     "must be shorter than lifecycle.lapsed (%s < %s is false)", a, b);
     }
-    /* Outputs on an input topic feed the daemon its own output; two outputs
-     * on one topic mix change events, dead letters and W records. */
+    /* Outputs on an input topic (or one a "^regex" subscription matches)
+     * feed the daemon its own output; two outputs on one topic mix change
+     * events, dead letters and W records. The key blamed is one the user
+     * set: the output's, else kafka.topics or the other output. */
     const char *out_key[] = {"kafka.changes_topic", "kafka.dlq_topic", "watermark.control_topic"};
     const char *out_val[] = {c->changes_topic, c->dlq_topic, c->control_topic};
+    int it = key_index("kafka.topics");
     for (int i = 0; i < 3; i++) {
         if (!out_val[i] || !out_val[i][0]) continue;
         int ki = key_index(out_key[i]);
-        for (int t = 0; t < c->n_topics; t++)
-            if (strcmp(out_val[i], c->topics[t]) == 0)
+        int set_i = L->org[ki].line || L->org[ki].env;
+        for (int t = 0; t < c->n_topics; t++) {
+            const char *in = c->topics[t];
+            int hit = strcmp(out_val[i], in) == 0;
+            if (!hit && in[0] == '^') {
+                regex_t re;
+                if (regcomp(&re, in, REG_EXTENDED | REG_NOSUB) == 0) {
+                    hit = regexec(&re, out_val[i], 0, NULL, 0) == 0;
+                    regfree(&re);
+                }
+            }
+            if (!hit) continue;
+            if (set_i || !(L->org[it].line || L->org[it].env))
                 return fail(L, L->org[ki], keys[ki].path,
-                            "'%s' is also an input topic (kafka.topics): segstream would read "
-                            "its own output",
-                            out_val[i]);
-        for (int j = 0; j < i; j++)
-            if (out_val[j] && strcmp(out_val[i], out_val[j]) == 0)
-                return fail(L, L->org[ki], keys[ki].path, "'%s' is also %s", out_val[i],
-                            out_key[j]);
+                            "'%s' is also an input topic (kafka.topics '%s'): segstream would "
+                            "read its own output",
+                            out_val[i], in);
+            return fail(L, L->org[it], keys[it].path,
+                        "'%s' takes %s '%s' as input: segstream would read its own output", in,
+                        out_key[i], out_val[i]);
+        }
+        for (int j = 0; j < i; j++) {
+            if (!out_val[j] || strcmp(out_val[i], out_val[j]) != 0) continue;
+            int kj = key_index(out_key[j]);
+            int blame = set_i || !(L->org[kj].line || L->org[kj].env) ? ki : kj;
+            return fail(L, L->org[blame], keys[blame].path, "'%s' is also %s", out_val[i],
+                        out_key[blame == ki ? j : i]);
+        }
     }
     char e[REASON_LEN];
     if (seg_params_validate(&c->seg, e, sizeof e) < 0) {

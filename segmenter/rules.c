@@ -118,17 +118,23 @@ size_t seg_edit_distance(const char *a, const char *b)
     return row[nb];
 }
 
-/* The feature a bare name is a slip for, or NULL: "ordrs != 1" would
- * otherwise compile as a condition on a trait "ordrs", true for every
- * customer. One edit, or two in a name of six bytes or more, so that short
- * trait names stay traits ("age" is two edits from "aov"). */
-static const char *feature_slip(const char *name)
+/* The feature (or top_category) a bare name is a slip for, or NULL:
+ * "ordrs != 1" would otherwise compile as a condition on a trait "ordrs",
+ * true for every customer. One edit, or two in a name of six bytes or
+ * more. Features are asked only when the value is a number (numeric
+ * features are what a number is compared with; traits compare as text, and
+ * "offers == gold" or "visitor == yes" stay traits); top_category always. */
+static const char *feature_slip(const char *name, int numeric)
 {
+    static const char *const cat[] = {"top_category", "category", NULL};
     const char *best = NULL;
     size_t bd = strlen(name) >= 6 ? 3 : 2;
-    for (int i = 0; seg_feature_names[i]; i++) {
-        size_t d = seg_edit_distance(name, seg_feature_names[i]);
-        if (d < bd) bd = d, best = seg_feature_names[i];
+    for (int pass = numeric ? 0 : 1; pass < 2; pass++) {
+        const char *const *names = pass ? cat : seg_feature_names;
+        for (int i = 0; names[i]; i++) {
+            size_t d = seg_edit_distance(name, names[i]);
+            if (d < bd) bd = d, best = names[i];
+        }
     }
     return best;
 }
@@ -188,7 +194,9 @@ static int cond_compile(cond_t *c, const char *text, char *err, size_t errlen)
         c->subj = SUBJ_TRAIT;
         memcpy(c->key, k, strlen(k) + 1);
     } else if (c->op == OP_EQ || c->op == OP_NE || c->op == OP_IN || c->op == OP_NOT_IN) {
-        const char *slip = feature_slip(name);
+        double num;
+        const char *slip =
+            feature_slip(name, (c->op == OP_EQ || c->op == OP_NE) && parse_number(s, &num) == 0);
         if (slip)
             FAIL("unknown feature '%s' (did you mean %s? a trait of that name is written "
                  "traits.%s)",

@@ -770,3 +770,38 @@ Test(kafka, gen_gives_up_on_brokers_that_do_not_answer)
     cr_expect_not_null(strstr(e, "5 of 5 records not delivered"), "%s", e);
     free(e);
 }
+
+/* A fresh state's first record with a bad clock (2099), alone on its
+ * partition: checked against the wall clock, it is held and dead-lettered
+ * once the partition is idle; it never becomes W, so the next customer
+ * (2023) is new, not lapsed. It used to be applied: W 2099, every customer
+ * after it stepped to lapsed. */
+Test(kafka, a_fresh_states_first_record_with_a_bad_clock_never_becomes_w)
+{
+    need_peers();
+    char err[256];
+    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
+    cr_assert_not_null(br, "%s", err);
+    cr_assert_eq(strm_broker_topic(br, "events", 1, err, sizeof(err)), 0);
+    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    write_cfg("run.yaml", B, "g-first", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    cr_assert_eq(h_run("printf 'fut\\t%%s\\n' '{\"customer_id\":\"fut\",\"type\":\"page_view\","
+                       "\"ts\":4070908800000}' | kcat -P -b %s -t events -K '\\t'",
+                       B),
+                 0);
+    cr_assert_eq(
+        h_wait_metric(port, "segstream_dead_letters_total{reason=\"future_ts\"}", 1, 0, 60), 1);
+    cr_assert_eq(h_run("printf 'n1\\t%%s\\n' '{\"customer_id\":\"n1\",\"type\":\"page_view\","
+                       "\"ts\":1700000000000}' | kcat -P -b %s -t events -K '\\t'",
+                       B),
+                 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_events_applied_total", 1, 0, 60), 1);
+    double w = h_wait_metric(port, "segstream_watermark_ms", 1700000000000.0, 0, 30);
+    cr_assert_eq(w, 1700000000000.0, "W %.0f", w);
+    cr_assert_eq(metric(port, "segstream_changes_total{dimension=\"lifecycle\"}"), 1,
+                 "n1: null -> new, and nothing else");
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
+    strm_broker_free(br);
+}

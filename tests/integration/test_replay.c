@@ -178,6 +178,12 @@ Test(replay, bad_records_go_to_the_dead_letter_file_and_processing_goes_on)
     cr_assert(strstr(dlq, "\"error\":\"oversized\""));
     cr_assert(strstr(dlq, "this is not json"), "original bytes are kept");
     free(dlq);
+    /* the line the framing refused counts among the records too */
+    snprintf(path, sizeof(path), "%s/log", dir);
+    char *log = h_slurp(path, NULL);
+    cr_assert(log && strstr(log, "records 8  applied 2  duplicates 0  dead-lettered 6"), "%s",
+              log ? log : "");
+    free(log);
     snprintf(path, sizeof(path), "%s/out.jsonl.dlq", dir);
     cr_assert_eq(h_count_lines(path), 6);
     snprintf(path, sizeof(path), "%s/s.csv", dir);
@@ -231,10 +237,9 @@ Test(replay, a_quiet_gap_loses_no_event_and_a_lone_future_outlier_is_refused)
     free(snap);
 }
 
-/* The first record of a fresh state has nothing to be checked against: a
- * bad clock there used to set W to 2099 and step every later customer to
- * lapsed. It now waits for the next record like any far-ahead one. And a
- * record after two gaps in a row is applied: the stream went on past it. */
+/* The first record of a file has nothing to be checked against: a bad
+ * clock there used to set W to 2099 and step every later customer to
+ * lapsed. It now waits for the next record like any far-ahead one. */
 Test(replay, a_bad_clock_on_the_first_record_lapses_no_one)
 {
     const long long T = 1700000000000LL, D = 86400000LL;
@@ -243,9 +248,9 @@ Test(replay, a_bad_clock_on_the_first_record_lapses_no_one)
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f, "{\"customer_id\":\"fut\",\"type\":\"page_view\",\"ts\":4070908800000}\n");
-    const char *ids[] = {"n1", "n2", "g1", "g2", "g3"};
-    long long ts[] = {T, T + 1000, T + 100 * D, T + 200 * D, T + 200 * D + 5};
-    for (int i = 0; i < 5; i++)
+    const char *ids[] = {"n1", "n2", "g1", "g2"};
+    long long ts[] = {T, T + 1000, T + 200 * D, T + 200 * D + 5}; /* g1, g2: after a quiet gap */
+    for (int i = 0; i < 4; i++)
         fprintf(f, "{\"customer_id\":\"%s\",\"type\":\"page_view\",\"ts\":%lld}\n", ids[i], ts[i]);
     fclose(f);
     cr_assert_eq(h_run("%s replay -q --input %s/first.jsonl --out %s/first.out --snapshot %s/s.csv",
@@ -271,7 +276,7 @@ Test(replay, a_bad_clock_on_the_first_record_lapses_no_one)
     snprintf(path, sizeof(path), "%s/s.csv", dir);
     char *snap = h_slurp(path, NULL);
     cr_assert_not_null(snap);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 4; i++) {
         char needle[16];
         snprintf(needle, sizeof(needle), "\n%s,", ids[i]);
         cr_assert(strstr(snap, needle), "%s missing: %s", ids[i], snap);

@@ -143,19 +143,44 @@ Test(pipeline, a_fresh_states_first_record_waits_for_the_next)
     cr_assert_eq(pl.W, T + 1000);
 }
 
-Test(pipeline, gaps_in_a_row_are_applied_and_a_lone_first_record_is_kept)
+Test(pipeline, one_bad_clock_does_not_vouch_for_another_and_a_lone_first_record_is_kept)
 {
     feed(&pl.file, 0, 1, "a", T);
     cr_assert_eq(pl_part_end(&pl, &pl.file), 0); /* the only record: nothing says it is wrong */
     cr_assert(known("a"));
-    feed(&pl.file, 0, 2, "b", T + 100 * D); /* held */
-    feed(&pl.file, 0, 3, "c", T + 200 * D); /* later still: b was a gap; c held in turn */
-    cr_assert(known("b"));
+    feed(&pl.file, 0, 2, "b", T + 1000);
+    feed(&pl.file, 0, 3, "x", T + 40000 * D); /* held */
+    feed(&pl.file, 0, 4, "y", T + 50000 * D); /* further still: x is not vouched for; y held */
     cr_assert_not_null(pl.file.held);
-    cr_assert_eq(pl_part_end(&pl, &pl.file), 0); /* nothing after c vouches for it */
+    feed(&pl.file, 0, 5, "c", T + 2000); /* back: y was a bad clock too */
+    cr_assert_eq(n_dead, 2);
+    cr_assert_str_eq(dead[0], "x");
+    cr_assert_str_eq(dead[1], "y");
+    cr_assert(known("c") && !known("x") && !known("y"));
+    cr_assert_eq(pl.W, T + 2000);
+}
+
+/* run: before any event, the wall clock is the reference, so a fresh
+ * state's plausible first record is applied at once (not held for want of a
+ * second) and a far-future one is held, and dead-lettered when its
+ * partition goes idle, even alone. */
+Test(pipeline, run_checks_a_fresh_states_first_records_against_the_wall_clock)
+{
+    pl.ext_W = 1;
+    pl.live = 1;
+    pl_part_t p0, p1;
+    pl_part_init(&p0);
+    pl_part_init(&p1);
+    feed(&p0, 0, 0, "fut", T + 40000 * D); /* 2133: after any wall clock this test meets */
+    cr_assert_not_null(p0.held);
+    cr_assert_eq(pl_part_end(&pl, &p0), 0); /* idle, alone: still a bad clock */
     cr_assert_eq(n_dead, 1);
-    cr_assert_str_eq(dead[0], "c");
-    cr_assert_eq(pl.W, T + 100 * D);
+    cr_assert_str_eq(dead[0], "fut");
+    feed(&p1, 1, 0, "a", T); /* 2023: applied at once */
+    cr_assert_null(p1.held);
+    cr_assert(known("a") && !known("fut"));
+    pl_part_drop(&p0);
+    pl_part_drop(&p1);
 }
 
 Test(pipeline, a_skew_of_zero_turns_the_check_off)

@@ -996,15 +996,26 @@ Test(config, example_file_names_every_key)
 Test(config, output_topics_are_not_inputs_nor_each_other)
 {
     expect_err("kafka:\n  topics: [events, b]\n  changes_topic: b\n",
-               "t.yaml:3: kafka.changes_topic: 'b' is also an input topic (kafka.topics): "
+               "t.yaml:3: kafka.changes_topic: 'b' is also an input topic (kafka.topics 'b'): "
                "segstream would read its own output");
+    /* the key the user wrote is the one named */
+    expect_err("kafka:\n  topics: [segment-changes]\n",
+               "t.yaml:2: kafka.topics: 'segment-changes' takes kafka.changes_topic "
+               "'segment-changes' as input: segstream would read its own output");
+    expect_err("kafka:\n  topics: [\"^seg.*\"]\n",
+               "t.yaml:2: kafka.topics: '^seg.*' takes kafka.changes_topic 'segment-changes' as "
+               "input: segstream would read its own output");
+    expect_ok("kafka:\n  topics: [\"^ev.*\"]\n");
+    cfg_free(&c);
     expect_err("kafka:\n  dlq_topic: segment-changes\n",
                "t.yaml:2: kafka.dlq_topic: 'segment-changes' is also kafka.changes_topic");
+    expect_err("kafka:\n  changes_topic: segstream.dlq\n",
+               "t.yaml:2: kafka.changes_topic: 'segstream.dlq' is also kafka.dlq_topic");
     expect_err("watermark:\n  control_topic: segstream.dlq\n",
                "t.yaml:2: watermark.control_topic: 'segstream.dlq' is also kafka.dlq_topic");
     setenv("SEGSTREAM_KAFKA_DLQ_TOPIC", "events", 1);
-    expect_err("", "env SEGSTREAM_KAFKA_DLQ_TOPIC: 'events' is also an input topic (kafka.topics): "
-                   "segstream would read its own output");
+    expect_err("", "env SEGSTREAM_KAFKA_DLQ_TOPIC: 'events' is also an input topic (kafka.topics "
+                   "'events'): segstream would read its own output");
     unsetenv("SEGSTREAM_KAFKA_DLQ_TOPIC");
     expect_ok("watermark:\n  control_topic: \"\"\nkafka:\n  changes_topic: out\n");
     cfg_free(&c);

@@ -39,13 +39,17 @@ Test(rules, compile_errors_name_the_problem)
     /* a slip for a feature is not taken as a trait of that name */
     expect_error("ordrs != 1", "unknown feature 'ordrs' (did you mean orders?");
     expect_error("monetery == 0", "did you mean monetary?");
-    expect_error("evening_shar in [1]", "did you mean evening_share?");
+    expect_error("top_categry in [books]", "did you mean top_category?");
 }
 
 Test(rules, short_or_distant_names_stay_traits)
 {
-    const char *conds[] = {"age == 30", "country == GB", "traits.ordrs != 1", "tier in [gold]"};
-    for (int i = 0; i < 4; i++) {
+    /* a trait near a feature's name compared with text, a short one with a
+     * number, or one spelt traits.NAME */
+    const char *conds[] = {"age == 30",      "country == GB",     "traits.ordrs != 1",
+                           "tier in [gold]", "offers == gold",    "app_store == yes",
+                           "visitor != no",  "reviews in [a, b]", "evening_shar in [1]"};
+    for (int i = 0; i < 9; i++) {
         seg_t *s = build("t", 0, &conds[i], 1);
         seg_free(s);
     }
