@@ -1035,7 +1035,8 @@ static int render_metrics(void *ud, strm_buf_t *b)
     rc |= http_metric1_u64(b, "segstream_watermark_ms", "gauge",
                            "the watermark W, event time in ms (0 before any)",
                            r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
-    rc |= http_metric1_u64(b, "segstream_customers", "gauge", "customers held in state",
+    rc |= http_metric1_u64(b, "segstream_customers", "gauge",
+                           "customers in this process's memory (created or loaded here)",
                            st_mem_count(r->pl.store));
     if (r->ck) rc |= ck_metrics(r, b);
     rc |= http_metric1_u64(b, "segstream_model_version", "gauge", "cluster model version",

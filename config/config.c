@@ -153,7 +153,7 @@ static const keydef_t keys[] = {
      .help = "event types that count as activity ([]: all)"},
     NUM("clusters.k", K_INT, seg.k, NULL, 1, SEG_K_MAX, "number of clusters"),
     NUM("clusters.warmup", K_INT, seg.warmup, NULL, 1, 1000000,
-        "vectors sampled before the centroids are seeded (k..1000000)"),
+        "vectors kept to seed the centroids, seeded after 4x this many events (k..1000000)"),
     NUM("clusters.min_events", K_INT, seg.min_events, NULL, 1, 1000000,
         "a customer's events before it teaches the model"),
     DBL("clusters.hysteresis", seg.hysteresis, 0, 1, 1,
