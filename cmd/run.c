@@ -536,9 +536,19 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
     }
     int owned = 0;
     for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned;
-    if (n)
-        cli_log(LOG_INFO, "%s %d partition%s: %s (%d owned)", assigned ? "assigned" : "revoked", n,
-                n == 1 ? "" : "s", tps[0].topic, owned);
+    if (n) {
+        /* which ones, for following a partition from owner to owner */
+        char list[256];
+        size_t used = 0;
+        list[0] = 0;
+        int i = 0;
+        for (; i < n && used + 16 < sizeof(list); i++)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d", i ? "," : "",
+                                     (int)tps[i].partition);
+        if (i < n) snprintf(list + used, sizeof(list) - used, ",...");
+        cli_log(LOG_INFO, "%s %d partition%s: %s (%d owned) [%s]",
+                assigned ? "assigned" : "revoked", n, n == 1 ? "" : "s", tps[0].topic, owned, list);
+    }
     /* eager: the group has more members than partitions; cooperative: also
      * the first step of a rebalance, until the others have let theirs go */
     if (assigned && !owned) cli_log(LOG_INFO, "assigned no partition: standing by");
