@@ -255,7 +255,8 @@ static int kout_open(kout_t *k, const char *brokers, const char *topic)
  * waited for. */
 #define KOUT_STALL_S 30.0
 
-/* Polls for up to ms; -1 once nothing was delivered for KOUT_STALL_S. */
+/* Polls for up to ms; -1, said once, when nothing was delivered for
+ * KOUT_STALL_S. */
 static int kout_wait(kout_t *k, int ms)
 {
     strm_producer_poll(k->p, ms);
@@ -264,6 +265,7 @@ static int kout_wait(kout_t *k, int ms)
         k->progress = k->delivered + k->failed;
         k->since = now;
     } else if (now - k->since >= KOUT_STALL_S) {
+        fprintf(stderr, "segstream gen: no record delivered for %.0f s: giving up\n", KOUT_STALL_S);
         return -1;
     }
     return 0;
@@ -280,12 +282,7 @@ static int kout_send(kout_t *k, const seg_event_t *ev, const void *p, size_t len
             fprintf(stderr, "segstream gen: %s\n", err);
             return -1;
         }
-        /* queue full: let deliveries drain */
-        if (kout_wait(k, 100) < 0) {
-            fprintf(stderr, "segstream gen: no record delivered for %.0f s: giving up\n",
-                    KOUT_STALL_S);
-            return -1;
-        }
+        if (kout_wait(k, 100) < 0) return -1; /* queue full: let deliveries drain */
     }
     k->sent++;
     if ((k->sent & 1023) == 0) strm_producer_poll(k->p, 0);
@@ -299,9 +296,6 @@ static int kout_close(kout_t *k)
     }
     strm_producer_poll(k->p, 0);
     if (left || k->failed) {
-        if (left)
-            fprintf(stderr, "segstream gen: no record delivered for %.0f s: giving up\n",
-                    KOUT_STALL_S);
         fprintf(stderr, "segstream gen: %" PRIu64 " of %" PRIu64 " records not delivered\n",
                 k->sent - k->delivered, k->sent);
         return -1;

@@ -669,16 +669,18 @@ int cmd_replay(int argc, char **argv)
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
     }
-    if (!rp->dlq_topic && (!dlq || strcmp(dlq, "-") == 0)) {
+    if (rp->dlq_topic) {
+        rp->dlq_name = rp->dlq_topic;
+    } else if (!dlq || strcmp(dlq, "-") == 0) {
         rp->dlq = dlq ? stdout : stderr;
         rp->dlq_name = dlq ? "stdout" : "stderr";
     } else {
-        if (!rp->dlq_topic && stat(dlq, &st) != 0) made[1] = dlq;
-        if (!rp->dlq_topic && !(rp->dlq = fopen(dlq, "wb"))) {
+        if (stat(dlq, &st) != 0) made[1] = dlq;
+        if (!(rp->dlq = fopen(dlq, "wb"))) {
             fprintf(stderr, "segstream replay: %s: cannot write\n", dlq);
             goto done;
         }
-        rp->dlq_name = rp->dlq_topic ? rp->dlq_topic : dlq;
+        rp->dlq_name = dlq;
     }
     if ((rp->out_topic || rp->dlq_topic) && rp_kout_open(rp) < 0) goto done;
     pl->on_change = rp->out_topic ? rp_kout_change : write_change;

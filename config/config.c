@@ -1243,6 +1243,13 @@ static int key_index(const char *path)
     return k ? (int)(k - keys) : -1;
 }
 
+/* 1 when key k was set by the user (the file or the environment), not by
+ * its default: the key a cross-key error should name. */
+static int user_set(const ld_t *L, int k)
+{
+    return L->org[k].line || L->org[k].env;
+}
+
 static int validate(ld_t *L)
 {
     cfg_t *c = L->c;
@@ -1250,7 +1257,7 @@ static int validate(ld_t *L)
     if (c->seg.lapsed_ms <= c->seg.at_risk_ms) {
         char a[32], b[32];
         fmt_dur(c->seg.at_risk_ms, a, sizeof a), fmt_dur(c->seg.lapsed_ms, b, sizeof b);
-        if (L->org[il].line || L->org[il].env || !(L->org[ia].line || L->org[ia].env))
+        if (user_set(L, il) || !user_set(L, ia))
             return fail(L, L->org[il], keys[il].path,
                         "must be longer than lifecycle.at_risk (%s > %s is false)", b, a);
         return fail(L, L->org[ia], keys[ia].path,
@@ -1266,7 +1273,7 @@ static int validate(ld_t *L)
     for (int i = 0; i < 3; i++) {
         if (!out_val[i] || !out_val[i][0]) continue;
         int ki = key_index(out_key[i]);
-        int set_i = L->org[ki].line || L->org[ki].env;
+        int set_i = user_set(L, ki);
         for (int t = 0; t < c->n_topics; t++) {
             const char *in = c->topics[t];
             int hit = strcmp(out_val[i], in) == 0;
@@ -1278,7 +1285,7 @@ static int validate(ld_t *L)
                 }
             }
             if (!hit) continue;
-            if (set_i || !(L->org[it].line || L->org[it].env))
+            if (set_i || !user_set(L, it))
                 return fail(L, L->org[ki], keys[ki].path,
                             "'%s' is also an input topic (kafka.topics '%s'): segstream would "
                             "read its own output",
@@ -1290,7 +1297,7 @@ static int validate(ld_t *L)
         for (int j = 0; j < i; j++) {
             if (!out_val[j] || strcmp(out_val[i], out_val[j]) != 0) continue;
             int kj = key_index(out_key[j]);
-            int blame = set_i || !(L->org[kj].line || L->org[kj].env) ? ki : kj;
+            int blame = set_i || !user_set(L, kj) ? ki : kj;
             return fail(L, L->org[blame], keys[blame].path, "'%s' is also %s", out_val[i],
                         out_key[blame == ki ? j : i]);
         }
