@@ -63,6 +63,7 @@
 #define CK_EVERY_S    1.0
 #define CK_DIRTY_MAX  50000
 #define CK_STOP_S     30.0
+#define STOP_DUE_S    10.0 /* of CK_STOP_S, for the changes due at W */
 #define REVOKE_S      30.0
 #define REDIS_TIMEOUT 5000
 #define DUE_BATCH     2000
@@ -173,7 +174,7 @@ typedef struct ckpt_state {
     strm_tp_t *rb_tps;
     int rb_n;
     double rb_since;
-    int due_inflight;
+    int due_inflight, due_loading; /* ZRANGEBYSCOREs, and their loads */
     int64_t due_W;
     int sweep_inflight;
     double last_sweep;
@@ -280,6 +281,7 @@ static int load(run_t *r, seg_customer_t *c, int kind, int part)
     q->part = part;
     if (rsend(r, q, 4, argv, NULL) < 0) return -1;
     k->loading += kind == R_LOAD;
+    k->due_loading += kind == R_DUE_LOAD;
     return 0;
 }
 
@@ -325,7 +327,10 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
         uint8_t *f;
         seg_customer_t *c = customer(r, ev.customer_id, ev.id_len, &f);
         if (!c) return -1;
-        if (ask(r, c, f, R_LOAD, -1) < 0) return k->loading ? 1 : -1;
+        /* the answer makes the customer its partition's: a revoke before
+         * the record is applied must leave the copy stale, like the rest */
+        if (ask(r, c, f, R_LOAD, find_part_ext(r, m->topic, m->partition)) < 0)
+            return k->loading ? 1 : -1;
         awaited |= (*f & F_STALE) != 0;
     }
     return k->loading || awaited ? 1 : 0;
@@ -350,6 +355,7 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
     seg_customer_t *c = st_mem_by_handle(r->pl.store, q->handle);
     uint8_t *f = c ? flag(k, q->handle) : NULL;
     if (q->kind == R_LOAD) k->loading--;
+    if (q->kind == R_DUE_LOAD) k->due_loading--;
     if (!c || !f) return;
     *f &= (uint8_t)~F_ASKED;
     if (!rp) {
@@ -1144,16 +1150,30 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
     return 1;
 }
 
+/* The partition (index into r->parts) customer h was last applied or
+ * loaded for; -1: none (a placeholder, or a copy no partition vouches for). */
+static int owner_of(const run_t *r, uint64_t h)
+{
+    return h < r->cap_owner ? r->owner[h] : -1;
+}
+
 /* Revoked: nothing here may be written later, and what is cached for those
- * partitions is another process's from now on. */
+ * partitions is another process's from now on. So is a copy of no
+ * partition (asked for a record the revoke dropped, say): whoever applies
+ * that customer next asks Redis again. */
 static void forget(run_t *r)
 {
     ck_t *k = CK(r);
-    for (uint64_t h = 0; h < r->cap_owner; h++) {
-        int p = r->owner[h];
-        if (p < 0 || r->parts[p].owned) continue;
+    uint64_t n = st_mem_count(r->pl.store);
+    for (uint64_t h = 0; h < n; h++) {
+        int p = owner_of(r, h);
+        if (p >= 0 && r->parts[p].owned) continue;
         uint8_t *f = flag(k, h);
-        if (f) *f = (uint8_t)((*f | F_STALE) & ~(F_DIRTY | F_ASKED));
+        if (!f) continue;
+        if (p >= 0)
+            *f = (uint8_t)((*f | F_STALE) & ~(F_DIRTY | F_ASKED));
+        else if (!(*f & F_DIRTY))
+            *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
     }
     k->epoch++;
     size_t keep = 0;
@@ -1291,15 +1311,14 @@ static void take_assignment(run_t *r, const redisReply *rp)
         r->parts[p].w_floor = w->type == REDIS_REPLY_STRING ? strtoll(w->str, NULL, 10) : INT64_MIN;
     }
     run_watermark_assigned(r, tps, n);
-    for (uint64_t h = 0; h < r->cap_owner; h++) {
-        int p = r->owner[h];
-        if (p < 0 || !r->parts[p].owned) continue;
-        for (int i = 0; i < n; i++)
-            if (r->parts[p].partition == tps[i].partition &&
-                strcmp(r->parts[p].topic, tps[i].topic) == 0) {
-                uint8_t *f = flag(k, h);
-                if (f && !(*f & F_DIRTY)) *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
-            }
+    uint64_t nc = st_mem_count(r->pl.store);
+    for (uint64_t h = 0; h < nc; h++) {
+        int p = owner_of(r, h), now = p < 0; /* a copy of no partition: asked again */
+        for (int i = 0; i < n && !now && r->parts[p].owned; i++)
+            now = r->parts[p].partition == tps[i].partition &&
+                  strcmp(r->parts[p].topic, tps[i].topic) == 0;
+        uint8_t *f = now ? flag(k, h) : NULL;
+        if (f && !(*f & F_DIRTY)) *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
     }
     k->epoch++; /* loads in flight were asked before this ownership */
     for (int i = 0; i < n; i++)
@@ -1645,6 +1664,17 @@ static void stop_progress(run_t *r)
     if (needs_checkpoint(r)) {
         if (k->up) k->wait = build(r);
         try_send(r);
+        return;
+    }
+    /* the silent changes due before W of customers only Redis holds (a
+     * partition taken over just before the stop): stepped, and in the
+     * final checkpoint, whose offsets say their customers are stepped to
+     * W. A full batch is asked for again once the steps of the last are
+     * checkpointed (above); a due set of stale entries (unkeyed records
+     * move customers between partitions) could keep it full: bounded. */
+    if (k->up && cli_monotonic_s() - k->stop_since < STOP_DUE_S &&
+        (k->due_inflight || k->due_loading || (r->pl.has_W && k->due_W != r->pl.W))) {
+        ck_advance(r);
         return;
     }
     if (k->checkpoints)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT [HOLE [HOLD]]:
+"""tests/integration/redis_cut.py LISTEN_PORT REDIS_PORT LOG CUT_AT [HOLE [HOLD [PAUSE]]]:
 a TCP relay to a real redis-server that loses, swallows or delays what a
 client sends. It reads the client's commands (RESP) and passes on whole
 commands only.
@@ -18,7 +18,11 @@ commands only.
   gave up on that connection) that lands after the new owner took over (or
   after the sender's later checkpoints). An ECHO follows them, its reply
   kept from the client, so that "RELEASED" is logged only once Redis has
-  run them. One hold per run: other connections pass."""
+  run them. One hold per run: other connections pass.
+- PAUSE ("-" or absent: none): while this file exists, every client's
+  commands are kept here, in order, and reach Redis once it is removed: a
+  slow Redis, whose replies come late. Logs "KEPT NAME" the first time a
+  command NAME is kept in each pause."""
 import os
 import select
 import socket
@@ -28,13 +32,23 @@ import time
 
 LISTEN, TARGET, LOG, CUT_AT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 HOLE = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
-HOLD = sys.argv[6] if len(sys.argv) > 6 else None
+HOLD = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] != "-" else None
+PAUSE = sys.argv[7] if len(sys.argv) > 7 and sys.argv[7] != "-" else None
 MARK = b"segstream-redis-cut-released"
 ECHO = b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (len(MARK), MARK)
 MARK_REPLY = b"$%d\r\n%s\r\n" % (len(MARK), MARK)
 lock = threading.Lock()
 seen = [0]
 held_once = [False]
+kept_names = set()  # the commands logged as kept in the current pause
+
+
+def paused():
+    if PAUSE is not None and os.path.exists(PAUSE):
+        return True
+    with lock:
+        kept_names.clear()
+    return False
 
 
 def hole():
@@ -88,6 +102,7 @@ class Conn:
         self.released = threading.Event()  # the held bytes go out, then ECHO
         self.marked = threading.Event()  # ECHO's reply came back: Redis ran them
         self.held = None  # bytes kept while holding
+        self.kept = bytearray()  # whole commands kept while paused
 
 
 def up(k):
@@ -102,6 +117,9 @@ def up(k):
                 # a whole command last, so that ECHO is a command of its own
                 s.sendall(bytes(k.held) + ECHO)
                 k.held = None
+            if k.kept and not paused():
+                s.sendall(bytes(k.kept))
+                k.kept = bytearray()
             if gone:
                 if k.held is None:
                     k.marked.wait(30)
@@ -132,6 +150,14 @@ def up(k):
                     k.held += cmd
                     if name == b"EXEC":
                         note("HELD TRANSACTION")
+                    continue
+                if k.kept or paused():
+                    k.kept += cmd
+                    with lock:
+                        first = name not in kept_names
+                        kept_names.add(name)
+                    if first:
+                        note("KEPT %s" % name.decode())
                     continue
                 out += cmd
                 if name == b"EXEC":

@@ -819,15 +819,16 @@ Test(redis, changes_due_while_nobody_holds_the_customers_are_published)
 
 /* redis_cut.py in front of the test's Redis, on *port, logging to
  * cut.log: losing the reply to its cut_at-th EXEC (0: none), passing
- * nothing once the file hole exists, and keeping a client's bytes from its
- * next MULTI on while the file hold exists (NULL: never). */
-static pid_t relay(int cut_at, const char *hole, const char *hold, int *port)
+ * nothing once the file hole exists, keeping a client's bytes from its
+ * next MULTI on while the file hold exists, and every command while the
+ * file pause exists (NULL: never). */
+static pid_t relay(int cut_at, const char *hole, const char *hold, const char *pause, int *port)
 {
     *port = h_free_port();
-    pid_t pid =
-        h_spawn(NULL, NULL, "/usr/bin/python3 %s/tests/integration/redis_cut.py %d %d %s %d %s %s",
-                SEG_SOURCE_DIR, *port, rport, h_path("cut.log"), cut_at, hole ? hole : "-",
-                hold ? hold : "");
+    pid_t pid = h_spawn(NULL, NULL,
+                        "/usr/bin/python3 %s/tests/integration/redis_cut.py %d %d %s %d %s %s %s",
+                        SEG_SOURCE_DIR, *port, rport, h_path("cut.log"), cut_at, hole ? hole : "-",
+                        hold ? hold : "-", pause ? pause : "-");
     cr_assert_gt(pid, 0);
     for (int i = 0; i < 100 && h_count_lines(h_path("cut.log")) < 1; i++) h_sleep(0.1);
     return pid;
@@ -843,7 +844,7 @@ Test(redis, a_checkpoint_whose_reply_is_lost_is_not_sent_again)
     enum { CUSTOMERS = 1000, EVENTS = 20000 };
     int64_t max_ts = crash_setup(2, CUSTOMERS, EVENTS, 36);
     int via;
-    pid_t cut = relay(2, NULL, NULL, &via);
+    pid_t cut = relay(2, NULL, NULL, NULL, &via);
     write_cfg_via("crash.yaml", via); /* the daemon goes through the relay */
     produce_lines(0, EVENTS / 2);
     int port;
@@ -927,7 +928,7 @@ Test(redis, a_revoke_that_cannot_checkpoint_stops_the_old_owner)
     enum { CUSTOMERS = 2000, EVENTS = 40000 };
     int64_t max_ts = crash_setup(8, CUSTOMERS, EVENTS, 37);
     int via;
-    pid_t cut = relay(0, h_path("hole"), NULL, &via);
+    pid_t cut = relay(0, h_path("hole"), NULL, NULL, &via);
     write_cfg_via("a.yaml", via);
     int pa, pb;
     pid_t a = start_run("a.yaml", "a.log", &pa);
@@ -956,7 +957,7 @@ static pid_t relayed_owner(int seed, int64_t *max_ts, pid_t *cut, int *pa)
 {
     *max_ts = crash_setup(8, 2000, RELAYED_EVENTS, seed);
     int via;
-    *cut = relay(0, NULL, h_path("hold"), &via);
+    *cut = relay(0, NULL, h_path("hold"), NULL, &via);
     write_cfg_via("a.yaml", via);
     pid_t a = start_run("a.yaml", "a.log", pa);
     cr_assert_eq(h_wait_metric(*pa, "segstream_partitions_owned", 8, 0, 60), 8);
@@ -1011,7 +1012,7 @@ Test(redis, a_checkpoint_on_a_dropped_connection_never_lands_late)
     enum { CUSTOMERS = 1000, EVENTS = 20000 };
     int64_t max_ts = crash_setup(2, CUSTOMERS, EVENTS, 39);
     int via;
-    pid_t cut = relay(0, NULL, h_path("hold"), &via);
+    pid_t cut = relay(0, NULL, h_path("hold"), NULL, &via);
     write_cfg_via("crash.yaml", via); /* the daemon goes through the relay */
     produce_lines(0, EVENTS / 2);
     int port;
@@ -1155,4 +1156,119 @@ Test(redis, a_held_record_the_stream_catches_up_with_is_applied)
     cr_assert_eq(h_stop(pid, SIGTERM, 60), 0);
     for (int i = 0; i < 3; i++) events_of((const char *[]){"a", "x", "b"}[i], i == 2 ? "2" : "1");
     no_dead_letters();
+}
+
+/* n customers' first (day 0) or second (day 1) record, keyed, at once. */
+static void produce_new(int n, int day)
+{
+    const int64_t T = 1700000000000LL, D = 86400000LL;
+    FILE *f = fopen(h_path("new.keyed"), "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "n%04d\t{\"customer_id\":\"n%04d\",\"type\":\"page_view\",\"ts\":%" PRId64 "}\n",
+                i, i, T + day * D + i * 1000);
+    fclose(f);
+    cr_assert_eq(h_run("kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' -l %s", B,
+                       h_path("new.keyed")),
+                 0);
+}
+
+/* A revoke while a process waits for Redis's answer about customers it has
+ * just read records of: the answers come (these customers are new), then
+ * the records are dropped with their partitions. The copies those answers
+ * made are nobody's: when the partitions come back, their customers must
+ * be asked for again, or the process applies their next records to a new
+ * customer and puts it over the one their new owner kept in Redis (their
+ * earlier events lost, the customer counted twice; and due changes not
+ * made, since a copy it holds is not asked for when due either). A reaches
+ * Redis through a relay that keeps its commands while B joins. */
+Test(redis, customers_asked_for_records_a_revoke_took_away_are_asked_for_again)
+{
+    enum { N = 400 };
+    need_tools();
+    start(8, 0);
+    props = "    heartbeat.interval.ms: \"100\"\n"; /* A hears of B's join at once */
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    int via, pa, pb;
+    pid_t cut = relay(0, NULL, NULL, h_path("pause"), &via);
+    write_cfg_via("a.yaml", via);
+    pid_t a = start_run("a.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    double rebalances = metric(pa, "segstream_rebalances_total");
+    cr_assert_eq(h_run("touch %s", h_path("pause")), 0);
+    produce_new(N, 0);
+    cr_assert_not_null(h_wait_line(h_path("cut.log"), "KEPT HMGET", 10),
+                       "A asked Redis for no customer");
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    /* within Redis's reply timeout (5 s), after which A would drop the
+     * connection and its questions with it */
+    cr_assert_gt(h_wait_metric(pa, "segstream_rebalances_total", rebalances + 1, 1, 4), rebalances,
+                 "A's revoke did not come while its questions were kept");
+    cr_assert_eq(h_run("rm %s", h_path("pause")), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_wait_metric(i ? pb : pa, "segstream_partitions_owned", 4, 0, 60), 4);
+    wait_checkpointed("crash:", N);
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 8, 0, 60), 8);
+    produce_new(N, 1);
+    wait_checkpointed("crash:", 2 * N);
+    cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
+    h_stop(cut, SIGTERM, 10);
+    char *log = h_slurp(h_path("a.log"), NULL);
+    cr_assert(log && !strstr(log, "no reply within the timeout"),
+              "A gave its connection up while paused: nothing tested");
+    free(log);
+    redisContext *c = rc_connect();
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        redisReply *r = redisCommand(c, "HGET crash:c:n%04d events", i);
+        const char *got = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+        if (strcmp(got, "2") != 0 && wrong++ < 5)
+            fprintf(stderr, "customer n%04d: events %s, want 2\n", i, got);
+        freeReplyObject(r);
+    }
+    redisReply *r = redisCommand(c, "HGET crash:sizes customers");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    long customers = strtol(r->str, NULL, 10);
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert_eq(wrong, 0, "%d of %d customers lost their first event", wrong, N);
+    cr_assert_eq(customers, N, "customers counted %ld, not %d", customers, N);
+}
+
+/* A process stopped just after its W passed the changes due of customers
+ * it has never read (a partition taken over: they are in Redis only, and
+ * come by the due sets, 2 000 at a time): the stop makes those changes
+ * and checkpoints them before it exits, since its final checkpoint says
+ * the partition's customers are stepped to W. */
+Test(redis, a_stop_makes_the_changes_due_before_it_exits)
+{
+    enum { N = 10000 };
+    const int64_t T = 1700000000000LL, D = 86400000LL;
+    need_tools();
+    start(1, 0);
+    write_cfg("crash.yaml", "g-crash", "crash:", "changes-crash");
+    produce_new(N, 0);
+    int pa, pb;
+    pid_t b = start_run("crash.yaml", "b.log", &pb);
+    wait_checkpointed("crash:", N);
+    cr_assert_eq(h_stop(b, SIGTERM, 60), 0);
+    pid_t a = start_run("crash.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 1, 0, 60), 1);
+    /* 36 days on, in steps within max_future_skew: every customer at risk */
+    for (int i = 1; i <= 6; i++) produce_one("z", T + i * 6 * D);
+    cr_assert_eq(h_wait_metric(pa, "segstream_watermark_ms", (double)(T + 36 * D), 0, 60),
+                 (double)(T + 36 * D));
+    cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
+    redisContext *c = rc_connect();
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        redisReply *r = redisCommand(c, "HGET crash:c:n%04d lifecycle", i);
+        const char *got = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+        if (strcmp(got, "at_risk") != 0 && wrong++ < 5)
+            fprintf(stderr, "customer n%04d: %s, want at_risk\n", i, got);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    cr_assert_eq(wrong, 0, "%d of %d customers not stepped to at_risk", wrong, N);
 }
