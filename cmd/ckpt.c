@@ -322,15 +322,16 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
     for (int i = 0; i < n; i++) {
         const strm_msg_t *m = &ms[i];
         const char *why;
-        if (m->error || strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &ev, &why) < 0)
-            continue;
+        if (m->error || m->dropped) continue;
+        int part = find_part_ext(r, m->topic, m->partition);
+        if (part >= 0 && !r->parts[part].owned) continue; /* not applied here (process()) */
+        if (strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &ev, &why) < 0) continue;
         uint8_t *f;
         seg_customer_t *c = customer(r, ev.customer_id, ev.id_len, &f);
         if (!c) return -1;
         /* the answer makes the customer its partition's: a revoke before
          * the record is applied must leave the copy stale, like the rest */
-        if (ask(r, c, f, R_LOAD, find_part_ext(r, m->topic, m->partition)) < 0)
-            return k->loading ? 1 : -1;
+        if (ask(r, c, f, R_LOAD, part) < 0) return k->loading ? 1 : -1;
         awaited |= (*f & F_STALE) != 0;
     }
     return k->loading || awaited ? 1 : 0;

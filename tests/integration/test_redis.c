@@ -398,7 +398,9 @@ static int64_t crash_setup(int partitions, int customers, int events, int seed)
 
 /* A script that produces lines [$1, $2) of ev.jsonl in chunks of 500
  * records, one kcat each, so that a run consumes them over a while ($3:
- * seconds to sleep between chunks, to make it longer). */
+ * seconds to sleep between chunks, to make it longer; $4: a file whose
+ * existence the last chunk waits for, so that records still come at every
+ * step a slow machine takes before the test lets them end). */
 static const char *producer_script(void)
 {
     const char *script = h_path("produce.sh");
@@ -406,6 +408,7 @@ static const char *producer_script(void)
     cr_assert_not_null(sf);
     fprintf(sf,
             "s=$1; while [ $s -lt $2 ]; do e=$((s + 500)); [ $e -gt $2 ] && e=$2;\n"
+            "  [ -n \"$4\" ] && [ $e -eq $2 ] && while [ ! -e \"$4\" ]; do sleep 0.1; done\n"
             "  sed -n \"$((s + 1)),${e}p\" %s/ev.jsonl |\n"
             "  sed 's/^{\"customer_id\":\"\\([^\"]*\\)\"/\\1\\t&/' |\n"
             "  kcat -P -X enable.idempotence=true -b %s -t events -K '\\t' || exit 1; s=$e;\n"
@@ -631,14 +634,14 @@ enum { GROUP_EVENTS = 100000 };
 /* The start of the group tests: 8 partitions, GROUP_EVENTS events of 5 000
  * customers (seed), process A (pid[0], port[0]) holding all 8, and a
  * producer taking about 30 s (returned) whose records A has begun to
- * consume. */
+ * consume; its last chunk waits for group_end(). */
 static pid_t group_begin(int seed, int64_t *max_ts, pid_t *pid, int *port)
 {
     *max_ts = crash_setup(8, 5000, GROUP_EVENTS, seed);
     const char *script = producer_script();
     pid[0] = start_run("crash.yaml", "a.log", &port[0]);
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
-    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1", script, GROUP_EVENTS);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.1 %s", script, GROUP_EVENTS, h_path("go"));
     cr_assert_gt(h_wait_metric(port[0], "segstream_events_in_total{topic=\"events\"}", 1, 1, 60),
                  0);
     return prod;
@@ -660,6 +663,7 @@ static pid_t group_begin_two(int seed, int64_t *max_ts, pid_t *pid, int *port)
 static void group_end(const char *name, pid_t prod, int64_t max_ts, const pid_t *pid,
                       const int *port, int n, const char *const *logs, int n_logs)
 {
+    cr_assert_eq(h_run("touch %s", h_path("go")), 0); /* the last chunk */
     cr_assert_eq(h_stop(prod, 0, 300), 0, "producing failed");
     all_consumed(GROUP_EVENTS, max_ts, port, n);
     for (int i = 0; i < n; i++) cr_assert_eq(h_stop(pid[i], SIGTERM, 60), 0);
