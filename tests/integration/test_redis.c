@@ -1177,6 +1177,23 @@ static void produce_new(int n, int day)
                  0);
 }
 
+/* How many of produce_new()'s n customers do not have field = want in
+ * Redis (the first few said on stderr). */
+static int new_customers_without(int n, const char *field, const char *want)
+{
+    redisContext *c = rc_connect();
+    int wrong = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = redisCommand(c, "HGET crash:c:n%04d %s", i, field);
+        const char *got = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+        if (strcmp(got, want) != 0 && wrong++ < 5)
+            fprintf(stderr, "customer n%04d: %s %s, want %s\n", i, field, got, want);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return wrong;
+}
+
 /* A revoke while a process waits for Redis's answer about customers it has
  * just read records of: the answers come (these customers are new), then
  * the records are dropped with their partitions. The copies those answers
@@ -1222,15 +1239,8 @@ Test(redis, customers_asked_for_records_a_revoke_took_away_are_asked_for_again)
     cr_assert(log && !strstr(log, "no reply within the timeout"),
               "A gave its connection up while paused: nothing tested");
     free(log);
+    int wrong = new_customers_without(N, "events", "2");
     redisContext *c = rc_connect();
-    int wrong = 0;
-    for (int i = 0; i < N; i++) {
-        redisReply *r = redisCommand(c, "HGET crash:c:n%04d events", i);
-        const char *got = r && r->type == REDIS_REPLY_STRING ? r->str : "";
-        if (strcmp(got, "2") != 0 && wrong++ < 5)
-            fprintf(stderr, "customer n%04d: events %s, want 2\n", i, got);
-        freeReplyObject(r);
-    }
     redisReply *r = redisCommand(c, "HGET crash:sizes customers");
     cr_assert(r && r->type == REDIS_REPLY_STRING);
     long customers = strtol(r->str, NULL, 10);
@@ -1264,15 +1274,6 @@ Test(redis, a_stop_makes_the_changes_due_before_it_exits)
     cr_assert_eq(h_wait_metric(pa, "segstream_watermark_ms", (double)(T + 36 * D), 0, 60),
                  (double)(T + 36 * D));
     cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
-    redisContext *c = rc_connect();
-    int wrong = 0;
-    for (int i = 0; i < N; i++) {
-        redisReply *r = redisCommand(c, "HGET crash:c:n%04d lifecycle", i);
-        const char *got = r && r->type == REDIS_REPLY_STRING ? r->str : "";
-        if (strcmp(got, "at_risk") != 0 && wrong++ < 5)
-            fprintf(stderr, "customer n%04d: %s, want at_risk\n", i, got);
-        freeReplyObject(r);
-    }
-    redisFree(c);
+    int wrong = new_customers_without(N, "lifecycle", "at_risk");
     cr_assert_eq(wrong, 0, "%d of %d customers not stepped to at_risk", wrong, N);
 }
