@@ -1177,6 +1177,7 @@ static void forget(run_t *r)
             *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
     }
     k->epoch++;
+    k->due_W = INT64_MIN; /* due loads in flight no longer count: asked again */
     size_t keep = 0;
     for (size_t i = 0; i < k->n_dirty; i++)
         if (k->flags[k->dirty[i]] & F_DIRTY) k->dirty[keep++] = k->dirty[i];
@@ -1322,6 +1323,9 @@ static void take_assignment(run_t *r, const redisReply *rp)
         if (f && !(*f & F_DIRTY)) *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
     }
     k->epoch++; /* loads in flight were asked before this ownership */
+    /* the due sets again at the next tick: those the bump made void, and
+     * the new partitions' customers due before W even if W stays */
+    k->due_W = INT64_MIN;
     for (int i = 0; i < n; i++)
         cli_log(LOG_DEBUG, "resume %s[%d] at %" PRId64, tps[i].topic, tps[i].partition,
                 tps[i].offset);
