@@ -324,7 +324,7 @@ int ck_prefetch(run_t *r, const strm_msg_t *ms, int n)
         const char *why;
         if (m->error || m->dropped) continue;
         int part = find_part_ext(r, m->topic, m->partition);
-        if (part >= 0 && !r->parts[part].owned) continue; /* not applied here (process()) */
+        if (part < 0 || !r->parts[part].owned) continue; /* not applied here (process()) */
         if (strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &ev, &why) < 0) continue;
         uint8_t *f;
         seg_customer_t *c = customer(r, ev.customer_id, ev.id_len, &f);
@@ -1339,7 +1339,8 @@ static void take_assignment(run_t *r, const redisReply *rp)
 void ck_advance(run_t *r)
 {
     ck_t *k = CK(r);
-    if (!k->up || k->due_inflight || !r->pl.has_W || r->pl.W == k->due_W) return;
+    /* not while the last batch's loads are out: it would come again whole */
+    if (!k->up || k->due_inflight || k->due_loading || !r->pl.has_W || r->pl.W == k->due_W) return;
     k->due_W = r->pl.W;
     char max[32];
     snprintf(max, sizeof(max), "(%" PRId64, r->pl.W); /* due < W: a boundary at W has not passed */
