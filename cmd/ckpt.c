@@ -1158,6 +1158,16 @@ static int owner_of(const run_t *r, uint64_t h)
     return h < r->cap_owner ? r->owner[h] : -1;
 }
 
+/* Customer h is asked for again before its next use. drop: what it holds
+ * unwritten is another process's now; otherwise a dirty copy (this
+ * process's applied work, not yet written) is left as it is. */
+static void make_stale(ck_t *k, uint64_t h, int drop)
+{
+    uint8_t *f = flag(k, h);
+    if (!f || (!drop && (*f & F_DIRTY))) return;
+    *f = (uint8_t)((*f | F_STALE) & ~(F_ASKED | (drop ? F_DIRTY : 0)));
+}
+
 /* Revoked: nothing here may be written later, and what is cached for those
  * partitions is another process's from now on. So is a copy of no
  * partition (asked for a record the revoke dropped, say): whoever applies
@@ -1168,13 +1178,10 @@ static void forget(run_t *r)
     uint64_t n = st_mem_count(r->pl.store);
     for (uint64_t h = 0; h < n; h++) {
         int p = owner_of(r, h);
-        if (p >= 0 && r->parts[p].owned) continue;
-        uint8_t *f = flag(k, h);
-        if (!f) continue;
-        if (p >= 0)
-            *f = (uint8_t)((*f | F_STALE) & ~(F_DIRTY | F_ASKED));
-        else if (!(*f & F_DIRTY))
-            *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
+        if (p < 0)
+            make_stale(k, h, 0);
+        else if (!r->parts[p].owned)
+            make_stale(k, h, 1);
     }
     k->epoch++;
     k->due_W = INT64_MIN; /* due loads in flight no longer count: asked again */
@@ -1299,10 +1306,15 @@ static void take_assignment(run_t *r, const redisReply *rp)
     /* customers cached from an earlier ownership may be stale now */
     run_assign(r, tps, n, 1);
     k->last_sweep = 0; /* the partitions' customers still without a cluster: now */
-    for (int i = 0; i < n && rp; i++) {
-        const redisReply *e = rp->element[n + i], *w = rp->element[2 * n + i];
+    /* which of r->parts were just assigned (NULL when out of memory: any
+     * owned one, which only asks Redis for more customers than needed) */
+    uint8_t *fresh = calloc((size_t)r->n_parts + 1, 1);
+    for (int i = 0; i < n; i++) {
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
         if (p < 0) continue;
+        if (fresh) fresh[p] = 1;
+        if (!rp) continue;
+        const redisReply *e = rp->element[n + i], *w = rp->element[2 * n + i];
         if (e->type == REDIS_REPLY_STRING) {
             int64_t hi = strtoll(e->str, NULL, 10);
             if (hi > r->parts[p].pp.hi) r->parts[p].pp.hi = hi;
@@ -1315,13 +1327,10 @@ static void take_assignment(run_t *r, const redisReply *rp)
     run_watermark_assigned(r, tps, n);
     uint64_t nc = st_mem_count(r->pl.store);
     for (uint64_t h = 0; h < nc; h++) {
-        int p = owner_of(r, h), now = p < 0; /* a copy of no partition: asked again */
-        for (int i = 0; i < n && !now && r->parts[p].owned; i++)
-            now = r->parts[p].partition == tps[i].partition &&
-                  strcmp(r->parts[p].topic, tps[i].topic) == 0;
-        uint8_t *f = now ? flag(k, h) : NULL;
-        if (f && !(*f & F_DIRTY)) *f = (uint8_t)((*f | F_STALE) & ~F_ASKED);
+        int p = owner_of(r, h); /* a copy of no partition: asked again too */
+        if (p < 0 || (r->parts[p].owned && (!fresh || fresh[p]))) make_stale(k, h, 0);
     }
+    free(fresh);
     k->epoch++; /* loads in flight were asked before this ownership */
     /* the due sets again at the next tick: those the bump made void, and
      * the new partitions' customers due before W even if W stays */
