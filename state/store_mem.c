@@ -1,15 +1,44 @@
 /* state/store_mem.c: the in-memory customer store (see store_mem.h). Owns
  * every customer it creates; never talks to the network. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "segmenter/internal.h" /* seg__same */
 #include "state/store_mem.h"
 
-#define SLAB_BITS 12
-#define SLAB_SIZE (1u << SLAB_BITS)
+/* Every event touches a customer at random among millions: each one starts
+ * on a cache line (fewer lines per customer), and slabs are whole 2 MiB
+ * pages where the kernel gives them (transparent huge pages on madvise):
+ * one TLB entry per 3 200 customers instead of per 6, and a page fault per
+ * 2 MiB when customers are made. */
+typedef union slot {
+    seg_customer_t c;
+    char lines[(sizeof(seg_customer_t) + 63) / 64 * 64];
+} slot_t;
+
+#define SLAB_BITS  14
+#define SLAB_SIZE  (1u << SLAB_BITS)
+#define SLAB_BYTES ((size_t)SLAB_SIZE * sizeof(slot_t)) /* a multiple of 1 MiB */
+#define HUGE_PAGE  ((size_t)2 << 20)
+
+/* SLAB_BYTES of zeroed memory starting on a 2 MiB boundary, or NULL. */
+static slot_t *slab_alloc(void)
+{
+    size_t len = SLAB_BYTES + HUGE_PAGE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (p + len > a + SLAB_BYTES) munmap(a + SLAB_BYTES, (size_t)(p + len - (a + SLAB_BYTES)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, SLAB_BYTES, MADV_HUGEPAGE); /* a hint: without THP, small pages */
+#endif
+    return (slot_t *)a;
+}
 
 struct st_mem {
-    seg_customer_t **slabs;
+    slot_t **slabs;
     size_t n_slabs, cap_slabs;
     uint64_t n;
     uint64_t *tab; /* tag | (handle + 1), see TAG_BITS; 0 = empty */
@@ -71,7 +100,7 @@ void st_mem_free(st_mem_t *m)
 {
     if (!m) return;
     for (uint64_t h = 0; h < m->n; h++) seg_customer_clear(st_mem_by_handle(m, h));
-    for (size_t i = 0; i < m->n_slabs; i++) free(m->slabs[i]);
+    for (size_t i = 0; i < m->n_slabs; i++) munmap(m->slabs[i], SLAB_BYTES);
     free(m->slabs);
     free(m->tab);
     free(m);
@@ -80,7 +109,7 @@ void st_mem_free(st_mem_t *m)
 seg_customer_t *st_mem_by_handle(st_mem_t *m, uint64_t handle)
 {
     if (handle >= m->n) return NULL;
-    return &m->slabs[handle >> SLAB_BITS][handle & (SLAB_SIZE - 1)];
+    return &m->slabs[handle >> SLAB_BITS][handle & (SLAB_SIZE - 1)].c;
 }
 
 uint64_t st_mem_count(const st_mem_t *m)
@@ -113,9 +142,9 @@ void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash)
 void st_mem_prefetch_handle(const st_mem_t *m, uint64_t h)
 {
     if (h >= m->n) return;
-    const char *c = (const char *)&m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)];
+    const char *c = m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)].lines;
 #pragma GCC unroll 16
-    for (size_t off = 0; off < sizeof(seg_customer_t) + 63; off += 64) __builtin_prefetch(c + off);
+    for (size_t off = 0; off < sizeof(slot_t); off += 64) __builtin_prefetch(c + off);
 }
 
 void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash)
@@ -124,11 +153,10 @@ void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash)
     for (uint64_t i = hash & mask; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
         if (TAG(e) != TAG(hash)) continue;
         uint64_t h = (e & SLOT_MASK) - 1;
-        const char *c = (const char *)&m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)];
-        /* every line it spans (it is not line-aligned), unrolled */
+        const char *c = m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)].lines;
+        /* every line of it, unrolled */
 #pragma GCC unroll 16
-        for (size_t off = 0; off < sizeof(seg_customer_t) + 63; off += 64)
-            __builtin_prefetch(c + off);
+        for (size_t off = 0; off < sizeof(slot_t); off += 64) __builtin_prefetch(c + off);
         return; /* the first tag that matches: almost always the customer */
     }
 }
@@ -159,12 +187,12 @@ seg_customer_t *st_mem_get_hashed(st_mem_t *m, const char *id, size_t len, uint6
     if ((m->n >> SLAB_BITS) >= m->n_slabs) {
         if (m->n_slabs == m->cap_slabs) {
             size_t nc = m->cap_slabs ? m->cap_slabs * 2 : 16;
-            seg_customer_t **ns = realloc(m->slabs, nc * sizeof(*ns));
+            slot_t **ns = realloc(m->slabs, nc * sizeof(*ns));
             if (!ns) return NULL;
             m->slabs = ns;
             m->cap_slabs = nc;
         }
-        m->slabs[m->n_slabs] = malloc(SLAB_SIZE * sizeof(seg_customer_t));
+        m->slabs[m->n_slabs] = slab_alloc();
         if (!m->slabs[m->n_slabs]) return NULL;
         m->n_slabs++;
     }

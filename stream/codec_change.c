@@ -296,7 +296,9 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
      * sequence, so escaping the parts one by one gives the same bytes as
      * escaping the whole */
     o = PUT_LIT(o, "{\"event_id\":\"");
+    char *id = o; /* escaped once, copied again for customer_id */
     o = json_body_at(o, c->id, c->id_len);
+    size_t id_len = (size_t)(o - id);
     *o++ = ':';
     o = put_dim(o, ch, dlen);
     *o++ = ':';
@@ -307,8 +309,10 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
         *o++ = '>';
         o = seg_dec_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
     }
-    o = PUT_LIT(o, "\",\"customer_id\":");
-    o = json_str_at(o, c->id, c->id_len);
+    o = PUT_LIT(o, "\",\"customer_id\":\"");
+    memcpy(o, id, id_len);
+    o += id_len;
+    *o++ = '"';
     o = PUT_LIT(o, ",\"dimension\":\"");
     o = put_dim(o, ch, dlen);
     o = PUT_LIT(o, "\",\"from\":");
