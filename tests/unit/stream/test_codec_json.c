@@ -78,6 +78,25 @@ Test(codec_json, every_type_and_channel)
     }
     ACCEPT("{\"customer_id\":\"c\",\"type\":\"wishlist_add\",\"ts\":1}");
     cr_assert_eq(ev.type, SEG_EV_OTHER);
+    /* a name one byte off anywhere, one byte longer or shorter, is generic
+     * activity (the lookup picks a candidate by length and end bytes) */
+    for (int t = 0; t < SEG_EV_OTHER; t++) {
+        const char *nm = seg_evtype_names[t];
+        size_t n = strlen(nm);
+        for (size_t i = 0; i <= n + 1; i++) {
+            char name[32];
+            memcpy(name, nm, n + 1);
+            if (i < n)
+                name[i] = name[i] == 'x' ? 'y' : 'x'; /* one byte changed */
+            else if (i == n)
+                name[n - 1] = 0; /* one shorter */
+            else
+                name[n] = 's', name[n + 1] = 0; /* one longer */
+            snprintf(buf, sizeof buf, "{\"customer_id\":\"c\",\"type\":\"%s\",\"ts\":1}", name);
+            ACCEPT(buf);
+            cr_assert_eq(ev.type, SEG_EV_OTHER, "%s", buf);
+        }
+    }
     for (int c = 1; c < SEG_CH__COUNT; c++) {
         snprintf(buf, sizeof buf,
                  "{\"customer_id\":\"c\",\"type\":\"x\",\"ts\":1,\"channel\":\"%s\"}",
