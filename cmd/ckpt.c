@@ -1345,11 +1345,24 @@ static void take_assignment(run_t *r, const redisReply *rp)
 
 /* ---------------- due customers ---------------- */
 
+/* A due sweep is out: its ZRANGEBYSCORE, or the loads of its batch (asked
+ * again before they are in, the same full batch would come back whole). */
+static int due_out(const ck_t *k)
+{
+    return k->due_inflight || k->due_loading;
+}
+
+/* W has moved since the due sets were last asked for (or they must be
+ * asked again: due_W reset). */
+static int due_behind(const run_t *r, const ck_t *k)
+{
+    return r->pl.has_W && r->pl.W != k->due_W;
+}
+
 void ck_advance(run_t *r)
 {
     ck_t *k = CK(r);
-    /* not while the last batch's loads are out: it would come again whole */
-    if (!k->up || k->due_inflight || k->due_loading || !r->pl.has_W || r->pl.W == k->due_W) return;
+    if (!k->up || due_out(k) || !due_behind(r, k)) return;
     k->due_W = r->pl.W;
     char max[32];
     snprintf(max, sizeof(max), "(%" PRId64, r->pl.W); /* due < W: a boundary at W has not passed */
@@ -1688,7 +1701,7 @@ static void stop_progress(run_t *r)
      * checkpointed (above); a due set of stale entries (unkeyed records
      * move customers between partitions) could keep it full: bounded. */
     if (k->up && cli_monotonic_s() - k->stop_since < STOP_DUE_S &&
-        (k->due_inflight || k->due_loading || (r->pl.has_W && k->due_W != r->pl.W))) {
+        (due_out(k) || due_behind(r, k))) {
         ck_advance(r);
         return;
     }
