@@ -1,8 +1,11 @@
 /* tests/unit/stream/test_codec_change.c: the encoders (codec_change.c):
- * change events byte for byte in JSON and field by field in msgpack, JSON
+ * change events byte for byte in JSON and field by field in msgpack (and
+ * byte for byte against msgpack-c's packer), JSON
  * string escaping of any bytes, number formatting, and input events
  * round-tripping encode -> strm_decode exactly in both formats. */
 #include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -284,6 +287,167 @@ Test(codec_change, msgpack_fields)
     cr_assert_eq(u.data.via.map.ptr[3].val.type, MSGPACK_OBJECT_NIL);
     msgpack_unpacked_destroy(&u);
     strm_buf_free(&b);
+}
+
+/* What strm_change_msgpack wrote through msgpack-c's packer before it
+ * wrote directly: the reference its bytes are held to. */
+static int ref_write(void *data, const char *buf, size_t len)
+{
+    return strm_buf_append(data, buf, len);
+}
+
+static void ref_cstr(msgpack_packer *pk, const char *s)
+{
+    if (s)
+        msgpack_pack_str_with_body(pk, s, strlen(s));
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void ref_feature(msgpack_packer *pk, double x)
+{
+    double r = strm__round6(x);
+    if (isfinite(r))
+        msgpack_pack_double(pk, r);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void ref_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
+{
+    char id[2048], dim[2048];
+    seg_change_id(ch, id, sizeof id);
+    seg_change_dimension(ch, dim, sizeof dim);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, ref_write);
+    int cluster = ch->dim == SEG_DIM_CLUSTER;
+    msgpack_pack_map(&pk, cluster ? 12 : 10);
+    ref_cstr(&pk, "event_id"), ref_cstr(&pk, id);
+    ref_cstr(&pk, "customer_id");
+    msgpack_pack_str_with_body(&pk, ch->cust->id, ch->cust->id_len);
+    ref_cstr(&pk, "dimension"), ref_cstr(&pk, dim);
+    ref_cstr(&pk, "from"), ref_cstr(&pk, ch->from);
+    ref_cstr(&pk, "to"), ref_cstr(&pk, ch->to);
+    if (cluster) {
+        ref_cstr(&pk, "from_id");
+        if (ch->from_id < 0)
+            msgpack_pack_nil(&pk);
+        else
+            msgpack_pack_int32(&pk, ch->from_id);
+        ref_cstr(&pk, "to_id");
+        if (ch->to_id < 0)
+            msgpack_pack_nil(&pk);
+        else
+            msgpack_pack_int32(&pk, ch->to_id);
+    }
+    ref_cstr(&pk, "ts"), msgpack_pack_int64(&pk, ch->ts);
+    ref_cstr(&pk, "emitted_at"), msgpack_pack_int64(&pk, emitted_at);
+    ref_cstr(&pk, "reason"), ref_cstr(&pk, ch->reason);
+    ref_cstr(&pk, "model_version"), msgpack_pack_uint64(&pk, ch->model_version);
+    ref_cstr(&pk, "features"), msgpack_pack_map(&pk, 3);
+    ref_cstr(&pk, "recency_days"), ref_feature(&pk, ch->recency_days);
+    ref_cstr(&pk, "orders"), msgpack_pack_uint64(&pk, ch->orders);
+    ref_cstr(&pk, "monetary"), ref_feature(&pk, ch->monetary);
+}
+
+static size_t pick(uint64_t *r, size_t n)
+{
+    *r = *r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (size_t)((*r >> 33) % n);
+}
+
+/* Every integer at and around each of msgpack's size limits, strings at the
+ * fixstr/str8/str16 limits, non-ASCII bytes, nil, and the feature values
+ * that round or are not finite: the same bytes as the packer's. */
+Test(codec_change, msgpack_bytes_match_msgpack_c)
+{
+    static const int64_t ints[] = {INT64_MIN,
+                                   -(1LL << 31) - 1,
+                                   -(1LL << 31),
+                                   -(1LL << 15) - 1,
+                                   -(1LL << 15),
+                                   -129,
+                                   -128,
+                                   -33,
+                                   -32,
+                                   -1,
+                                   0,
+                                   1,
+                                   127,
+                                   128,
+                                   255,
+                                   256,
+                                   65535,
+                                   65536,
+                                   (1LL << 32) - 1,
+                                   1LL << 32,
+                                   1700000000000LL,
+                                   INT64_MAX};
+    static const uint64_t uints[] = {0,
+                                     7,
+                                     127,
+                                     128,
+                                     255,
+                                     256,
+                                     65535,
+                                     65536,
+                                     4294967295ULL,
+                                     4294967296ULL,
+                                     (uint64_t)INT64_MAX + 1,
+                                     UINT64_MAX};
+    static const int32_t ids[] = {-1, 0, 5, 127, 128, 255, 256, 65535, 65536, INT32_MAX};
+    static const double feats[] = {0.0, -0.0, 1.0 / 7, 30.0, -5.5, 1e20, NAN, INFINITY, 1e-9};
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 300};
+    static const size_t id_lens[] = {1, 3, 26, 27, 31, 32, 128};
+    char text[301], rule[301];
+    for (size_t i = 0; i < 300; i++) {
+        text[i] = (char)(i % 7 == 3 ? 0xc3 : 'a' + i % 26); /* bytes are copied as they are */
+        rule[i] = (char)('A' + i % 26);
+    }
+    text[300] = rule[300] = 0;
+    strm_buf_t got, want;
+    strm_buf_init(&got);
+    strm_buf_init(&want);
+    uint64_t r = 12345;
+    for (int n = 0; n < 20000; n++) {
+        seg_change_t ch = lifecycle_change();
+#define PICK(a) (a[pick(&r, sizeof a / sizeof a[0])])
+        size_t il = PICK(id_lens);
+        for (size_t i = 0; i < il; i++) cust.id[i] = (char)(i % 5 == 4 ? 0xe2 : 'c' + i % 20);
+        cust.id[il] = 0;
+        cust.id_len = (uint8_t)il;
+        ch.dim = (seg_dim_t)(n % 3);
+        char name[301];
+        size_t rl = PICK(lens);
+        if (rl == 0) rl = 1;
+        memcpy(name, rule, rl);
+        name[rl] = 0;
+        ch.rule_name = name;
+        char from[301], to[301];
+        size_t fl = PICK(lens), tl = PICK(lens);
+        memcpy(from, text, fl), from[fl] = 0;
+        memcpy(to, text + 1, tl), to[tl] = 0;
+        ch.from = PICK(ids) < 0 ? NULL : from;
+        ch.to = to;
+        ch.reason = PICK(ids) == 0 ? NULL : text + 300 - PICK(lens);
+        ch.from_id = PICK(ids);
+        ch.to_id = PICK(ids);
+        ch.ts = PICK(ints);
+        int64_t emitted = PICK(ints);
+        ch.seq = PICK(uints);
+        ch.model_version = PICK(uints);
+        ch.orders = PICK(uints);
+        ch.recency_days = PICK(feats);
+        ch.monetary = PICK(feats);
+#undef PICK
+        got.len = want.len = 0;
+        cr_assert_eq(strm_change_msgpack(&ch, emitted, &got), 0, "case %d", n);
+        ref_change_msgpack(&ch, emitted, &want);
+        cr_assert_eq(got.len, want.len, "case %d: %zu bytes, msgpack-c %zu", n, got.len, want.len);
+        cr_assert_eq(memcmp(got.p, want.p, got.len), 0, "case %d differs", n);
+    }
+    strm_buf_free(&got);
+    strm_buf_free(&want);
 }
 
 Test(codec_change, deterministic_bytes)
