@@ -38,8 +38,10 @@ static void usage(FILE *f)
                "                        kafka:TOPIC (keyed by customer id)\n"
                "      --brokers B       bootstrap servers for kafka: (default kafka.brokers)\n"
                "      --state S         where the final state goes: memory (default: nowhere) or\n"
-               "                        redis://[user[:pass]@]HOST:PORT[/DB] (needs --prefix)\n"
-               "      --prefix P        Redis key prefix for --state (not the live redis.prefix)\n"
+               "                        redis://[user[:pass]@]HOST:PORT[/DB]\n"
+               "      --prefix P        Redis key prefix for --state (not the live redis.prefix);\n"
+               "                        default seg-replay: (from redis.prefix seg:), replaced\n"
+               "                        by each replay without --prefix\n"
                "      --replace         --state: delete the keys under --prefix first\n"
                "  -c, --config FILE     YAML configuration (defaults otherwise)\n"
                "      --from T          skip events before T (event time: ms or RFC 3339)\n"
@@ -502,13 +504,6 @@ int cmd_replay(int argc, char **argv)
     const char *redis_state = NULL;
     if (strncmp(state, "redis://", 8) == 0) {
         redis_state = state;
-        if (!prefix) {
-            fprintf(stderr,
-                    "segstream replay: --state %s needs --prefix (a namespace of the "
-                    "replay's own)\n",
-                    state);
-            return 2;
-        }
     } else if (strcmp(state, "memory") != 0) {
         fprintf(stderr, "segstream replay: --state: memory or redis://HOST:PORT, not %s\n", state);
         return 2;
@@ -585,6 +580,25 @@ int cmd_replay(int argc, char **argv)
         cfg->change_format = strdup(format);
     }
     if (!rp->brokers) rp->brokers = cfg->brokers;
+
+    /* no --prefix: the replays' own namespace beside the live one ("seg:"
+     * -> "seg-replay:"), which each such replay replaces, so that running
+     * the same replay again works and gives the same state */
+    char default_prefix[256];
+    if (redis_state && !prefix) {
+        const char *live = cfg->redis_prefix ? cfg->redis_prefix : "seg:";
+        size_t n = strlen(live);
+        if (n && live[n - 1] == ':') n--;
+        snprintf(default_prefix, sizeof default_prefix, "%.*s%sreplay:", (int)(n < 200 ? n : 200),
+                 live, n ? "-" : "");
+        prefix = default_prefix;
+        replace = 1;
+        if (!rp->quiet)
+            fprintf(stderr,
+                    "segstream replay: no --prefix: state goes under %s, replacing what an "
+                    "earlier replay left there\n",
+                    prefix);
+    }
 
     /* the namespaces: nothing is opened before they are checked */
     char dlq_topic[512];

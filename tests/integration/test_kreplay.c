@@ -505,6 +505,25 @@ Test(kreplay, outputs_stay_out_of_the_live_namespaces_and_topics_carry_the_same_
                        SEG_BIN, in, B, dir, port, dir),
                  0);
     cr_assert(h_same_file(path_of("m.mp"), path_of("fr.mp")), "the model in Redis is the file's");
+
+    /* no --prefix (CONTRACT §5 has it optional): the replays' own namespace
+     * beside the live one, replaced by the next such replay, so the same
+     * replay runs again to the same bytes and the same keys */
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(h_run("%s replay -q %s --brokers %s --out %s/np%d.jsonl --state "
+                           "redis://127.0.0.1:%d",
+                           SEG_BIN, in, B, dir, i, port),
+                     0, "replay %d without --prefix", i);
+        cr_assert_eq(h_run("redis-cli -p %d --scan --pattern 'seg-replay:*' | wc -l > %s/np%d.txt",
+                           port, dir, i),
+                     0);
+    }
+    cr_assert(h_same_file(path_of("np0.jsonl"), path_of("np1.jsonl")));
+    cr_assert(h_same_file(path_of("np0.txt"), path_of("np1.txt")));
+    cr_assert(h_same_file(path_of("np0.txt"), path_of("n1.txt")), "as many keys as under rp1:");
+    cr_assert_eq(h_run("redis-cli -p %d hget seg-replay:sizes customers | grep -qx 500", port), 0);
+    cr_assert_eq(h_run("redis-cli -p %d --scan --pattern 'seg:*' | wc -l | grep -qx 0", port), 0,
+                 "nothing in the live namespace");
 }
 
 Test(kreplay, a_saved_model_starts_a_replay_and_a_frozen_one_never_moves)
