@@ -12,11 +12,12 @@
  *    field's bad_* reason. category is cut to SEG_CATEGORY_MAX bytes at a
  *    character boundary.
  *  - ts must lie in [1970, 9999]; integers only (a float is bad_ts).
- *  - event_id and customer_id may be integers (written in decimal).
+ *  - event_id and customer_id may be integers (written in decimal). An
+ *    event_id over SEG_EVID_MAX bytes is kept as a digest (long_event_id).
  *  - Contract shape is strict: a wrong-typed optional field rejects the
  *    event. Segment and GA4 shapes are lenient on optional fields (a
  *    wrong-typed category, coupon, geo... is ignored) but strict on who,
- *    what, when, a negative amount and an over-long event_id.
+ *    what, when and a negative amount.
  *  - Segment: userId, else anonymousId; `type` "page"/"screen" without an
  *    `event` is a page view; Order Completed needs properties.revenue or
  *    properties.total (else missing_amount); top-level channel "browser" ->
@@ -669,10 +670,43 @@ static const char *set_customer(seg_event_t *ev, const strm__val_t *v)
     return NULL;
 }
 
+/* An id longer than ev->event_id holds (a Segment messageId can be):
+ * its first EVID_HEAD bytes, cut at a character boundary, then '~' and 16
+ * hex digits of a 64-bit hash of all of it. Only dedupe reads the id, and
+ * the same id always gives the same digest; an event is not lost for the
+ * length of its id. */
+#define EVID_HEAD 40
+#define EVID_LONG 4096 /* longer still (after unescaping): bad_event_id */
+_Static_assert(EVID_HEAD + 1 + 16 <= SEG_EVID_MAX, "a digest fits in event_id");
+
+static uint64_t id_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finish */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27, h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+static long long_event_id(const strm__val_t *v, char *dst)
+{
+    char buf[EVID_LONG + 1];
+    long n = get_str(v, buf, sizeof buf, 0);
+    if (n < 0) return -1;
+    size_t head = utf8_cut(buf, EVID_HEAD);
+    uint64_t h = id_hash(buf, (size_t)n);
+    memcpy(dst, buf, head);
+    dst[head] = '~';
+    for (int i = 0; i < 16; i++) dst[head + 1 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 15];
+    dst[head + 17] = 0;
+    return (long)head + 17;
+}
+
 static const char *set_event_id(seg_event_t *ev, const strm__val_t *v)
 {
     long n = v->t == STRM_V_STR ? get_str(v, ev->event_id, sizeof ev->event_id, 0)
                                 : int_dec(v, ev->event_id, sizeof ev->event_id);
+    if (n == -2 && v->t == STRM_V_STR) n = long_event_id(v, ev->event_id);
     if (n < 0) {
         ev->event_id[0] = 0;
         return "bad_event_id";

@@ -1,8 +1,10 @@
 /* tests/unit/stream/test_codec_map.c: the shared field mapping (codec_map.c)
  * for the foreign shapes, Segment `track`/`page` and GA4 export rows, run
- * through both decoders; the RFC 3339 parser; format sniffing. */
+ * through both decoders; event ids too long to keep whole; the RFC 3339
+ * parser; format sniffing. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "helpers.h"
 
@@ -114,6 +116,66 @@ Test(codec_map, segment_track_order_completed)
     cr_assert_str_eq(ev.traits[0].val, "AT"); /* top-level traits win */
     cr_assert_str_eq(ev.traits[1].key, "email");
     cr_assert_str_eq(ev.traits[2].key, "plan");
+}
+
+/* An event_id longer than SEG_EVID_MAX (a Segment messageId can be) keeps
+ * the event: its first 40 bytes, '~' and a 64-bit hash of the whole, the
+ * same for the same id however it is written, different for another. */
+static void long_id(char *out, const char *id)
+{
+    char *json = malloc(strlen(id) + 200);
+    sprintf(json, "{\"customer_id\":\"c1\",\"type\":\"page_view\",\"ts\":1,\"event_id\":\"%s\"}",
+            id);
+    cr_assert_null(dec2(json), "%s", json);
+    strcpy(out, ev.event_id);
+    free(json);
+}
+
+Test(codec_map, long_event_ids_kept_as_digests)
+{
+    char id[5000], a[SEG_EVID_MAX + 1], b[SEG_EVID_MAX + 1], c[SEG_EVID_MAX + 1];
+    memset(id, 'x', 80);
+    id[80] = 0;
+    long_id(a, id);
+    cr_assert_eq(strlen(a), 40 + 1 + 16, "%s", a);
+    cr_assert_eq(strncmp(a, id, 40), 0);
+    cr_assert_eq(a[40], '~');
+    long_id(b, id);
+    cr_assert_str_eq(a, b, "the same id, the same digest");
+    id[79] = 'y';
+    long_id(c, id);
+    cr_assert_str_neq(a, c, "one byte apart, another digest");
+    cr_assert_eq(strncmp(a, c, 41), 0);
+    /* written with an escape, the same id */
+    char esc[200];
+    memset(esc, 'x', 79);
+    strcpy(esc + 79, "\\u0079");
+    long_id(b, esc);
+    cr_assert_str_eq(b, c);
+    /* the head is cut at a character boundary: 39 bytes, then a 2-byte é */
+    memset(id, 'x', 39);
+    strcpy(id + 39, "\xc3\xa9");
+    memset(id + 41, 'z', 40);
+    id[81] = 0;
+    long_id(a, id);
+    cr_assert_eq(a[39], '~', "%s", a);
+    /* a Segment messageId of 80 bytes: the order is applied, not dead */
+    const char *seg = "{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"u1\","
+                      "\"messageId\":\"ajs-next-1700000000000-6f5c5d2a-0c3e-4f8b-9d1a-2b7e4c9f0a11-"
+                      "replayed-by-server-42\",\"timestamp\":\"2024-03-05T10:00:00Z\","
+                      "\"properties\":{\"revenue\":25.5}}";
+    cr_assert_null(dec2(seg));
+    cr_assert_eq(ev.type, SEG_EV_PURCHASE);
+    cr_assert_eq(ev.event_id_len, 57);
+    /* past 4096 bytes it is dead after all, with its reason */
+    memset(id, 'x', 4097);
+    id[4097] = 0;
+    char *json = malloc(5000);
+    sprintf(json, "{\"customer_id\":\"c1\",\"type\":\"page_view\",\"ts\":1,\"event_id\":\"%s\"}",
+            id);
+    const char *why = dec2(json);
+    cr_assert(why && strcmp(why, "bad_event_id") == 0, "%s", why ? why : "ok");
+    free(json);
 }
 
 Test(codec_map, segment_event_names)
