@@ -65,7 +65,9 @@ void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_
 void seg_customer_clear(seg_customer_t *c)
 {
     free(c->traits);
+    free(c->traits_ts);
     c->traits = NULL;
+    c->traits_ts = NULL;
 }
 
 const char *seg_customer_trait(const seg_customer_t *c, const char *key)
@@ -79,28 +81,46 @@ const char *seg_customer_trait(const seg_customer_t *c, const char *key)
     return NULL;
 }
 
-/* Merges the event's traits (latest value wins) into one new blob. */
+/* Merges the event's traits into one new blob: each trait keeps the value
+ * of the newest event that carried it, by event time (CONTRACT §1), so a
+ * late event changes only the traits no later event has set. Equal times:
+ * the event applied last wins. */
 static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
 {
-    size_t cap = 1;
+    size_t cap = 1, n = ev->n_traits;
     for (int i = 0; i < ev->n_traits; i++)
         cap += strlen(ev->traits[i].key) + strlen(ev->traits[i].val) + 2;
     if (c->traits)
-        for (const char *p = c->traits; *p;) {
+        for (const char *p = c->traits; *p; n++) {
             size_t kl = strlen(p), vl = strlen(p + kl + 1);
             cap += kl + vl + 2;
             p += kl + vl + 2;
         }
     char *blob = malloc(cap), *w = blob;
-    if (!blob) return; /* keep the old traits rather than lose the event */
+    int64_t *ts = malloc(n * sizeof(int64_t));
+    if (!blob || !ts) { /* keep the old traits rather than lose the event */
+        free(blob);
+        free(ts);
+        return;
+    }
+    size_t k = 0, i_old = 0;
+    int kept_old[SEG_TRAITS_MAX] = {0}; /* event trait i: a newer value stays */
     if (c->traits)
-        for (const char *p = c->traits; *p;) {
+        for (const char *p = c->traits; *p; i_old++) {
             size_t kl = strlen(p), vl = strlen(p + kl + 1);
-            int replaced = 0;
-            for (int i = 0; i < ev->n_traits; i++) replaced |= strcmp(ev->traits[i].key, p) == 0;
-            if (!replaced) {
+            int64_t t = c->traits_ts ? c->traits_ts[i_old] : INT64_MIN;
+            int newer = -1; /* the event's value for this key, when the event is not older */
+            for (int i = 0; i < ev->n_traits; i++)
+                if (strcmp(ev->traits[i].key, p) == 0) {
+                    if (ev->ts >= t)
+                        newer = i;
+                    else
+                        kept_old[i] = 1;
+                }
+            if (newer < 0) {
                 memcpy(w, p, kl + vl + 2);
                 w += kl + vl + 2;
+                ts[k++] = t;
             }
             p += kl + vl + 2;
         }
@@ -108,15 +128,18 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
         int later = 0; /* a key repeated within one event: the last one wins */
         for (int j = i + 1; j < ev->n_traits; j++)
             later |= strcmp(ev->traits[i].key, ev->traits[j].key) == 0;
-        if (later) continue;
+        if (later || kept_old[i]) continue;
         size_t kl = strlen(ev->traits[i].key), vl = strlen(ev->traits[i].val);
         memcpy(w, ev->traits[i].key, kl + 1);
         memcpy(w + kl + 1, ev->traits[i].val, vl + 1);
         w += kl + vl + 2;
+        ts[k++] = ev->ts;
     }
     *w = 0;
     free(c->traits);
+    free(c->traits_ts);
     c->traits = blob;
+    c->traits_ts = ts;
 }
 
 /* ---------------- engine ---------------- */

@@ -82,6 +82,10 @@ typedef struct seg_customer {
      * is the model's epoch): what the next event removes, not recomputed */
     double taught[SEG_DIM];
     char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
+    /* the event time each pair's value came with, in the blob's order
+     * (INT64_MIN: not known, from a state written before it was kept);
+     * malloc'd with traits, owned */
+    int64_t *traits_ts;
 } seg_customer_t;
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);

@@ -15,7 +15,7 @@
  *   rev revenue                        ru rs  rule names held / evaluated
  *   dd  dedup hashes [8]               dp  dedup ring position
  *   tv  the normalised vector it taught the model (only when te is not 0)
- *   tr  traits {key: value}
+ *   tr  traits {key: value}            tt  the event time of each, in tr's order
  *   f   features, decayed as of dt: activity visits views email weekend
  *       carts purchases monetary discounted, hour {night morning afternoon
  *       evening}, channel {none web app email store}, cat [[name, weight]]
@@ -446,7 +446,7 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
         for (const char *p = c->traits; *p; ntr++) p += strlen(p) + 1, p += strlen(p) + 1;
 
     int taught = c->taught_epoch != 0;
-    mpw_map(&w, 24 + (size_t)taught);
+    mpw_map(&w, 25 + (size_t)taught);
     PK_KI(&w, "v", ST_PACK_VERSION);
     MPW_LIT(&w, "lc");
     if (c->lifecycle > SEG_LC_NONE && c->lifecycle < SEG_LC__COUNT)
@@ -490,6 +490,9 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
             mpw_cstr(&w, v);
             p = v + strlen(v) + 1;
         }
+    MPW_LIT(&w, "tt");
+    mpw_array(&w, (size_t)ntr);
+    for (int i = 0; i < ntr; i++) mpw_i64(&w, c->traits_ts ? c->traits_ts[i] : INT64_MIN);
     return w.err ? -1 : 0;
 }
 
@@ -621,13 +624,43 @@ fail:
     return -1;
 }
 
+/* tt -> c->traits_ts (checked against tr once both are read) */
+static int unpack_trait_times(ctx_t *x, seg_customer_t *c, size_t *n)
+{
+    if (get_container(x, "tt", V_ARR, n) < 0) return -1;
+    if (*n > x->r.len - x->r.pos) return bad(x, "tt", "an array of times");
+    free(c->traits_ts);
+    c->traits_ts = *n ? malloc(*n * sizeof(int64_t)) : NULL;
+    if (*n && !c->traits_ts) FAIL(x, "%s: tt: out of memory", x->what);
+    for (size_t i = 0; i < *n; i++)
+        if (get_i64(x, "tt", &c->traits_ts[i]) < 0) return -1;
+    return 0;
+}
+
+static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
+                           size_t errlen);
+
 int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
                        size_t errlen)
 {
+    /* traits_ts always matches traits when this returns, or is NULL */
+    free(c->traits_ts);
+    c->traits_ts = NULL;
+    int rc = unpack_customer(s, data, len, c, err, errlen);
+    if (rc < 0) {
+        free(c->traits_ts);
+        c->traits_ts = NULL;
+    }
+    return rc;
+}
+
+static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
+                           size_t errlen)
+{
     ctx_t x = {{data, data ? len : 0, 0}, err, errlen, "state"};
     seg_model_t *m = seg_model(s);
-    size_t n;
-    int version = 0, has_tv = 0;
+    size_t n, n_tt = 0;
+    int version = 0, has_tv = 0, has_tt = 0;
     if (get_container(&x, "root", V_MAP, &n) < 0) return -1;
     for (size_t i = 0; i < n; i++) {
         char k[16];
@@ -714,6 +747,9 @@ int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c
             has_tv = 1;
         } else if (keq(k, "tr")) {
             rc = unpack_traits(&x, c);
+        } else if (keq(k, "tt")) {
+            rc = unpack_trait_times(&x, c, &n_tt);
+            has_tt = 1;
         } else {
             rc = skip(&x, k[0] ? k : "(key)");
         }
@@ -721,6 +757,14 @@ int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c
     }
     if (x.r.pos != x.r.len) FAIL(&x, "state: %zu trailing bytes", x.r.len - x.r.pos);
     if (!version) FAIL(&x, "state: no format version (v)");
+    size_t n_tr = 0;
+    if (c->traits)
+        for (const char *p = c->traits; *p; n_tr++) p += strlen(p) + 1, p += strlen(p) + 1;
+    if (has_tt && n_tt != n_tr) FAIL(&x, "state: tt: %zu times for %zu traits", n_tt, n_tr);
+    if (!has_tt) { /* written before times were kept: not known */
+        free(c->traits_ts);
+        c->traits_ts = NULL;
+    }
     if (c->rules & ~c->rules_seen) FAIL(&x, "state: ru: a rule held but never evaluated");
     /* times beyond +-2^53 ms (285,000 years) would overflow the core's arithmetic */
     const int64_t lim = (int64_t)1 << 53;

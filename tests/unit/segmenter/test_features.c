@@ -125,6 +125,43 @@ Test(features, traits_keep_latest_value)
     cr_assert_null(seg_customer_trait(&c, "gender"));
 }
 
+/* CONTRACT §1: the latest value of each trait, in event time: a late event
+ * changes only what no later event has set, per trait */
+Test(features, late_traits_do_not_overwrite_newer_ones)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PAGE_VIEW, T0);
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "language");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "en");
+    apply(ev); /* language at T0 */
+    ev.ts = T0 + 100000;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "GB");
+    apply(ev); /* country at T0 + 100 s */
+    /* late, at T0 + 50 s: country is older than GB's, language newer than
+     * en's, city new */
+    ev.ts = T0 + 50000;
+    ev.n_traits = 3;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "IE");
+    snprintf(ev.traits[1].key, SEG_TRAIT_KEY, "language");
+    snprintf(ev.traits[1].val, SEG_TRAIT_VAL, "ga");
+    snprintf(ev.traits[2].key, SEG_TRAIT_KEY, "city");
+    snprintf(ev.traits[2].val, SEG_TRAIT_VAL, "Cork");
+    apply(ev);
+    cr_assert_str_eq(seg_customer_trait(&c, "country"), "GB");
+    cr_assert_str_eq(seg_customer_trait(&c, "language"), "ga");
+    cr_assert_str_eq(seg_customer_trait(&c, "city"), "Cork");
+    /* the same time again: the event applied last wins */
+    ev.ts = T0 + 100000;
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "FR");
+    apply(ev);
+    cr_assert_str_eq(seg_customer_trait(&c, "country"), "FR");
+    cr_assert_str_eq(seg_customer_trait(&c, "city"), "Cork");
+}
+
 Test(features, vector_is_finite_and_named)
 {
     apply(mkev("c1", SEG_EV_PAGE_VIEW, T0));
