@@ -64,10 +64,35 @@ void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_
 
 void seg_customer_clear(seg_customer_t *c)
 {
-    free(c->traits);
-    free(c->traits_ts);
+    free(c->traits); /* traits_ts is in the same block */
     c->traits = NULL;
     c->traits_ts = NULL;
+}
+
+/* One block for both: the blob, then (8-aligned) the pairs' times. */
+static char *traits_block(size_t chars, size_t n, int64_t **ts)
+{
+    size_t off = (chars + 7) & ~(size_t)7;
+    char *b = malloc(off + n * sizeof(int64_t));
+    *ts = b ? (int64_t *)(void *)(b + off) : NULL;
+    return b;
+}
+
+int seg_customer_set_traits(seg_customer_t *c, const char *blob, const int64_t *ts)
+{
+    char *b = NULL;
+    int64_t *t = NULL;
+    if (blob && *blob) {
+        size_t len = 0, n = 0;
+        for (; blob[len]; n++) len += strlen(blob + len) + 1, len += strlen(blob + len) + 1;
+        if (!(b = traits_block(len + 1, n, &t))) return -1;
+        memcpy(b, blob, len + 1);
+        for (size_t i = 0; i < n; i++) t[i] = ts ? ts[i] : INT64_MIN;
+    }
+    free(c->traits);
+    c->traits = b;
+    c->traits_ts = t;
+    return 0;
 }
 
 const char *seg_customer_trait(const seg_customer_t *c, const char *key)
@@ -85,8 +110,34 @@ const char *seg_customer_trait(const seg_customer_t *c, const char *key)
  * of the newest event that carried it, by event time (CONTRACT §1), so a
  * late event changes only the traits no later event has set. Equal times:
  * the event applied last wins. */
+/* The usual event repeats values the customer has: only their times move
+ * (in place). Returns 0 when some trait needs the merge below. */
+static int traits_same(seg_customer_t *c, const seg_event_t *ev)
+{
+    if (!c->traits || !c->traits_ts) return 0;
+    int64_t *at[SEG_TRAITS_MAX];
+    for (int i = 0; i < ev->n_traits; i++) {
+        at[i] = NULL;
+        size_t j = 0;
+        for (const char *p = c->traits; *p; j++) {
+            const char *v = p + strlen(p) + 1;
+            if (strcmp(p, ev->traits[i].key) == 0) {
+                if (ev->ts >= c->traits_ts[j] && strcmp(v, ev->traits[i].val) != 0) return 0;
+                at[i] = &c->traits_ts[j];
+                break;
+            }
+            p = v + strlen(v) + 1;
+        }
+        if (!at[i]) return 0;
+    }
+    for (int i = 0; i < ev->n_traits; i++)
+        if (ev->ts > *at[i]) *at[i] = ev->ts;
+    return 1;
+}
+
 static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
 {
+    if (traits_same(c, ev)) return;
     size_t cap = 1, n = ev->n_traits;
     for (int i = 0; i < ev->n_traits; i++)
         cap += strlen(ev->traits[i].key) + strlen(ev->traits[i].val) + 2;
@@ -96,13 +147,9 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
             cap += kl + vl + 2;
             p += kl + vl + 2;
         }
-    char *blob = malloc(cap), *w = blob;
-    int64_t *ts = malloc(n * sizeof(int64_t));
-    if (!blob || !ts) { /* keep the old traits rather than lose the event */
-        free(blob);
-        free(ts);
-        return;
-    }
+    int64_t *ts;
+    char *blob = traits_block(cap, n, &ts), *w = blob;
+    if (!blob) return; /* keep the old traits rather than lose the event */
     size_t k = 0, i_old = 0;
     int kept_old[SEG_TRAITS_MAX] = {0}; /* event trait i: a newer value stays */
     if (c->traits)
@@ -136,8 +183,7 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
         ts[k++] = ev->ts;
     }
     *w = 0;
-    free(c->traits);
-    free(c->traits_ts);
+    free(c->traits); /* and the old times with it */
     c->traits = blob;
     c->traits_ts = ts;
 }

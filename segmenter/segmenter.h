@@ -84,7 +84,7 @@ typedef struct seg_customer {
     char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
     /* the event time each pair's value came with, in the blob's order
      * (INT64_MIN: not known, from a state written before it was kept);
-     * malloc'd with traits, owned */
+     * in the same block as traits, after it: never freed apart */
     int64_t *traits_ts;
 } seg_customer_t;
 
@@ -93,6 +93,10 @@ void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_
 void seg_customer_clear(seg_customer_t *c);
 /* Latest value of a trait, or NULL. */
 const char *seg_customer_trait(const seg_customer_t *c, const char *key);
+/* Replaces the traits with a copy of blob ("k\0v\0...\0", NULL or "" for
+ * none) and of ts, one time per pair (NULL: not known). -1: out of memory,
+ * nothing changed. */
+int seg_customer_set_traits(seg_customer_t *c, const char *blob, const int64_t *ts);
 
 /* ---------- configuration of the core ---------- */
 typedef struct seg_ruleset seg_ruleset_t;

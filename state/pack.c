@@ -592,9 +592,19 @@ static int unpack_features(ctx_t *x, seg_t *s, seg_features_t *f)
     return 0;
 }
 
+/* What tr and tt held, until the whole state is read: the customer's
+ * traits change only when it all is good. */
+typedef struct {
+    int has_tr, has_tt;
+    char *blob; /* tr as "k\0v\0...\0" (NULL: none) */
+    size_t n_tr;
+    int64_t *tt;
+    size_t n_tt;
+} traits_tmp_t;
+
 /* Traits map -> "k\0v\0...\0" blob. The blob is no larger than the map's
  * encoding (every string has at least a one-byte header). */
-static int unpack_traits(ctx_t *x, seg_customer_t *c)
+static int unpack_traits(ctx_t *x, traits_tmp_t *t)
 {
     size_t n;
     if (get_container(x, "tr", V_MAP, &n) < 0) return -1;
@@ -602,65 +612,67 @@ static int unpack_traits(ctx_t *x, seg_customer_t *c)
     rd_t probe = x->r;
     for (size_t i = 0; i < 2 * n; i++)
         if (rd_skip(&probe) < 0) return bad(x, "tr", "a map of strings");
-    char *blob = n ? malloc(probe.pos - start + 1) : NULL, *w = blob;
-    if (n && !blob) FAIL(x, "%s: tr: out of memory", x->what);
+    free(t->blob);
+    t->blob = n ? malloc(probe.pos - start + 1) : NULL;
+    t->has_tr = 1;
+    t->n_tr = n;
+    char *w = t->blob;
+    if (n && !w) FAIL(x, "%s: tr: out of memory", x->what);
     for (size_t i = 0; i < n; i++) {
         const char *k, *v;
         size_t kl, vl;
-        if (get_str(x, "tr", &k, &kl) < 0 || get_str(x, "tr", &v, &vl) < 0) goto fail;
-        if (kl == 0 || memchr(k, 0, kl) || memchr(v, 0, vl)) {
-            snprintf(x->err, x->errlen, "%s: tr: empty key or NUL byte in a trait", x->what);
-            goto fail;
-        }
+        if (get_str(x, "tr", &k, &kl) < 0 || get_str(x, "tr", &v, &vl) < 0) return -1;
+        if (kl == 0 || memchr(k, 0, kl) || memchr(v, 0, vl))
+            FAIL(x, "%s: tr: empty key or NUL byte in a trait", x->what);
         memcpy(w, k, kl), w[kl] = 0, w += kl + 1;
         memcpy(w, v, vl), w[vl] = 0, w += vl + 1;
     }
-    if (blob) *w = 0;
-    free(c->traits);
-    c->traits = blob;
+    if (w) *w = 0;
     return 0;
-fail:
-    free(blob);
-    return -1;
 }
 
-/* tt -> c->traits_ts (checked against tr once both are read) */
-static int unpack_trait_times(ctx_t *x, seg_customer_t *c, size_t *n)
+static int unpack_trait_times(ctx_t *x, traits_tmp_t *t)
 {
-    if (get_container(x, "tt", V_ARR, n) < 0) return -1;
-    if (*n > x->r.len - x->r.pos) return bad(x, "tt", "an array of times");
-    free(c->traits_ts);
-    c->traits_ts = *n ? malloc(*n * sizeof(int64_t)) : NULL;
-    if (*n && !c->traits_ts) FAIL(x, "%s: tt: out of memory", x->what);
-    for (size_t i = 0; i < *n; i++)
-        if (get_i64(x, "tt", &c->traits_ts[i]) < 0) return -1;
+    size_t n;
+    if (get_container(x, "tt", V_ARR, &n) < 0) return -1;
+    if (n > x->r.len - x->r.pos) return bad(x, "tt", "an array of times");
+    free(t->tt);
+    t->tt = n ? malloc(n * sizeof(int64_t)) : NULL;
+    t->has_tt = 1;
+    t->n_tt = n;
+    if (n && !t->tt) FAIL(x, "%s: tt: out of memory", x->what);
+    for (size_t i = 0; i < n; i++)
+        if (get_i64(x, "tt", &t->tt[i]) < 0) return -1;
     return 0;
 }
 
 static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
-                           size_t errlen);
+                           size_t errlen, traits_tmp_t *t);
 
 int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
                        size_t errlen)
 {
-    /* traits_ts always matches traits when this returns, or is NULL */
-    free(c->traits_ts);
-    c->traits_ts = NULL;
-    int rc = unpack_customer(s, data, len, c, err, errlen);
-    if (rc < 0) {
-        free(c->traits_ts);
-        c->traits_ts = NULL;
+    traits_tmp_t t = {0};
+    int rc = unpack_customer(s, data, len, c, err, errlen, &t);
+    if (rc == 0 && t.has_tr) {
+        /* a state without tt was written before times were kept: not known */
+        if (seg_customer_set_traits(c, t.blob, t.has_tt ? t.tt : NULL) < 0) {
+            snprintf(err, errlen, "state: tr: out of memory");
+            rc = -1;
+        }
     }
+    free(t.blob);
+    free(t.tt);
     return rc;
 }
 
 static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
-                           size_t errlen)
+                           size_t errlen, traits_tmp_t *tr)
 {
     ctx_t x = {{data, data ? len : 0, 0}, err, errlen, "state"};
     seg_model_t *m = seg_model(s);
-    size_t n, n_tt = 0;
-    int version = 0, has_tv = 0, has_tt = 0;
+    size_t n;
+    int version = 0, has_tv = 0;
     if (get_container(&x, "root", V_MAP, &n) < 0) return -1;
     for (size_t i = 0; i < n; i++) {
         char k[16];
@@ -746,10 +758,9 @@ static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_
             rc = get_vec(&x, k, c->taught, SEG_DIM);
             has_tv = 1;
         } else if (keq(k, "tr")) {
-            rc = unpack_traits(&x, c);
+            rc = unpack_traits(&x, tr);
         } else if (keq(k, "tt")) {
-            rc = unpack_trait_times(&x, c, &n_tt);
-            has_tt = 1;
+            rc = unpack_trait_times(&x, tr);
         } else {
             rc = skip(&x, k[0] ? k : "(key)");
         }
@@ -757,14 +768,8 @@ static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_
     }
     if (x.r.pos != x.r.len) FAIL(&x, "state: %zu trailing bytes", x.r.len - x.r.pos);
     if (!version) FAIL(&x, "state: no format version (v)");
-    size_t n_tr = 0;
-    if (c->traits)
-        for (const char *p = c->traits; *p; n_tr++) p += strlen(p) + 1, p += strlen(p) + 1;
-    if (has_tt && n_tt != n_tr) FAIL(&x, "state: tt: %zu times for %zu traits", n_tt, n_tr);
-    if (!has_tt) { /* written before times were kept: not known */
-        free(c->traits_ts);
-        c->traits_ts = NULL;
-    }
+    if (tr->has_tt && (!tr->has_tr || tr->n_tt != tr->n_tr))
+        FAIL(&x, "state: tt: %zu times for %zu traits", tr->n_tt, tr->n_tr);
     if (c->rules & ~c->rules_seen) FAIL(&x, "state: ru: a rule held but never evaluated");
     /* times beyond +-2^53 ms (285,000 years) would overflow the core's arithmetic */
     const int64_t lim = (int64_t)1 << 53;
