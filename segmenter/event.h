@@ -10,8 +10,8 @@
 #define SEG_ID_MAX       128 /* customer_id bytes (CONTRACT §1) */
 #define SEG_EVID_MAX     64  /* producer event_id bytes kept */
 #define SEG_CATEGORY_MAX 48  /* category bytes kept (longer ones are truncated) */
-#define SEG_TRAITS_MAX   8   /* traits kept per event */
-#define SEG_TRAIT_KEY    24
+#define SEG_TRAITS_MAX   16  /* traits kept per event */
+#define SEG_TRAIT_KEY    48
 #define SEG_TRAIT_VAL    48
 
 typedef enum {

@@ -328,7 +328,8 @@ static int set_entry(strm_csvmap_t *m, const char *key, const char *v, int quote
     if (!strncmp(key, "traits.", 7)) {
         const char *name = key + 7;
         size_t n = strlen(name);
-        if (n < 1 || n >= SEG_TRAIT_KEY) FAIL("%s: a trait name has 1 to 23 bytes", key);
+        if (n < 1 || n >= SEG_TRAIT_KEY)
+            FAIL("%s: a trait name has 1 to %d bytes", key, SEG_TRAIT_KEY - 1);
         for (size_t i = 0; i < n; i++)
             if (!isalnum((unsigned char)name[i]) && name[i] != '_')
                 FAIL("%s: a trait name is letters, digits and _", key);

@@ -127,12 +127,21 @@ static const map_case_t map_cases[] = {
     {"{" OK_BASE ",\"traits\":{\"a\":{\"b\":1}}}", "bad_traits"},
     {"{" OK_BASE ",\"traits\":{\"a\":true}}", "bad_traits"},
     {"{" OK_BASE ",\"traits\":{\"\":\"x\"}}", "bad_traits"},
-    {"{" OK_BASE ",\"traits\":{\"key_that_is_24_bytes_lon\":\"x\"}}", "bad_traits"},
+    {"{" OK_BASE ",\"traits\":{\"key_that_is_48_bytes_long_far_too_long_for_a_nam\":\"x\"}}",
+     "bad_traits"},
+    {"{" OK_BASE ",\"traits\":{\"preferred_communication_channel\":\"sms\"}}", NULL},
+    {"{" OK_BASE
+     ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":\"6\","
+     "\"g\":\"7\",\"h\":\"8\",\"i\":\"9\",\"j\":\"10\",\"k\":\"11\",\"l\":\"12\",\"m\":\"13\","
+     "\"n\":\"14\",\"o\":\"15\",\"p\":\"16\"}}",
+     NULL},
+    {"{" OK_BASE
+     ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":\"6\","
+     "\"g\":\"7\",\"h\":\"8\",\"i\":\"9\",\"j\":\"10\",\"k\":\"11\",\"l\":\"12\",\"m\":\"13\","
+     "\"n\":\"14\",\"o\":\"15\",\"p\":\"16\",\"q\":\"17\"}}",
+     "bad_traits"},
     /* a value over 47 bytes is cut, as CSV's are (test_codec_json checks where) */
     {"{" OK_BASE ",\"traits\":{\"k\":\"value that is forty-eight bytes long, just over!\"}}", NULL},
-    {"{" OK_BASE ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":"
-     "\"6\",\"g\":\"7\",\"h\":\"8\",\"i\":\"9\"}}",
-     "bad_traits"},
     {"{" OK_BASE ",\"traits\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\",\"f\":"
      "\"6\",\"g\":\"7\",\"h\":\"8\",\"a\":\"9\"}}",
      NULL},
