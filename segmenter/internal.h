@@ -45,6 +45,10 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
                          uint32_t cat_id);
 /* log1p(v) to a few ulp, faster than libm's (features.c). */
 double seg__log1p(double v);
+/* 1 when s goes into a JSON string as it is: bytes 0x20-0x7F other than '"'
+ * and '\\', and two-byte UTF-8 characters (the labels' middle dot), which is
+ * what stream's JSON writer copies unchanged. Anything else 0 (escaped). */
+int seg__json_plain(const char *s);
 /* 2^(-dt/half_life) for dt in ms and a half-life in days. */
 double seg__decay(double half_life_days, int64_t dt_ms);
 

@@ -11,11 +11,16 @@
 
 #define LABEL_LEN 96
 
+typedef struct {
+    char text[LABEL_LEN];
+    uint8_t plain; /* seg__json_plain(text) */
+} seg_label_t;
+
 struct seg {
     seg_params_t p;
     seg_model_t m;
     seg_sizes_t sizes;
-    char (*labels)[LABEL_LEN]; /* by cluster id, kept after a cluster retires */
+    seg_label_t *labels; /* by cluster id, kept after a cluster retires */
     int32_t n_labels;
     /* category dictionary: open addressing over ids, names by id (1-based) */
     char **cat_names;
@@ -24,6 +29,7 @@ struct seg {
     uint32_t *cat_tab;
     uint32_t cat_tab_cap;
     char why_new_over[64], why_at_risk[64], why_lapsed[64], why_react_over[64];
+    int whys_plain; /* every reason is seg__json_plain */
     int warmup_events;
 };
 
@@ -188,6 +194,20 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
     c->traits_ts = ts;
 }
 
+int seg__json_plain(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p < 0x80) {
+            if (*p == '"' || *p == '\\') return 0;
+        } else if (*p >= 0xC2 && *p <= 0xDF && (p[1] & 0xC0) == 0x80) {
+            p++;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---------------- engine ---------------- */
 
 static int labels_sync(seg_t *s)
@@ -195,20 +215,26 @@ static int labels_sync(seg_t *s)
     seg_model_t *m = &s->m;
     if (m->next_id > s->n_labels) {
         int32_t n = m->next_id + 8;
-        char(*nl)[LABEL_LEN] = realloc(s->labels, (size_t)n * LABEL_LEN);
+        seg_label_t *nl = realloc(s->labels, (size_t)n * sizeof(seg_label_t));
         int64_t *ns = realloc(s->sizes.cluster, (size_t)n * sizeof(int64_t));
         if (!nl || !ns) {
             if (nl) s->labels = nl;
             if (ns) s->sizes.cluster = ns;
             return -1;
         }
-        memset(nl + s->n_labels, 0, (size_t)(n - s->n_labels) * LABEL_LEN);
+        memset(nl + s->n_labels, 0, (size_t)(n - s->n_labels) * sizeof(seg_label_t));
         memset(ns + s->n_labels, 0, (size_t)(n - s->n_labels) * sizeof(int64_t));
         s->labels = nl;
         s->sizes.cluster = ns;
         s->n_labels = s->sizes.n_cluster = n;
     }
-    for (int j = 0; j < m->k; j++) memcpy(s->labels[m->cl[j].id], m->cl[j].label, LABEL_LEN);
+    /* checked for JSON once per new label, not per change event */
+    for (int j = 0; j < m->k; j++) {
+        seg_label_t *l = &s->labels[m->cl[j].id];
+        if (memcmp(l->text, m->cl[j].label, LABEL_LEN) == 0) continue;
+        memcpy(l->text, m->cl[j].label, LABEL_LEN);
+        l->plain = (uint8_t)seg__json_plain(l->text);
+    }
     return 0;
 }
 
@@ -234,6 +260,12 @@ seg_t *seg_new(seg_params_t *p, char *err, size_t errlen)
              (double)s->p.lapsed_ms / SEG_DAY_MS);
     snprintf(s->why_react_over, sizeof(s->why_react_over), "%g days since return",
              (double)s->p.reactivated_ms / SEG_DAY_MS);
+    const char *whys[] = {why_first,       why_activity,   why_return,    why_first_cluster,
+                          why_nearest,     why_retired,    why_rule_in,   why_rule_out,
+                          s->why_new_over, s->why_at_risk, s->why_lapsed, s->why_react_over};
+    s->whys_plain = 1;
+    for (size_t i = 0; i < sizeof whys / sizeof whys[0]; i++)
+        s->whys_plain &= seg__json_plain(whys[i]);
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -328,7 +360,7 @@ const char *seg_cluster_label(const seg_t *s, int32_t id)
 {
     int j = id >= 0 ? seg_model_slot(&s->m, id) : -1;
     if (j >= 0) return s->m.cl[j].label;
-    if (id >= 0 && id < s->n_labels && s->labels[id][0]) return s->labels[id];
+    if (id >= 0 && id < s->n_labels && s->labels[id].text[0]) return s->labels[id].text;
     return NULL;
 }
 
@@ -422,6 +454,7 @@ static void lifecycle_change(seg_t *s, seg_customer_t *c, seg_lifecycle_t to, in
     ch.ts = ts;
     ch.watermark = W;
     ch.reason = why;
+    ch.plain = (uint8_t)s->whys_plain; /* and the stages' names are */
     if (from != SEG_LC_NONE)
         s->sizes.lifecycle[from]--;
     else
@@ -507,13 +540,15 @@ static int assign_cluster(seg_t *s, seg_customer_t *c, int cur, const double x[S
     if (labels_sync(s) < 0) return cur;
     seg_change_t ch = {0};
     ch.dim = SEG_DIM_CLUSTER;
-    ch.from = c->cluster >= 0 ? s->labels[c->cluster] : NULL;
+    ch.from = c->cluster >= 0 ? s->labels[c->cluster].text : NULL;
     ch.to = m->cl[near].label;
     ch.from_id = c->cluster;
     ch.to_id = m->cl[near].id;
     ch.ts = ts;
     ch.watermark = W;
     ch.reason = why;
+    ch.plain = (uint8_t)(s->whys_plain && (c->cluster < 0 || s->labels[c->cluster].plain) &&
+                         s->labels[ch.to_id].plain); /* to: the label labels_sync just took */
     if (c->cluster >= 0) s->sizes.cluster[c->cluster]--;
     s->sizes.cluster[ch.to_id]++;
     c->cluster = ch.to_id;
@@ -666,6 +701,7 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
         ch.ts = ts;
         ch.watermark = W;
         ch.reason = in ? why_rule_in : why_rule_out;
+        ch.plain = (uint8_t)s->whys_plain; /* from and to are "in", "out" or none */
         s->sizes.rule[i] += in ? 1 : -1;
         c->rules_seen |= bit;
         c->rules ^= bit;

@@ -204,6 +204,10 @@ typedef struct seg_change {
     double recency_days;
     uint64_t orders;
     double monetary;
+    /* from, to and reason go into a JSON string as they are (each
+     * seg__json_plain, checked when they were made): the writer copies
+     * them without looking at each byte. 0: escape as usual. */
+    uint8_t plain;
 } seg_change_t;
 
 typedef void (*seg_emit_fn)(void *ud, const seg_change_t *ch);

@@ -234,6 +234,16 @@ static char *put_cstr(char *o, const char *s, size_t len)
     return s ? json_str_at(o, s, len) : PUT_LIT(o, "null");
 }
 
+/* put_cstr of a string known to need no escaping (seg_change_t.plain) */
+static char *put_plain(char *o, const char *s, size_t len)
+{
+    if (!s) return PUT_LIT(o, "null");
+    *o++ = '"';
+    memcpy(o, s, len);
+    o[len] = '"';
+    return o + len + 1;
+}
+
 /* A derived feature: rounded to 1e-6, integral values as "30.0". */
 static char *put_feature(char *o, double x)
 {
@@ -332,10 +342,11 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     *o++ = '"';
     o = PUT_LIT(o, ",\"dimension\":\"");
     o = put_dim(o, ch, dlen);
+    char *(*put_s)(char *, const char *, size_t) = ch->plain ? put_plain : put_cstr;
     o = PUT_LIT(o, "\",\"from\":");
-    o = put_cstr(o, ch->from, flen);
+    o = put_s(o, ch->from, flen);
     o = PUT_LIT(o, ",\"to\":");
-    o = put_cstr(o, ch->to, tlen);
+    o = put_s(o, ch->to, tlen);
     if (ch->dim == SEG_DIM_CLUSTER) {
         o = PUT_LIT(o, ",\"from_id\":");
         o = ch->from_id < 0 ? PUT_LIT(o, "null") : seg_dec_i64(o, ch->from_id);
@@ -354,7 +365,7 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
         o = seg_dec_i64(o, emitted_at);
     }
     o = PUT_LIT(o, ",\"reason\":");
-    o = put_cstr(o, ch->reason, wlen);
+    o = put_s(o, ch->reason, wlen);
     o = PUT_LIT(o, ",\"model_version\":");
     o = seg_dec_u64(o, ch->model_version);
     o = PUT_LIT(o, ",\"features\":{\"recency_days\":");

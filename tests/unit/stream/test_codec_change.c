@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "helpers.h"
+#include "segmenter/internal.h"
 
 static seg_customer_t cust;
 
@@ -448,6 +449,62 @@ Test(codec_change, msgpack_bytes_match_msgpack_c)
     }
     strm_buf_free(&got);
     strm_buf_free(&want);
+}
+
+/* seg_change_t.plain lets the writer copy from, to and reason unescaped:
+ * for every string seg__json_plain accepts, the bytes are those of the
+ * escaping path; and it accepts the labels' middle dot but nothing that
+ * would be escaped or replaced. */
+Test(codec_change, plain_strings_copy_as_escaping_would)
+{
+    cr_assert(seg__json_plain("high-spend \xC2\xB7 frequent \xC2\xB7 evening #7"));
+    cr_assert(seg__json_plain("no activity for 30 days"));
+    cr_assert(seg__json_plain(""));
+    cr_assert(seg__json_plain("del \x7f ok"));
+    static const char *const not_plain[] = {
+        "say \"hi\"",        "back\\slash",       "tab\t",   "nl\n", "lone \xC2", "cut \xC2 x",
+        "euro \xE2\x82\xAC", "overlong \xC0\xAF", "bad \xFF"};
+    for (size_t i = 0; i < sizeof not_plain / sizeof not_plain[0]; i++)
+        cr_assert_not(seg__json_plain(not_plain[i]), "%s", not_plain[i]);
+
+    /* mostly what passes, sometimes what does not */
+    static const char *const good[] = {"a", " ", "#", "7", "\x7f", "\xC2\xB7", "\xDF\xBF"};
+    static const char *const bad[] = {"\"",   "\\",       "\n",   "\xC2", "\xE2\x82\xAC",
+                                      "\x80", "\xC1\xBF", "\xFF", "\xB7"};
+    strm_buf_t a, b;
+    strm_buf_init(&a);
+    strm_buf_init(&b);
+    uint64_t r = 99;
+    int plain_seen = 0;
+    for (int n = 0; n < 20000; n++) {
+        char str[3][64];
+        for (int k = 0; k < 3; k++) {
+            size_t len = pick(&r, 16);
+            str[k][0] = 0;
+            for (size_t i = 0; i < len; i++)
+                strcat(str[k], pick(&r, 40) ? good[pick(&r, sizeof good / sizeof good[0])]
+                                            : bad[pick(&r, sizeof bad / sizeof bad[0])]);
+        }
+        seg_change_t ch = lifecycle_change();
+        ch.dim = (seg_dim_t)(n % 3);
+        ch.rule_name = "r";
+        ch.from = n % 5 ? str[0] : NULL;
+        ch.to = str[1];
+        ch.reason = str[2];
+        int plain = (!ch.from || seg__json_plain(ch.from)) && seg__json_plain(ch.to) &&
+                    seg__json_plain(ch.reason);
+        a.len = b.len = 0;
+        ch.plain = 0;
+        cr_assert_eq(strm_change_json(&ch, 5, &a), 0);
+        if (!plain) continue;
+        plain_seen++;
+        ch.plain = 1;
+        cr_assert_eq(strm_change_json(&ch, 5, &b), 0);
+        cr_assert(a.len == b.len && memcmp(a.p, b.p, a.len) == 0, "case %d", n);
+    }
+    cr_assert_gt(plain_seen, 1000, "the cases reach the plain path");
+    strm_buf_free(&a);
+    strm_buf_free(&b);
 }
 
 Test(codec_change, deterministic_bytes)
