@@ -275,9 +275,10 @@ static size_t dim_len(const seg_change_t *ch)
     return ch->dim == SEG_DIM_RULE ? 5 + strlen(ch->rule_name) : ch->dim == SEG_DIM_CLUSTER ? 7 : 9;
 }
 
-/* The dimension ("lifecycle", "cluster", "rule:<name>"), escaped, unquoted.
- * "rule:" is ASCII, so escaping the name alone gives the same bytes. */
-static char *put_dim(char *o, const seg_change_t *ch, size_t dlen)
+/* The dimension ("lifecycle", "cluster", "rule:<name>"), unquoted, the
+ * rule's name JSON-escaped or (msgpack) as it is. "rule:" is ASCII, so
+ * escaping the name alone gives the same bytes as escaping the whole. */
+static char *put_dim(char *o, const seg_change_t *ch, size_t dlen, int escape)
 {
     switch (ch->dim) {
     case SEG_DIM_LIFECYCLE:
@@ -288,21 +289,7 @@ static char *put_dim(char *o, const seg_change_t *ch, size_t dlen)
         break;
     }
     o = PUT_LIT(o, "rule:");
-    return json_body_at(o, ch->rule_name, dlen - 5);
-}
-
-/* The dimension as it is (msgpack strings are not escaped). */
-static char *put_dim_raw(char *o, const seg_change_t *ch, size_t dlen)
-{
-    switch (ch->dim) {
-    case SEG_DIM_LIFECYCLE:
-        return PUT_LIT(o, "lifecycle");
-    case SEG_DIM_CLUSTER:
-        return PUT_LIT(o, "cluster");
-    case SEG_DIM_RULE:
-        break;
-    }
-    o = PUT_LIT(o, "rule:");
+    if (escape) return json_body_at(o, ch->rule_name, dlen - 5);
     memcpy(o, ch->rule_name, dlen - 5);
     return o + dlen - 5;
 }
@@ -327,7 +314,7 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     o = json_body_at(o, c->id, c->id_len);
     size_t id_len = (size_t)(o - id);
     *o++ = ':';
-    o = put_dim(o, ch, dlen);
+    o = put_dim(o, ch, dlen, 1);
     *o++ = ':';
     o = seg_dec_u64(o, ch->seq);
     if (ch->dim == SEG_DIM_CLUSTER) { /* see seg_change_id(): ":FROM>TO" */
@@ -341,7 +328,7 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     o += id_len;
     *o++ = '"';
     o = PUT_LIT(o, ",\"dimension\":\"");
-    o = put_dim(o, ch, dlen);
+    o = put_dim(o, ch, dlen, 1);
     char *(*put_s)(char *, const char *, size_t) = ch->plain ? put_plain : put_cstr;
     o = PUT_LIT(o, "\",\"from\":");
     o = put_s(o, ch->from, flen);
@@ -472,7 +459,7 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
     memcpy(o, c->id, c->id_len);
     o += c->id_len;
     *o++ = ':';
-    o = (uint8_t *)put_dim_raw((char *)o, ch, dlen);
+    o = (uint8_t *)put_dim((char *)o, ch, dlen, 0);
     *o++ = ':';
     o = (uint8_t *)seg_dec_u64((char *)o, ch->seq);
     if (cluster) { /* see seg_change_id(): ":FROM>TO" */
@@ -485,7 +472,7 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
     o = mp_str(o, c->id, c->id_len);
     o = MP_KEY(o, "dimension");
     o = mp_str_head(o, dlen);
-    o = (uint8_t *)put_dim_raw((char *)o, ch, dlen);
+    o = (uint8_t *)put_dim((char *)o, ch, dlen, 0);
     o = MP_KEY(o, "from");
     o = mp_cstr(o, ch->from, flen);
     o = MP_KEY(o, "to");
