@@ -582,15 +582,21 @@ int cmd_replay(int argc, char **argv)
     if (!rp->brokers) rp->brokers = cfg->brokers;
 
     /* no --prefix: the replays' own namespace beside the live one ("seg:"
-     * -> "seg-replay:"), which each such replay replaces, so that running
-     * the same replay again works and gives the same state */
+     * -> "seg-replay:"; a live prefix without a ':' at its end, "shop" ->
+     * "replay-shop:", as "shop-replay:" would lie inside "shop"), which each
+     * such replay replaces, so that running the same replay again works and
+     * gives the same state */
     char default_prefix[256];
-    if (redis_state && !prefix) {
+    int defaulted = redis_state && !prefix;
+    if (defaulted) {
         const char *live = cfg->redis_prefix ? cfg->redis_prefix : "seg:";
         size_t n = strlen(live);
-        if (n && live[n - 1] == ':') n--;
-        snprintf(default_prefix, sizeof default_prefix, "%.*s%sreplay:", (int)(n < 200 ? n : 200),
-                 live, n ? "-" : "");
+        int colon = n > 1 && live[n - 1] == ':';
+        int w = (int)(n < 200 ? n : 200) - colon;
+        if (colon)
+            snprintf(default_prefix, sizeof default_prefix, "%.*s-replay:", w, live);
+        else
+            snprintf(default_prefix, sizeof default_prefix, "replay-%.*s:", w, live);
         prefix = default_prefix;
         replace = 1;
         if (!rp->quiet)
@@ -620,10 +626,11 @@ int cmd_replay(int argc, char **argv)
     if (redis_state && !allow_live &&
         (strncmp(prefix, live, strlen(live)) == 0 || strncmp(live, prefix, strlen(prefix)) == 0)) {
         fprintf(stderr,
-                "segstream replay: --prefix %s %s the live namespace %s (redis.prefix in %s); a "
-                "replay writes there only with --allow-live\n",
-                *prefix ? prefix : "\"\"", strcmp(prefix, live) == 0 ? "is" : "overlaps", live,
-                cfg->source);
+                "segstream replay: %s %s %s the live namespace %s (redis.prefix in %s); a "
+                "replay writes there only with --allow-live%s\n",
+                defaulted ? "no --prefix, and the default" : "--prefix", *prefix ? prefix : "\"\"",
+                strcmp(prefix, live) == 0 ? "is" : "overlaps", *live ? live : "\"\"", cfg->source,
+                defaulted ? " (or give --prefix)" : "");
         goto out_cfg;
     }
 

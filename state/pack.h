@@ -26,8 +26,9 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
  * to s's current rules (unknown names are dropped). A cluster id the model
  * in s does not know (load the model first) resets the customer's cluster,
  * which is then assigned afresh at its next event. Returns 0, or -1 with a
- * reason in err; on error c may be partly filled and its traits set: the
- * caller clears it with seg_customer_clear(). Trailing bytes are an error. */
+ * reason in err; on error c may be partly filled (its traits are changed
+ * only on success): the caller clears it with seg_customer_clear().
+ * Trailing bytes are an error. */
 int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
                        size_t errlen);
 

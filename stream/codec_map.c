@@ -17,7 +17,7 @@
  *  - Contract shape is strict: a wrong-typed optional field rejects the
  *    event. Segment and GA4 shapes are lenient on optional fields (a
  *    wrong-typed category, coupon, geo... is ignored) but strict on who,
- *    what, when and a negative amount.
+ *    what, when, a negative amount and an event_id over 4 096 bytes.
  *  - Segment: userId, else anonymousId; `type` "page"/"screen" without an
  *    `event` is a page view; Order Completed needs properties.revenue or
  *    properties.total (else missing_amount); top-level channel "browser" ->

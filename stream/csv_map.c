@@ -1339,8 +1339,10 @@ static int encode(strm_csvsrc_t *s, const mrow_t *r)
         total += r->len[i];
     }
     b->len = 0;
-    /* worst case: every byte escaped as \u00XX, plus keys and numbers */
-    if (strm_buf_reserve(b, 6 * total + 512) < 0) return -1;
+    /* worst case: every byte escaped as \u00XX, plus keys (trait names
+     * escaped too) and numbers */
+    if (strm_buf_reserve(b, 6 * total + 512 + SEG_TRAITS_MAX * (6 * SEG_TRAIT_KEY + 8)) < 0)
+        return -1;
     if (PUT("{\"customer_id\":")) return -1;
     v = sp[S_CUSTOMER], n = r->len[S_CUSTOMER];
     if (strm__json_str(b, v, n) < 0 || PUT(",\"type\":")) return -1;

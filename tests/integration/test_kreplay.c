@@ -524,6 +524,12 @@ Test(kreplay, outputs_stay_out_of_the_live_namespaces_and_topics_carry_the_same_
     cr_assert_eq(h_run("redis-cli -p %d hget seg-replay:sizes customers | grep -qx 500", port), 0);
     cr_assert_eq(h_run("redis-cli -p %d --scan --pattern 'seg:*' | wc -l | grep -qx 0", port), 0,
                  "nothing in the live namespace");
+    /* a live prefix without ':' at its end: beside it, not inside it */
+    cr_assert_eq(h_run("SEGSTREAM_REDIS_PREFIX=shop %s replay -q %s --brokers %s --out "
+                       "%s/np.jsonl --state redis://127.0.0.1:%d",
+                       SEG_BIN, in, B, dir, port),
+                 0);
+    cr_assert_eq(h_run("redis-cli -p %d hget replay-shop:sizes customers | grep -qx 500", port), 0);
 }
 
 Test(kreplay, a_saved_model_starts_a_replay_and_a_frozen_one_never_moves)
