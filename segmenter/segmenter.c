@@ -112,15 +112,11 @@ const char *seg_customer_trait(const seg_customer_t *c, const char *key)
     return NULL;
 }
 
-/* Merges the event's traits into one new blob: each trait keeps the value
- * of the newest event that carried it, by event time (CONTRACT §1), so a
- * late event changes only the traits no later event has set. Equal times:
- * the event applied last wins. */
 /* The usual event repeats values the customer has: only their times move
- * (in place). Returns 0 when some trait needs the merge below. */
+ * (in place). Returns 0 when some trait needs traits_merge's new blob. */
 static int traits_same(seg_customer_t *c, const seg_event_t *ev)
 {
-    if (!c->traits || !c->traits_ts) return 0;
+    if (!c->traits) return 0;
     int64_t *at[SEG_TRAITS_MAX];
     for (int i = 0; i < ev->n_traits; i++) {
         at[i] = NULL;
@@ -141,6 +137,10 @@ static int traits_same(seg_customer_t *c, const seg_event_t *ev)
     return 1;
 }
 
+/* Merges the event's traits into one new blob: each trait keeps the value
+ * of the newest event that carried it, by event time (CONTRACT §1), so a
+ * late event changes only the traits no later event has set. Equal times:
+ * the event applied last wins. */
 static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
 {
     if (traits_same(c, ev)) return;
@@ -161,7 +161,7 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
     if (c->traits)
         for (const char *p = c->traits; *p; i_old++) {
             size_t kl = strlen(p), vl = strlen(p + kl + 1);
-            int64_t t = c->traits_ts ? c->traits_ts[i_old] : INT64_MIN;
+            int64_t t = c->traits_ts[i_old];
             int newer = -1; /* the event's value for this key, when the event is not older */
             for (int i = 0; i < ev->n_traits; i++)
                 if (strcmp(ev->traits[i].key, p) == 0) {

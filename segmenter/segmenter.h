@@ -84,7 +84,8 @@ typedef struct seg_customer {
     char *traits; /* "k\0v\0k\0v\0\0", malloc'd, NULL when none; owned */
     /* the event time each pair's value came with, in the blob's order
      * (INT64_MIN: not known, from a state written before it was kept);
-     * in the same block as traits, after it: never freed apart */
+     * in the same block as traits, after it: set exactly when traits is,
+     * never freed apart */
     int64_t *traits_ts;
 } seg_customer_t;
 

@@ -492,7 +492,7 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
         }
     MPW_LIT(&w, "tt");
     mpw_array(&w, (size_t)ntr);
-    for (int i = 0; i < ntr; i++) mpw_i64(&w, c->traits_ts ? c->traits_ts[i] : INT64_MIN);
+    for (int i = 0; i < ntr; i++) mpw_i64(&w, c->traits_ts[i]);
     return w.err ? -1 : 0;
 }
 
