@@ -294,6 +294,24 @@ static char *put_dim(char *o, const seg_change_t *ch, size_t dlen, int escape)
     return o + dlen - 5;
 }
 
+/* The event_id after the customer: ":<dimension>:<seq>", and for a cluster
+ * ":FROM>TO" (see seg_change_id()); the rule's name escaped or not as
+ * put_dim. */
+static char *put_id_tail(char *o, const seg_change_t *ch, size_t dlen, int escape)
+{
+    *o++ = ':';
+    o = put_dim(o, ch, dlen, escape);
+    *o++ = ':';
+    o = seg_dec_u64(o, ch->seq);
+    if (ch->dim == SEG_DIM_CLUSTER) {
+        *o++ = ':';
+        if (ch->from_id >= 0) o = seg_dec_u64(o, (uint64_t)ch->from_id);
+        *o++ = '>';
+        o = seg_dec_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
+    }
+    return o;
+}
+
 int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
 {
     const seg_customer_t *c = ch->cust;
@@ -313,16 +331,7 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     char *id = o; /* escaped once, copied again for customer_id */
     o = json_body_at(o, c->id, c->id_len);
     size_t id_len = (size_t)(o - id);
-    *o++ = ':';
-    o = put_dim(o, ch, dlen, 1);
-    *o++ = ':';
-    o = seg_dec_u64(o, ch->seq);
-    if (ch->dim == SEG_DIM_CLUSTER) { /* see seg_change_id(): ":FROM>TO" */
-        *o++ = ':';
-        if (ch->from_id >= 0) o = seg_dec_u64(o, (uint64_t)ch->from_id);
-        *o++ = '>';
-        o = seg_dec_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
-    }
+    o = put_id_tail(o, ch, dlen, 1);
     o = PUT_LIT(o, "\",\"customer_id\":\"");
     memcpy(o, id, id_len);
     o += id_len;
@@ -457,17 +466,7 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
     o = MP_KEY(o, "event_id");
     o = mp_str_head(o, idlen);
     memcpy(o, c->id, c->id_len);
-    o += c->id_len;
-    *o++ = ':';
-    o = (uint8_t *)put_dim((char *)o, ch, dlen, 0);
-    *o++ = ':';
-    o = (uint8_t *)seg_dec_u64((char *)o, ch->seq);
-    if (cluster) { /* see seg_change_id(): ":FROM>TO" */
-        *o++ = ':';
-        if (ch->from_id >= 0) o = (uint8_t *)seg_dec_u64((char *)o, (uint64_t)ch->from_id);
-        *o++ = '>';
-        o = (uint8_t *)seg_dec_u64((char *)o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
-    }
+    o = (uint8_t *)put_id_tail((char *)o + c->id_len, ch, dlen, 0);
     o = MP_KEY(o, "customer_id");
     o = mp_str(o, c->id, c->id_len);
     o = MP_KEY(o, "dimension");
