@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "segmenter/internal.h" /* seg__hash: a long event_id's digest */
 #include "stream/codec_int.h"
 
 /* ---------- UTF-8 ---------- */
@@ -679,22 +680,13 @@ static const char *set_customer(seg_event_t *ev, const strm__val_t *v)
 #define EVID_LONG 4096 /* longer still (after unescaping): bad_event_id */
 _Static_assert(EVID_HEAD + 1 + 16 <= SEG_EVID_MAX, "a digest fits in event_id");
 
-static uint64_t id_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finish */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27, h *= 0x94d049bb133111ebULL;
-    return h ^ (h >> 31);
-}
-
 static long long_event_id(const strm__val_t *v, char *dst)
 {
     char buf[EVID_LONG + 1];
     long n = get_str(v, buf, sizeof buf, 0);
     if (n < 0) return -1;
     size_t head = utf8_cut(buf, EVID_HEAD);
-    uint64_t h = id_hash(buf, (size_t)n);
+    uint64_t h = seg__hash(buf, (size_t)n);
     memcpy(dst, buf, head);
     dst[head] = '~';
     for (int i = 0; i < 16; i++) dst[head + 1 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 15];
