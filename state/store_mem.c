@@ -106,10 +106,14 @@ void st_mem_free(st_mem_t *m)
     free(m);
 }
 
+static slot_t *slot_at(const st_mem_t *m, uint64_t handle)
+{
+    return &m->slabs[handle >> SLAB_BITS][handle & (SLAB_SIZE - 1)];
+}
+
 seg_customer_t *st_mem_by_handle(st_mem_t *m, uint64_t handle)
 {
-    if (handle >= m->n) return NULL;
-    return &m->slabs[handle >> SLAB_BITS][handle & (SLAB_SIZE - 1)].c;
+    return handle < m->n ? &slot_at(m, handle)->c : NULL;
 }
 
 uint64_t st_mem_count(const st_mem_t *m)
@@ -142,7 +146,8 @@ void st_mem_prefetch_slot(const st_mem_t *m, uint64_t hash)
 void st_mem_prefetch_handle(const st_mem_t *m, uint64_t h)
 {
     if (h >= m->n) return;
-    const char *c = m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)].lines;
+    const char *c = slot_at(m, h)->lines;
+    /* every line of it, unrolled */
 #pragma GCC unroll 16
     for (size_t off = 0; off < sizeof(slot_t); off += 64) __builtin_prefetch(c + off);
 }
@@ -152,11 +157,7 @@ void st_mem_prefetch_customer(const st_mem_t *m, uint64_t hash)
     uint64_t mask = m->tab_cap - 1, e;
     for (uint64_t i = hash & mask; (e = m->tab[i]) != 0; i = (i + 1) & mask) {
         if (TAG(e) != TAG(hash)) continue;
-        uint64_t h = (e & SLOT_MASK) - 1;
-        const char *c = m->slabs[h >> SLAB_BITS][h & (SLAB_SIZE - 1)].lines;
-        /* every line of it, unrolled */
-#pragma GCC unroll 16
-        for (size_t off = 0; off < sizeof(slot_t); off += 64) __builtin_prefetch(c + off);
+        st_mem_prefetch_handle(m, (e & SLOT_MASK) - 1);
         return; /* the first tag that matches: almost always the customer */
     }
 }
