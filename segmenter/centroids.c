@@ -305,10 +305,20 @@ static void heap_sift_up(seg_model_t *m, int i)
     }
 }
 
+/* A key's first slot. The keys are FNV-1a hashes, whose middle bits hardly
+ * change between ids that differ in their last characters (c000001,
+ * c000002, ...): taken as they were, they piled a small population's
+ * sample into long runs of the table (tens of probes per lookup). A
+ * multiply moves every bit of the key into the top bits used here. */
+static inline uint32_t tab_home(uint64_t key, uint32_t mask)
+{
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+}
+
 static int tab_find(const seg_model_t *m, uint64_t key)
 {
     uint32_t mask = (uint32_t)m->tab_cap - 1;
-    for (uint32_t i = (uint32_t)(key >> 17) & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = tab_home(key, mask);; i = (i + 1) & mask) {
         int32_t v = m->res_tab[i];
         if (v == 0) return -1;
         if (v > 0 && m->res_key[v - 1] == key) return v - 1;
@@ -318,7 +328,7 @@ static int tab_find(const seg_model_t *m, uint64_t key)
 static void tab_put(seg_model_t *m, uint64_t key, int slot)
 {
     uint32_t mask = (uint32_t)m->tab_cap - 1;
-    uint32_t i = (uint32_t)(key >> 17) & mask;
+    uint32_t i = tab_home(key, mask);
     while (m->res_tab[i] > 0) i = (i + 1) & mask;
     if (m->res_tab[i] == 0) m->tab_used++;
     m->res_tab[i] = slot + 1;
@@ -327,7 +337,7 @@ static void tab_put(seg_model_t *m, uint64_t key, int slot)
 static void tab_del(seg_model_t *m, uint64_t key)
 {
     uint32_t mask = (uint32_t)m->tab_cap - 1;
-    for (uint32_t i = (uint32_t)(key >> 17) & mask; m->res_tab[i]; i = (i + 1) & mask)
+    for (uint32_t i = tab_home(key, mask); m->res_tab[i]; i = (i + 1) & mask)
         if (m->res_tab[i] > 0 && m->res_key[m->res_tab[i] - 1] == key) {
             m->res_tab[i] = -1;
             return;

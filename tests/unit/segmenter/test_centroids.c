@@ -348,3 +348,54 @@ Test(centroids, seeding_equals_plain_lloyd)
         seg_model_clear(&m);
     }
 }
+
+/* The customer sample keeps the cap_res smallest id hashes seen, each with
+ * its latest vector, however its table is probed: checked against a plain
+ * list over ids that differ only in their last characters (the hashes of
+ * such ids once piled into long runs of the table) and random keys, with
+ * repeats and evictions. */
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+Test(centroids, customer_sample_keeps_smallest_keys_with_latest_vectors)
+{
+    enum { N = 6000 };
+    static uint64_t keys[N], sorted[N];
+    static double last[N];
+    seg_model_t m;
+    cr_assert_eq(seg_model_init(&m, 3, 300, 7), 0); /* cap_res 300 */
+    uint64_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        int len = snprintf(id, sizeof(id), "c%06d", i);
+        keys[i] = i % 2 ? seg__hash(id, (size_t)len) : seg__rand(&r);
+        last[i] = NAN;
+    }
+    for (int round = 0; round < 3; round++)
+        for (int t = 0; t < N; t++) {
+            int i = (int)(seg__rand(&r) % N);
+            double x[SEG_DIM] = {0};
+            x[0] = round * N + t;
+            seg_model_observe(&m, keys[i], x);
+            last[i] = x[0];
+        }
+    int seen = 0;
+    for (int i = 0; i < N; i++)
+        if (!isnan(last[i])) sorted[seen++] = keys[i];
+    qsort(sorted, (size_t)seen, sizeof(sorted[0]), key_cmp);
+    cr_assert_eq(m.n_res, m.cap_res);
+    cr_assert_lt(m.cap_res, seen);
+    for (int s = 0; s < m.n_res; s++) {
+        /* in the sample exactly when among the cap_res smallest */
+        uint64_t *at = bsearch(&m.res_key[s], sorted, (size_t)seen, sizeof(sorted[0]), key_cmp);
+        cr_assert_not_null(at);
+        cr_assert_lt(at - sorted, m.cap_res, "slot %d holds a key ranked %td", s, at - sorted);
+        int i = 0;
+        while (keys[i] != m.res_key[s]) i++;
+        cr_assert_eq(m.res[s][0], last[i], "slot %d has an old vector", s);
+    }
+    seg_model_clear(&m);
+}
