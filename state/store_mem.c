@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "segmenter/internal.h" /* seg__same */
+#include "segmenter/internal.h" /* seg__same, seg__hash_fast */
 #include "state/store_mem.h"
 
 /* Every event touches a customer at random among millions: each one starts
@@ -45,34 +45,12 @@ struct st_mem {
     uint64_t tab_cap;
 };
 
-/* Every event looks its customer up: eight bytes per multiply. Only table
- * positions depend on it (handles come in creation order). */
+/* Every event looks its customer up: the core's lookup hash, eight bytes
+ * per multiply. Only table positions depend on it (handles come in creation
+ * order). */
 uint64_t st_mem_hash(const char *s, size_t len)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ len, w;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-    }
-    if (i < len) { /* the last 1..7 bytes, in overlapping loads */
-        uint32_t lo, hi;
-        if (len >= 8) {
-            memcpy(&w, s + len - 8, 8);
-        } else if (len >= 4) {
-            memcpy(&lo, s, 4);
-            memcpy(&hi, s + len - 4, 4);
-            w = (uint64_t)hi << 32 | lo;
-        } else {
-            w = 0;
-            for (size_t k = 0; k < len; k++) w = w << 8 | (unsigned char)s[k];
-        }
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-    }
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 33);
+    return seg__hash_fast(s, len);
 }
 
 /* A table entry carries, above the handle, the top bits of the id's hash:
