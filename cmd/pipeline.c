@@ -93,14 +93,15 @@ int pl_advance(pl_t *pl, int64_t W)
     pl->W = W;
     pl->has_W = 1;
     seg_due_entry_t e;
+    int more;
     /* entries come up in (time, handle) order, and every customer's entry is
      * at or before its due time: customers step in the same order as with an
      * entry per due time */
-    while (seg_due_peek(&pl->due, &e) && e.due < W) {
+    while ((more = seg_due_peek(&pl->due, &e)) > 0 && e.due < W) {
         seg_due_pop(&pl->due);
         /* the next one's customer is on its way while this one steps */
         seg_due_entry_t next;
-        if (seg_due_peek(&pl->due, &next) && next.due < W)
+        if (seg_due_peek(&pl->due, &next) > 0 && next.due < W)
             st_mem_prefetch_handle(pl->store, next.handle);
         seg_customer_t *c = st_mem_by_handle(pl->store, e.handle);
         if (!c || c->due_queued != e.due) continue; /* superseded by an earlier entry */
@@ -109,6 +110,10 @@ int pl_advance(pl_t *pl, int64_t W)
         if (pl->owns && !pl->owns(pl->owns_ud, c)) continue;
         if (c->due == e.due) seg_step_due(pl->seg, c, W, on_change, pl);
         if (queue_due(pl, c) < 0) return -1;
+    }
+    if (more < 0) {
+        cli_log(LOG_ERROR, "out of memory in the due-time index");
+        return -1;
     }
     return pl->sink_failed ? -1 : 0;
 }
@@ -376,7 +381,7 @@ int pl_records(pl_t *pl, const pl_rec_t *recs, size_t n, const char *topic, int3
         if (i + 1 < n && next->ok) st_mem_prefetch_customer(pl->store, next->hash);
         /* and the customer whose silent change comes up next */
         seg_due_entry_t top;
-        if (seg_due_peek(&pl->due, &top)) st_mem_prefetch_handle(pl->store, top.handle);
+        if (seg_due_peek(&pl->due, &top) > 0) st_mem_prefetch_handle(pl->store, top.handle);
         if (apply_decoded(pl, &pl->file, &a->ev, a->ok, a->reason, a->hash, recs[i].buf,
                           recs[i].len, topic, partition, recs[i].offset) < 0)
             return -1;

@@ -309,16 +309,30 @@ typedef struct seg_due_entry {
     int64_t due;
     uint64_t handle;
 } seg_due_entry_t;
-typedef struct seg_due {
+typedef struct seg_due_heap {
     seg_due_entry_t *h;
     size_t n, cap;
+} seg_due_heap_t;
+typedef struct seg_due_bucket {
+    seg_due_entry_t *v;
+    uint32_t n, cap;
+} seg_due_bucket_t;
+/* A calendar queue (see due.c): entries of the current bucket in a small
+ * heap, the next buckets unsorted in a ring, the far future in a heap. */
+typedef struct seg_due {
+    seg_due_heap_t front, far;
+    seg_due_bucket_t *ring;
+    int64_t cur;   /* bucket number of the front (due >> SEG_DUE_SHIFT) */
+    size_t ring_n; /* entries in the ring */
+    size_t n;      /* entries in all */
 } seg_due_t;
 void seg_due_init(seg_due_t *d);
 void seg_due_clear(seg_due_t *d);
 int seg_due_push(seg_due_t *d, int64_t due, uint64_t handle);
-/* Smallest entry (ties: smallest handle); 0 when empty. Stale entries are
- * the caller's to skip: compare with the customer's current due. */
-int seg_due_peek(const seg_due_t *d, seg_due_entry_t *out);
+/* Smallest entry (ties: smallest handle): 1, 0 when empty, -1 when out of
+ * memory. Stale entries are the caller's to skip: compare with the
+ * customer's current due. Pops only after a peek that returned 1. */
+int seg_due_peek(seg_due_t *d, seg_due_entry_t *out);
 void seg_due_pop(seg_due_t *d);
 
 #endif
