@@ -21,7 +21,7 @@
 #include <string.h>
 #include "segmenter/segmenter.h"
 
-#define SEG_DUE_SHIFT 24 /* buckets of 2^24 ms, ≈ 4.7 hours */
+#define SEG_DUE_SHIFT 24   /* buckets of 2^24 ms, ≈ 4.7 hours */
 #define RING          1024 /* ≈ 199 days of buckets: lifecycle's thresholds fit */
 #define LINE          64
 /* entries before h[0] in the block, so that h[1], and every h[4i + 1], is
