@@ -410,15 +410,18 @@ int seg_change_id(const seg_change_t *ch, char *buf, size_t len)
     n = put_dec(buf, len, n, ch->seq);
     if (ch->dim == SEG_DIM_CLUSTER) {
         /* a cluster decision made again differently (events re-applied
-         * after a crash, partitions interleaved otherwise) must not reuse
-         * the id of the one it replaces: source and target are part of the
-         * id ("N:FROM>TO", "N:>TO" for the first), so one id always names
-         * one change, even where two decision paths meet at the same seq
-         * and target from different clusters */
+         * after a crash, partitions interleaved otherwise, a model seeded
+         * from another warm-up) must not reuse the id of the one it
+         * replaces: source, target and time are part of the id
+         * ("N:FROM>TO@TS", "N:>TO@TS" for the first), so one id always
+         * names one change, even where two decision paths meet at the same
+         * seq and target, from different clusters or at different times */
         n = put(buf, len, n, ":", 1);
         if (ch->from_id >= 0) n = put_dec(buf, len, n, (uint64_t)ch->from_id);
         n = put(buf, len, n, ">", 1);
         n = put_dec(buf, len, n, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
+        n = put(buf, len, n, ch->ts < 0 ? "@-" : "@", ch->ts < 0 ? 2 : 1);
+        n = put_dec(buf, len, n, ch->ts < 0 ? 0 - (uint64_t)ch->ts : (uint64_t)ch->ts);
     }
     if (len) buf[n < len ? n : len - 1] = 0;
     return (int)n;

@@ -295,7 +295,7 @@ static char *put_dim(char *o, const seg_change_t *ch, size_t dlen, int escape)
 }
 
 /* The event_id after the customer: ":<dimension>:<seq>", and for a cluster
- * ":FROM>TO" (see seg_change_id()); the rule's name escaped or not as
+ * ":FROM>TO@TS" (see seg_change_id()); the rule's name escaped or not as
  * put_dim. */
 static char *put_id_tail(char *o, const seg_change_t *ch, size_t dlen, int escape)
 {
@@ -308,6 +308,8 @@ static char *put_id_tail(char *o, const seg_change_t *ch, size_t dlen, int escap
         if (ch->from_id >= 0) o = seg_dec_u64(o, (uint64_t)ch->from_id);
         *o++ = '>';
         o = seg_dec_u64(o, ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
+        *o++ = '@';
+        o = seg_dec_i64(o, ch->ts);
     }
     return o;
 }
@@ -318,7 +320,7 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
     size_t dlen = dim_len(ch), seq_len = (size_t)seg_dec_digits(ch->seq);
     size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
     size_t wlen = ch->reason ? strlen(ch->reason) : 0;
-    if (c->id_len + dlen + seq_len + 48 >= ID_BUF || dlen >= ID_BUF) return -1;
+    if (c->id_len + dlen + seq_len + 72 >= ID_BUF || dlen >= ID_BUF) return -1;
     if ((flen | tlen | wlen) >= STRM_BUF_MAX / 8) return -1;
     /* worst case: every string byte escaped to 6, every number at its longest */
     size_t need = 256 + 9 * NUM_MAX + 6 * (2 * ((size_t)c->id_len + dlen) + flen + tlen + wlen);
@@ -453,7 +455,9 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
     size_t idlen = (size_t)c->id_len + 1 + dlen + 1 + seq_len;
     if (cluster)
         idlen += 2 + (ch->from_id >= 0 ? (size_t)seg_dec_digits((uint64_t)ch->from_id) : 0) +
-                 (size_t)seg_dec_digits(ch->to_id < 0 ? 0 : (uint64_t)ch->to_id);
+                 (size_t)seg_dec_digits(ch->to_id < 0 ? 0 : (uint64_t)ch->to_id) + 1 +
+                 (size_t)seg_dec_digits(ch->ts < 0 ? 0 - (uint64_t)ch->ts : (uint64_t)ch->ts) +
+                 (ch->ts < 0);
     if (idlen >= ID_BUF || dlen >= ID_BUF) return -1; /* as the JSON writer */
     size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
     size_t wlen = ch->reason ? strlen(ch->reason) : 0;

@@ -72,12 +72,13 @@ Test(codec_change, cluster_first_assignment_json_exact)
     strm_buf_init(&b);
     cr_assert_eq(strm_buf_append(&b, "prefix|", 7), 0); /* appends */
     cr_assert_eq(strm_change_json(&ch, 5, &b), 0);
-    cr_assert_str_eq(as_str(&b),
-                     "prefix|{\"event_id\":\"c42:cluster:1:>4\",\"customer_id\":\"c42\","
-                     "\"dimension\":\"cluster\",\"from\":null,\"to\":\"high-spend \xC2\xB7 "
-                     "frequent\",\"from_id\":null,\"to_id\":4,\"ts\":1700000000000,"
-                     "\"emitted_at\":5,\"reason\":null,\"model_version\":7,"
-                     "\"features\":{\"recency_days\":0.3,\"orders\":3,\"monetary\":0.666667}}");
+    cr_assert_str_eq(
+        as_str(&b),
+        "prefix|{\"event_id\":\"c42:cluster:1:>4@1700000000000\",\"customer_id\":\"c42\","
+        "\"dimension\":\"cluster\",\"from\":null,\"to\":\"high-spend \xC2\xB7 "
+        "frequent\",\"from_id\":null,\"to_id\":4,\"ts\":1700000000000,"
+        "\"emitted_at\":5,\"reason\":null,\"model_version\":7,"
+        "\"features\":{\"recency_days\":0.3,\"orders\":3,\"monetary\":0.666667}}");
     strm_buf_free(&b);
 }
 
@@ -263,8 +264,9 @@ Test(codec_change, msgpack_fields)
         cr_assert_eq(memcmp(kv->key.via.str.ptr, keys[i], strlen(keys[i])), 0, "key %u", i);
     }
     msgpack_object *v = &o.via.map.ptr[0].val;
-    cr_assert_eq(v->via.str.size, 17); /* a cluster id ends with its source and target */
-    cr_assert_eq(memcmp(v->via.str.ptr, "c42:cluster:7:2>3", 17), 0);
+    /* a cluster id ends with its source, target and time */
+    cr_assert_eq(v->via.str.size, 31);
+    cr_assert_eq(memcmp(v->via.str.ptr, "c42:cluster:7:2>3@1700000000000", 31), 0);
     cr_assert_eq(o.via.map.ptr[5].val.via.u64, 2);
     cr_assert_eq(o.via.map.ptr[6].val.via.u64, 3);
     cr_assert_eq(o.via.map.ptr[7].val.via.u64, 1700000000000ULL);
@@ -667,4 +669,39 @@ Test(codec_change, fmt_double)
     cr_assert_eq(strm__round6(0.1234565), 0.123457);
     cr_assert_eq(strm__round6(-0.0000001), 0);
     cr_assert(!signbit(strm__round6(-0.0000001)));
+}
+
+/* A cluster change's id names its source, target and time: the JSON
+ * writer's event_id is seg_change_id()'s at every sign and length of the
+ * time, and two decisions that differ only in time have different ids (a
+ * model deciding again after a crash must not reuse the first one's). */
+Test(codec_change, cluster_ids_carry_the_time)
+{
+    seg_change_t ch = lifecycle_change();
+    ch.dim = SEG_DIM_CLUSTER;
+    ch.to = "x";
+    strm_buf_t b;
+    strm_buf_init(&b);
+    const int64_t times[] = {0, 1, -1, 1700000000000LL, -1700000000000LL, INT64_MAX, INT64_MIN};
+    const int32_t from[] = {-1, 0, 7, INT32_MAX};
+    char prev[256] = "";
+    for (size_t t = 0; t < sizeof times / sizeof times[0]; t++)
+        for (size_t f = 0; f < sizeof from / sizeof from[0]; f++) {
+            ch.ts = times[t];
+            ch.from_id = from[f];
+            ch.to_id = 3;
+            char id[256], want[300];
+            seg_change_id(&ch, id, sizeof id);
+            snprintf(want, sizeof want, "{\"event_id\":\"%s\",", id);
+            b.len = 0;
+            cr_assert_eq(strm_change_json(&ch, 0, &b), 0);
+            cr_assert_eq(strncmp(as_str(&b), want, strlen(want)), 0, "%s vs %s", as_str(&b), want);
+            snprintf(want, sizeof want, "@%lld", (long long)ch.ts);
+            cr_assert(strlen(id) > strlen(want) &&
+                          strcmp(id + strlen(id) - strlen(want), want) == 0,
+                      "%s", id);
+            cr_assert_str_neq(id, prev);
+            memcpy(prev, id, sizeof prev);
+        }
+    strm_buf_free(&b);
 }
