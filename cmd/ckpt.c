@@ -343,6 +343,11 @@ int ck_usable(run_t *r, const seg_customer_t *c)
     return c->handle >= k->cap_flags || !(k->flags[c->handle] & F_STALE);
 }
 
+int ck_rebalancing(run_t *r)
+{
+    return CK(r)->rb != 0;
+}
+
 int ck_blocked(run_t *r)
 {
     ck_t *k = CK(r);

@@ -412,6 +412,11 @@ static void control_note(run_t *r)
  * (watermark.idle_advance), never jumping to today's date. */
 static int advance_watermark(run_t *r)
 {
+    /* Not while a rebalance settles: a revoke waits until everything
+     * applied is checkpointed, and a W still moving with the wall clock
+     * would step customers (new work to checkpoint) on every tick, so the
+     * revoke never finished and the process stopped. */
+    if (r->ck && ck_rebalancing(r)) return 0;
     double now = cli_monotonic_s();
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     int owned = 0, active = 0, blind = 0;
@@ -437,7 +442,16 @@ static int advance_watermark(run_t *r)
         r->idle_since_wall = INT64_MIN;
         W = lo;
     } else {
+        /* every partition idle: the newest W any of them allows, the W
+         * stored with its state included (w_floor: a restart or a takeover
+         * continues from the idle advance its previous owner reached, not
+         * from the newest event time again) */
         W = hi - r->cfg.allowed_lateness_ms;
+        for (int i = 0; i < r->n_parts; i++) {
+            int64_t v = r->parts[i].owned ? wm_part_allows(&r->parts[i], r->cfg.allowed_lateness_ms)
+                                          : INT64_MIN;
+            if (v > W) W = v;
+        }
         if (r->cfg.idle_advance) {
             int64_t wall = cli_now_ms();
             if (r->idle_since_wall == INT64_MIN) {
