@@ -208,3 +208,32 @@ Test(features, log1p_is_within_four_ulp_of_libm)
     cr_assert(isnan(seg__log1p(NAN)));
     cr_assert(isinf(seg__log1p(INFINITY)));
 }
+
+/* The revenue total is the double nearest to the decimal sum of the
+ * amounts (in millionths), not the drift of a running double sum: Redis
+ * and `inspect` print it, and rules compare with it. */
+Test(features, revenue_sums_to_the_decimal_total)
+{
+    static const double amounts[] = {19.99, 5.01, 0.1, 0.2, 1234.56, 1054.54};
+    double plain = 0;
+    for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+        seg_event_t ev = mkev("c1", SEG_EV_PURCHASE, T0 + (int64_t)i * 1000);
+        ev.amount = amounts[i];
+        cr_assert_eq(seg_apply(s, &c, &ev, T0 + (int64_t)i * 1000, NULL, NULL), 0);
+        plain += amounts[i];
+    }
+    cr_assert_neq(plain, 2314.4); /* what a plain sum gives: 2314.3999999999996 */
+    cr_assert_eq(c.revenue, 2314.4);
+    cr_assert_eq(c.orders, 6);
+    /* 499.99 + 0.01 reaches 500 */
+    seg_customer_t d;
+    seg_customer_init(&d, "c2", 2, 99);
+    seg_event_t ev = mkev("c2", SEG_EV_PURCHASE, T0);
+    ev.amount = 499.99;
+    seg_apply(s, &d, &ev, T0, NULL, NULL);
+    ev = mkev("c2", SEG_EV_PURCHASE, T0 + 1000);
+    ev.amount = 0.01;
+    seg_apply(s, &d, &ev, T0 + 1000, NULL, NULL);
+    cr_assert_geq(d.revenue, 500.0);
+    seg_customer_clear(&d);
+}
