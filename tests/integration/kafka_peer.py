@@ -128,6 +128,34 @@ def exactly(a):
           (sum(clean.values()), sum(missing.values()), sum((got - clean).values()), conflicting,
            repeats))
 
+def latest(a):
+    """A consumer that drops repeated event_ids and keeps each customer's
+    latest lifecycle and cluster must end where Redis does (a.state: lines
+    "ID LIFECYCLE CLUSTER_ID", -1 for none)."""
+    life, clus, seen = {}, {}, set()
+    for line in open(a.dump):
+        d = json.loads(json.loads(line)["value"])
+        if d["event_id"] in seen:
+            continue
+        seen.add(d["event_id"])
+        if d["dimension"] == "lifecycle":
+            life[d["customer_id"]] = d["to"]
+        elif d["dimension"] == "cluster":
+            clus[d["customer_id"]] = d["to_id"]
+    n = lm = cm = 0
+    for line in open(a.state):
+        cid, lc, cl = line.split()
+        n += 1
+        if life.get(cid) != lc:
+            lm += 1
+            if lm <= 3:
+                print("  lifecycle:", cid, "redis", lc, "changes", life.get(cid), file=sys.stderr)
+        if clus.get(cid, -1) != int(cl):
+            cm += 1
+            if cm <= 3:
+                print("  cluster:", cid, "redis", cl, "changes", clus.get(cid), file=sys.stderr)
+    print("customers=%d lifecycle_mismatch=%d cluster_mismatch=%d" % (n, lm, cm))
+
 p = argparse.ArgumentParser()
 sub = p.add_subparsers(dest="cmd", required=True)
 s = sub.add_parser("consume")
@@ -147,6 +175,10 @@ s.add_argument("--ids", action="store_true")
 s = sub.add_parser("exactly")
 s.add_argument("clean")
 s.add_argument("other")
+s = sub.add_parser("latest")
+s.add_argument("dump")
+s.add_argument("state")
 a = p.parse_args()
 IDS = getattr(a, "ids", False)
-{"consume": consume, "committed": committed, "compare": compare, "exactly": exactly}[a.cmd](a)
+{"consume": consume, "committed": committed, "compare": compare, "exactly": exactly,
+ "latest": latest}[a.cmd](a)
