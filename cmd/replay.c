@@ -7,6 +7,7 @@
  * and the starting model: emitted_at is the watermark, not the clock. Owns
  * the command line, the guard that keeps a replay out of the live
  * namespaces, file outputs, the model flags and the summary. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -164,6 +165,7 @@ int rp_input_file(replay_t *rp)
         fprintf(stderr, "segstream replay: %s\n", err);
         return -1;
     }
+    if (in) strm_file_framing(in, rp->framing);
     batch_t batch = {0}; /* 8 KiB of record slots, and the bytes they point into */
     int rc = -1;
     double last = rp->t0;
@@ -191,6 +193,13 @@ int rp_input_file(replay_t *rp)
             goto done;
         }
         if (r == 0) break;
+        /* the input itself failed (EIO, a directory): not a record, and
+         * what is left unread must not pass for the whole input */
+        if (r < 0 && strcmp(reason, "read_error") == 0) {
+            fprintf(stderr, "segstream replay: %s: reading failed after record %" PRId64 ": %s\n",
+                    rp->input, recno, strerror(errno ? errno : EIO));
+            goto done;
+        }
         /* a bad record is a dead letter (in a msgpack file, the bytes up to
          * where a record can start again, and reading goes on there) */
         if (r < 0) {
@@ -321,6 +330,18 @@ static int model_load_redis(replay_t *rp, const char *url)
 static int is_topic(const char *s)
 {
     return s && strncmp(s, "kafka:", 6) == 0;
+}
+
+/* Two command-line paths naming one file (the same name, or one existing
+ * file by inode); topics and "-" never do. */
+static int same_file(const char *a, const char *b)
+{
+    if (!a || !b || is_topic(a) || is_topic(b) || strcmp(a, "-") == 0 || strcmp(b, "-") == 0)
+        return 0;
+    if (strcmp(a, b) == 0) return 1;
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 /* A replay writes into a namespace of its own; the live one (the config's
@@ -536,6 +557,9 @@ int cmd_replay(int argc, char **argv)
                 in_format);
         return 2;
     }
+    rp->framing = !in_format || strcmp(in_format, "csv") == 0 ? -1
+                  : strcmp(in_format, "msgpack") == 0         ? 1
+                                                              : 0;
     size_t ilen = strlen(rp->input);
     int csv = in_format ? strcmp(in_format, "csv") == 0
                         : (csv_map || csv_preset ||
@@ -565,6 +589,16 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "segstream replay: %s: kafka:TOPIC needs a topic name\n", topics[i]);
             return 2;
         }
+    /* an output opened for writing over the input (or over the other
+     * output) would empty it before a record is read */
+    const char *what[] = {"--input", "--out", "--dlq"};
+    for (int i = 1; i < 3; i++)
+        for (int j = 0; j < i; j++)
+            if (same_file(topics[i], topics[j])) {
+                fprintf(stderr, "segstream replay: %s %s is the file %s names too\n", what[i],
+                        topics[i], what[j]);
+                return 2;
+            }
 
     char err[512];
     cfg_t *cfg = &rp->cfg;
@@ -689,6 +723,11 @@ int cmd_replay(int argc, char **argv)
         S_ISREG(st.st_mode)) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
+        if (same_file(dlq, rp->input)) {
+            fprintf(stderr,
+                    "segstream replay: dead letters would go to %s, the input: give --dlq\n", dlq);
+            goto done;
+        }
     }
     if (rp->dlq_topic) {
         rp->dlq_name = rp->dlq_topic;
@@ -730,6 +769,15 @@ int cmd_replay(int argc, char **argv)
     }
     if (save_model && model_save_file(rp, save_model) < 0) goto done;
     if (redis_state && rp_redis_state(rp, redis_state, prefix, replace) < 0) goto done;
+    /* every record a dead letter: most often a file framed the wrong way
+     * by its first byte (a stray byte before a msgpack stream), which
+     * --input-format settles; said even with -q */
+    if (pl->st.dead && !pl->st.applied && !pl->st.duplicates && !rp->csv && !is_topic(rp->input) &&
+        rp->framing < 0)
+        fprintf(stderr,
+                "segstream replay: no record of %s could be applied; if it is a msgpack stream "
+                "or JSON lines that begins with a stray byte, give --input-format msgpack|json\n",
+                rp->input);
     if (!rp->quiet) {
         pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
         if (pl->st.skipped)

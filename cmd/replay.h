@@ -20,6 +20,7 @@ typedef struct replay {
     pl_t pl;
     const char *input;      /* as given: FILE, '-' or kafka:TOPIC */
     strm_csvsrc_t *csv;     /* a CSV input (rp_input_file reads it), NULL otherwise */
+    int framing;            /* --input-format for a file: 1 msgpack, 0 JSON lines, -1 sniffed */
     const char *brokers;    /* --brokers, else kafka.brokers */
     const char *dump;       /* --dump FILE: the records applied, in the order applied */
     int seek_by_time;       /* --seek-by-time: trust record timestamps to skip to --from */

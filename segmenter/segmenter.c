@@ -752,7 +752,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
         const char *why = before == SEG_LC_NONE       ? why_first
                           : now == SEG_LC_REACTIVATED ? why_return
                                                       : why_activity;
-        lifecycle_change(s, c, now, ev->ts, We, why, emit, ud);
+        lifecycle_change(s, c, now, ev->ts, W, why, emit, ud); /* decided at W (emitted_at) */
     }
     c->due = seg_lifecycle_next(p, c, We);
     /* a new customer's stages catch up with W first; its rules are then

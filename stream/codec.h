@@ -49,13 +49,17 @@ int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out
 int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out);
 
 /* Record framing for files: JSON lines (blank lines skipped) or a stream of
- * msgpack maps, detected from the first byte of the file. */
+ * msgpack maps, detected from the first byte of the file unless told. */
 typedef struct strm_file strm_file_t;
 strm_file_t *strm_file_open(const char *path, char *err, size_t errlen);
+/* Frames the file as msgpack (1) or JSON lines (0) whatever its first byte
+ * says; -1: told by the first byte (the default). Before the first read. */
+void strm_file_framing(strm_file_t *f, int msgpack);
 /* Next record: 1 with rec and len pointing into an internal buffer valid until
- * the next call, 0 at end of file, -1 on a framing error (reason in *reason;
- * rec/len the bad bytes when they can be shown, else NULL/0; for msgpack the
- * rest of the file cannot be framed and the next call returns 0). */
+ * the next call, 0 at end of file, -1 on a bad record (reason in *reason;
+ * rec/len the bad bytes when they can be shown, else NULL/0; reading goes on
+ * after it) or on "read_error" (the input could not be read: the next call
+ * returns 0, and the caller fails). */
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason);
 /* 1-based record number of the last record returned, and bytes read so far. */
 uint64_t strm_file_recno(const strm_file_t *f);

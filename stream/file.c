@@ -5,6 +5,10 @@
  * the buffer and the descriptor ("-" is stdin, which it never closes).
  * Never decodes a record: that is strm_decode's job.
  *
+ * The first byte tells the two apart unless the caller says which
+ * (strm_file_framing): a stray byte at the start of a msgpack stream, or a
+ * first JSON line starting with a byte that opens a msgpack map, would
+ * otherwise frame the whole file the wrong way.
  * JSON lines: '\n' ends a record, a trailing '\r' is stripped, blank lines
  * are skipped, a UTF-8 BOM at the start of the file is skipped, the last
  * line needs no newline. A line longer than the maximum (16 MiB) is
@@ -35,7 +39,7 @@
 
 struct strm_file {
     int fd, own_fd;
-    int msgpack;
+    int msgpack, forced; /* forced: -1 told by the first byte, else msgpack's value */
     int eof, stopped, discard, started;
     char *buf;
     size_t cap, limit, start, end, scan; /* data is buf[start, end) */
@@ -67,6 +71,7 @@ strm_file_t *strm_file_open(const char *path, char *err, size_t errlen)
         posix_fadvise(f->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
     }
+    f->forced = -1;
     f->max_rec = MAX_RECORD;
     f->limit = f->max_rec + CHUNK + 1;
     f->cap = CHUNK + 1;
@@ -293,6 +298,11 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
     }
 }
 
+void strm_file_framing(strm_file_t *f, int msgpack)
+{
+    f->forced = msgpack < 0 ? -1 : msgpack != 0;
+}
+
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason)
 {
     *rec = NULL; /* an error below may have no bytes to show */
@@ -304,7 +314,8 @@ int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **r
         f->started = 1;
         if (f->end > f->start) {
             unsigned char c = (unsigned char)f->buf[f->start];
-            f->msgpack = (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+            f->msgpack =
+                f->forced >= 0 ? f->forced : (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
             if (!f->msgpack && f->end - f->start >= 3 &&
                 memcmp(f->buf + f->start, "\xEF\xBB\xBF", 3) == 0) {
                 f->start += 3;

@@ -36,6 +36,15 @@ int h_run(const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
+const char *h_join(const char *dir, const char *name)
+{
+    static char buf[4][600];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+    return buf[i];
+}
+
 char *h_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -14,6 +14,9 @@ const char *h_tmpdir(void);
 int h_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whole file into a malloc'd NUL-terminated buffer; NULL when unreadable. */
 char *h_slurp(const char *path, size_t *len);
+/* dir/name in one of four rotating buffers (so a call's few paths can be
+ * used together). */
+const char *h_join(const char *dir, const char *name);
 /* Number of lines in a file (-1 when unreadable). */
 long h_count_lines(const char *path);
 /* 1 when the two files have identical bytes. */

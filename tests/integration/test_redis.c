@@ -206,11 +206,7 @@ static void finish(pid_t pid, int port, const char *prefix, long n, int64_t max_
 
 static const char *h_path(const char *name)
 {
-    static char buf[4][600];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-    return buf[i];
+    return h_join(dir, name);
 }
 
 /* The run's log `name` says `needle`. */
@@ -230,6 +226,59 @@ static int cmp_str(const void *a, const void *b)
  * (cluster ids may differ between runs: partitions interleave differently
  * and the model learns in that order; every customer must have one), and
  * the segment sizes but the cluster ones, whose total must equal. */
+/* every customer hash under prefix: each(key after the prefix, the HMGET
+ * reply of fields, ud) */
+static void scan_customers(redisContext *c, const char *prefix, const char *fields,
+                           void (*each)(const char *key, const redisReply *h, void *ud), void *ud)
+{
+    /* HMGET key field...: the fields as arguments of their own */
+    char fl[256], *argv[16] = {"HMGET", NULL};
+    int argc = 2;
+    snprintf(fl, sizeof(fl), "%s", fields);
+    for (char *t = strtok(fl, " "); t && argc < 16; t = strtok(NULL, " ")) argv[argc++] = t;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %sc:* COUNT 1000", cursor, prefix);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            argv[1] = keys->element[i]->str;
+            redisAppendCommandArgv(c, argc, (const char **)argv, NULL);
+        }
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisReply *h;
+            cr_assert_eq(redisGetReply(c, (void **)&h), REDIS_OK);
+            cr_assert(h->type == REDIS_REPLY_ARRAY);
+            each(keys->element[i]->str + strlen(prefix), h, ud);
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+}
+
+typedef struct {
+    char **lines;
+    size_t n, cap;
+} lines_t;
+
+static void dump_line(const char *key, const redisReply *h, void *ud)
+{
+    lines_t *l = ud;
+    char line[1024];
+    int len = snprintf(line, sizeof(line), "%s", key);
+    for (size_t j = 0; j < h->elements; j++) {
+        const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "-";
+        if (j == 7) v = atoi(v) >= 0 && *v != '-' ? "clustered" : "unclustered";
+        len += snprintf(line + len, sizeof(line) - (size_t)len, " %s", v);
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 1 << 14;
+        l->lines = realloc(l->lines, l->cap * sizeof(*l->lines));
+    }
+    l->lines[l->n++] = strdup(line);
+}
+
 static void dump(const char *prefix, const char *out)
 {
     redisContext *c = rc_connect();
@@ -237,36 +286,11 @@ static void dump(const char *prefix, const char *out)
     snprintf(path, sizeof(path), "%s/%s", dir, out);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
-    size_t cap = 1 << 14, n = 0;
-    char **lines = malloc(cap * sizeof(*lines));
-    char cursor[32] = "0";
-    do {
-        redisReply *r = redisCommand(c, "SCAN %s MATCH %sc:* COUNT 1000", cursor, prefix);
-        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++)
-            redisAppendCommand(c,
-                               "HMGET %s lifecycle rules events orders revenue first_seen "
-                               "last_seen cluster",
-                               keys->element[i]->str);
-        for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *h;
-            cr_assert_eq(redisGetReply(c, (void **)&h), REDIS_OK);
-            char line[1024];
-            int len = snprintf(line, sizeof(line), "%s", keys->element[i]->str + strlen(prefix));
-            for (size_t j = 0; j < h->elements; j++) {
-                const char *v =
-                    h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "-";
-                if (j == 7) v = atoi(v) >= 0 && *v != '-' ? "clustered" : "unclustered";
-                len += snprintf(line + len, sizeof(line) - (size_t)len, " %s", v);
-            }
-            freeReplyObject(h);
-            if (n == cap) lines = realloc(lines, (cap *= 2) * sizeof(*lines));
-            lines[n++] = strdup(line);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    lines_t l = {0};
+    scan_customers(c, prefix, "lifecycle rules events orders revenue first_seen last_seen cluster",
+                   dump_line, &l);
+    char **lines = l.lines;
+    size_t n = l.n;
     qsort(lines, n, sizeof(*lines), cmp_str);
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "%s\n", lines[i]);
@@ -336,6 +360,13 @@ static void compare_changes(long *repeats)
  * customer differs until its next cluster change, which stays rare (1 or
  * 2 of 10 000 here). Before cluster ids carried their time, a decision
  * made again at another time reused the first one's id too. */
+static void latest_line(const char *key, const redisReply *h, void *ud)
+{
+    cr_assert(h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING &&
+              h->element[1]->type == REDIS_REPLY_STRING);
+    fprintf(ud, "%s %s %s\n", key + 2, h->element[0]->str, h->element[1]->str); /* after "c:" */
+}
+
 static void latest_changes_match_redis(const char *prefix)
 {
     redisContext *c = rc_connect();
@@ -343,26 +374,7 @@ static void latest_changes_match_redis(const char *prefix)
     snprintf(path, sizeof(path), "%s/latest.state", dir);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
-    char cursor[32] = "0";
-    do {
-        redisReply *r = redisCommand(c, "SCAN %s MATCH %sc:* COUNT 1000", cursor, prefix);
-        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++)
-            redisAppendCommand(c, "HMGET %s lifecycle cluster", keys->element[i]->str);
-        for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *h;
-            cr_assert_eq(redisGetReply(c, (void **)&h), REDIS_OK);
-            cr_assert(h->type == REDIS_REPLY_ARRAY && h->elements == 2 &&
-                      h->element[0]->type == REDIS_REPLY_STRING &&
-                      h->element[1]->type == REDIS_REPLY_STRING);
-            fprintf(f, "%s %s %s\n", keys->element[i]->str + strlen(prefix) + 2, h->element[0]->str,
-                    h->element[1]->str);
-            freeReplyObject(h);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    scan_customers(c, prefix, "lifecycle cluster", latest_line, f);
     fclose(f);
     redisFree(c);
     cr_assert_eq(h_run(PY " latest %s/crash.dump %s/latest.state > %s/latest.txt", dir, dir, dir),

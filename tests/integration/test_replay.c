@@ -22,6 +22,11 @@ static void teardown(void)
 }
 TestSuite(replay, .init = setup, .fini = teardown, .timeout = 600);
 
+static const char *h_path(const char *name)
+{
+    return h_join(dir, name);
+}
+
 /* Looks up `id` in parallel arrays (ids sorted as written by gen: c000000..). */
 static int persona_index(const char *name, char names[][32], int *n)
 {
@@ -363,4 +368,70 @@ Test(replay, every_command_has_help_and_the_version_is_there)
     cr_assert_eq(h_run("%s nosuch 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s broker --topics a,,b 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s broker --topics '' 2>/dev/null", SEG_BIN), 2);
+}
+
+/* A file replay's inputs and outputs as users get them wrong: a stray
+ * first byte (--input-format frames the file anyway, and without it the
+ * replay says so), an --out or --dlq over the input or over each other
+ * (refused, the input intact), an input that cannot be read (exit 1, not a
+ * dead letter), and a late first event keeps emitted_at at W. */
+Test(replay, file_inputs_and_outputs_users_get_wrong)
+{
+    cr_assert_eq(h_run("%s gen --customers 300 --events 5000 --seed 4 --format msgpack --out "
+                       "%s/g.mp",
+                       SEG_BIN, dir),
+                 0);
+    cr_assert_eq(h_run("cd %s && { printf '\\301'; cat g.mp; } > cut.mp", dir), 0);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input g.mp --out clean.jsonl", dir, SEG_BIN), 0);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input cut.mp --input-format msgpack --out "
+                       "forced.jsonl",
+                       dir, SEG_BIN),
+                 0);
+    cr_assert(h_same_file(h_path("clean.jsonl"), h_path("forced.jsonl")),
+              "a stray first byte changed the changes of a forced msgpack replay");
+    cr_assert_eq(h_count_lines(h_path("forced.jsonl.dlq")), 1, "the stray byte: one dead letter");
+    cr_assert_eq(h_run("cd %s && %s replay -q --input cut.mp --out sniffed.jsonl 2> sniffed.err",
+                       dir, SEG_BIN),
+                 0);
+    char *err = h_slurp(h_path("sniffed.err"), NULL);
+    cr_assert(err && strstr(err, "--input-format"), "no hint: %s", err ? err : "");
+    free(err);
+    /* JSON lines whose first line starts with a msgpack map's byte */
+    cr_assert_eq(h_run("cd %s && printf '\\205\\n{\"customer_id\":\"c1\",\"type\":\"page_view\","
+                       "\"ts\":1700000000000}\\n{\"customer_id\":\"c2\",\"type\":\"page_view\","
+                       "\"ts\":1700000001000}\\n' > j.jsonl && %s replay -q --input j.jsonl "
+                       "--input-format json --out j.out",
+                       dir, SEG_BIN),
+                 0);
+    cr_assert_eq(h_run("grep -c '\"to\":\"new\"' %s/j.out | grep -qx 2", dir), 0);
+    cr_assert_eq(h_count_lines(h_path("j.out.dlq")), 1);
+
+    /* outputs over the input or each other: exit 2, nothing touched */
+    cr_assert_eq(h_run("cd %s && cp j.jsonl keep.jsonl && ln -s keep.jsonl link.jsonl", dir), 0);
+    const char *bad[] = {"--out keep.jsonl", "--out link.jsonl", "--out o.jsonl --dlq keep.jsonl",
+                         "--out o.jsonl --dlq o.jsonl"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(
+            h_run("cd %s && %s replay -q --input keep.jsonl %s 2>/dev/null", dir, SEG_BIN, bad[i]),
+            2, "%s", bad[i]);
+    cr_assert(h_same_file(h_path("keep.jsonl"), h_path("j.jsonl")), "the input was written over");
+    /* an input that cannot be read on: a failure, not a dead letter */
+    cr_assert_eq(
+        h_run("cd %s && %s replay -q --input %s --out d.out 2>/dev/null", dir, SEG_BIN, dir), 1);
+
+    /* a new customer whose first event is behind W: its change is made at
+     * W, and emitted_at says so (never going back in the output) */
+    cr_assert_eq(h_run("cd %s && printf '%%s\\n' "
+                       "'{\"customer_id\":\"z\",\"type\":\"page_view\",\"ts\":1700000000000}' "
+                       "'{\"customer_id\":\"a\",\"type\":\"page_view\",\"ts\":1700432000000}' "
+                       "'{\"customer_id\":\"b\",\"type\":\"page_view\",\"ts\":1700086400000}' "
+                       "> late.jsonl && %s replay -q --input late.jsonl --out late.out",
+                       dir, SEG_BIN),
+                 0);
+    char *out = h_slurp(h_path("late.out"), NULL);
+    cr_assert_not_null(out);
+    const char *b = strstr(out, "{\"event_id\":\"b:lifecycle:1\"");
+    cr_assert_not_null(b, "%s", out);
+    cr_assert(strstr(b, "\"ts\":1700086400000,\"emitted_at\":1700432000000,"), "%s", b);
+    free(out);
 }
