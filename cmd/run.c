@@ -1163,7 +1163,13 @@ int cmd_run(int argc, char **argv)
     r->cons = strm_consumer_new(&ko, (const char *const *)r->cfg.topics, r->cfg.n_topics, rebalance,
                                 r, err, sizeof(err));
     if (!r->cons) {
-        fprintf(stderr, "segstream run: %s: %s\n", r->cfg.source ? r->cfg.source : "config", err);
+        /* a property's own error already names its file and line */
+        const char *src = r->cfg.source ? r->cfg.source : "config";
+        size_t sl = strlen(src);
+        if (strncmp(err, src, sl) == 0 && err[sl] == ':')
+            fprintf(stderr, "segstream run: %s\n", err);
+        else
+            fprintf(stderr, "segstream run: %s: %s\n", src, err);
         rc = 2;
         goto out_prod;
     }
