@@ -130,7 +130,7 @@ int ck_start(run_t *r, char *err, size_t errlen);
 /* Before applying ms[0..n): 0 when every customer is at hand, 1 when they
  * are being loaded (run_kick() follows), -1 when Redis is away. */
 int ck_prefetch(run_t *r, const strm_msg_t *ms, int n);
-int ck_blocked(run_t *r); /* applying must wait: loading, Redis away, rebalancing */
+int ck_blocked(run_t *r);     /* applying must wait: loading, Redis away, rebalancing */
 int ck_rebalancing(run_t *r); /* a revoke or an assignment is being settled */
 int ck_usable(run_t *r, const seg_customer_t *c); /* 0: its state here is stale */
 void ck_dirty(run_t *r, const seg_customer_t *c);
