@@ -312,6 +312,7 @@ static void check_done(uv_work_t *w, int status)
     run_t *r = k->r;
     part_t *p = &r->parts[k->part];
     p->checking = 0;
+    r->checks--;
     p->checked_ok = status == 0 && k->result == 1;
     p->checked_at = k->started;
     p->checked_next = k->next;
@@ -354,6 +355,7 @@ static int part_idle(run_t *r, int i, double now)
         k->w.data = k;
         if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
             p->checking = 1;
+            r->checks++;
         } else {
             free(k->topic);
             free(k);
@@ -551,17 +553,22 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
     int owned = 0;
     for (int i = 0; i < r->n_parts; i++) owned += r->parts[i].owned;
     if (n) {
-        /* which ones, for following a partition from owner to owner */
-        char list[256];
+        /* which ones, for following a partition from owner to owner: each
+         * topic named before its partitions */
+        char list[512];
         size_t used = 0;
         list[0] = 0;
         int i = 0;
-        for (; i < n && used + 16 < sizeof(list); i++)
-            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d", i ? "," : "",
-                                     (int)tps[i].partition);
-        if (i < n) snprintf(list + used, sizeof(list) - used, ",...");
-        cli_log(LOG_INFO, "%s %d partition%s: %s (%d owned) [%s]",
-                assigned ? "assigned" : "revoked", n, n == 1 ? "" : "s", tps[0].topic, owned, list);
+        for (; i < n && used + 80 < sizeof(list); i++) {
+            int same = i > 0 && strcmp(tps[i].topic, tps[i - 1].topic) == 0;
+            used += (size_t)(same ? snprintf(list + used, sizeof(list) - used, ",%d",
+                                             (int)tps[i].partition)
+                                  : snprintf(list + used, sizeof(list) - used, "%s%.60s[%d",
+                                             i ? "] " : "", tps[i].topic, (int)tps[i].partition));
+        }
+        snprintf(list + used, sizeof(list) - used, "%s]", i < n ? ",..." : "");
+        cli_log(LOG_INFO, "%s %d partition%s (%d owned): %s", assigned ? "assigned" : "revoked", n,
+                n == 1 ? "" : "s", owned, list);
     }
     /* eager: the group has more members than partitions; cooperative: also
      * the first step of a rebalance, until the others have let theirs go */
@@ -907,6 +914,18 @@ void run_begin_stop(run_t *r, int code)
     run_finish_stop(r);
 }
 
+static void on_stop_timer(uv_timer_t *t)
+{
+    run_t *r = t->data;
+    uv_close((uv_handle_t *)t, close_cb);
+    if (r->checks == 0) return;
+    cli_log(LOG_WARN,
+            "%d broker quer%s still waiting for an answer (is Kafka reachable?): exiting "
+            "without them",
+            r->checks, r->checks == 1 ? "y is" : "ies are");
+    uv_stop(&r->loop);
+}
+
 void run_finish_stop(run_t *r)
 {
     if (r->stop_wait) return;
@@ -921,6 +940,15 @@ void run_finish_stop(run_t *r)
     http_stop(r->http);
     r->http = NULL;
     if (r->ck) ck_free(r);
+    /* Everything is delivered and checkpointed by now. A broker query still
+     * on the thread pool would hold the loop until it returns: with no
+     * broker, librdkafka 2.0 (#2588, fixed in 2.3) lets it run past its
+     * timeout for minutes. After 3 s the loop is let go without it; the
+     * timer does not keep the loop alive by itself. */
+    uv_timer_init(&r->loop, &r->stop_timer);
+    r->stop_timer.data = r;
+    uv_timer_start(&r->stop_timer, on_stop_timer, 3000, 0);
+    uv_unref((uv_handle_t *)&r->stop_timer);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -1203,6 +1231,14 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < r->held_n; i++)
         strm_msgs_release(&r->held[(r->held_head + i) % r->held_cap], 1);
     r->held_n = 0;
+    if (r->checks) {
+        /* a thread-pool worker is inside librdkafka with this consumer and
+         * will post to this loop when it returns: nothing is closed or
+         * freed under it, and the process ends here */
+        cli_log(LOG_INFO, "exit %d", rc);
+        fflush(NULL);
+        _exit(rc);
+    }
     strm_consumer_close(r->cons, 10000);
     r->cons = NULL;
     while (r->head) { /* undelivered work of a failed run: never committed */

@@ -805,3 +805,34 @@ Test(kafka, a_fresh_states_first_record_with_a_bad_clock_never_becomes_w)
     cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
     strm_broker_free(br);
 }
+
+/* SIGTERM while no broker answers: the daemon drains what it can and exits
+ * by itself, even with idle checks (broker queries, which librdkafka 2.0
+ * lets run past their timeout while no broker answers) still out. */
+Test(kafka, sigterm_exits_while_no_broker_answers)
+{
+    need_peers();
+    char err[256];
+    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
+    cr_assert_not_null(br, "%s", err);
+    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
+    cr_assert_eq(strm_broker_topic(br, "events", 2, err, sizeof(err)), 0);
+    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    write_cfg("run.yaml", B, "g-down", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    cr_assert_eq(h_run("printf 'a\\t%%s\\n' '{\"customer_id\":\"a\",\"type\":\"page_view\","
+                       "\"ts\":1700000000000}' | kcat -P -b %s -t events -K '\\t'",
+                       B),
+                 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_events_applied_total", 1, 0, 60), 1);
+    rd_kafka_mock_broker_set_down(mc, 1);
+    free(healthz_until(port, 503));
+    h_sleep(4); /* both partitions quiet past idle_timeout: their checks go out */
+    int rc = h_stop(run, SIGTERM, 45);
+    cr_assert(rc == 0 || rc == 1, "exit %d: the daemon did not end by itself after SIGTERM", rc);
+    char lp[600];
+    snprintf(lp, sizeof(lp), "%s/run.log", dir);
+    cr_assert_not_null(h_wait_line(lp, "exit ", 1));
+    strm_broker_free(br);
+}

@@ -788,7 +788,7 @@ static void grow_and_shrink(int seed, const char *name, int cooperative)
     }
     cr_assert_eq(h_wait_metric(port[0], "segstream_partitions_owned", 8, 0, 60), 8);
     if (cooperative) /* A kept 4 when B joined: only the others moved */
-        log_says("a.log", "revoked 4 partitions: events (4 owned)");
+        log_says("a.log", "revoked 4 partitions (4 owned): events[");
     group_end(name, prod, max_ts, pid, port, 1, (const char *[]){"a.log", "b.log", "c.log"}, 3);
 }
 
