@@ -197,7 +197,8 @@ int rp_input_file(replay_t *rp)
          * what is left unread must not pass for the whole input */
         if (r < 0 && strcmp(reason, "read_error") == 0) {
             fprintf(stderr, "segstream replay: %s: reading failed after record %" PRId64 ": %s\n",
-                    rp->input, recno, strerror(errno ? errno : EIO));
+                    rp->input, recno,
+                    strerror(in && strm_file_errno(in) ? strm_file_errno(in) : EIO));
             goto done;
         }
         /* a bad record is a dead letter (in a msgpack file, the bytes up to
@@ -599,6 +600,19 @@ int cmd_replay(int argc, char **argv)
                         topics[i], what[j]);
                 return 2;
             }
+    /* and the dead letters' default file beside a file --out (OUT.dlq) */
+    struct stat so;
+    if (!dlq && !is_topic(out) && strcmp(out, "-") != 0 &&
+        (stat(out, &so) != 0 || S_ISREG(so.st_mode))) {
+        char auto_dlq[4096];
+        snprintf(auto_dlq, sizeof auto_dlq, "%s.dlq", out);
+        if (same_file(auto_dlq, rp->input)) {
+            fprintf(stderr,
+                    "segstream replay: dead letters would go to %s, the input: give --dlq\n",
+                    auto_dlq);
+            return 2;
+        }
+    }
 
     char err[512];
     cfg_t *cfg = &rp->cfg;
@@ -723,11 +737,6 @@ int cmd_replay(int argc, char **argv)
         S_ISREG(st.st_mode)) {
         snprintf(dlq_path, sizeof(dlq_path), "%s.dlq", out);
         dlq = dlq_path;
-        if (same_file(dlq, rp->input)) {
-            fprintf(stderr,
-                    "segstream replay: dead letters would go to %s, the input: give --dlq\n", dlq);
-            goto done;
-        }
     }
     if (rp->dlq_topic) {
         rp->dlq_name = rp->dlq_topic;

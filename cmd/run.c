@@ -914,6 +914,9 @@ void run_begin_stop(run_t *r, int code)
     run_finish_stop(r);
 }
 
+/* longer than an idle check's two 2 s broker queries that do return */
+#define STOP_GRACE_MS 5000
+
 static void on_stop_timer(uv_timer_t *t)
 {
     run_t *r = t->data;
@@ -943,11 +946,12 @@ void run_finish_stop(run_t *r)
     /* Everything is delivered and checkpointed by now. A broker query still
      * on the thread pool would hold the loop until it returns: with no
      * broker, librdkafka 2.0 (#2588, fixed in 2.3) lets it run past its
-     * timeout for minutes. After 3 s the loop is let go without it; the
-     * timer does not keep the loop alive by itself. */
+     * timeout for minutes. After STOP_GRACE_MS the loop is let go without
+     * it; the timer does not keep the loop alive by itself. */
     uv_timer_init(&r->loop, &r->stop_timer);
+    r->stop_timer_on = 1;
     r->stop_timer.data = r;
-    uv_timer_start(&r->stop_timer, on_stop_timer, 3000, 0);
+    uv_timer_start(&r->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&r->stop_timer);
 }
 
@@ -1227,6 +1231,9 @@ int cmd_run(int argc, char **argv)
 
     uv_run(&r->loop, UV_RUN_DEFAULT);
     rc = r->exit_code;
+    /* a stop that ended before its grace timer: closed with the rest */
+    if (r->stop_timer_on && !uv_is_closing((uv_handle_t *)&r->stop_timer))
+        uv_close((uv_handle_t *)&r->stop_timer, close_cb);
     log_stats(r, cli_monotonic_s());
     for (int i = 0; i < r->held_n; i++)
         strm_msgs_release(&r->held[(r->held_head + i) % r->held_cap], 1);

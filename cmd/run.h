@@ -49,7 +49,8 @@ typedef struct run {
     /* at a stop: ends the loop when only broker queries are left (a query
      * librdkafka 2.0 lets run past its timeout while no broker answers) */
     uv_timer_t stop_timer;
-    int checks; /* idle checks (broker queries) on the thread pool */
+    int stop_timer_on; /* initialised (closed when the loop ends) */
+    int checks;        /* idle checks (broker queries) on the thread pool */
     uv_signal_t sigterm, sigint;
     http_server_t *http;
     strm_consumer_t *cons;

@@ -173,8 +173,9 @@ int seg_due_push(seg_due_t *d, int64_t due, uint64_t handle)
         d->ring = calloc(RING, sizeof(*d->ring));
         if (!d->ring) return -1;
     }
+    if (d->failed) return -1;
     if (d->n == 0) d->cur = bucket_of(due); /* empty: time starts here */
-    if (place(d, (seg_due_entry_t){due, handle}) < 0) return -1;
+    if (place(d, (seg_due_entry_t){due, handle}) < 0) return d->failed = 1, -1;
     d->n++;
     return 0;
 }
@@ -184,9 +185,13 @@ int seg_due_push(seg_due_t *d, int64_t due, uint64_t handle)
  * a pop never allocates. */
 int seg_due_peek(seg_due_t *d, seg_due_entry_t *out)
 {
+    if (d->failed) return -1;
     if (d->front.n == 0) {
         if (d->n == 0) return 0;
-        if (refill(d) < 0) return -1; /* out of memory: the caller stops */
+        /* out of memory half way through a refill: entries may be in two
+         * places or none, so every later peek fails too and the caller
+         * stops (a restart rebuilds the index from the customers) */
+        if (refill(d) < 0) return d->failed = 1, -1;
     }
     *out = d->front.h[0];
     return 1;

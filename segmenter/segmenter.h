@@ -325,6 +325,7 @@ typedef struct seg_due {
     int64_t cur;   /* bucket number of the front (due >> SEG_DUE_SHIFT) */
     size_t ring_n; /* entries in the ring */
     size_t n;      /* entries in all */
+    int failed;    /* out of memory once: the index is no longer whole */
 } seg_due_t;
 void seg_due_init(seg_due_t *d);
 void seg_due_clear(seg_due_t *d);

@@ -55,6 +55,8 @@ strm_file_t *strm_file_open(const char *path, char *err, size_t errlen);
 /* Frames the file as msgpack (1) or JSON lines (0) whatever its first byte
  * says; -1: told by the first byte (the default). Before the first read. */
 void strm_file_framing(strm_file_t *f, int msgpack);
+/* errno of the read behind a "read_error" (0 before one). */
+int strm_file_errno(const strm_file_t *f);
 /* Next record: 1 with rec and len pointing into an internal buffer valid until
  * the next call, 0 at end of file, -1 on a bad record (reason in *reason;
  * rec/len the bad bytes when they can be shown, else NULL/0; reading goes on

@@ -40,6 +40,7 @@
 struct strm_file {
     int fd, own_fd;
     int msgpack, forced; /* forced: -1 told by the first byte, else msgpack's value */
+    int err;             /* errno of the read that failed ("read_error") */
     int eof, stopped, discard, started;
     char *buf;
     size_t cap, limit, start, end, scan; /* data is buf[start, end) */
@@ -131,16 +132,16 @@ static int fill(strm_file_t *f)
         if (cap < f->end + CHUNK + 1) cap = f->end + CHUNK + 1;
         if (cap > f->limit) cap = f->limit;
         char *p = realloc(f->buf, cap);
-        if (!p) return -1;
+        if (!p) return f->err = ENOMEM, -1;
         f->buf = p;
         f->cap = cap;
     }
-    if (f->cap - f->end < 2) return -1; /* cannot happen: records are bounded */
+    if (f->cap - f->end < 2) return f->err = ENOBUFS, -1; /* cannot happen: records are bounded */
     ssize_t r;
     do {
         r = read(f->fd, f->buf + f->end, f->cap - f->end - 1);
     } while (r < 0 && errno == EINTR);
-    if (r < 0) return -1;
+    if (r < 0) return f->err = errno, -1;
     if (r == 0) f->eof = 1;
     f->end += (size_t)r;
     return 0;
@@ -296,6 +297,11 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
         if (have > f->max_rec) return resync(f, rec, len, reason, "oversized");
         if (fill(f) < 0) return fail(f, reason, "read_error");
     }
+}
+
+int strm_file_errno(const strm_file_t *f)
+{
+    return f->err;
 }
 
 void strm_file_framing(strm_file_t *f, int msgpack)

@@ -834,5 +834,8 @@ Test(kafka, sigterm_exits_while_no_broker_answers)
     char lp[600];
     snprintf(lp, sizeof(lp), "%s/run.log", dir);
     cr_assert_not_null(h_wait_line(lp, "exit ", 1));
+    /* the case this is about: a query was still out when the stop ended */
+    cr_assert_not_null(h_wait_line(lp, "still waiting for an answer", 1),
+                       "no broker query was left hanging: the test did not reach its case");
     strm_broker_free(br);
 }

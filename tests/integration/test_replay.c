@@ -416,8 +416,10 @@ Test(replay, file_inputs_and_outputs_users_get_wrong)
             2, "%s", bad[i]);
     cr_assert(h_same_file(h_path("keep.jsonl"), h_path("j.jsonl")), "the input was written over");
     /* an input that cannot be read on: a failure, not a dead letter */
-    cr_assert_eq(
-        h_run("cd %s && %s replay -q --input %s --out d.out 2>/dev/null", dir, SEG_BIN, dir), 1);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input %s --out d.out 2> d.err", dir, SEG_BIN, dir),
+                 1);
+    cr_assert_eq(h_run("test ! -e %s/d.out.dlq && grep -q 'reading failed' %s/d.err", dir, dir), 0,
+                 "a read error went to the dead letters, or was not said");
 
     /* a new customer whose first event is behind W: its change is made at
      * W, and emitted_at says so (never going back in the output) */

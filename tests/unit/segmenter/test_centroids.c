@@ -388,6 +388,9 @@ Test(centroids, customer_sample_keeps_smallest_keys_with_latest_vectors)
     qsort(sorted, (size_t)seen, sizeof(sorted[0]), key_cmp);
     cr_assert_eq(m.n_res, m.cap_res);
     cr_assert_lt(m.cap_res, seen);
+    for (int s = 0; s < m.n_res; s++)
+        for (int t = 0; t < s; t++)
+            cr_assert_neq(m.res_key[s], m.res_key[t], "a key twice in the sample");
     for (int s = 0; s < m.n_res; s++) {
         /* in the sample exactly when among the cap_res smallest */
         uint64_t *at = bsearch(&m.res_key[s], sorted, (size_t)seen, sizeof(sorted[0]), key_cmp);

@@ -108,9 +108,10 @@ Test(due, calendar_parts_match_a_scan)
             case 3:
                 off = -(int64_t)((st >> 16) % (30 * day));
                 break; /* behind */
-            case 4:
-                off = (int64_t)((st >> 16) % 1000) * ((int64_t)1 << 20);
-                break; /* edges */
+            case 4:    /* a bucket's edges (2^24 ms), either side */
+                off = (((now >> 24) + (int64_t)((st >> 16) % 1000)) << 24) - now +
+                      (int64_t)((st >> 12) % 3) - 1;
+                break;
             default:
                 off = 0;
             }
@@ -149,5 +150,42 @@ Test(due, calendar_parts_match_a_scan)
         ref[m] = ref[--n];
     }
     cr_assert_eq(seg_due_peek(&d, &e), 0);
+    seg_due_clear(&d);
+}
+
+/* Times at the ends of int64 (buckets far apart, negative ones), popped in
+ * order; the index is used again after a clear. */
+Test(due, extreme_times_and_reuse_after_clear)
+{
+    const int64_t t[] = {INT64_MAX - 1,
+                         INT64_MIN + 1,
+                         0,
+                         -1,
+                         1,
+                         INT64_MAX - 2,
+                         INT64_MIN + 2,
+                         (int64_t)1 << 40,
+                         -((int64_t)1 << 40),
+                         ((int64_t)1 << 24) - 1,
+                         (int64_t)1 << 24};
+    enum { N = sizeof t / sizeof t[0] };
+    seg_due_t d;
+    seg_due_init(&d);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) cr_assert_eq(seg_due_push(&d, t[i], (uint64_t)i), 0);
+        seg_due_entry_t e, prev = {INT64_MIN, 0};
+        int n = 0;
+        while (seg_due_peek(&d, &e) == 1) {
+            cr_assert(n == 0 || e.due > prev.due, "round %d: %lld after %lld", round,
+                      (long long)e.due, (long long)prev.due);
+            cr_assert_eq(t[e.handle], e.due);
+            prev = e;
+            seg_due_pop(&d);
+            n++;
+        }
+        cr_assert_eq(n, N);
+        seg_due_clear(&d);
+        seg_due_init(&d);
+    }
     seg_due_clear(&d);
 }
