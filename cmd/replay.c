@@ -195,10 +195,12 @@ int rp_input_file(replay_t *rp)
         if (r == 0) break;
         /* the input itself failed (EIO, a directory): not a record, and
          * what is left unread must not pass for the whole input */
-        if (r < 0 && strcmp(reason, "read_error") == 0) {
+        if (r < 0 && (strcmp(reason, "read_error") == 0 || strcmp(reason, "out_of_memory") == 0)) {
+            int e = strcmp(reason, "out_of_memory") == 0 ? ENOMEM
+                    : in && strm_file_errno(in)          ? strm_file_errno(in)
+                                                         : EIO;
             fprintf(stderr, "segstream replay: %s: reading failed after record %" PRId64 ": %s\n",
-                    rp->input, recno,
-                    strerror(in && strm_file_errno(in) ? strm_file_errno(in) : EIO));
+                    rp->input, recno, strerror(e));
             goto done;
         }
         /* a bad record is a dead letter (in a msgpack file, the bytes up to
