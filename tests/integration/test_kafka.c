@@ -469,17 +469,27 @@ Test(kafka, a_consumer_group_splits_partitions_and_hands_them_over)
     cr_expect_eq(both, b_of_a, "no customer is handled by both, except A's after the handover");
 }
 
+/* An embedded broker in this process (its mock cluster is *mc, for
+ * outages, when mc is not NULL) with a topic `events` of `partitions`; B is its address. */
+static strm_broker_t *mock_events(int partitions, rd_kafka_mock_cluster_t **mc)
+{
+    char err[256];
+    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
+    cr_assert_not_null(br, "%s", err);
+    if (mc) *mc = strm_broker_mock(br);
+    cr_assert_eq(strm_broker_topic(br, "events", partitions, err, sizeof(err)), 0);
+    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    return br;
+}
+
 Test(kafka, survives_broker_down_and_request_errors_without_losing_anything)
 {
     need_peers();
     char err[256];
-    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
-    cr_assert_not_null(br, "%s", err);
-    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
-    cr_assert_eq(strm_broker_topic(br, "events", 4, err, sizeof(err)), 0);
+    rd_kafka_mock_cluster_t *mc;
+    strm_broker_t *br = mock_events(4, &mc);
     cr_assert_eq(strm_broker_topic(br, "segment-changes", 4, err, sizeof(err)), 0);
     cr_assert_eq(strm_broker_topic(br, "segstream.dlq", 1, err, sizeof(err)), 0);
-    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
 
     cr_assert_eq(
         h_run("%s gen --customers 2000 --events 40000 --seed 21 --out %s/ev.jsonl", SEG_BIN, dir),
@@ -563,12 +573,8 @@ static char *healthz_until(int port, int want)
 Test(kafka, healthz_reports_a_broker_outage_and_keys_are_checked)
 {
     need_peers();
-    char err[256];
-    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
-    cr_assert_not_null(br, "%s", err);
-    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
-    cr_assert_eq(strm_broker_topic(br, "events", 1, err, sizeof(err)), 0);
-    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    rd_kafka_mock_cluster_t *mc;
+    strm_broker_t *br = mock_events(1, &mc);
     write_cfg("run.yaml", B, "g-health", "1s");
     int port;
     pid_t run = start_run("run.yaml", "run.log", &port);
@@ -779,11 +785,7 @@ Test(kafka, gen_gives_up_on_brokers_that_do_not_answer)
 Test(kafka, a_fresh_states_first_record_with_a_bad_clock_never_becomes_w)
 {
     need_peers();
-    char err[256];
-    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
-    cr_assert_not_null(br, "%s", err);
-    cr_assert_eq(strm_broker_topic(br, "events", 1, err, sizeof(err)), 0);
-    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    strm_broker_t *br = mock_events(1, NULL);
     write_cfg("run.yaml", B, "g-first", "1s");
     int port;
     pid_t run = start_run("run.yaml", "run.log", &port);
@@ -812,12 +814,8 @@ Test(kafka, a_fresh_states_first_record_with_a_bad_clock_never_becomes_w)
 Test(kafka, sigterm_exits_while_no_broker_answers)
 {
     need_peers();
-    char err[256];
-    strm_broker_t *br = strm_broker_new(1, err, sizeof(err));
-    cr_assert_not_null(br, "%s", err);
-    rd_kafka_mock_cluster_t *mc = strm_broker_mock(br);
-    cr_assert_eq(strm_broker_topic(br, "events", 2, err, sizeof(err)), 0);
-    snprintf(B, sizeof(B), "%s", strm_broker_bootstrap(br));
+    rd_kafka_mock_cluster_t *mc;
+    strm_broker_t *br = mock_events(2, &mc);
     write_cfg("run.yaml", B, "g-down", "1s");
     int port;
     pid_t run = start_run("run.yaml", "run.log", &port);
