@@ -109,7 +109,7 @@ Test(due, calendar_parts_match_a_scan)
                 off = -(int64_t)((st >> 16) % (30 * day));
                 break; /* behind */
             case 4:    /* a bucket's edges (2^24 ms), either side */
-                off = (((now >> 24) + (int64_t)((st >> 16) % 1000)) << 24) - now +
+                off = ((now >> 24) + (int64_t)((st >> 16) % 1000)) * ((int64_t)1 << 24) - now +
                       (int64_t)((st >> 12) % 3) - 1;
                 break;
             default:
