@@ -314,6 +314,18 @@ static char *put_id_tail(char *o, const seg_change_t *ch, size_t dlen, int escap
     return o;
 }
 
+/* put_id_tail's length, unescaped (the msgpack writer's string header) */
+static size_t id_tail_len(const seg_change_t *ch, size_t dlen)
+{
+    size_t n = 1 + dlen + 1 + (size_t)seg_dec_digits(ch->seq);
+    if (ch->dim == SEG_DIM_CLUSTER)
+        n += 2 + (ch->from_id >= 0 ? (size_t)seg_dec_digits((uint64_t)ch->from_id) : 0) +
+             (size_t)seg_dec_digits(ch->to_id < 0 ? 0 : (uint64_t)ch->to_id) + 1 +
+             (size_t)seg_dec_digits(ch->ts < 0 ? 0 - (uint64_t)ch->ts : (uint64_t)ch->ts) +
+             (ch->ts < 0);
+    return n;
+}
+
 int strm_change_json(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *out)
 {
     const seg_customer_t *c = ch->cust;
@@ -451,13 +463,7 @@ int strm_change_msgpack(const seg_change_t *ch, int64_t emitted_at, strm_buf_t *
 {
     const seg_customer_t *c = ch->cust;
     int cluster = ch->dim == SEG_DIM_CLUSTER;
-    size_t dlen = dim_len(ch), seq_len = (size_t)seg_dec_digits(ch->seq);
-    size_t idlen = (size_t)c->id_len + 1 + dlen + 1 + seq_len;
-    if (cluster)
-        idlen += 2 + (ch->from_id >= 0 ? (size_t)seg_dec_digits((uint64_t)ch->from_id) : 0) +
-                 (size_t)seg_dec_digits(ch->to_id < 0 ? 0 : (uint64_t)ch->to_id) + 1 +
-                 (size_t)seg_dec_digits(ch->ts < 0 ? 0 - (uint64_t)ch->ts : (uint64_t)ch->ts) +
-                 (ch->ts < 0);
+    size_t dlen = dim_len(ch), idlen = (size_t)c->id_len + id_tail_len(ch, dlen);
     if (idlen >= ID_BUF || dlen >= ID_BUF) return -1; /* as the JSON writer */
     size_t flen = ch->from ? strlen(ch->from) : 0, tlen = ch->to ? strlen(ch->to) : 0;
     size_t wlen = ch->reason ? strlen(ch->reason) : 0;
