@@ -420,20 +420,22 @@ static int advance_watermark(run_t *r)
      * revoke never finished and the process stopped. */
     if (r->ck && ck_rebalancing(r)) return 0;
     double now = cli_monotonic_s();
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int64_t lo = INT64_MAX, hi = INT64_MIN, top = INT64_MIN;
     int owned = 0, active = 0, blind = 0;
     for (int i = 0; i < r->n_parts; i++) {
         part_t *p = &r->parts[i];
         if (!p->owned) continue;
         owned++;
         if (p->pp.hi > hi) hi = p->pp.hi;
-        if (part_idle(r, i, now)) {
+        int idle = part_idle(r, i, now);
+        if (idle) {
             p->no_evidence = 0; /* idle: a record it gets later is late, not a lag */
             if (p->pp.held && held_expire(r, i) < 0) return -1;
-            continue;
         }
-        active++;
         int64_t v = wm_part_allows(p, r->cfg.allowed_lateness_ms);
+        if (v > top) top = v;
+        if (idle) continue;
+        active++;
         if (v == INT64_MIN) blind = 1; /* no event yet: no evidence */
         if (v < lo) lo = v;
     }
@@ -444,16 +446,12 @@ static int advance_watermark(run_t *r)
         r->idle_since_wall = INT64_MIN;
         W = lo;
     } else {
-        /* every partition idle: the newest W any of them allows, the W
-         * stored with its state included (w_floor: a restart or a takeover
-         * continues from the idle advance its previous owner reached, not
-         * from the newest event time again) */
-        W = hi - r->cfg.allowed_lateness_ms;
-        for (int i = 0; i < r->n_parts; i++) {
-            int64_t v = r->parts[i].owned ? wm_part_allows(&r->parts[i], r->cfg.allowed_lateness_ms)
-                                          : INT64_MIN;
-            if (v > W) W = v;
-        }
+        /* every partition idle: the newest W any of them allows (hi less
+         * the lateness at least), the W stored with its state included
+         * (w_floor: a restart or a takeover continues from the idle advance
+         * its previous owner reached, not from the newest event time
+         * again) */
+        W = top;
         if (r->cfg.idle_advance) {
             int64_t wall = cli_now_ms();
             if (r->idle_since_wall == INT64_MIN) {
