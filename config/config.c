@@ -1016,6 +1016,12 @@ static int set_rule_node(ld_t *L, const yaml_node_t *m, int ri)
         return fail(L, at_line(line_of(name)), key,
                     "'%.64s' is not a valid rule name (1 to %d of a-z, 0-9, '_', '-')", nm,
                     RULE_NAME_MAX);
+    /* "CUSTOMER:rule:lifecycle:N" would also be the id of customer
+     * "CUSTOMER:rule"'s lifecycle change N (the only name that can collide) */
+    if (!strcmp(nm, "lifecycle"))
+        return fail(L, at_line(line_of(name)), key,
+                    "'lifecycle' is reserved (its change ids could be another customer's "
+                    "lifecycle change ids)");
     for (int i = 0; i < c->n_rules; i++)
         if (!strcmp(c->rules[i].name, nm))
             return fail(L, at_line(line_of(name)), key,

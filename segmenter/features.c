@@ -178,7 +178,7 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
     x->channel[ev->channel < SEG_CH__COUNT ? ev->channel : 0] += wa;
 
     int new_visit = first || ev->type == SEG_EV_SESSION_START ||
-                    (t >= c->last_seen && t - c->last_seen > p->session_gap_ms);
+                    (t >= c->last_seen && t - c->last_seen >= p->session_gap_ms);
     if (new_visit) x->visits += wa;
 
     switch ((seg_evtype_t)ev->type) {

@@ -264,6 +264,13 @@ int seg_params_add_rule(seg_params_t *p, const char *name, int any, const char *
             snprintf(err, errlen, "rule name '%s' may use only a-z, 0-9, '_' and '-'", name);
             return -1;
         }
+    /* the tail "rule:lifecycle:N" less its first part is a lifecycle tail,
+     * so customer X's rule change and customer "X:rule"'s lifecycle change
+     * would share an event_id; no other name can collide */
+    if (strcmp(name, "lifecycle") == 0) {
+        snprintf(err, errlen, "rule name 'lifecycle' is reserved");
+        return -1;
+    }
     if (n_conds < 1) {
         snprintf(err, errlen, "rule '%s' has no conditions", name);
         return -1;

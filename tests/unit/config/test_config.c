@@ -668,6 +668,9 @@ Test(config, error_rules)
                "2\"]\n",
                "t.yaml:4: rules[1].name: duplicate rule name 'a' (first at line 2)");
     expect_err("rules:\n  - all: [\"orders > 1\"]\n", "t.yaml:2: rules[0]: missing `name`");
+    expect_err("rules:\n  - name: lifecycle\n    all: [\"orders > 1\"]\n",
+               "t.yaml:2: rules[0].name: 'lifecycle' is reserved (its change ids could be "
+               "another customer's lifecycle change ids)");
     expect_err("rules:\n  - name: a\n", "t.yaml:2: rules[0]: needs `all` or `any` (a list of "
                                         "conditions)");
     expect_err("rules:\n  - name: a\n    all: [\"orders > 1\"]\n    any: [\"orders > 2\"]\n",

@@ -60,6 +60,13 @@ Test(features, visits_inferred_from_gaps_and_session_starts)
     apply(mkev("c1", SEG_EV_SESSION_START, T0 + 61 * 60000));
     cr_assert_float_eq(seg_feature(s, &c, "visits", T0 + 61 * 60000), 3.0, 3e-3);
     cr_assert_float_eq(seg_feature(s, &c, "events", T0), 4.0, 0);
+    /* a silence of exactly session_gap starts a visit (README: "a silence
+     * this long"); one millisecond less does not */
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0 + 91 * 60000 - 1));
+    cr_assert_float_eq(seg_feature(s, &c, "visits", T0 + 91 * 60000), 3.0,
+                       1e-2); /* decayed a little */
+    apply(mkev("c1", SEG_EV_PAGE_VIEW, T0 + 121 * 60000 - 1));
+    cr_assert_float_eq(seg_feature(s, &c, "visits", T0 + 121 * 60000), 4.0, 1e-2);
 }
 
 Test(features, shares_of_time_channel_discount_cart)

@@ -67,6 +67,11 @@ Test(rules, bad_names_and_duplicates)
     cr_assert_eq(seg_params_add_rule(&p, "big", 0, conds, 1, err, sizeof(err)), -1);
     cr_assert(strstr(err, "twice") != NULL);
     cr_assert_eq(seg_params_add_rule(&p, "none", 0, conds, 0, err, sizeof(err)), -1);
+    /* "c:rule:lifecycle:1" would be both c's rule change and customer
+     * "c:rule"'s lifecycle change */
+    cr_assert_eq(seg_params_add_rule(&p, "lifecycle", 0, conds, 1, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "reserved") != NULL);
+    cr_assert_eq(seg_params_add_rule(&p, "lifecycles", 0, conds, 1, err, sizeof(err)), 0);
     seg_params_clear(&p);
 }
 
