@@ -63,7 +63,8 @@ int strm_file_errno(const strm_file_t *f);
  * after it) or on "read_error" (the input could not be read: the next call
  * returns 0, and the caller fails). */
 int strm_file_next(strm_file_t *f, const char **rec, size_t *len, const char **reason);
-/* 1-based record number of the last record returned, and bytes read so far. */
+/* 1-based number of the last record returned (JSON lines: its line, blank
+ * lines counted; msgpack: the n-th map), and bytes read so far. */
 uint64_t strm_file_recno(const strm_file_t *f);
 uint64_t strm_file_offset(const strm_file_t *f);
 uint64_t strm_file_size(const strm_file_t *f);

@@ -58,13 +58,13 @@ Test(file, json_lines)
     cr_assert_eq(strm_file_recno(f), 1);
     cr_assert_eq(strm_file_offset(f), 3 + 8);
     next_is(f, "{\"b\":2}");
-    cr_assert_eq(strm_file_recno(f), 2);
+    cr_assert_eq(strm_file_recno(f), 4, "line 4: the blank lines count");
     const char *rec, *why;
     size_t len;
     cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
     cr_assert_eq(len, 7);
     cr_assert_eq(rec[len], 0, "JSON records are NUL-terminated");
-    cr_assert_eq(strm_file_recno(f), 3);
+    cr_assert_eq(strm_file_recno(f), 6);
     cr_assert_eq(strm_file_offset(f), strlen(text));
     end_is(f, 0, NULL);
     end_is(f, 0, NULL);
@@ -82,7 +82,7 @@ Test(file, empty_and_blank_files)
     write_file("\n\n \r\n", 5);
     f = open_it();
     end_is(f, 0, NULL);
-    cr_assert_eq(strm_file_recno(f), 0);
+    cr_assert_eq(strm_file_recno(f), 3); /* lines read, none a record */
     strm_file_close(f);
     unlink(path);
 }
@@ -256,6 +256,80 @@ Test(file, msgpack_malicious_and_invalid)
     cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
     end_is(f, 0, NULL);
     cr_assert_eq(strm_file_recno(f), 3);
+    cr_assert_eq(strm_file_offset(f), b.len);
+    strm_file_close(f);
+    strm_buf_free(&b);
+    unlink(path);
+}
+
+/* A record that frames but is longer than the maximum: {"customer_id":"c",
+ * "pad":<str32 of n bytes of 'x'>, "more":[<str16 of 300 bytes>]}. */
+static void long_record(strm_buf_t *b, size_t n)
+{
+    strm_buf_append(b,
+                    "\x83\xab"
+                    "customer_id\xa1"
+                    "c\xa3pad\xdb",
+                    20);
+    unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                            (unsigned char)(n >> 8), (unsigned char)n};
+    strm_buf_append(b, len, 4);
+    for (size_t i = 0; i < n; i++) strm_buf_append(b, "x", 1); /* each a valid fixint */
+    strm_buf_append(b, "\xa4more\x91\xda\x01\x2c", 9);
+    for (int i = 0; i < 300; i++) strm_buf_append(b, "y", 1);
+}
+
+/* It is one "oversized" dead letter without its bytes, and the records
+ * after it are read: before, the rest of its long string was framed one
+ * byte ('x', a fixint) at a time, a dead letter each. Under the default
+ * limit (17 MiB, across many reads) and a small one. */
+Test(file, msgpack_oversized_record_is_one_dead_letter)
+{
+    size_t sizes[] = {17u << 20, 5000};
+    for (int t = 0; t < 2; t++) {
+        strm_buf_t b;
+        strm_buf_init(&b);
+        pack_events(&b, 2);
+        long_record(&b, sizes[t]);
+        size_t after = b.len;
+        pack_events(&b, 3);
+        write_file(b.p, b.len);
+        strm_file_t *f = open_it();
+        if (t == 1) strm_file_set_max_record(f, 1000);
+        const char *rec, *why;
+        size_t len;
+        for (int i = 0; i < 2; i++) cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+        cr_assert_eq(strm_file_next(f, &rec, &len, &why), -1);
+        cr_assert_str_eq(why, "oversized");
+        cr_assert_eq(len, 0);
+        cr_assert_eq(strm_file_recno(f), 3);
+        cr_assert_eq(strm_file_offset(f), after);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1, "record %d after it", i);
+        end_is(f, 0, NULL);
+        strm_file_close(f);
+        strm_buf_free(&b);
+        unlink(path);
+    }
+}
+
+/* The file ends inside such a record: "truncated_msgpack", once. */
+Test(file, msgpack_oversized_record_cut_by_the_end)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 1);
+    long_record(&b, 5000);
+    b.len -= 100;
+    write_file(b.p, b.len);
+    strm_file_t *f = open_it();
+    strm_file_set_max_record(f, 1000);
+    const char *rec, *why;
+    size_t len;
+    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
+    end_is(f, -1, "truncated_msgpack");
+    end_is(f, 0, NULL);
+    cr_assert_eq(strm_file_recno(f), 2);
     cr_assert_eq(strm_file_offset(f), b.len);
     strm_file_close(f);
     strm_buf_free(&b);
