@@ -5,8 +5,10 @@
  * (codec_map.c) through the visitor in codec_int.h. Compact JSON without
  * escapes (what producers send) first goes through a fast path that gives
  * the same tokens in one pass, a word at a time; it declines, never rejects. Owns string unescaping
- * (\uXXXX with surrogate pairs -> UTF-8). Never allocates, never keeps a
- * pointer into the payload after returning.
+ * (\uXXXX with surrogate pairs -> UTF-8). Allocates only for an event of
+ * more tokens than the stack array holds (a GA4 export row with its
+ * parameters and items), up to JSON_TOKENS_MAX; never keeps a pointer into
+ * the payload after returning.
  *
  * What is checked: structure, separators, every primitive (true/false/null
  * and the number grammar), a single top-level object with only whitespace
@@ -18,11 +20,13 @@
 #include <jsmn.h>
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include "stream/codec_int.h"
 
-#define JSON_TOKENS  256 /* more: "too_complex" */
-#define JSON_KEY_MAX 64  /* escaped keys decoded up to this length */
+#define JSON_TOKENS     256   /* on the stack; more are allocated */
+#define JSON_TOKENS_MAX 65535 /* more: "too_complex" (next[] holds uint16_t) */
+#define JSON_KEY_MAX    64    /* escaped keys decoded up to this length */
 
 typedef struct json_src {
     strm__src_t base;
@@ -105,11 +109,15 @@ static int primitive_ok(const char *s, int n)
  * consecutive tokens must be exactly the right separator) and records, for
  * every container, the index of the token after its subtree. The container
  * being walked lives in locals; enclosing ones on a small stack. */
-static int json_validate(const char *js, int len, const jsmntok_t *tok, int ntok, uint16_t *next)
+/* An open container while validating (json_validate). */
+struct frame {
+    int tok, left, obj;
+};
+
+/* st: room for ntok frames (nesting never goes deeper than the tokens). */
+static int json_validate(const char *js, int len, const jsmntok_t *tok, int ntok, uint16_t *next,
+                         struct frame *st)
 {
-    struct frame {
-        int tok, left, obj;
-    } st[JSON_TOKENS];
     int sp = 0, i = 1, pos, cur = 0, left, obj = 1, first = 1;
 
     if (ntok < 1 || tok[0].type != JSMN_OBJECT || tok[0].end < 0) return -1;
@@ -302,13 +310,14 @@ int strm__json_fast_agrees(const char *js, size_t len)
 {
     jsmntok_t a[JSON_TOKENS], b[JSON_TOKENS];
     uint16_t na[JSON_TOKENS], nb[JSON_TOKENS];
+    struct frame st[JSON_TOKENS];
     jsmn_parser p;
     if (len > INT_MAX / 2) return 1;
     int n = json_fast(js, (int)len, a, na);
     if (n < 0) return 1;
     jsmn_init(&p);
     if (jsmn_parse(&p, js, len, b, JSON_TOKENS) != n) return 0;
-    if (json_validate(js, (int)len, b, n, nb) < 0) return 0;
+    if (json_validate(js, (int)len, b, n, nb, st) < 0) return 0;
     for (int i = 0; i < n; i++) {
         if (a[i].type != b[i].type || a[i].start != b[i].start || a[i].end != b[i].end ||
             a[i].size != b[i].size || a[i].parent != b[i].parent)
@@ -509,10 +518,52 @@ full:
     return -2;
 }
 
+/* The slow path for an event of more than JSON_TOKENS tokens: jsmn counts
+ * them first, then tokens, next[] and the validation stack are allocated
+ * for exactly that many. */
+static int decode_big(const char *buf, size_t len, seg_event_t *ev, const char **reason)
+{
+    jsmn_parser p;
+    jsmn_init(&p);
+    int n = jsmn_parse(&p, buf, len, NULL, 0);
+    if (n < 0) {
+        *reason = "bad_json";
+        return -1;
+    }
+    if (n > JSON_TOKENS_MAX) {
+        *reason = "too_complex";
+        return -1;
+    }
+    size_t un = (size_t)(n > 0 ? n : 1);
+    jsmntok_t *tok = malloc(un * sizeof *tok);
+    uint16_t *next = malloc(un * sizeof *next);
+    struct frame *st = malloc(un * sizeof *st);
+    int rc = -1;
+    if (!tok || !next || !st) {
+        *reason = "out_of_memory";
+        goto out;
+    }
+    jsmn_init(&p);
+    if (jsmn_parse(&p, buf, len, tok, (unsigned)n) != n ||
+        json_validate(buf, (int)len, tok, n, next, st) < 0) {
+        *reason = "bad_json";
+        goto out;
+    }
+    json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
+    strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};
+    rc = strm__map_event(&j.base, &root, ev, reason);
+out:
+    free(tok);
+    free(next);
+    free(st);
+    return rc;
+}
+
 int strm_decode_json(const char *buf, size_t len, seg_event_t *ev, const char **reason)
 {
     jsmntok_t tok[JSON_TOKENS];
     uint16_t next[JSON_TOKENS];
+    struct frame st[JSON_TOKENS];
     jsmn_parser p;
 
     seg_event_reset(ev);
@@ -527,11 +578,12 @@ int strm_decode_json(const char *buf, size_t len, seg_event_t *ev, const char **
     if (json_fast(buf, (int)len, tok, next) < 0) {
         jsmn_init(&p);
         int n = jsmn_parse(&p, buf, len, tok, JSON_TOKENS);
+        if (n == JSMN_ERROR_NOMEM) return decode_big(buf, len, ev, reason);
         if (n < 0) {
-            *reason = n == JSMN_ERROR_NOMEM ? "too_complex" : "bad_json";
+            *reason = "bad_json";
             return -1;
         }
-        if (json_validate(buf, (int)len, tok, n, next) < 0) {
+        if (json_validate(buf, (int)len, tok, n, next, st) < 0) {
             *reason = "bad_json";
             return -1;
         }

@@ -182,11 +182,31 @@ static long get_str(const strm__val_t *v, char *dst, size_t cap, int trunc)
     return (long)n;
 }
 
-/* Compares a string value with a literal (no escapes expected in either). */
+/* The string v holds: its own bytes when nothing in them is escaped, else
+ * unescaped into buf (cap bytes). -1 when v is not a usable string (or does
+ * not fit: the values read this way are short names and times). */
+static int str_view(const strm__val_t *v, char *buf, size_t cap, const char **s, size_t *n)
+{
+    if (v->t != STRM_V_STR) return -1;
+    if (!v->esc || !memchr(v->s, '\\', v->len)) {
+        *s = v->s;
+        *n = v->len;
+        return 0;
+    }
+    long r = get_str(v, buf, cap, 0);
+    if (r < 0) return -1;
+    *s = buf;
+    *n = (size_t)r;
+    return 0;
+}
+
+/* Compares a string value, unescaped, with a literal. */
 static int str_is(const strm__val_t *v, const char *lit)
 {
-    size_t n = strlen(lit);
-    return v->t == STRM_V_STR && v->len == n && memcmp(v->s, lit, n) == 0;
+    char buf[64];
+    const char *s;
+    size_t n, k = strlen(lit);
+    return str_view(v, buf, sizeof buf, &s, &n) == 0 && n == k && memcmp(s, lit, k) == 0;
 }
 
 static int parse_i64(const char *s, size_t n, int64_t *out)
@@ -446,8 +466,10 @@ static int get_ts(const strm__val_t *v, int64_t *ms)
 {
     int64_t t;
     if (v->t == STRM_V_STR) {
-        if (v->esc && memchr(v->s, '\\', v->len)) return -1;
-        if (strm_parse_rfc3339(v->s, v->len, &t) < 0) return -1;
+        char buf[64];
+        const char *s;
+        size_t n;
+        if (str_view(v, buf, sizeof buf, &s, &n) < 0 || strm_parse_rfc3339(s, n, &t) < 0) return -1;
     } else if (v->t == STRM_V_TIME) {
         t = v->num.i;
     } else if (get_int(v, &t) < 0) {
@@ -807,8 +829,11 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
         if (r) return r;
     }
     if (HAS(K_CHANNEL)) {
-        const strm__val_t *c = &t->v[K_CHANNEL];
-        int ch = c->t == STRM_V_STR ? strm__channel_of(c->s, c->len) : -1;
+        char cb[16];
+        const char *cs;
+        size_t cn;
+        int ch = str_view(&t->v[K_CHANNEL], cb, sizeof cb, &cs, &cn) == 0 ? strm__channel_of(cs, cn)
+                                                                          : -1;
         if (ch < 0) return "bad_channel";
         ev->channel = (uint8_t)ch;
     }
