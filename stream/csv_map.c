@@ -145,7 +145,7 @@ strm_csvmap_t *strm_csvmap_new(void)
 {
     strm_csvmap_t *m = calloc(1, sizeof *m);
     if (!m) return NULL;
-    m->delim = ',';
+    m->delim = ','; /* the defaults here are also what `key=` restores */
     m->header = 1;
     m->ts_fmt[0] = STRM_TS_MS;
     m->ts_fmt[1] = STRM_TS_ISO;
@@ -368,6 +368,16 @@ static int set_entry(strm_csvmap_t *m, const char *key, const char *v, int quote
         }
         free(m->type_to[i]);
         if (!(m->type_to[i] = strdup(v))) FAIL("out of memory");
+        return 0;
+    }
+    /* `key=` removes an entry (README): these go back to their defaults */
+    if (!*v && !strcmp(key, "delimiter")) return m->delim = ',', 0;
+    if (!*v && !strcmp(key, "header")) return m->header = 1, 0;
+    if (!*v && !strcmp(key, "sort")) return m->sort = 0, 0;
+    if (!*v && !strcmp(key, "ts_format")) {
+        m->ts_fmt[0] = STRM_TS_MS;
+        m->ts_fmt[1] = STRM_TS_ISO;
+        m->n_ts_fmt = 2;
         return 0;
     }
     if (!strcmp(key, "delimiter")) {

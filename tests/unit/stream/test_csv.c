@@ -758,6 +758,21 @@ Test(csvmap, an_empty_value_removes_an_entry)
     close_src(&t);
 }
 
+/* ... and for the settings too (a preset's sort, ts_format, header or
+ * delimiter), which go back to their defaults: comma, a header, ms|iso,
+ * file order */
+Test(csvmap, an_empty_value_restores_a_setting)
+{
+    src_t t = open_src("d.csv", "u,t,k\nx,2000,view\nx,1000,view\n",
+                       "delimiter=;,header=no,ts_format=s,sort=yes,customer_id=u,ts=t,type=k,"
+                       "delimiter=,header=,ts_format=,sort=",
+                       0);
+    ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"view\",\"ts\":2000,\"event_id\":\"d.csv:2\"}", 2);
+    ev_is(&t, "{\"customer_id\":\"x\",\"type\":\"view\",\"ts\":1000,\"event_id\":\"d.csv:3\"}", 3);
+    end_is(&t);
+    close_src(&t);
+}
+
 Test(csvmap, text_that_is_not_utf8_or_holds_a_nul)
 {
     static const char text[] =
