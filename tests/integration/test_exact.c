@@ -192,7 +192,7 @@ static void sums_at_last_event(walk_t *w)
         const ev_t *x = &w->e[i];
         long double a = exp2l(-(long double)(T - x->ts) / H_ACT);
         long double p = exp2l(-(long double)(T - x->ts) / H_BUY);
-        if (i == 0 || x->type == T_SESSION || x->ts - last > GAP_MS) w->k[K_VISITS] += a;
+        if (i == 0 || x->type == T_SESSION || x->ts - last >= GAP_MS) w->k[K_VISITS] += a;
         if (x->type == T_VIEW) w->k[K_VIEWS] += a;
         if (x->type == T_EMAIL) w->k[K_EMAIL] += a;
         if (x->type == T_PURCHASE) w->k[K_PURCHASES] += p, w->k[K_MONETARY] += p * x->amount;
