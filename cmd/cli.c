@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include "cmd/cli.h"
 #include "stream/codec.h"
@@ -63,6 +65,41 @@ int cli_parse_u64(const char *s, uint64_t *out)
     if (errno || *end) return -1;
     *out = v;
     return 0;
+}
+
+/* path as its directory's real path and its file name, so that "o.out",
+ * "./o.out" and "d/../o.out" compare equal before any of them exists; the
+ * path as given when the directory cannot be resolved. */
+static void canon_path(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], real[PATH_MAX];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (realpath(dir, real))
+        snprintf(buf, len, "%s/%s", real, slash ? slash + 1 : path);
+    else
+        snprintf(buf, len, "%s", path);
+}
+
+int cli_same_file(const char *a, const char *b)
+{
+    if (!a || !b || !*a || !*b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0 ||
+        strncmp(a, "kafka:", 6) == 0 || strncmp(b, "kafka:", 6) == 0)
+        return 0;
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    /* opening a device or a pipe empties nothing: /dev/null twice is fine */
+    if ((ea && !S_ISREG(sa.st_mode)) || (eb && !S_ISREG(sb.st_mode))) return 0;
+    if (strcmp(a, b) == 0) return 1;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb) return 0; /* one exists, the other not */
+    char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+    canon_path(a, ca, sizeof ca);
+    canon_path(b, cb, sizeof cb);
+    return strcmp(ca, cb) == 0;
 }
 
 int cli_parse_time(const char *s, int64_t *ms)

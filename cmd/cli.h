@@ -21,6 +21,12 @@ int cli_parse_time(const char *s, int64_t *ms);
 int cli_parse_i64(const char *s, int64_t *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* 1 when two command-line paths name one file that writing would empty:
+ * one existing regular file (by device and inode, so through symlinks and
+ * hard links), or one name to be created (the same directory and file
+ * name). "-", kafka:TOPIC, devices and pipes never do. */
+int cli_same_file(const char *a, const char *b);
+
 /* An event time as YYYY-MM-DDTHH:MM:SSZ (UTC; the ms number when out of
  * range). */
 void cli_fmt_time(int64_t ms, char *buf, size_t len);

@@ -1621,6 +1621,13 @@ int cmd_compare(int argc, char **argv)
         return 2;
     }
     const char *in_a = argv[optind], *in_b = argv[optind + 1];
+    /* the report would replace an input (read whole first, but then lost) */
+    for (int i = 0; i < 2; i++)
+        if (out && cli_same_file(out, i ? in_b : in_a)) {
+            fprintf(stderr, "segstream compare: --out %s is the file %s names too\n", out,
+                    i ? "B" : "A");
+            return 2;
+        }
 
     int rc = 2;
     char *redis_url = NULL;

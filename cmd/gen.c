@@ -414,6 +414,11 @@ int cmd_gen(int argc, char **argv)
         fprintf(stderr, "segstream gen: --out kafka:TOPIC needs a topic name\n");
         return 2;
     }
+    /* opened one after the other: the truth would replace the events */
+    if (truth && cli_same_file(out, truth)) {
+        fprintf(stderr, "segstream gen: --truth %s is the file --out names too\n", truth);
+        return 2;
+    }
     if (!brokers) brokers = getenv("SEGSTREAM_KAFKA_BROKERS");
     if (!brokers || !*brokers) brokers = "127.0.0.1:9092";
     int msgpack = strcmp(format, "msgpack") == 0;

@@ -335,18 +335,6 @@ static int is_topic(const char *s)
     return s && strncmp(s, "kafka:", 6) == 0;
 }
 
-/* Two command-line paths naming one file (the same name, or one existing
- * file by inode); topics and "-" never do. */
-static int same_file(const char *a, const char *b)
-{
-    if (!a || !b || is_topic(a) || is_topic(b) || strcmp(a, "-") == 0 || strcmp(b, "-") == 0)
-        return 0;
-    if (strcmp(a, b) == 0) return 1;
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
 /* A replay writes into a namespace of its own; the live one (the config's
  * change and dead-letter topics, its input topics, its Redis prefix) only
  * with --allow-live. */
@@ -592,29 +580,38 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "segstream replay: %s: kafka:TOPIC needs a topic name\n", topics[i]);
             return 2;
         }
-    /* an output opened for writing over the input (or over the other
-     * output) would empty it before a record is read */
-    const char *what[] = {"--input", "--out", "--dlq"};
-    for (int i = 1; i < 3; i++)
-        for (int j = 0; j < i; j++)
-            if (same_file(topics[i], topics[j])) {
-                fprintf(stderr, "segstream replay: %s %s is the file %s names too\n", what[i],
-                        topics[i], what[j]);
-                return 2;
-            }
-    /* and the dead letters' default file beside a file --out (OUT.dlq) */
+    /* every file a replay writes, against the files it reads and against
+     * each other: one opened over another empties it (an input before a
+     * record is read, an output written before or after it), whatever the
+     * order they are opened in. The dead letters' default file (OUT.dlq
+     * beside a regular --out) counts too. */
+    char auto_dlq[4096] = "";
     struct stat so;
     if (!dlq && !is_topic(out) && strcmp(out, "-") != 0 &&
-        (stat(out, &so) != 0 || S_ISREG(so.st_mode))) {
-        char auto_dlq[4096];
+        (stat(out, &so) != 0 || S_ISREG(so.st_mode)))
         snprintf(auto_dlq, sizeof auto_dlq, "%s.dlq", out);
-        if (same_file(auto_dlq, rp->input)) {
-            fprintf(stderr,
-                    "segstream replay: dead letters would go to %s, the input: give --dlq\n",
-                    auto_dlq);
+    enum { F_INPUT, F_MODEL, F_OUT, F_DLQ, F_SNAPSHOT, F_SAVE_MODEL, F_DUMP, F_AUTO_DLQ, F_N };
+    const char *flag[F_N] = {"--input",    "--model",      "--out",  "--dlq",
+                             "--snapshot", "--save-model", "--dump", "--out"};
+    const char *file[F_N] = {rp->input, model && strncmp(model, "redis://", 8) != 0 ? model : NULL,
+                             out,       dlq,
+                             snapshot,  save_model,
+                             rp->dump,  *auto_dlq ? auto_dlq : NULL};
+    for (int i = F_OUT; i < F_N; i++)
+        for (int j = 0; j < i; j++) {
+            /* the model is read whole before anything is written: saving
+             * over it updates it */
+            if ((i == F_SAVE_MODEL && j == F_MODEL) || !cli_same_file(file[i], file[j])) continue;
+            if (i == F_AUTO_DLQ)
+                fprintf(stderr,
+                        "segstream replay: dead letters of --out would go to %s (OUT.dlq), "
+                        "the file %s names: give --dlq\n",
+                        file[i], flag[j]);
+            else
+                fprintf(stderr, "segstream replay: %s %s is the file %s names too\n", flag[i],
+                        file[i], flag[j]);
             return 2;
         }
-    }
 
     char err[512];
     cfg_t *cfg = &rp->cfg;

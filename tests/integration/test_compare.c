@@ -487,6 +487,20 @@ Test(compare, inputs_that_cannot_be_read_exit_2_naming_the_file)
     cr_assert_eq(h_run("cd %s && %s compare b.csv 2> /dev/null", dir, SEG_BIN), 2);
     cr_assert_eq(h_run("cd %s && %s compare b.csv b.csv -d colour 2> /dev/null", dir, SEG_BIN), 2);
     cr_assert_eq(h_run("cd %s && %s compare b.csv b.csv -f xml 2> /dev/null", dir, SEG_BIN), 2);
+    /* a report over an input: refused, the input intact */
+    write_file("a.csv", snap_b);
+    const char *over[] = {"a.csv b.csv --out a.csv", "a.csv b.csv --out ./b.csv"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(h_run("cd %s && %s compare %s 2> err.txt", dir, SEG_BIN, over[i]), 2, "%s",
+                     over[i]);
+        err = slurp("err.txt");
+        HAS(err,
+            i ? "--out ./b.csv is the file B names too" : "--out a.csv is the file A names too");
+        free(err);
+    }
+    err = slurp("a.csv");
+    cr_assert_str_eq(err, snap_b, "the input was written over");
+    free(err);
     cr_assert_eq(h_run("%s compare --help | grep -q 'churn        customers whose lifecycle is "
                        "lapsed'",
                        SEG_BIN),

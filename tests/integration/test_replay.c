@@ -437,3 +437,72 @@ Test(replay, file_inputs_and_outputs_users_get_wrong)
     cr_assert(strstr(b, "\"ts\":1700086400000,\"emitted_at\":1700432000000,"), "%s", b);
     free(out);
 }
+
+/* Every file a replay writes (--out, --dlq, OUT.dlq, --snapshot,
+ * --save-model, --dump) against what it reads (--input, a --model file) and
+ * against each other, and gen's --truth against its --out: refused with
+ * exit 2 naming both flags, before anything is opened. */
+Test(replay, no_output_is_written_over_an_input_or_another_output)
+{
+    cr_assert_eq(h_run("cd %s && %s gen --customers 10 --events 40 --out in.jsonl && cp in.jsonl "
+                       "keep.jsonl && %s replay -q --input in.jsonl --out o.out --save-model m.mp "
+                       "&& cp m.mp keep.mp",
+                       dir, SEG_BIN, SEG_BIN),
+                 0);
+    const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--out o.out --snapshot in.jsonl", "--snapshot in.jsonl is the file --input names too"},
+        {"--out o.out --save-model ./in.jsonl",
+         "--save-model ./in.jsonl is the file --input names too"},
+        {"--out o.out --snapshot o.out", "--snapshot o.out is the file --out names too"},
+        {"--out o.out --dlq d.out --save-model d.out",
+         "--save-model d.out is the file --dlq names too"},
+        {"--out o.out --snapshot s.csv --save-model s.csv",
+         "--save-model s.csv is the file --snapshot names too"},
+        {"--out new.out --snapshot new.out.dlq",
+         "dead letters of --out would go to new.out.dlq (OUT.dlq), the file --snapshot names"},
+        {"--out m.mp --model m.mp", "--out m.mp is the file --model names too"},
+        {"--out o.out --model m.mp --snapshot m.mp",
+         "--snapshot m.mp is the file --model names too"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(
+            h_run("cd %s && %s replay -q --input in.jsonl %s 2>err.txt", dir, SEG_BIN, bad[i].args),
+            2, "%s", bad[i].args);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].args, err ? err : "");
+        free(err);
+    }
+    cr_assert(h_same_file(h_path("in.jsonl"), h_path("keep.jsonl")), "the input was written over");
+    cr_assert(h_same_file(h_path("m.mp"), h_path("keep.mp")), "the model was written over");
+    cr_assert_eq(h_run("test ! -e %s/new.out && test ! -e %s/s.csv", dir, dir), 0,
+                 "a refused replay created a file");
+    /* a topic's --dump is a file output too (refused before any broker) */
+    cr_assert_eq(h_run("cd %s && %s replay -q --input kafka:ev --brokers 127.0.0.1:1 --out o.out "
+                       "--dump o.out 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    cr_assert_eq(
+        h_run("cd %s && grep -q -- '--dump o.out is the file --out names too' err.txt", dir), 0);
+    /* a device is no file to lose: /dev/null in and out, or out twice */
+    cr_assert_eq(h_run("cd %s && %s replay -q --input /dev/null --out /dev/null --snapshot "
+                       "/dev/null --save-model /dev/null",
+                       dir, SEG_BIN),
+                 0);
+    /* saving the model over the one it started from updates it */
+    cr_assert_eq(
+        h_run("cd %s && %s replay -q --input in.jsonl --out o.out --model m.mp --save-model m.mp",
+              dir, SEG_BIN),
+        0);
+
+    /* gen: the truth over the events */
+    cr_assert_eq(h_run("cd %s && %s gen --customers 10 --events 40 --out in.jsonl --truth "
+                       "./in.jsonl 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    cr_assert_eq(
+        h_run("cd %s && grep -q -- '--truth ./in.jsonl is the file --out names too' err.txt", dir),
+        0);
+    cr_assert(h_same_file(h_path("in.jsonl"), h_path("keep.jsonl")), "gen wrote over its --out");
+}
