@@ -3,6 +3,7 @@
  * email, time of day, weekdays and channel), some of whom churn. The same
  * seed gives the same bytes. Events are written in event-time order, as a
  * live stream would carry them; --truth writes each customer's persona. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -310,6 +311,19 @@ static void kout_abort(kout_t *k)
     k->p = NULL;
 }
 
+/* Flushes and closes an output (stdout: flushed only); -1 after saying why.
+ * A full disk often shows only here, when the last buffer is written. */
+static int close_out(FILE *f, const char *name)
+{
+    int e = ferror(f) ? EIO : 0; /* an earlier error whose errno is gone */
+    errno = 0;
+    if (fflush(f) != 0) e = errno ? errno : EIO;
+    if (f != stdout && fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (!e) return 0;
+    fprintf(stderr, "segstream gen: %s: %s\n", f == stdout ? "stdout" : name, strerror(e));
+    return -1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segstream gen --customers N --events M --seed S --out FILE [options]\n"
@@ -526,7 +540,7 @@ int cmd_gen(int argc, char **argv)
     if (topic && kout_open(&ko, brokers, topic) < 0) goto done;
     f = topic ? NULL : strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
     if (!topic && !f) {
-        fprintf(stderr, "segstream gen: %s: cannot write\n", out);
+        fprintf(stderr, "segstream gen: %s: %s\n", out, strerror(errno));
         goto done;
     }
     strm_buf_t b;
@@ -566,22 +580,26 @@ int cmd_gen(int argc, char **argv)
                 goto done;
             }
         } else if (fwrite(b.p, 1, b.len, f) != b.len) {
-            fprintf(stderr, "segstream gen: %s: write failed\n", out);
+            fprintf(stderr, "segstream gen: %s: %s\n", f == stdout ? "stdout" : out,
+                    strerror(errno));
             strm_buf_free(&b);
             goto done;
         }
     }
     strm_buf_free(&b);
     if (topic && kout_close(&ko) < 0) goto done;
+    FILE *done_f = f;
+    f = NULL; /* closed here, whatever the outcome */
+    if (done_f && close_out(done_f, out) < 0) goto done;
     if (truth) {
         FILE *tf = fopen(truth, "wb");
         if (!tf) {
-            fprintf(stderr, "segstream gen: %s: cannot write\n", truth);
+            fprintf(stderr, "segstream gen: %s: %s\n", truth, strerror(errno));
             goto done;
         }
         fprintf(tf, "customer_id,segment\n");
         for (uint32_t c = 0; c < n; c++) fprintf(tf, "c%06u,%s\n", c, personas[who[c]].name);
-        if (fclose(tf) != 0) goto done;
+        if (close_out(tf, truth) < 0) goto done;
     }
     rc = 0;
     goto done;
@@ -591,7 +609,7 @@ oom:
     fprintf(stderr, "segstream gen: out of memory\n");
 done:
     kout_abort(&ko);
-    if (f && f != stdout && fclose(f) != 0) rc = 1;
+    if (f && f != stdout) fclose(f); /* a failed run: already said why */
     if (f == stdout) fflush(stdout);
     free(who);
     free(w);

@@ -506,3 +506,26 @@ Test(replay, no_output_is_written_over_an_input_or_another_output)
         0);
     cr_assert(h_same_file(h_path("in.jsonl"), h_path("keep.jsonl")), "gen wrote over its --out");
 }
+
+/* gen's outputs on a full disk (/dev/full takes the open and fails the
+ * write, often only at the last flush): exit 1, saying which and why. */
+Test(replay, gen_says_when_an_output_cannot_be_written)
+{
+    const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--out - > /dev/full", "segstream gen: stdout: No space left on device"},
+        {"--out /dev/full", "segstream gen: /dev/full: No space left on device"},
+        {"--out /dev/null --truth /dev/full", "segstream gen: /dev/full: No space left on device"},
+        {"--out %s/no/such/dir", "No such file or directory"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[600];
+        snprintf(args, sizeof args, bad[i].args, dir);
+        cr_assert_eq(h_run("%s gen --customers 10 --events 20 %s 2>%s/err.txt", SEG_BIN, args, dir),
+                     1, "%s", args);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, bad[i].msg), "%s: %s", args, err ? err : "");
+        free(err);
+    }
+}
