@@ -102,6 +102,16 @@ int cli_same_file(const char *a, const char *b)
     return strcmp(ca, cb) == 0;
 }
 
+int cli_file_arg(const char *cmd, const char *flag, const char *value)
+{
+    if (!value || strncmp(value, "--", 2) != 0) return 0;
+    fprintf(stderr,
+            "segstream %s: %s %s: that is an option, not a file (%s needs a value; ./%s for a "
+            "file of that name)\n",
+            cmd, flag, value, flag, value);
+    return -1;
+}
+
 int cli_parse_time(const char *s, int64_t *ms)
 {
     uint64_t v;

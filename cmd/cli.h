@@ -26,6 +26,11 @@ int cli_parse_u64(const char *s, uint64_t *out);
  * hard links), or one name to be created (the same directory and file
  * name). "-", kafka:TOPIC, devices and pipes never do. */
 int cli_same_file(const char *a, const char *b);
+/* A file named on the command line by flag: a value starting with "--" is
+ * most often the next option after a forgotten value ("--out --truth
+ * t.csv"), so it is refused (./--name names such a file); -1 after saying
+ * so as "segstream CMD: ...". NULL (not given) passes. */
+int cli_file_arg(const char *cmd, const char *flag, const char *value);
 
 /* An event time as YYYY-MM-DDTHH:MM:SSZ (UTC; the ms number when out of
  * range). */

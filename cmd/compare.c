@@ -1591,6 +1591,7 @@ int cmd_compare(int argc, char **argv)
             return 2;
         }
     }
+    if (cli_file_arg("compare", "--out", out) < 0) return 2;
     if (argc - optind != 2) {
         fprintf(stderr, "segstream compare: expected two inputs, A and B\n");
         usage(stderr);

@@ -418,6 +418,12 @@ int cmd_gen(int argc, char **argv)
             return 2;
         }
     }
+    if (cli_file_arg("gen", "--out", out) < 0 || cli_file_arg("gen", "--truth", truth) < 0)
+        return 2;
+    if (optind < argc) {
+        fprintf(stderr, "segstream gen: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
     if (!out) {
         fprintf(stderr, "segstream gen: --out is required\n");
         usage(stderr);

@@ -504,6 +504,17 @@ int cmd_replay(int argc, char **argv)
             return 2;
         }
     }
+    const char *files[][2] = {{"--input", rp->input},
+                              {"--out", out},
+                              {"--dlq", dlq},
+                              {"--snapshot", snapshot},
+                              {"--save-model", save_model},
+                              {"--model", model},
+                              {"--dump", rp->dump},
+                              {"--csv-map", csv_map},
+                              {"--config", config}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (cli_file_arg("replay", files[i][0], files[i][1]) < 0) return 2;
     if (optind < argc) {
         fprintf(stderr, "segstream replay: unexpected argument '%s'\n", argv[optind]);
         return 2;

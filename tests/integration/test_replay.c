@@ -529,3 +529,32 @@ Test(replay, gen_says_when_an_output_cannot_be_written)
         free(err);
     }
 }
+
+/* A stray word, or a file flag whose value was forgotten (so the next
+ * option became the file name): exit 2, and no file is made. */
+Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
+{
+    const struct {
+        const char *cmd, *msg;
+    } bad[] = {
+        {"gen --customers 5 --out x.jsonl extra", "segstream gen: unexpected argument 'extra'"},
+        {"gen --customers 5 --out --truth t.csv", "--out --truth: that is an option, not a file"},
+        {"gen --customers 5 --out x.jsonl --truth --seed 3",
+         "--truth --seed: that is an option, not a file"},
+        {"replay --input x.jsonl --out o.out --snapshot --dlq",
+         "--snapshot --dlq: that is an option, not a file"},
+        {"compare a.csv b.csv --out --format", "--out --format: that is an option, not a file"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(h_run("cd %s && %s %s 2>err.txt", dir, SEG_BIN, bad[i].cmd), 2, "%s",
+                     bad[i].cmd);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].cmd, err ? err : "");
+        free(err);
+    }
+    cr_assert_eq(h_run("cd %s && test \"$(ls)\" = err.txt", dir), 0, "a file was made");
+    /* a file whose name starts with "--" is still there for the asking */
+    cr_assert_eq(h_run("cd %s && %s gen --customers 5 --events 5 --out ./--x && test -s ./--x", dir,
+                       SEG_BIN),
+                 0);
+}
