@@ -313,18 +313,25 @@ static int model_save_file(replay_t *rp, const char *path)
 }
 
 /* --model redis://HOST:PORT[/DB|/PREFIX]: a path of digits is the
- * database (as in redis.url), anything else the key prefix. */
+ * database (as in redis.url), anything else the key prefix. base gets the
+ * URL without a prefix; *prefix the prefix, or NULL for the default. */
+static void model_redis_split(const char *url, char *base, size_t len, const char **prefix)
+{
+    const char *slash = strchr(url + strlen("redis://"), '/');
+    snprintf(base, len, "%s", url);
+    *prefix = NULL;
+    if (slash && slash[1] && strspn(slash + 1, "0123456789") != strlen(slash + 1)) {
+        if ((size_t)(slash - url) < len) base[slash - url] = 0;
+        *prefix = slash + 1;
+    }
+}
+
 static int model_load_redis(replay_t *rp, const char *url)
 {
     char base[1024];
-    const char *host = url + strlen("redis://");
-    const char *slash = strchr(host, '/');
-    const char *prefix = rp->cfg.redis_prefix ? rp->cfg.redis_prefix : "seg:";
-    snprintf(base, sizeof(base), "%s", url);
-    if (slash && slash[1] && strspn(slash + 1, "0123456789") != strlen(slash + 1)) {
-        base[slash - url] = 0;
-        prefix = slash + 1;
-    }
+    const char *prefix;
+    model_redis_split(url, base, sizeof base, &prefix);
+    if (!prefix) prefix = rp->cfg.redis_prefix ? rp->cfg.redis_prefix : "seg:";
     return rp_redis_model(rp, base, prefix);
 }
 
@@ -530,6 +537,22 @@ int cmd_replay(int argc, char **argv)
     } else if (strcmp(state, "memory") != 0) {
         fprintf(stderr, "segstream replay: --state: memory or redis://HOST:PORT, not %s\n", state);
         return 2;
+    }
+    /* a URL that cannot name a server is a bad invocation, said before
+     * anything is opened */
+    char why[256], base[1024];
+    cfg_redis_url_t u;
+    if (redis_state && cfg_parse_redis_url(redis_state, &u, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream replay: --state %s: %s\n", redis_state, why);
+        return 2;
+    }
+    const char *model_prefix;
+    if (model && strncmp(model, "redis://", 8) == 0) {
+        model_redis_split(model, base, sizeof base, &model_prefix);
+        if (cfg_parse_redis_url(base, &u, why, sizeof why) < 0) {
+            fprintf(stderr, "segstream replay: --model %s: %s\n", model, why);
+            return 2;
+        }
     }
     if ((prefix || replace) && !redis_state) {
         fprintf(stderr, "segstream replay: --prefix and --replace go with --state redis://\n");

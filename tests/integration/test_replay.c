@@ -558,3 +558,39 @@ Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
                        SEG_BIN),
                  0);
 }
+
+/* --state and --model URLs that cannot name a Redis server are a bad
+ * invocation (exit 2, as --help says and as inspect does), found before
+ * anything is read or written; a server that does not answer is a failure
+ * while running (exit 1). */
+Test(replay, redis_urls_that_name_no_server_exit_2)
+{
+    cr_assert_eq(h_run("cd %s && printf '%%s\\n' "
+                       "'{\"customer_id\":\"c\",\"type\":\"page_view\",\"ts\":1700000000000}' "
+                       "> in.jsonl",
+                       dir),
+                 0);
+    const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--state redis://127.0.0.1", "--state redis://127.0.0.1: expected host:port"},
+        {"--state redis://127.0.0.1:6379/abc", "database 'abc' is not a number"},
+        {"--model redis://127.0.0.1", "--model redis://127.0.0.1: expected host:port"},
+        {"--model redis://127.0.0.1/seg:", "--model redis://127.0.0.1/seg:: expected host:port"},
+        {"--model redis://:6379", "--model redis://:6379:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out %s 2>err.txt", dir,
+                           SEG_BIN, bad[i].args),
+                     2, "%s", bad[i].args);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].args, err ? err : "");
+        free(err);
+        cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", bad[i].args);
+    }
+    int port = h_free_port();
+    cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out --state "
+                       "redis://127.0.0.1:%d 2>/dev/null",
+                       dir, SEG_BIN, port),
+                 1);
+}
