@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cmd/cli.h"
+#include "config/config.h"
 #include "stream/broker.h"
 
 static void usage(FILE *f)
@@ -46,12 +47,23 @@ int cmd_broker(int argc, char **argv)
             }
             break;
         case 't': {
-            /* every comma-separated name non-empty, as kafka.topics wants */
+            /* every comma-separated name one that kafka.topics takes */
             size_t n = strlen(optarg);
             if (!n || optarg[0] == ',' || optarg[n - 1] == ',' || strstr(optarg, ",,")) {
                 fprintf(stderr, "segstream broker: --topics: an empty topic name in '%s'\n",
                         optarg);
                 return 2;
+            }
+            char why[512];
+            for (const char *t = optarg; *t;) {
+                size_t len = strcspn(t, ",");
+                char name[256]; /* a longer name is cut, still too long */
+                snprintf(name, sizeof name, "%.*s", (int)(len < 255 ? len : 255), t);
+                if (cfg_check_topic(name, why, sizeof why) < 0) {
+                    fprintf(stderr, "segstream broker: --topics: %s\n", why);
+                    return 2;
+                }
+                t += len + (t[len] == ',');
             }
             topics = optarg;
             break;

@@ -66,7 +66,6 @@ typedef struct keydef {
     const char *help; /* one line, written by cfg_dump */
 } keydef_t;
 
-static int check_topic(const char *s, char *why, size_t whylen);
 static int check_listen(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
 static int check_topic_or_empty(const char *s, char *why, size_t whylen);
@@ -101,9 +100,9 @@ static const keydef_t keys[] = {
      .def = "events",
      .help = "input topics (a list; a comma-separated string in the environment)"},
     STR("kafka.group_id", group_id, "segstream", 1, NULL, "consumer group"),
-    STR("kafka.changes_topic", changes_topic, "segment-changes", 1, check_topic,
+    STR("kafka.changes_topic", changes_topic, "segment-changes", 1, cfg_check_topic,
         "where segment-change events go"),
-    STR("kafka.dlq_topic", dlq_topic, "segstream.dlq", 1, check_topic,
+    STR("kafka.dlq_topic", dlq_topic, "segstream.dlq", 1, cfg_check_topic,
         "dead-letter topic for unusable events"),
     ENUM("kafka.change_format", change_format, "json", formats,
          "format of change events: json or msgpack"),
@@ -372,7 +371,7 @@ static int why_set(char *why, size_t whylen, const char *fmt, ...)
     return -1;
 }
 
-static int check_topic(const char *s, char *why, size_t whylen)
+int cfg_check_topic(const char *s, char *why, size_t whylen)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 249 || !strcmp(s, ".") || !strcmp(s, ".."))
@@ -488,7 +487,7 @@ int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t
 
 static int check_topic_or_empty(const char *s, char *why, size_t whylen)
 {
-    return *s ? check_topic(s, why, whylen) : 0;
+    return *s ? cfg_check_topic(s, why, whylen) : 0;
 }
 
 static int check_redis_url(const char *s, char *why, size_t whylen)
@@ -661,7 +660,7 @@ static int set_list(cfg_t *c, const keydef_t *k, const char *const *items, int n
     if (k->kind == K_TOPICS) {
         if (n <= 0) return why_set(why, whylen, "must list at least one topic");
         for (int i = 0; i < n; i++) /* "^regex": a pattern subscription */
-            if (!(items[i][0] == '^' && items[i][1]) && check_topic(items[i], why, whylen) < 0)
+            if (!(items[i][0] == '^' && items[i][1]) && cfg_check_topic(items[i], why, whylen) < 0)
                 return *bad = i, -1;
         char **t = calloc((size_t)n, sizeof *t);
         if (!t) return why_set(why, whylen, "out of memory");

@@ -90,6 +90,11 @@ int cfg_format_duration(int64_t ms, char *buf, size_t len);
 int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, char *why,
                        size_t whylen);
 
+/* 0 when s is a Kafka topic name as the kafka.* topic keys take it
+ * (letters, digits, '.', '_' and '-'; 1..249 bytes; not "." or ".."),
+ * else -1 with the reason in why. */
+int cfg_check_topic(const char *s, char *why, size_t whylen);
+
 /* redis://[user[:pass]@]host:port[/db], as validated for redis.url. */
 typedef struct cfg_redis_url {
     char user[128];

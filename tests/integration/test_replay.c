@@ -368,6 +368,14 @@ Test(replay, every_command_has_help_and_the_version_is_there)
     cr_assert_eq(h_run("%s nosuch 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s broker --topics a,,b 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s broker --topics '' 2>/dev/null", SEG_BIN), 2);
+    /* names kafka.topics refuses, by the config's check (a broker that
+     * took them would run until stopped: timeout ends it) */
+    cr_assert_eq(h_run("timeout 10 %s broker --topics 'events,bad topic' >/dev/null 2>%s/err.txt",
+                       SEG_BIN, dir),
+                 2);
+    cr_assert_eq(
+        h_run("grep -q \"invalid topic name 'bad topic' (letters, digits\" %s/err.txt", dir), 0);
+    cr_assert_eq(h_run("timeout 10 %s broker --topics a,.. >/dev/null 2>&1", SEG_BIN), 2);
 }
 
 /* A file replay's inputs and outputs as users get them wrong: a stray
