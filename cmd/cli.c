@@ -56,9 +56,12 @@ double cli_monotonic_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* strtoull and strtoll skip leading blanks and take a sign (' -1' would be
+ * 2^64 - 1), so the first byte must be a digit (or, signed, a '-' and a
+ * digit). */
 int cli_parse_u64(const char *s, uint64_t *out)
 {
-    if (!s || !*s || *s == '-') return -1;
+    if (!s || *s < '0' || *s > '9') return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -116,6 +119,7 @@ int cli_parse_time(const char *s, int64_t *ms)
 {
     uint64_t v;
     if (cli_parse_u64(s, &v) == 0) {
+        if (v > INT64_MAX) return -1; /* would wrap to a negative time */
         *ms = (int64_t)v;
         return 0;
     }
@@ -190,7 +194,9 @@ void cli_csv_field(FILE *f, const char *s)
 
 int cli_parse_i64(const char *s, int64_t *out)
 {
-    if (!s || !*s) return -1;
+    if (!s) return -1;
+    const char *d = *s == '-' ? s + 1 : s;
+    if (*d < '0' || *d > '9') return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);

@@ -17,7 +17,8 @@ double cli_monotonic_s(void); /* for rates and progress only */
 
 /* Parses ms since epoch or an RFC 3339 time. */
 int cli_parse_time(const char *s, int64_t *ms);
-/* A whole decimal integer, nothing else in s; -1 otherwise. */
+/* A whole decimal integer in range, nothing else in s (no blanks, no '+',
+ * no '-' for u64); -1 otherwise. */
 int cli_parse_i64(const char *s, int64_t *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 

@@ -393,7 +393,10 @@ int cmd_gen(int argc, char **argv)
         case 'C': {
             char *end;
             churn = strtod(optarg, &end);
-            bad = *end || churn < 0 || churn > 1;
+            /* a digit first: no blanks or sign, and not "nan", which passes
+             * both comparisons */
+            bad = !((*optarg >= '0' && *optarg <= '9') || *optarg == '.') || *end || churn < 0 ||
+                  churn > 1;
             break;
         }
         case 'b':

@@ -1,0 +1,48 @@
+/* tests/unit/cmd/test_cli.c: the command-line number and time parsers
+ * (cmd/cli.c) take a whole number in range and nothing else: strtoull's
+ * leading blanks and signs, which wrap (" -1" = 2^64 - 1), are refused. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include "cmd/cli.h"
+
+Test(cli, u64_takes_digits_only)
+{
+    uint64_t v = 7;
+    cr_assert_eq(cli_parse_u64("0", &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(cli_parse_u64("18446744073709551615", &v), 0);
+    cr_assert_eq(v, UINT64_MAX);
+    const char *bad[] = {"",     " 1",  " -1", "-1", "+1", "\t5", "1 ", "18446744073709551616",
+                         "0x10", "1e3", "-0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 42;
+        cr_assert_eq(cli_parse_u64(bad[i], &v), -1, "'%s' taken", bad[i]);
+        cr_assert_eq(v, 42, "'%s' wrote the value", bad[i]);
+    }
+    cr_assert_eq(cli_parse_u64(NULL, &v), -1);
+}
+
+Test(cli, i64_takes_an_optional_minus_and_digits)
+{
+    int64_t v = 7;
+    cr_assert_eq(cli_parse_i64("-1", &v), 0);
+    cr_assert_eq(v, -1);
+    cr_assert_eq(cli_parse_i64("-9223372036854775808", &v), 0);
+    cr_assert_eq(v, INT64_MIN);
+    const char *bad[] = {"", "-", " 1", " -1", "+1", "--1", "- 1", "9223372036854775808", "1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(cli_parse_i64(bad[i], &v), -1, "'%s' taken", bad[i]);
+}
+
+Test(cli, a_time_never_wraps_to_a_negative_one)
+{
+    int64_t ms = 7;
+    cr_assert_eq(cli_parse_time("9223372036854775807", &ms), 0);
+    cr_assert_eq(ms, INT64_MAX);
+    cr_assert_eq(cli_parse_time("2024-01-01T00:00:00Z", &ms), 0);
+    cr_assert_eq(ms, 1704067200000LL);
+    const char *bad[] = {"18446744073709551615", "9223372036854775808", " 5", "-5", "+5", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(cli_parse_time(bad[i], &ms), -1, "'%s' taken (as %lld)", bad[i],
+                     (long long)ms);
+}
