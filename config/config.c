@@ -67,6 +67,7 @@ typedef struct keydef {
 } keydef_t;
 
 static int check_listen(const char *s, char *why, size_t whylen);
+static int check_brokers(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
 static int check_topic_or_empty(const char *s, char *why, size_t whylen);
 
@@ -92,7 +93,7 @@ static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     }
 
 static const keydef_t keys[] = {
-    STR("kafka.brokers", brokers, "127.0.0.1:9092", 1, NULL,
+    STR("kafka.brokers", brokers, "127.0.0.1:9092", 1, check_brokers,
         "bootstrap servers, host:port[,host:port...]"),
     {.path = "kafka.topics",
      .kind = K_TOPICS,
@@ -439,6 +440,29 @@ int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, cha
     return split_hostport(s, strlen(s), 0, host, hostlen, port, why, whylen);
 }
 
+/* kafka.brokers: host:port[,host:port...] as librdkafka reads it (blanks
+ * between entries, an optional PROTOCOL:// before each, [v6]:port); a list
+ * it cannot use would otherwise only show as endless reconnects. */
+static int check_brokers(const char *s, char *why, size_t whylen)
+{
+    char host[256], r[200];
+    int port, i = 0;
+    for (const char *p = s;; i++) {
+        p += strspn(p, " ");
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ') n--;
+        const char *e = p, *sep = memchr(p, ':', n);
+        if (sep && sep + 2 < p + n && sep[1] == '/' && sep[2] == '/') e = sep + 3; /* PROTO:// */
+        if (!n) return why_set(why, whylen, "an empty entry in '%s' (host:port[,host:port...])", s);
+        if (split_hostport(e, (size_t)(p + n - e), 1, host, sizeof host, &port, r, sizeof r) < 0)
+            return why_set(why, whylen, "'%.*s': %s (host:port[,host:port...])", (int)n, p, r);
+        p += n;
+        p += strspn(p, " ");
+        if (!*p) return 0;
+        p++; /* the comma */
+    }
+}
+
 static int check_listen(const char *s, char *why, size_t whylen)
 {
     char host[256];
@@ -651,6 +675,22 @@ static void free_topics(cfg_t *c)
     c->n_topics = 0;
 }
 
+/* A "^regex" subscription compiled as librdkafka will (POSIX-like
+ * extended syntax): a bad one fails here, naming the item, instead of at
+ * subscribe with "Local: Invalid argument or configuration". */
+static int check_topic_regex(const char *s, char *why, size_t whylen)
+{
+    regex_t re;
+    int rc = regcomp(&re, s, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) {
+        regfree(&re);
+        return 0;
+    }
+    char msg[128];
+    regerror(rc, &re, msg, sizeof msg);
+    return why_set(why, whylen, "invalid regular expression '%s': %s", s, msg);
+}
+
 /* Sets a list key from n items. On error *bad is the item at fault (-1: the
  * list as a whole). */
 static int set_list(cfg_t *c, const keydef_t *k, const char *const *items, int n, int *bad,
@@ -660,7 +700,8 @@ static int set_list(cfg_t *c, const keydef_t *k, const char *const *items, int n
     if (k->kind == K_TOPICS) {
         if (n <= 0) return why_set(why, whylen, "must list at least one topic");
         for (int i = 0; i < n; i++) /* "^regex": a pattern subscription */
-            if (!(items[i][0] == '^' && items[i][1]) && cfg_check_topic(items[i], why, whylen) < 0)
+            if ((items[i][0] == '^' && items[i][1] ? check_topic_regex(items[i], why, whylen)
+                                                   : cfg_check_topic(items[i], why, whylen)) < 0)
                 return *bad = i, -1;
         char **t = calloc((size_t)n, sizeof *t);
         if (!t) return why_set(why, whylen, "out of memory");

@@ -518,7 +518,7 @@ Test(config, env_errors)
 
 Test(config, error_unknown_keys)
 {
-    expect_err("kafka:\n  brokers: x\n  brokerz: y\n",
+    expect_err("kafka:\n  brokers: x:1\n  brokerz: y\n",
                "t.yaml:3: kafka.brokerz: unknown key (did you mean 'brokers'?)");
     expect_err("log:\n  level: info\nclsuters:\n  k: 3\n",
                "t.yaml:3: clsuters: unknown key (did you mean 'clusters'?)");
@@ -608,6 +608,45 @@ Test(config, error_ranges)
                "t.yaml:2: lifecycle.activity_types[1]: unknown event type 'pageview' (one of "
                "page_view, product_view, search, add_to_cart, remove_from_cart, checkout, "
                "purchase, email_open, email_click, session_start, other)");
+}
+
+/* kafka.brokers as librdkafka reads it, and regex topics compiled at load:
+ * neither fails later at connect or subscribe without naming the key */
+Test(config, brokers_and_topic_regexes_are_checked_at_load)
+{
+    expect_ok("kafka:\n  brokers: \"b1:9092, b2:9093,[::1]:9094,SSL://b3:9095\"\n  topics: "
+              "[\"^ev(ents|s)[.].*\", plain]\n");
+    cfg_free(&c);
+    expect_err("kafka:\n  brokers: \"not a broker list!!\"\n",
+               "t.yaml:2: kafka.brokers: 'not a broker list!!': expected host:port "
+               "(host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \"b1:9092,b2\"\n",
+               "t.yaml:2: kafka.brokers: 'b2': expected host:port (host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \"b1:0\"\n",
+               "t.yaml:2: kafka.brokers: 'b1:0': port '0' is not a number between 1 and 65535 "
+               "(host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \"b1:65536\"\n",
+               "t.yaml:2: kafka.brokers: 'b1:65536': port '65536' is not a number between 1 and "
+               "65535 (host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \"b1:1,,b2:2\"\n",
+               "t.yaml:2: kafka.brokers: an empty entry in 'b1:1,,b2:2' "
+               "(host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \":9092\"\n",
+               "t.yaml:2: kafka.brokers: ':9092': missing host in host:port "
+               "(host:port[,host:port...])");
+    expect_err("kafka:\n  brokers: \"b 1:9092\"\n",
+               "t.yaml:2: kafka.brokers: 'b 1:9092': invalid host 'b 1' "
+               "(host:port[,host:port...])");
+    expect_err("kafka:\n  topics:\n    - events\n    - \"^ev[ents\"\n",
+               "t.yaml:4: kafka.topics[1]: invalid regular expression '^ev[ents': Unmatched [, "
+               "[^, [:, [., or [=");
+    setenv("SEGSTREAM_KAFKA_BROKERS", "not a broker list!!", 1);
+    expect_err("", "env SEGSTREAM_KAFKA_BROKERS: 'not a broker list!!': expected host:port "
+                   "(host:port[,host:port...])");
+    unsetenv("SEGSTREAM_KAFKA_BROKERS");
+    setenv("SEGSTREAM_KAFKA_TOPICS", "events,^a(b", 1);
+    expect_err("", "env SEGSTREAM_KAFKA_TOPICS: invalid regular expression '^a(b': Unmatched ( "
+                   "or \\(");
 }
 
 Test(config, error_strings)
