@@ -1163,7 +1163,13 @@ static int yaml_fail(ld_t *L, const yaml_parser_t *p)
     if (p->error == YAML_MEMORY_ERROR) return fail(L, at_line(0), NULL, "out of memory");
     int line = p->error == YAML_READER_ERROR ? offset_line(L, p->problem_offset)
                                              : (int)p->problem_mark.line + 1;
-    const char *problem = p->problem ? p->problem : "invalid YAML";
+    char problem[256];
+    snprintf(problem, sizeof problem, "%s", p->problem ? p->problem : "invalid YAML");
+    /* libyaml does not say what the character was; a tab is the usual one */
+    size_t at = p->problem_mark.index;
+    if (p->error == YAML_SCANNER_ERROR && L->input && at < L->input_len && L->input[at] == '\t')
+        snprintf(problem + strlen(problem), sizeof problem - strlen(problem),
+                 " (a tab: YAML indents with spaces)");
     int cline = (int)p->context_mark.line + 1;
     if (p->context && cline != line)
         return fail(L, at_line(line), NULL, "%s (%s at line %d)", problem, p->context, cline);

@@ -749,7 +749,14 @@ Test(config, error_yaml_syntax)
     expect_err("kafka: {}\n---\nlog: {}\n", "t.yaml:2: only one YAML document is allowed");
     expect_err("log:\n  level: \"\xff\"\n", "t.yaml:2: invalid leading UTF-8 octet");
     expect_err("\tkafka: {}\n",
-               "t.yaml:1: found character that cannot start any token (while scanning for the "
+               "t.yaml:1: found character that cannot start any token (a tab: YAML indents with "
+               "spaces) (while scanning for the next token)");
+    expect_err("clusters:\n\tk: 6\n",
+               "t.yaml:2: found character that cannot start any token (a tab: YAML indents with "
+               "spaces) (while scanning for the next token)");
+    /* another character that cannot start a token gets no such hint */
+    expect_err("clusters:\n  @k: 6\n",
+               "t.yaml:2: found character that cannot start any token (while scanning for the "
                "next token)");
 }
 
