@@ -300,6 +300,24 @@ typedef struct check {
 
 static int advance_watermark(run_t *r);
 
+/* A broker query (idle check: 2 s; health probe: 3 s) still out after
+ * these: librdkafka 2.0 lets it hang while no broker accepts a connection
+ * (#2588), and hung queries fill libuv's four pool threads, so the probe
+ * that would say so may never run. An idle check that late ends its
+ * partition's idleness; any query that late makes /healthz 503. */
+#define CHECK_LATE_S 5.0
+#define QUERY_LATE_S 10.0
+
+/* Seconds the oldest broker query in flight has been out, 0 if none. */
+static double oldest_query(const run_t *r, double now)
+{
+    double age = r->probing ? now - r->probe_at : 0;
+    for (int i = 0; i < r->n_parts; i++)
+        if (r->parts[i].checking && now - r->parts[i].check_sent > age)
+            age = now - r->parts[i].check_sent;
+    return age;
+}
+
 static void check_work(uv_work_t *w)
 {
     check_t *k = w->data;
@@ -340,7 +358,8 @@ static int part_idle(run_t *r, int i, double now)
      * fall behind the clock); a broker that stops answering ends it. */
     int confirmed = p->checked_ok && p->checked_next == p->next_offset &&
                     p->checked_at >= p->last_msg && p->checked_at >= r->wake_at &&
-                    now - p->checked_at < fresh;
+                    now - p->checked_at < fresh &&
+                    !(p->checking && now - p->check_sent > CHECK_LATE_S) && r->kafka_ok;
     if (!p->checking && (now - p->checked_at >= fresh / 2 || p->checked_at < r->wake_at)) {
         check_t *k = calloc(1, sizeof(*k));
         if (!k || !(k->topic = strdup(p->topic))) {
@@ -355,6 +374,7 @@ static int part_idle(run_t *r, int i, double now)
         k->w.data = k;
         if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
             p->checking = 1;
+            p->check_sent = now;
             r->checks++;
         } else {
             free(k->topic);
@@ -970,8 +990,13 @@ static int render_health(void *ud, strm_buf_t *out)
     run_t *r = ud;
     char line[256];
     if (r->stopping) strm_buf_append(out, "stopping\n", 9);
+    double late = oldest_query(r, cli_monotonic_s());
     if (!r->kafka_ok) {
         int n = snprintf(line, sizeof(line), "kafka: no broker answers (%s)\n", r->kafka_err);
+        strm_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    } else if (late > QUERY_LATE_S) {
+        int n = snprintf(line, sizeof(line),
+                         "kafka: no broker answers (a query has waited %.0f s)\n", late);
         strm_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
     if (r->ck) ck_health(r, out);

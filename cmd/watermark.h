@@ -23,6 +23,7 @@ typedef struct part {
     uint64_t in;         /* records consumed */
     /* the last check with the broker that we had read all it holds */
     int checking, checked_ok;
+    double check_sent; /* monotonic s the check in flight was queued */
     double checked_at;
     int64_t checked_next;
     int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */

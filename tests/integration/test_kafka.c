@@ -808,6 +808,63 @@ Test(kafka, a_fresh_states_first_record_with_a_bad_clock_never_becomes_w)
     strm_broker_free(br);
 }
 
+/* The broker goes away while every partition is idle: the four idle checks
+ * hang (librdkafka 2.0, #2588) and take all four of libuv's pool threads, so
+ * the health probe never runs; /healthz must still say 503 (it said 200 for
+ * as long as the outage lasted), and say 200 again once a broker answers. */
+Test(kafka, healthz_reports_a_broker_outage_while_every_partition_is_idle)
+{
+    need_peers();
+    rd_kafka_mock_cluster_t *mc;
+    strm_broker_t *br = mock_events(4, &mc);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/run.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    /* a long idle_timeout: an idle confirmation used to hold that long */
+    fprintf(f,
+            "kafka:\n  brokers: \"%s\"\n  group_id: g-idle-down\n"
+            "watermark:\n  idle_timeout: 12s\n  idle_advance: true\n"
+            "http:\n  listen: \"127.0.0.1:0\"\n",
+            B);
+    fclose(f);
+    int port;
+    pid_t run = start_run("run.yaml", "run.log", &port);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t E = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    cr_assert_eq(h_run("printf 'a\\t%%s\\n' '{\"customer_id\":\"a\",\"type\":\"page_view\","
+                       "\"ts\":%lld}' | kcat -P -b %s -t events -K '\\t'",
+                       (long long)E, B),
+                 0);
+    cr_assert_eq(h_wait_metric(port, "segstream_events_applied_total", 1, 0, 60), 1);
+    /* every partition idle: W moves with the wall clock */
+    snprintf(path, sizeof(path), "%s/run.log", dir);
+    cr_assert_not_null(h_wait_line(path, "W moves with the wall clock", 40));
+    free(healthz_until(port, 200));
+    rd_kafka_mock_broker_set_down(mc, 1);
+    char *h = healthz_until(port, 503);
+    cr_assert(strstr(h, "kafka: no broker answers"), "%s", h);
+    free(h);
+    /* and no broker answering is not silence: W stands still */
+    int st = 0;
+    char *m1 = h_http_get(port, "/metrics", &st);
+    h_sleep(3);
+    char *m2 = h_http_get(port, "/metrics", &st);
+    cr_assert(m1 && m2);
+    cr_assert_eq(h_metric(m1, "segstream_watermark_ms"), h_metric(m2, "segstream_watermark_ms"),
+                 "W moved while no broker answered");
+    free(m1);
+    free(m2);
+    rd_kafka_mock_broker_set_up(mc, 1);
+    h = healthz_until(port, 200);
+    cr_assert_str_eq(h, "ok\n");
+    free(h);
+    int rc = h_stop(run, SIGTERM, 45);
+    cr_assert(rc == 0 || rc == 1, "exit %d", rc);
+    strm_broker_free(br);
+}
+
 /* SIGTERM while no broker answers: the daemon drains what it can and exits
  * by itself, even with idle checks (broker queries, which librdkafka 2.0
  * lets run past their timeout while no broker answers) still out. */
