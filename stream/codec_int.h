@@ -121,11 +121,6 @@ static inline int strm__needs_care(const char *s, size_t n)
  * 1 when more bytes are needed (truncated), -1 on a byte that is never valid
  * (0xc1). */
 int strm__mp_skip(const uint8_t *p, size_t len, size_t *used);
-/* The header of the value at p[0..len) alone: its size in *hdr, the bytes
- * of its body (str, bin, ext) in *body, the values it holds (a map's keys
- * and values, an array's items) in *items. 0; 1 when the header itself is
- * cut short; -1 on 0xc1. For walking a record too long to hold. */
-int strm__mp_header(const uint8_t *p, size_t len, size_t *hdr, uint64_t *body, uint64_t *items);
 
 /* ---------- formatting shared by the encoders ---------- */
 /* Shortest "%.Ng" (N = 15..17) that reads back as exactly x. Finite x only.

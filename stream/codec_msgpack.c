@@ -225,48 +225,6 @@ int strm__mp_skip(const uint8_t *p, size_t len, size_t *used)
     return r;
 }
 
-int strm__mp_header(const uint8_t *p, size_t len, size_t *hdr, uint64_t *body, uint64_t *items)
-{
-    if (len == 0) return 1;
-    uint8_t c = p[0];
-    size_t h = 1, lh = 0; /* lh: bytes of a length or count after the type byte */
-    *body = *items = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-        /* fixint, nil, bool: the byte is the value */
-    } else if (c <= 0x8f) {
-        *items = 2 * (uint64_t)(c & 0x0f);
-    } else if (c <= 0x9f) {
-        *items = c & 0x0f;
-    } else if (c <= 0xbf) {
-        *body = c & 0x1f;
-    } else if (c == 0xc1) {
-        return -1;
-    } else if (c >= 0xd4 && c <= 0xd8) { /* fixext: type, then 1..16 bytes */
-        h = 2;
-        *body = (uint64_t)1 << (c - 0xd4);
-    } else if (c == 0xca || c == 0xcb) {
-        h = c == 0xca ? 5 : 9;
-    } else if ((c >= 0xcc && c <= 0xcf) || (c >= 0xd0 && c <= 0xd3)) {
-        h = 1 + ((size_t)1 << ((c - 0xcc) & 3));
-    } else {
-        /* sized: bin 8/16/32, ext 8/16/32 (then a type byte), str 8/16/32,
-         * array 16/32, map 16/32 */
-        lh = (c == 0xc4 || c == 0xc7 || c == 0xd9)                             ? 1
-             : (c == 0xc5 || c == 0xc8 || c == 0xda || c == 0xdc || c == 0xde) ? 2
-                                                                               : 4;
-        h = 1 + lh + (c >= 0xc7 && c <= 0xc9);
-        if (len < h) return 1;
-        uint64_t n = lh == 1 ? p[1] : lh == 2 ? be16(p + 1) : be32(p + 1);
-        if (c >= 0xdc)
-            *items = c >= 0xde ? 2 * n : n;
-        else
-            *body = n;
-    }
-    if (len < h) return 1;
-    *hdr = h;
-    return 0;
-}
-
 static const char *mp_reason(int r)
 {
     return r > 0 ? "truncated_msgpack" : "bad_msgpack";

@@ -21,10 +21,8 @@
  * bytes come; at most 64 KiB a dead letter), and reading goes on there:
  * nothing is dropped unreported. A record whose end lies past the end of
  * the file is -1 "truncated_msgpack" the same way (its header may be the
- * corrupted byte). A record longer than the maximum is -1 "oversized"
- * without its bytes, walked to its end as it streams by, and reading goes on
- * after it; only one whose counts cannot be an event's (more than 2^24
- * values owed) is read past as garbage, "oversized" with its bytes. */
+ * corrupted byte). A record longer than the maximum is read past the same
+ * way, as -1 "oversized" dead letters with its bytes (read_past_long). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +41,7 @@ struct strm_file {
     int msgpack, forced; /* forced: -1 told by the first byte, else msgpack's value */
     int err;             /* errno of the read that failed ("read_error") */
     int eof, stopped, discard, started;
+    int after_long; /* an over-long msgpack record is being read past */
     char *buf;
     size_t cap, limit, start, end, scan; /* data is buf[start, end) */
     size_t max_rec;
@@ -265,77 +264,16 @@ static int resync(strm_file_t *f, const char **rec, size_t *len, const char **re
     return -1;
 }
 
-/* Values a record too long to hold may still owe before its end: more than
- * this is a corrupted count (a map32 of 2^32 entries), not an event, and is
- * read past as garbage instead of swallowing the rest of the file. */
-#define LONG_ITEMS_MAX (1u << 24)
-
-/* The values still owed after walking the headers in p[0..n) from one
- * record's start (its bodies skipped), or UINT64_MAX when a count exceeds
- * LONG_ITEMS_MAX or a byte is invalid. */
-static uint64_t owed_items(const uint8_t *p, size_t n)
+/* A record longer than the maximum. Its length may be a corrupted header
+ * byte (a str8 read as a str32 claims up to 4 GiB, and the walk may even
+ * end where a record seems to begin), so it is never trusted to drop bytes:
+ * the record is read past as garbage, dead letters "oversized" of at most
+ * 64 KiB with their bytes, and the records after it are read. (It used to
+ * be dropped whole, or after its first 64 KiB framed a byte at a time.) */
+static int read_past_long(strm_file_t *f, const char **rec, size_t *len, const char **reason)
 {
-    uint64_t items = 1, body = 0;
-    size_t at = 0, h;
-    while (items && at < n) {
-        if (body) {
-            size_t k = body < n - at ? (size_t)body : n - at;
-            at += k;
-            body -= k;
-            continue;
-        }
-        uint64_t b, m;
-        int r = strm__mp_header(p + at, n - at, &h, &b, &m);
-        if (r < 0) return UINT64_MAX;
-        if (r > 0) break;
-        at += h;
-        items = items - 1 + m;
-        body = b;
-        if (items > LONG_ITEMS_MAX) return UINT64_MAX;
-    }
-    return items;
-}
-
-/* A record that parses as far as it goes but ends past the maximum: walked
- * to its end as it streams by, its bytes dropped, one "oversized" with no
- * bytes, and reading goes on after it (without this, the rest of a long
- * string was framed byte by byte, a dead letter each). The end of the file
- * inside it is "truncated_msgpack", an invalid byte inside it ends the walk
- * there ("oversized" for what came before; the byte is read past next). */
-static int skip_long(strm_file_t *f, const char **reason)
-{
-    uint64_t items = 1, body = 0;
-    f->recno++;
-    *reason = "oversized";
-    for (;;) {
-        size_t have = f->end - f->start, h;
-        if (body && have) {
-            size_t k = body < have ? (size_t)body : have;
-            f->start += k;
-            f->offset += k;
-            body -= k;
-            continue;
-        }
-        if (!body && !items) return -1;
-        if ((body || have < 9) && !f->eof) {
-            if (body) f->start = f->end; /* nothing held is needed */
-            if (fill(f) < 0) return fail(f, reason, "read_error");
-            continue;
-        }
-        uint64_t b, m;
-        int r = body ? 1 : strm__mp_header((const uint8_t *)f->buf + f->start, have, &h, &b, &m);
-        if (r < 0) return -1;
-        if (r > 0) { /* the file ends inside it */
-            f->offset += have;
-            f->start = f->end;
-            *reason = "truncated_msgpack";
-            return -1;
-        }
-        f->start += h;
-        f->offset += h;
-        items = items - 1 + m;
-        body = b;
-    }
+    f->after_long = 1;
+    return resync(f, rec, len, reason, "oversized");
 }
 
 static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const char **reason)
@@ -348,14 +286,16 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
             continue;
         }
         int r = strm__mp_skip((const uint8_t *)f->buf + f->start, have, &used);
+        /* the rest of an over-long record: its body frames as values (a long
+         * string's bytes are fixints), read past as garbage too until a
+         * record begins again */
+        if (r == 0 && f->after_long) {
+            if (!can_begin((const uint8_t *)f->buf + f->start, have))
+                return resync(f, rec, len, reason, "oversized");
+            f->after_long = 0;
+        }
         if (r == 0) {
-            if (used > f->max_rec) { /* framed, so its end is known: go on after it */
-                f->start += used;
-                f->offset += used;
-                f->recno++;
-                *reason = "oversized";
-                return -1;
-            }
+            if (used > f->max_rec) return read_past_long(f, rec, len, reason);
             *rec = f->buf + f->start;
             *len = used;
             f->start += used;
@@ -368,12 +308,7 @@ static int next_msgpack(strm_file_t *f, const char **rec, size_t *len, const cha
          * header may be a corrupted byte too, so the records after it are
          * looked for (a record really cut short at the end finds none) */
         if (f->eof) return resync(f, rec, len, reason, "truncated_msgpack");
-        if (have > f->max_rec) {
-            const uint8_t *p = (const uint8_t *)f->buf + f->start;
-            return can_begin(p, have) && owed_items(p, have) != UINT64_MAX
-                       ? skip_long(f, reason)
-                       : resync(f, rec, len, reason, "oversized");
-        }
+        if (have > f->max_rec) return read_past_long(f, rec, len, reason);
         if (fill(f) < 0) return fail(f, reason, "read_error");
     }
 }

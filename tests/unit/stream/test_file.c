@@ -9,6 +9,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include "helpers.h"
 
 static char path[64];
@@ -279,61 +280,168 @@ static void long_record(strm_buf_t *b, size_t n)
     for (int i = 0; i < 300; i++) strm_buf_append(b, "y", 1);
 }
 
-/* It is one "oversized" dead letter without its bytes, and the records
- * after it are read: before, the rest of its long string was framed one
- * byte ('x', a fixint) at a time, a dead letter each. Under the default
- * limit (17 MiB, across many reads) and a small one. */
-Test(file, msgpack_oversized_record_is_one_dead_letter)
+/* Reads f to its end: records, and dead letters whose bytes must be
+ * b[from..] in order (each reason `why`). Returns the records; *dead the
+ * dead bytes. */
+static int drain(strm_file_t *f, const strm_buf_t *b, size_t from, const char *why, size_t *dead)
+{
+    const char *rec, *r;
+    size_t len;
+    int n = 0, rc;
+    *dead = 0;
+    while ((rc = strm_file_next(f, &rec, &len, &r)) != 0) {
+        if (rc == 1) {
+            n++;
+            continue;
+        }
+        cr_assert_str_eq(r, why);
+        cr_assert_eq(memcmp(rec, b->p + from + *dead, len), 0, "dead bytes in order");
+        *dead += len;
+    }
+    return n;
+}
+
+/* Such a record comes back as dead letters "oversized" of at most 64 KiB
+ * with its bytes (its length cannot be told from a corrupted header's), a
+ * few, not one per byte of its long string (after its first 64 KiB each
+ * 'x', a fixint, was framed as a record: 17.7 M dead letters), and the
+ * records after it are read. Under the default limit (17 MiB, across many
+ * reads) and a small one. */
+Test(file, msgpack_oversized_record_comes_back_in_pieces)
 {
     size_t sizes[] = {17u << 20, 5000};
     for (int t = 0; t < 2; t++) {
         strm_buf_t b;
         strm_buf_init(&b);
         pack_events(&b, 2);
+        size_t at = b.len;
         long_record(&b, sizes[t]);
-        size_t after = b.len;
+        size_t rec_len = b.len - at;
         pack_events(&b, 3);
         write_file(b.p, b.len);
         strm_file_t *f = open_it();
         if (t == 1) strm_file_set_max_record(f, 1000);
-        const char *rec, *why;
-        size_t len;
-        for (int i = 0; i < 2; i++) cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
-        cr_assert_eq(strm_file_next(f, &rec, &len, &why), -1);
-        cr_assert_str_eq(why, "oversized");
-        cr_assert_eq(len, 0);
-        cr_assert_eq(strm_file_recno(f), 3);
-        cr_assert_eq(strm_file_offset(f), after);
-        for (int i = 0; i < 3; i++)
-            cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1, "record %d after it", i);
-        end_is(f, 0, NULL);
+        size_t dead;
+        cr_assert_eq(drain(f, &b, at, "oversized", &dead), 5, "case %d", t);
+        cr_assert_eq(dead, rec_len, "case %d", t);
+        cr_assert_leq(strm_file_recno(f), 5 + rec_len / (64 << 10) + 2, "case %d", t);
+        cr_assert_eq(strm_file_offset(f), b.len);
         strm_file_close(f);
         strm_buf_free(&b);
         unlink(path);
     }
 }
 
-/* The file ends inside such a record: "truncated_msgpack", once. */
+/* The file ends inside such a record: its bytes come back the same way. */
 Test(file, msgpack_oversized_record_cut_by_the_end)
 {
     strm_buf_t b;
     strm_buf_init(&b);
     pack_events(&b, 1);
+    size_t at = b.len;
     long_record(&b, 5000);
     b.len -= 100;
     write_file(b.p, b.len);
     strm_file_t *f = open_it();
     strm_file_set_max_record(f, 1000);
-    const char *rec, *why;
-    size_t len;
-    cr_assert_eq(strm_file_next(f, &rec, &len, &why), 1);
-    end_is(f, -1, "truncated_msgpack");
-    end_is(f, 0, NULL);
-    cr_assert_eq(strm_file_recno(f), 2);
+    size_t dead;
+    cr_assert_eq(drain(f, &b, at, "oversized", &dead), 1);
+    cr_assert_eq(dead, b.len - at);
     cr_assert_eq(strm_file_offset(f), b.len);
     strm_file_close(f);
     strm_buf_free(&b);
     unlink(path);
+}
+
+/* A corrupted length (a str8 read as a str32) makes a record claim more
+ * than the maximum, past the end of the file or (framed) over the next
+ * hundred records: read past as garbage, every byte kept, and every record
+ * after it is read. */
+Test(file, msgpack_a_corrupted_length_loses_no_record)
+{
+    static const char *const lens[] = {"\x00\x10\x00\x00", "\x00\x00\x12\x34"};
+    for (int t = 0; t < 2; t++) {
+        strm_buf_t b;
+        strm_buf_init(&b);
+        pack_events(&b, 3);
+        size_t at = b.len;
+        strm_buf_append(&b,
+                        "\x83\xab"
+                        "customer_id\xdb",
+                        14);
+        strm_buf_append(&b, lens[t], 4); /* 1 MiB past the end; 4 660 bytes on */
+        size_t junk = b.len - at;
+        pack_events(&b, 1000);
+        write_file(b.p, b.len);
+        strm_file_t *f = open_it();
+        strm_file_set_max_record(f, 1000);
+        size_t dead;
+        int got = drain(f, &b, at, "oversized", &dead);
+        cr_assert_eq(got, 1003, "case %d: %d records, %zu dead bytes of %zu", t, got, dead, junk);
+        cr_assert_eq(dead, junk, "case %d", t);
+        cr_assert_eq(strm_file_offset(f), b.len);
+        strm_file_close(f);
+        strm_buf_free(&b);
+        unlink(path);
+    }
+}
+
+/* From a pipe (which cannot be read again) a record longer than the
+ * maximum is read past as garbage, its bytes kept: a few dead letters, not
+ * one per byte of its long string, and the records after it are read. */
+Test(file, msgpack_oversized_record_from_a_pipe)
+{
+    strm_buf_t b;
+    strm_buf_init(&b);
+    pack_events(&b, 2);
+    size_t at = b.len;
+    long_record(&b, 200000);
+    size_t rec_len = b.len - at;
+    pack_events(&b, 3);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        size_t off = 0;
+        while (off < b.len) {
+            ssize_t w = write(fds[1], b.p + off, b.len - off);
+            if (w <= 0) _exit(1);
+            off += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    int saved = dup(0);
+    cr_assert_eq(dup2(fds[0], 0), 0);
+    close(fds[0]);
+    char err[64];
+    strm_file_t *f = strm_file_open("-", err, sizeof err);
+    cr_assert_not_null(f);
+    strm_file_set_max_record(f, 1000);
+    const char *rec, *why;
+    size_t len, dead = 0;
+    int records = 0, letters = 0, rc;
+    while ((rc = strm_file_next(f, &rec, &len, &why)) != 0) {
+        if (rc == 1) {
+            records++;
+            continue;
+        }
+        cr_assert_str_eq(why, "oversized");
+        cr_assert_eq(memcmp(rec, b.p + at + dead, len), 0);
+        dead += len;
+        letters++;
+    }
+    cr_assert_eq(records, 5);
+    cr_assert_eq(dead, rec_len);
+    cr_assert_leq(letters, 8, "%d dead letters for one record", letters);
+    strm_file_close(f);
+    dup2(saved, 0);
+    close(saved);
+    int st;
+    waitpid(pid, &st, 0);
+    strm_buf_free(&b);
 }
 
 /* A corrupted header byte that claims more than the file holds (a map32 of
