@@ -440,27 +440,81 @@ int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, cha
     return split_hostport(s, strlen(s), 0, host, hostlen, port, why, whylen);
 }
 
-/* kafka.brokers: host:port[,host:port...] as librdkafka reads it (blanks
- * between entries, an optional PROTOCOL:// before each, [v6]:port); a list
- * it cannot use would otherwise only show as endless reconnects. */
+static int is_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+}
+
+/* One kafka.brokers entry, p[0..n): [PROTO://]host[:port][/...], host a name
+ * or [v6]. librdkafka takes the port as 9092 when left out and ignores a
+ * URL's path. */
+static int check_broker(const char *p, size_t n, char *why, size_t whylen)
+{
+    const char *e = p + n, *h = p, *q;
+    const char *sep = memchr(p, ':', n);
+    if (sep && e - sep >= 3 && sep[1] == '/' && sep[2] == '/') {
+        if (sep == p) return why_set(why, whylen, "missing protocol before '://'");
+        for (q = p; q < sep; q++)
+            if (!is_host_char(*q) || *q == '.' || *q == '-')
+                return why_set(why, whylen, "invalid protocol '%.*s'", (int)(sep - p), p);
+        h = sep + 3;
+    }
+    if ((q = memchr(h, '/', (size_t)(e - h)))) e = q;
+    const char *hs = h, *he;
+    if (h < e && *h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(e - h));
+        if (!rb) return why_set(why, whylen, "missing ']' after an IPv6 address");
+        hs = h + 1, he = rb;
+        for (q = hs; q < he; q++)
+            if (!is_host_char(*q) && *q != ':' && *q != '%')
+                return why_set(why, whylen, "invalid IPv6 address '%.*s'", (int)(he - hs), hs);
+        q = rb + 1;
+        if (q < e && *q != ':') return why_set(why, whylen, "expected ':port' after ']'");
+    } else {
+        for (he = h; he < e && *he != ':'; he++)
+            if (!is_host_char(*he))
+                return why_set(why, whylen,
+                               "invalid character '%c' in host (letters, digits, '.', '-', "
+                               "'_', or [IPv6 address])",
+                               *he);
+        q = he;
+    }
+    if (hs == he) return why_set(why, whylen, "missing host");
+    if (q < e) {
+        int port;
+        size_t pn = (size_t)(e - q - 1);
+        if (memchr(q + 1, ':', pn))
+            return why_set(why, whylen, "more than one ':' (write IPv6 as [address]:port)");
+        if (parse_port(q + 1, pn, 1, &port) < 0)
+            return why_set(why, whylen, "port '%.*s' is not a number between 1 and 65535", (int)pn,
+                           q + 1);
+    }
+    return 0;
+}
+
+/* kafka.brokers as librdkafka reads it: entries between commas and blanks,
+ * empty ones skipped. A list it cannot use would otherwise only show as
+ * endless reconnects; one it can use must load, as replay of files reads
+ * the config too. */
 static int check_brokers(const char *s, char *why, size_t whylen)
 {
-    char host[256], r[200];
-    int port, i = 0;
-    for (const char *p = s;; i++) {
-        p += strspn(p, " ");
-        size_t n = strcspn(p, ",");
-        while (n && p[n - 1] == ' ') n--;
-        const char *e = p, *sep = memchr(p, ':', n);
-        if (sep && sep + 2 < p + n && sep[1] == '/' && sep[2] == '/') e = sep + 3; /* PROTO:// */
-        if (!n) return why_set(why, whylen, "an empty entry in '%s' (host:port[,host:port...])", s);
-        if (split_hostport(e, (size_t)(p + n - e), 1, host, sizeof host, &port, r, sizeof r) < 0)
-            return why_set(why, whylen, "'%.*s': %s (host:port[,host:port...])", (int)n, p, r);
+    static const char blank[] = ", \t\r\n\f\v";
+    char r[200];
+    int any = 0;
+    for (const char *p = s + strspn(s, blank); *p; p += strspn(p, blank)) {
+        size_t n = strcspn(p, blank);
+        if (check_broker(p, n, r, sizeof r) < 0) {
+            if (n == strlen(s))
+                return why_set(why, whylen, "'%s': %s ([PROTOCOL://]host[:port][,...])", s, r);
+            return why_set(why, whylen, "'%.*s' in '%s': %s ([PROTOCOL://]host[:port][,...])",
+                           (int)n, p, s, r);
+        }
+        any = 1;
         p += n;
-        p += strspn(p, " ");
-        if (!*p) return 0;
-        p++; /* the comma */
     }
+    if (!any) return why_set(why, whylen, "no broker in '%s' ([PROTOCOL://]host[:port][,...])", s);
+    return 0;
 }
 
 static int check_listen(const char *s, char *why, size_t whylen)

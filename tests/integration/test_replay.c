@@ -567,6 +567,32 @@ Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
                  0);
 }
 
+/* A kafka.brokers value librdkafka takes (no port, a trailing comma, a
+ * URL's path) does not stop a replay of files, which loads the config too;
+ * one it cannot take still does. */
+Test(replay, a_broker_list_librdkafka_takes_does_not_stop_a_file_replay)
+{
+    cr_assert_eq(h_run("cd %s && printf '%%s\\n' "
+                       "'{\"customer_id\":\"c\",\"type\":\"page_view\",\"ts\":1700000000000}' "
+                       "> one.json",
+                       dir),
+                 0);
+    const char *ok[] = {"kafka", "kafka:9092,", "PLAINTEXT://kafka:9092/"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_BROKERS='%s' %s replay -q --input one.json "
+                           "--out /dev/null",
+                           dir, ok[i], SEG_BIN),
+                     0, "%s", ok[i]);
+    cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_BROKERS='not a broker list!!' %s replay -q "
+                       "--input one.json --out /dev/null 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    cr_assert_eq(h_run("cd %s && grep -q \"env SEGSTREAM_KAFKA_BROKERS: "
+                       "'list!!' in 'not a broker list!!': invalid character '!'\" err.txt",
+                       dir),
+                 0);
+}
+
 /* --state and --model URLs that cannot name a Redis server are a bad
  * invocation (exit 2, as --help says and as inspect does), found before
  * anything is read or written; a server that does not answer is a failure
