@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "cmd/cli.h"
 #include "stream/codec.h"
 
@@ -87,6 +88,29 @@ static void canon_path(const char *path, char *buf, size_t len)
         snprintf(buf, len, "%s", path);
 }
 
+/* path, or when it is a symlink whose target does not exist yet, that
+ * target: opening the link for writing creates it, so it is the name that
+ * counts. A relative target is relative to the link's directory; links to
+ * links are followed up to 40 deep (the kernel's own limit). */
+static void resolve_dangling(const char *path, char *buf, size_t len)
+{
+    char cur[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+    struct stat st;
+    snprintf(cur, sizeof cur, "%s", path);
+    for (int depth = 0; depth < 40 && lstat(cur, &st) == 0 && S_ISLNK(st.st_mode); depth++) {
+        ssize_t n = readlink(cur, target, sizeof target - 1);
+        if (n <= 0) break;
+        target[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        int k = target[0] == '/' || !slash
+                    ? snprintf(next, sizeof next, "%s", target)
+                    : snprintf(next, sizeof next, "%.*s/%s", (int)(slash - cur), cur, target);
+        if (k < 0 || (size_t)k >= sizeof next) break;
+        memcpy(cur, next, (size_t)k + 1);
+    }
+    snprintf(buf, len, "%s", cur);
+}
+
 int cli_same_file(const char *a, const char *b)
 {
     if (!a || !b || !*a || !*b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0 ||
@@ -99,9 +123,11 @@ int cli_same_file(const char *a, const char *b)
     if (strcmp(a, b) == 0) return 1;
     if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     if (ea || eb) return 0; /* one exists, the other not */
-    char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
-    canon_path(a, ca, sizeof ca);
-    canon_path(b, cb, sizeof cb);
+    char ra[PATH_MAX], rb[PATH_MAX], ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+    resolve_dangling(a, ra, sizeof ra);
+    resolve_dangling(b, rb, sizeof rb);
+    canon_path(ra, ca, sizeof ca);
+    canon_path(rb, cb, sizeof cb);
     return strcmp(ca, cb) == 0;
 }
 

@@ -25,7 +25,8 @@ int cli_parse_u64(const char *s, uint64_t *out);
 /* 1 when two command-line paths name one file that writing would empty:
  * one existing regular file (by device and inode, so through symlinks and
  * hard links), or one name to be created (the same directory and file
- * name). "-", kafka:TOPIC, devices and pipes never do. */
+ * name, or a dangling symlink to it). "-", kafka:TOPIC, devices and pipes
+ * never do. */
 int cli_same_file(const char *a, const char *b);
 /* A file named on the command line by flag: a value starting with "--" is
  * most often the next option after a forgotten value ("--out --truth

@@ -482,6 +482,16 @@ Test(replay, no_output_is_written_over_an_input_or_another_output)
         cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].args, err ? err : "");
         free(err);
     }
+    /* a symlink to an output yet to be made is that output */
+    cr_assert_eq(h_run("cd %s && ln -s target.out link.out && %s replay -q --input in.jsonl --out "
+                       "target.out --snapshot link.out 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    cr_assert_eq(
+        h_run("cd %s && grep -q -- '--snapshot link.out is the file --out names too' err.txt && "
+              "test ! -e target.out",
+              dir),
+        0);
     cr_assert(h_same_file(h_path("in.jsonl"), h_path("keep.jsonl")), "the input was written over");
     cr_assert(h_same_file(h_path("m.mp"), h_path("keep.mp")), "the model was written over");
     cr_assert_eq(h_run("test ! -e %s/new.out && test ! -e %s/s.csv", dir, dir), 0,
