@@ -271,6 +271,19 @@ static int load_map(strm_csvmap_t *map, const char *arg, char *err, size_t errle
     return rc;
 }
 
+/* Says that output file (given by flag, or OUT.dlq for auto_dlq) is the
+ * file other names. */
+static void refuse_same(const char *flag, const char *file, int auto_dlq, const char *other)
+{
+    if (auto_dlq)
+        fprintf(stderr,
+                "segstream replay: dead letters of --out would go to %s (OUT.dlq), the file %s "
+                "names: give --dlq\n",
+                file, other);
+    else
+        fprintf(stderr, "segstream replay: %s %s is the file %s names too\n", flag, file, other);
+}
+
 /* ---------------- the model ---------------- */
 
 static int model_load_file(replay_t *rp, const char *path)
@@ -618,16 +631,33 @@ int cmd_replay(int argc, char **argv)
      * each other: one opened over another empties it (an input before a
      * record is read, an output written before or after it), whatever the
      * order they are opened in. The dead letters' default file (OUT.dlq
-     * beside a regular --out) counts too. */
+     * beside a regular --out) counts too, and so do the config and a
+     * --csv-map file: read before any output is opened, but lost to it. */
     char auto_dlq[4096] = "";
     struct stat so;
     if (!dlq && !is_topic(out) && strcmp(out, "-") != 0 &&
         (stat(out, &so) != 0 || S_ISREG(so.st_mode)))
         snprintf(auto_dlq, sizeof auto_dlq, "%s.dlq", out);
-    enum { F_INPUT, F_MODEL, F_OUT, F_DLQ, F_SNAPSHOT, F_SAVE_MODEL, F_DUMP, F_AUTO_DLQ, F_N };
-    const char *flag[F_N] = {"--input",    "--model",      "--out",  "--dlq",
-                             "--snapshot", "--save-model", "--dump", "--out"};
+    /* --csv-map is a file when it has no '=' and one is there (load_map) */
+    const char *map_file =
+        csv && csv_map && !strchr(csv_map, '=') && stat(csv_map, &so) == 0 ? csv_map : NULL;
+    enum {
+        F_INPUT,
+        F_MODEL,
+        F_CONFIG,
+        F_CSV_MAP,
+        F_OUT, /* the outputs from here on */
+        F_DLQ,
+        F_SNAPSHOT,
+        F_SAVE_MODEL,
+        F_DUMP,
+        F_AUTO_DLQ,
+        F_N
+    };
+    const char *flag[F_N] = {"--input", "--model",    "--config",     "--csv-map", "--out",
+                             "--dlq",   "--snapshot", "--save-model", "--dump",    "--out"};
     const char *file[F_N] = {rp->input, model && strncmp(model, "redis://", 8) != 0 ? model : NULL,
+                             config,    map_file,
                              out,       dlq,
                              snapshot,  save_model,
                              rp->dump,  *auto_dlq ? auto_dlq : NULL};
@@ -636,14 +666,7 @@ int cmd_replay(int argc, char **argv)
             /* the model is read whole before anything is written: saving
              * over it updates it */
             if ((i == F_SAVE_MODEL && j == F_MODEL) || !cli_same_file(file[i], file[j])) continue;
-            if (i == F_AUTO_DLQ)
-                fprintf(stderr,
-                        "segstream replay: dead letters of --out would go to %s (OUT.dlq), "
-                        "the file %s names: give --dlq\n",
-                        file[i], flag[j]);
-            else
-                fprintf(stderr, "segstream replay: %s %s is the file %s names too\n", flag[i],
-                        file[i], flag[j]);
+            refuse_same(flag[i], file[i], i == F_AUTO_DLQ, flag[j]);
             return 2;
         }
 
@@ -728,6 +751,17 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "segstream replay: --csv-map: %s\n", err);
             goto out_cfg;
         }
+        /* a joined file is an input too (known only now, from the mapping):
+         * refused under any output before anything is opened */
+        char jp[4096], jflag[600];
+        const char *jname;
+        for (int j = 0; (jname = strm_csvmap_join(map, j, rp->input, jp, sizeof jp)); j++)
+            for (int i = F_OUT; i < F_N; i++)
+                if (cli_same_file(file[i], jp)) {
+                    snprintf(jflag, sizeof jflag, "join=%s of the CSV mapping", jname);
+                    refuse_same(flag[i], file[i], i == F_AUTO_DLQ, jflag);
+                    goto out_cfg;
+                }
         if (!(rp->csv = strm_csvsrc_open(rp->input, map, sort, err, sizeof(err)))) {
             fprintf(stderr, "segstream replay: %s\n", err);
             rc = 1; /* reading the input failed, as for any other input */

@@ -96,6 +96,11 @@ const char *strm_csvmap_preset_spec(const char *name);
 extern const char *const strm_csvmap_presets[];
 /* 1 when the mapping asks for sorting by time (sort=yes). */
 int strm_csvmap_sort(const strm_csvmap_t *m);
+/* Join j's file as the mapping names it (NULL past the last join), and in
+ * buf the path strm_csvsrc_open() reads it from for the CSV file at path
+ * (a relative name is beside that file). */
+const char *strm_csvmap_join(const strm_csvmap_t *m, int j, const char *path, char *buf,
+                             size_t len);
 
 /* ---------- a CSV file as contract events ---------- */
 

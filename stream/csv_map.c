@@ -845,6 +845,17 @@ static int resolve(strm_csvsrc_t *s, int k, const char *path, char *err, size_t 
     FAIL("%s=%s: no such column in %s (columns: %s)", what, name, path, list);
 }
 
+const char *strm_csvmap_join(const strm_csvmap_t *m, int j, const char *path, char *buf, size_t len)
+{
+    if (j < 0 || j >= m->njoin) return NULL;
+    const char *slash = strrchr(path, '/');
+    if (m->join_file[j][0] == '/' || !slash)
+        snprintf(buf, len, "%s", m->join_file[j]);
+    else
+        snprintf(buf, len, "%.*s/%s", (int)(slash - path), path, m->join_file[j]);
+    return m->join_file[j];
+}
+
 strm_csvsrc_t *strm_csvsrc_open(const char *path, strm_csvmap_t *m, int sort, char *err,
                                 size_t errlen)
 {
@@ -903,10 +914,7 @@ strm_csvsrc_t *strm_csvsrc_open(const char *path, strm_csvmap_t *m, int sort, ch
     for (int j = 0; j < m->njoin; j++) {
         table_t *t = &s->join[j];
         char jp[4096];
-        if (m->join_file[j][0] == '/' || !slash)
-            snprintf(jp, sizeof jp, "%s", m->join_file[j]);
-        else
-            snprintf(jp, sizeof jp, "%.*s/%s", (int)(slash - path), path, m->join_file[j]);
+        strm_csvmap_join(m, j, path, jp, sizeof jp);
         t->name = m->join_file[j];
         s->njoin = j + 1;
         if (table_load(t, jp, m->delim, err, errlen) < 0) goto fail;

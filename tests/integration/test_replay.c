@@ -447,9 +447,9 @@ Test(replay, file_inputs_and_outputs_users_get_wrong)
 }
 
 /* Every file a replay writes (--out, --dlq, OUT.dlq, --snapshot,
- * --save-model, --dump) against what it reads (--input, a --model file) and
- * against each other, and gen's --truth against its --out: refused with
- * exit 2 naming both flags, before anything is opened. */
+ * --save-model, --dump) against what it reads (--input, a --model file, the
+ * config, a --csv-map file, a joined CSV file) and against each other, and gen's --truth against
+ * its --out: refused with exit 2 naming both flags, before anything is opened. */
 Test(replay, no_output_is_written_over_an_input_or_another_output)
 {
     cr_assert_eq(h_run("cd %s && %s gen --customers 10 --events 40 --out in.jsonl && cp in.jsonl "
@@ -482,6 +482,50 @@ Test(replay, no_output_is_written_over_an_input_or_another_output)
         cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].args, err ? err : "");
         free(err);
     }
+    /* the config, a --csv-map file and a joined CSV file are inputs too
+     * (an inline --csv-map is no file) */
+    cr_assert_eq(h_run("cd %s && printf 'log:\\n  level: info\\n' > seg.yaml && cp seg.yaml "
+                       "keep.yaml && printf 'oid,type,ts\\nk1,page_view,1700000000000\\n' > "
+                       "orders.csv && printf 'oid,customer_id\\nk1,c1\\n' > cust.csv && cp "
+                       "cust.csv keep.csv && printf "
+                       "'join=cust.csv:oid\\ncustomer_id=customer_id\\ntype=type\\nts=ts\\n' > "
+                       "map.txt && cp map.txt keep.txt",
+                       dir),
+                 0);
+    const struct {
+        const char *args, *msg;
+    } in[] = {
+        {"-c seg.yaml --input in.jsonl --out o2.json --snapshot seg.yaml",
+         "--snapshot seg.yaml is the file --config names too"},
+        {"--config ./seg.yaml --input in.jsonl --out seg.yaml",
+         "--out seg.yaml is the file --config names too"},
+        {"--input orders.csv --csv-map map.txt --out map.txt",
+         "--out map.txt is the file --csv-map names too"},
+        {"--input orders.csv --csv-map map.txt --out o3.json --dlq ./map.txt",
+         "--dlq ./map.txt is the file --csv-map names too"},
+        {"--input orders.csv --csv-map join=cust.csv:oid,customer_id=customer_id,type=type,ts=ts "
+         "--out o4.json --snapshot cust.csv",
+         "--snapshot cust.csv is the file join=cust.csv of the CSV mapping names too"},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        cr_assert_eq(h_run("cd %s && %s replay -q %s 2>err.txt", dir, SEG_BIN, in[i].args), 2, "%s",
+                     in[i].args);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, in[i].msg), "%s: %s", in[i].args, err ? err : "");
+        free(err);
+    }
+    cr_assert(h_same_file(h_path("seg.yaml"), h_path("keep.yaml")), "the config was written over");
+    cr_assert(h_same_file(h_path("map.txt"), h_path("keep.txt")), "the map was written over");
+    cr_assert(h_same_file(h_path("cust.csv"), h_path("keep.csv")), "the join was written over");
+    cr_assert_eq(h_run("cd %s && test ! -e o2.json && test ! -e o3.json && test ! -e o4.json", dir),
+                 0, "a refused replay created a file");
+    cr_assert_eq(
+        h_run("cd %s && %s replay -q --input orders.csv --csv-map map.txt --out o5.json && "
+              "%s replay -q --input orders.csv --csv-map "
+              "join=cust.csv:oid,customer_id=customer_id,type=type,ts=ts --out o6.json",
+              dir, SEG_BIN, SEG_BIN),
+        0);
+
     /* a symlink to an output yet to be made is that output */
     cr_assert_eq(h_run("cd %s && ln -s target.out link.out && %s replay -q --input in.jsonl --out "
                        "target.out --snapshot link.out 2>err.txt",
