@@ -1212,6 +1212,36 @@ static int offset_line(const ld_t *L, size_t off)
     return line;
 }
 
+/* Bytes of the line break at s[0..n), as libyaml counts lines (\r\n, \r,
+ * \n, U+0085, U+2028, U+2029); 0 when none. */
+static size_t break_len(const unsigned char *s, size_t n)
+{
+    if (s[0] == '\r') return n > 1 && s[1] == '\n' ? 2 : 1;
+    if (s[0] == '\n') return 1;
+    if (n > 1 && s[0] == 0xc2 && s[1] == 0x85) return 2;
+    if (n > 2 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) return 3;
+    return 0;
+}
+
+/* The byte offset of a scanner mark, or input_len when past the end. The
+ * mark's index counts characters, not bytes (a multi-byte character before
+ * it would shift it), so the offset is found from its line and column
+ * (characters); an initial BOM is not in libyaml's count. */
+static size_t mark_offset(const ld_t *L, const yaml_mark_t *m)
+{
+    const unsigned char *s = (const unsigned char *)L->input;
+    size_t n = L->input_len, i = 0, br;
+    if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) i = 3;
+    for (size_t line = 0; line < m->line && i < n;)
+        if ((br = break_len(s + i, n - i)))
+            line++, i += br;
+        else
+            i++;
+    for (size_t col = 0; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80 && col++ == m->column) break; /* not a continuation byte */
+    return i;
+}
+
 static int yaml_fail(ld_t *L, const yaml_parser_t *p)
 {
     if (p->error == YAML_MEMORY_ERROR) return fail(L, at_line(0), NULL, "out of memory");
@@ -1220,7 +1250,7 @@ static int yaml_fail(ld_t *L, const yaml_parser_t *p)
     char problem[256];
     snprintf(problem, sizeof problem, "%s", p->problem ? p->problem : "invalid YAML");
     /* libyaml does not say what the character was; a tab is the usual one */
-    size_t at = p->problem_mark.index;
+    size_t at = L->input ? mark_offset(L, &p->problem_mark) : 0;
     if (p->error == YAML_SCANNER_ERROR && L->input && at < L->input_len && L->input[at] == '\t')
         snprintf(problem + strlen(problem), sizeof problem - strlen(problem),
                  " (a tab: YAML indents with spaces)");

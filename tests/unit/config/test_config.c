@@ -784,6 +784,26 @@ Test(config, error_yaml_syntax)
     expect_err("clusters:\n  @k: 6\n",
                "t.yaml:2: found character that cannot start any token (while scanning for the "
                "next token)");
+    /* libyaml's mark counts characters: multi-byte ones before the tab (a
+     * comment in French, a dash, a BOM, CRLF, U+2028 and U+0085 line
+     * breaks, a name in a rule) do not hide it */
+    const char *const tab[][2] = {
+        {"# caf\xc3\xa9 \xe2\x80\x94\nkafka:\n\tbrokers: a:1\n", "3"},
+        {"\xef\xbb\xbf# \xc3\xa9\xc3\xa9\r\nkafka:\r\n  \tbrokers: a:1\r\n", "3"},
+        {"# a\xe2\x80\xa8# b\xc2\x85# \xc3\xa9\r# d\nkafka:\n\tbrokers: a:1\n", "6"},
+        {"rules:\n  - name: \"\xc3\xa9\xc3\xa9\xc3\xa9\"\n    \twhen: x\n", "3"},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        char want[200];
+        snprintf(want, sizeof want,
+                 "t.yaml:%s: found character that cannot start any token (a tab: YAML indents "
+                 "with spaces) (while scanning for the next token)",
+                 tab[i][1]);
+        expect_err(tab[i][0], want);
+    }
+    expect_err("# \xc3\xa9\xc3\xa9\nclusters:\n  @k: 6\n",
+               "t.yaml:3: found character that cannot start any token (while scanning for the "
+               "next token)");
 }
 
 Test(config, error_missing_file)
