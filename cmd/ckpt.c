@@ -85,7 +85,8 @@ enum {
     R_TOUCH,
     R_WATCH,
     R_OWNERS,
-    R_UNWATCH
+    R_UNWATCH,
+    R_OUTBOX
 };
 /* the watch on the owner keys (see the header) */
 enum { WT_NONE, WT_ASKED, WT_READY };
@@ -102,6 +103,20 @@ static const char script[] =
     "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "return 1\n";
+
+/* Outbox entries, each the msgpack array [key, instance, payload] that goes
+ * into PREFIX outbox:TOPIC:PARTITION, back to back in b. */
+typedef struct obq {
+    strm_buf_t b;
+    size_t *len;
+    int n, cap;
+} obq_t;
+
+/* A partition's outbox (by index into r->parts). */
+typedef struct obp {
+    obq_t pend;   /* decided since the last checkpoint was built */
+    int64_t trim; /* produced from the head of its list: the next checkpoint trims them */
+} obp_t;
 
 typedef struct snap {
     uint64_t seq, need_seq;
@@ -121,6 +136,13 @@ typedef struct snap {
         int64_t next;
     } * po;
     int n_po;
+    /* the outbox entries this checkpoint pushes, produced once it lands */
+    struct sob {
+        int part;
+        uint32_t gen; /* the partition's assignment they were decided in */
+        obq_t q;
+    } * sob;
+    int n_sob;
 } snap_t;
 
 typedef struct req {
@@ -174,6 +196,15 @@ typedef struct ckpt_state {
     strm_tp_t *rb_tps;
     int rb_n;
     double rb_since;
+    /* an assignment's outbox lists, read before its offsets (rb_ob[i] for
+     * rb_tps[i]); rb_gen tells replies to the current reads */
+    obq_t *rb_ob;
+    int rb_got;
+    uint64_t rb_gen;
+    /* the outboxes of the partitions (index into r->parts) */
+    obp_t *obp;
+    int n_obp;
+    uint64_t ob_taken;             /* entries read from lists a previous owner left */
     int due_inflight, due_loading; /* ZRANGEBYSCOREs, and their loads */
     int64_t due_W;
     int sweep_inflight;
@@ -396,6 +427,200 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
     pl_due_restore(&r->pl, c);
 }
 
+/* ---------------- the outbox of cluster changes ---------------- */
+
+static void obq_init(obq_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    strm_buf_init(&q->b);
+}
+
+static void obq_free(obq_t *q)
+{
+    strm_buf_free(&q->b);
+    free(q->len);
+    obq_init(q);
+}
+
+/* The entry of len bytes that q->b ends with since `at`, counted; or q->b
+ * cut back to at when out of memory. */
+static int obq_count(obq_t *q, size_t at)
+{
+    if (q->n == q->cap) {
+        int cap = q->cap ? 2 * q->cap : 64;
+        size_t *l = realloc(q->len, (size_t)cap * sizeof(*l));
+        if (!l) {
+            q->b.len = at;
+            return -1;
+        }
+        q->len = l;
+        q->cap = cap;
+    }
+    q->len[q->n++] = q->b.len - at;
+    return 0;
+}
+
+static int obq_push(obq_t *q, const void *e, size_t len)
+{
+    size_t at = q->b.len;
+    return strm_buf_append(&q->b, e, len) < 0 ? -1 : obq_count(q, at);
+}
+
+/* The outbox of partition index i, made when first asked for; NULL when
+ * out of memory. Never more than r->n_parts: loops over k->obp index
+ * r->parts. */
+static obp_t *obp_at(ck_t *k, int i)
+{
+    if (i >= k->n_obp) {
+        int n = i + 1;
+        obp_t *o = realloc(k->obp, (size_t)n * sizeof(*o));
+        if (!o) return NULL;
+        for (int j = k->n_obp; j < n; j++) {
+            obq_init(&o[j].pend);
+            o[j].trim = 0;
+        }
+        k->obp = o;
+        k->n_obp = n;
+    }
+    return &k->obp[i];
+}
+
+static void outbox_key(const ck_t *k, char *buf, size_t len, const part_t *p)
+{
+    snprintf(buf, len, "%soutbox:%s:%" PRId32, k->prefix, p->topic, p->partition);
+}
+
+/* The owned partition whose outbox holds a change of customer h: its own
+ * (keyed records), else the one being applied, else any owned one; -1
+ * when none is owned. Any owned one is right: every checkpoint holds the
+ * changed customer and every owned partition's list. */
+static int outbox_part(const run_t *r, uint64_t h)
+{
+    int p = h < r->cap_owner ? r->owner[h] : -1;
+    if (p >= 0 && r->parts[p].owned) return p;
+    p = r->cur_part;
+    if (p >= 0 && p < r->n_parts && r->parts[p].owned) return p;
+    for (p = 0; p < r->n_parts; p++)
+        if (r->parts[p].owned) return p;
+    return -1;
+}
+
+static int buf_write(void *data, const char *p, size_t len)
+{
+    return strm_buf_append(data, p, len);
+}
+
+int ck_outbox(run_t *r, const seg_customer_t *c, const void *p, size_t len)
+{
+    ck_t *k = CK(r);
+    size_t il = strlen(r->instance);
+    int part = outbox_part(r, c->handle);
+    if (part < 0) /* no checkpoint of this process could hold it */
+        return run_produce_change(r, c->id, c->id_len, r->instance, il, p, len);
+    obp_t *o = obp_at(k, part);
+    if (!o) return -1;
+    size_t at = o->pend.b.len;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o->pend.b, buf_write);
+    if (msgpack_pack_array(&pk, 3) || msgpack_pack_str(&pk, c->id_len) ||
+        msgpack_pack_str_body(&pk, c->id, c->id_len) || msgpack_pack_str(&pk, il) ||
+        msgpack_pack_str_body(&pk, r->instance, il) || msgpack_pack_bin(&pk, len) ||
+        msgpack_pack_bin_body(&pk, p, len)) {
+        o->pend.b.len = at;
+        return -1;
+    }
+    return obq_count(&o->pend, at);
+}
+
+/* A str or bin at e[*at] (of n bytes): its bytes, *at past it. -1 when it
+ * is neither, or runs past n. */
+static int mp_raw(const uint8_t *e, size_t n, size_t *at, const char **p, size_t *len)
+{
+    if (*at >= n) return -1;
+    uint8_t t = e[(*at)++];
+    size_t w, l = 0;
+    if ((t & 0xe0) == 0xa0) {
+        w = 0;
+        l = t & 0x1f;
+    } else if (t == 0xd9 || t == 0xc4) {
+        w = 1;
+    } else if (t == 0xda || t == 0xc5) {
+        w = 2;
+    } else if (t == 0xdb || t == 0xc6) {
+        w = 4;
+    } else {
+        return -1;
+    }
+    if (n - *at < w) return -1;
+    for (size_t i = 0; i < w; i++) l = l << 8 | e[(*at)++];
+    if (n - *at < l) return -1;
+    *p = (const char *)e + *at;
+    *len = l;
+    *at += l;
+    return 0;
+}
+
+/* Produces q's entries, in order, in the current unit (a checkpoint waits
+ * for their delivery like any change's). An entry that cannot be read (not
+ * this process's writing) is said and skipped: trimmed with the rest.
+ * Returns -1 when one could not be queued. */
+static int obq_produce(run_t *r, const obq_t *q, const part_t *p)
+{
+    size_t off = 0;
+    for (int i = 0; i < q->n; i++) {
+        const uint8_t *e = (const uint8_t *)q->b.p + off;
+        size_t n = q->len[i], at = 1;
+        off += n;
+        const char *kp, *ip, *pp;
+        size_t kl, il, pl;
+        if (n < 1 || e[0] != 0x93 || mp_raw(e, n, &at, &kp, &kl) || mp_raw(e, n, &at, &ip, &il) ||
+            mp_raw(e, n, &at, &pp, &pl) || at != n) {
+            cli_log(LOG_ERROR,
+                    "an entry of %soutbox:%s:%" PRId32 " is not [key, instance, payload]: "
+                    "skipped",
+                    CK(r)->prefix, p->topic, p->partition);
+            continue;
+        }
+        if (run_produce_change(r, kp, kl, ip, il, pp, pl) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Checkpoint s landed: its cluster changes are in Redis with the state
+ * that decided them, so they are published now; the next checkpoint, sent
+ * once they are delivered, trims them off their lists. */
+static void outbox_landed(run_t *r, snap_t *s)
+{
+    ck_t *k = CK(r);
+    /* a run that fails sends nothing more: the next owner produces them */
+    if (!s->n_sob || (r->stopping && r->exit_code)) return;
+    if (!run_unit_open(r)) {
+        run_begin_stop(r, 1);
+        return;
+    }
+    int rc = 0;
+    for (int i = 0; i < s->n_sob && rc == 0; i++) {
+        const struct sob *b = &s->sob[i];
+        const part_t *p = &r->parts[b->part];
+        rc = obq_produce(r, &b->q, p);
+        obp_t *o = rc == 0 && p->owned && p->gen == b->gen ? obp_at(k, b->part) : NULL;
+        if (o) o->trim += b->q.n; /* another owner's list now: it reads them again */
+    }
+    run_unit_close(r);
+    if (rc < 0) run_begin_stop(r, 1);
+}
+
+/* The outbox entries not yet in Redis, or not yet known to have landed. */
+static uint64_t outbox_waiting(const ck_t *k)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < k->n_obp; i++) n += (uint64_t)k->obp[i].pend.n;
+    const snap_t *s[2] = {k->wait, k->flight};
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; s[j] && i < s[j]->n_sob; i++) n += (uint64_t)s[j]->sob[i].q.n;
+    return n;
+}
+
 /* ---------------- checkpoints ---------------- */
 
 static int arg(snap_t *s, const void *p, size_t len)
@@ -476,9 +701,13 @@ static int argi(snap_t *s, int64_t v)
     return arg(s, b, (size_t)(seg_dec_i64(b, v) - b));
 }
 
+static void obq_free(obq_t *q);
+
 static void snap_free(snap_t *s)
 {
     if (!s) return;
+    for (int i = 0; i < s->n_sob; i++) obq_free(&s->sob[i].q);
+    free(s->sob);
     strm_buf_free(&s->arena);
     strm_buf_free(&s->resp);
     free(s->off);
@@ -659,6 +888,34 @@ static snap_t *build(run_t *r)
               set_op(r, s, SET_SREM, un, pm + a, b - a);
     }
     free(pm);
+    /* the outboxes: the delivered head of each list off, then the cluster
+     * changes decided since the last checkpoint on, to land exactly with
+     * the state and offsets that decided them (a list has one writer, its
+     * partition's owner: the fence) */
+    if (k->n_obp) {
+        s->sob = calloc((size_t)k->n_obp, sizeof(*s->sob));
+        rc |= s->sob == NULL;
+    }
+    for (int i = 0; i < k->n_obp && rc == 0; i++) {
+        obp_t *o = &k->obp[i];
+        const part_t *p = &r->parts[i];
+        if (!p->owned || (!o->trim && !o->pend.n)) continue;
+        outbox_key(k, key, sizeof(key), p);
+        if (o->trim)
+            rc |= cmd_begin(s) || args(s, "LTRIM") || args(s, key) || argi(s, o->trim) ||
+                  args(s, "-1");
+        o->trim = 0;
+        size_t at = 0;
+        for (int j = 0; j < o->pend.n && rc == 0; j++) {
+            if (j % SET_CHUNK == 0) rc |= cmd_begin(s) || args(s, "RPUSH") || args(s, key);
+            rc |= arg(s, o->pend.b.p + at, o->pend.len[j]);
+            at += o->pend.len[j];
+        }
+        if (o->pend.n) {
+            s->sob[s->n_sob++] = (struct sob){i, p->gen, o->pend};
+            obq_init(&o->pend);
+        }
+    }
     if (leader(r)) {
         sb.size = 0;
         if (st_pack_model(r->pl.seg, &sb) == 0) {
@@ -1009,6 +1266,7 @@ static void landed(run_t *r, snap_t *s)
         part_t *p = &r->parts[s->po[i].part];
         if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, s->po[i].next);
     }
+    outbox_landed(r, s);
     snap_done(k, s);
 }
 
@@ -1094,7 +1352,10 @@ void ck_units_done(run_t *r)
 static int needs_checkpoint(run_t *r)
 {
     ck_t *k = CK(r);
-    return k->n_dirty > 0 || r->unit_seq != k->last_need;
+    if (k->n_dirty > 0 || r->unit_seq != k->last_need) return 1;
+    for (int i = 0; i < k->n_obp; i++)
+        if (r->parts[i].owned && (k->obp[i].trim || k->obp[i].pend.n)) return 1;
+    return 0;
 }
 
 static void stop_progress(run_t *r);
@@ -1131,6 +1392,11 @@ void ck_tick(run_t *r)
 
 static void rb_clear(ck_t *k)
 {
+    for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
+    free(k->rb_ob);
+    k->rb_ob = NULL;
+    k->rb_got = 0;
+    k->rb_gen++; /* lists still being read were this assignment's */
     for (int i = 0; i < k->rb_n; i++) free((char *)k->rb_tps[i].topic);
     free(k->rb_tps);
     k->rb_tps = NULL;
@@ -1188,6 +1454,13 @@ static void forget(run_t *r)
         else if (!r->parts[p].owned)
             make_stale(k, h, 1);
     }
+    /* their lists are their next owner's to read, produce and trim (the
+     * revoke's checkpoints left them empty unless it gave up) */
+    for (int i = 0; i < k->n_obp && i < r->n_parts; i++)
+        if (!r->parts[i].owned) {
+            obq_free(&k->obp[i].pend);
+            k->obp[i].trim = 0;
+        }
     k->epoch++;
     k->due_W = INT64_MIN; /* due loads in flight no longer count: asked again */
     size_t keep = 0;
@@ -1197,6 +1470,28 @@ static void forget(run_t *r)
 }
 
 static void take_assignment(run_t *r, const redisReply *rp);
+
+/* The reply to LRANGE of an assigned partition's outbox list (rb_tps[q->part]). */
+static void outbox_read(run_t *r, req_t *q, const redisReply *rp)
+{
+    ck_t *k = CK(r);
+    if (k->rb != 1 || q->epoch != k->rb_gen || !k->rb_ob || q->part >= k->rb_n || !rp) return;
+    const strm_tp_t *tp = &k->rb_tps[q->part];
+    if (rp->type != REDIS_REPLY_ARRAY) {
+        cli_log(LOG_ERROR, "reading %soutbox:%s:%" PRId32 ": %s", k->prefix, tp->topic,
+                tp->partition, rp->type == REDIS_REPLY_ERROR ? rp->str : "an unexpected reply");
+        run_begin_stop(r, 1);
+        return;
+    }
+    obq_t *o = &k->rb_ob[q->part];
+    for (size_t i = 0; i < rp->elements; i++) {
+        const redisReply *e = rp->element[i];
+        if (e->type == REDIS_REPLY_STRING && obq_push(o, e->str, (size_t)e->len) == 0) continue;
+        obq_free(o); /* out of memory: offsets_read asks again */
+        return;
+    }
+    k->rb_got++;
+}
 
 static void rb_progress(run_t *r)
 {
@@ -1226,6 +1521,24 @@ static void rb_progress(run_t *r)
             free(argv);
             free(f);
             return;
+        }
+        /* each partition's outbox list, before the offsets: their reply
+         * comes after every list's (one connection, in order) */
+        for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
+        free(k->rb_ob);
+        k->rb_ob = calloc((size_t)k->rb_n, sizeof(*k->rb_ob));
+        k->rb_got = 0;
+        k->rb_gen++;
+        for (int i = 0; k->rb_ob && i < k->rb_n; i++) {
+            obq_init(&k->rb_ob[i]);
+            part_t p = {.topic = (char *)k->rb_tps[i].topic, .partition = k->rb_tps[i].partition};
+            outbox_key(k, key, sizeof(key), &p);
+            const char *lr[] = {"LRANGE", key, "0", "-1"};
+            req_t *q = req(R_OUTBOX);
+            if (!q) break;
+            q->part = i;
+            q->epoch = k->rb_gen;
+            if (rsend(r, q, 4, lr, NULL) < 0) break;
         }
         snprintf(key, sizeof(key), "%soffsets", k->prefix);
         argv[0] = "HMGET";
@@ -1290,7 +1603,8 @@ static void offsets_read(run_t *r, const redisReply *rp)
     ck_t *k = CK(r);
     k->rb_asked = 0;
     if (k->rb != 1) return;
-    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 3 * k->rb_n)
+    if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 3 * k->rb_n ||
+        k->rb_got != k->rb_n)
         return; /* again */
     for (int i = 0; i < k->rb_n; i++) {
         const redisReply *e = rp->element[i];
@@ -1330,6 +1644,36 @@ static void take_assignment(run_t *r, const redisReply *rp)
         r->parts[p].w_floor = w->type == REDIS_REPLY_STRING ? strtoll(w->str, NULL, 10) : INT64_MIN;
     }
     run_watermark_assigned(r, tps, n);
+    /* what their lists hold landed with a previous owner's checkpoint,
+     * which may or may not have published it: published (again: same
+     * event ids) before any change decided here, and trimmed by this
+     * process's next checkpoint, once delivered */
+    unit_t *u = NULL;
+    for (int i = 0; i < n && k->rb_ob; i++) {
+        int p = find_part_ext(r, tps[i].topic, tps[i].partition);
+        obp_t *o = p >= 0 ? obp_at(k, p) : NULL;
+        if (!o) continue;
+        obq_free(&o->pend);
+        o->trim = 0;
+        const obq_t *got = &k->rb_ob[i];
+        if (!got->n) continue;
+        if (!u && !(u = run_unit_open(r))) {
+            run_begin_stop(r, 1);
+            break;
+        }
+        cli_log(LOG_INFO,
+                "%s[%" PRId32 "]: %d cluster change%s left in %soutbox:%s:%" PRId32
+                " by its previous owner: published",
+                tps[i].topic, tps[i].partition, got->n, got->n == 1 ? "" : "s", k->prefix,
+                tps[i].topic, tps[i].partition);
+        k->ob_taken += (uint64_t)got->n;
+        if (obq_produce(r, got, &r->parts[p]) < 0) {
+            run_begin_stop(r, 1);
+            break;
+        }
+        o->trim = got->n;
+    }
+    if (u) run_unit_close(r);
     uint64_t nc = st_mem_count(r->pl.store);
     for (uint64_t h = 0; h < nc; h++) {
         int p = owner_of(r, h); /* a copy of no partition: asked again too */
@@ -1593,6 +1937,9 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
     case R_OWNERS:
         owners_read(r, q, rp);
         break;
+    case R_OUTBOX:
+        outbox_read(r, q, rp);
+        break;
     case R_UNWATCH: {
         ck_t *k = CK(r);
         if (k->rb == 2 && k->rb_asked == 1 && q->epoch == k->wgen) {
@@ -1753,6 +2100,12 @@ int ck_metrics(run_t *r, strm_buf_t *b)
                            "customers changed since the last checkpoint was taken", k->n_dirty);
     rc |= http_metric1_u64(b, "segstream_customers_loaded_total", "counter",
                            "customers read from Redis into this process", k->loaded);
+    rc |= http_metric1_u64(b, "segstream_outbox_waiting", "gauge",
+                           "cluster changes waiting for the checkpoint that holds them to land",
+                           outbox_waiting(k));
+    rc |= http_metric1_u64(b, "segstream_outbox_taken_over_total", "counter",
+                           "cluster changes published from outbox lists a previous owner left",
+                           k->ob_taken);
     return rc;
 }
 
@@ -1766,6 +2119,8 @@ void ck_free(run_t *r)
     snap_free(k->flight);
     strm_buf_free(&k->spare);
     rb_clear(k);
+    for (int i = 0; i < k->n_obp; i++) obq_free(&k->obp[i].pend);
+    free(k->obp);
     free(k->wp);
     free(k->flags);
     free(k->dirty);

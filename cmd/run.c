@@ -235,12 +235,22 @@ static int produce(run_t *r, const char *topic, const void *key, size_t key_len,
     return 0;
 }
 
+int run_produce_change(run_t *r, const void *key, size_t key_len, const char *instance,
+                       size_t instance_len, const void *p, size_t len)
+{
+    strm_header_t h = {"segstream_instance", instance, instance_len};
+    return produce(r, r->cfg.changes_topic, key, key_len, p, len, &h, 1);
+}
+
 static int sink_change(void *ud, const seg_change_t *ch, const void *p, size_t len)
 {
     run_t *r = ud;
     if (r->ck) ck_dirty(r, ch->cust); /* silent changes touch customers too */
-    strm_header_t h = {"segstream_instance", r->instance, strlen(r->instance)};
-    return produce(r, r->cfg.changes_topic, ch->cust->id, ch->cust->id_len, p, len, &h, 1);
+    /* a cluster decision is not made again alike after a crash: published
+     * only once the checkpoint that holds it has landed (ckpt.c, outbox) */
+    if (r->ck && ch->dim == SEG_DIM_CLUSTER) return ck_outbox(r, ch->cust, p, len);
+    return run_produce_change(r, ch->cust->id, ch->cust->id_len, r->instance, strlen(r->instance),
+                              p, len);
 }
 
 /* The original bytes (cut at DLQ_MAX_PAYLOAD, with the size kept in a

@@ -125,6 +125,10 @@ int find_part_ext(run_t *r, const char *topic, int32_t partition);
 void run_watermark_assigned(run_t *r, const strm_tp_t *tps, int n);
 /* Records that customer `handle` belongs to partition index part. */
 int run_own(run_t *r, uint64_t handle, int part);
+/* Queues a change event (key: the customer id; instance: the process that
+ * decided it, for the segstream_instance header) in the current unit. */
+int run_produce_change(run_t *r, const void *key, size_t key_len, const char *instance,
+                       size_t instance_len, const void *p, size_t len);
 /* A ledger unit for changes made outside a consumed batch. */
 unit_t *run_unit_open(run_t *r);
 void run_unit_close(run_t *r);
@@ -139,6 +143,9 @@ int ck_blocked(run_t *r);     /* applying must wait: loading, Redis away, rebala
 int ck_rebalancing(run_t *r); /* a revoke or an assignment is being settled */
 int ck_usable(run_t *r, const seg_customer_t *c); /* 0: its state here is stale */
 void ck_dirty(run_t *r, const seg_customer_t *c);
+/* A cluster change of c (payload p, encoded): held in the outbox of c's
+ * partition, written by the next checkpoint and produced once that lands. */
+int ck_outbox(run_t *r, const seg_customer_t *c, const void *p, size_t len);
 void ck_tick(run_t *r);
 void ck_units_done(run_t *r);
 /* Takes over a rebalance; returns 1 when it will call run_assign() itself. */
