@@ -15,6 +15,10 @@ protocol). Run with /usr/bin/python3, where Debian's modules live.
       lifecycle and rule changes as (customer, dimension, from, to, ts)
       multisets (with --ids, event_id too); prints one line of key=value
       counts.
+  holds    DUMP WANT
+      WANT: lines "event_id TAB key TAB instance[ TAB value]"; prints
+      "want=<lines> found=<those with a record in DUMP of that event_id, key
+      and segstream_instance header (and value, when given)>".
 """
 import argparse
 import collections
@@ -156,6 +160,22 @@ def latest(a):
                 print("  cluster:", cid, "redis", cl, "changes", clus.get(cid), file=sys.stderr)
     print("customers=%d lifecycle_mismatch=%d cluster_mismatch=%d" % (n, lm, cm))
 
+def holds(a):
+    have = collections.defaultdict(list)
+    for line in open(a.dump):
+        r = json.loads(line)
+        have[json.loads(r["value"])["event_id"]].append(r)
+    want = found = 0
+    for line in open(a.want):
+        f = line.rstrip("\n").split("\t")
+        want += 1
+        ok = any(r["key"] == f[1] and r["headers"].get("segstream_instance") == f[2] and
+                 (len(f) < 4 or r["value"] == f[3]) for r in have.get(f[0], []))
+        found += ok
+        if not ok and want - found <= 3:
+            print("  not found:", f[:3], file=sys.stderr)
+    print("want=%d found=%d" % (want, found))
+
 p = argparse.ArgumentParser()
 sub = p.add_subparsers(dest="cmd", required=True)
 s = sub.add_parser("consume")
@@ -178,7 +198,10 @@ s.add_argument("other")
 s = sub.add_parser("latest")
 s.add_argument("dump")
 s.add_argument("state")
+s = sub.add_parser("holds")
+s.add_argument("dump")
+s.add_argument("want")
 a = p.parse_args()
 IDS = getattr(a, "ids", False)
 {"consume": consume, "committed": committed, "compare": compare, "exactly": exactly,
- "latest": latest}[a.cmd](a)
+ "latest": latest, "holds": holds}[a.cmd](a)

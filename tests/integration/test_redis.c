@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <math.h>
+#include <msgpack.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +387,19 @@ static void latest_changes_match_redis(const char *prefix)
     free(r);
 }
 
+/* A clean stop of the only process publishes its outbox, and trims it
+ * once delivered: no PREFIX outbox:* list is left. */
+static void no_outbox(const char *prefix)
+{
+    redisContext *c = rc_connect();
+    redisReply *r = redisCommand(c, "KEYS %soutbox:*", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    cr_expect_eq(r->elements, 0, "%zu %soutbox:* lists left after a clean stop, %s first",
+                 r->elements, prefix, r->elements ? r->element[0]->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 static void clean_run(long n, int64_t max_ts)
 {
     write_cfg("clean.yaml", "g-clean", "clean:", "changes-clean");
@@ -511,7 +525,9 @@ Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
     int port;
     pid_t pid = start_run("crash.yaml", "crash.log", &port);
     finish(pid, port, "crash:", EVENTS, max_ts);
+    no_outbox("crash:");
     same_as_clean_run(EVENTS, max_ts);
+    no_outbox("clean:");
     long repeats;
     compare_changes(&repeats);
     latest_changes_match_redis("crash:");
@@ -519,6 +535,134 @@ Test(redis, sigkill_ten_times_while_consuming_changes_nothing)
             "%d kills, %d before their slice was checkpointed; %ld change events repeated "
             "(same event_id)\n",
             SLICES, mid, repeats);
+}
+
+/* The entries of the outbox lists crash:outbox:events:0..partitions-1, as
+ * kafka_peer.py holds' lines (event_id, key, instance) appended to
+ * dir/name; returns how many. */
+static long outbox_want(int partitions, const char *name)
+{
+    redisContext *c = rc_connect();
+    FILE *f = fopen(h_path(name), "a");
+    cr_assert_not_null(f);
+    long n = 0;
+    for (int p = 0; p < partitions; p++) {
+        redisReply *r = redisCommand(c, "LRANGE crash:outbox:events:%d 0 -1", p);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++, n++) {
+            msgpack_unpacked u;
+            msgpack_unpacked_init(&u);
+            cr_assert_eq(msgpack_unpack_next(&u, r->element[i]->str, r->element[i]->len, NULL),
+                         MSGPACK_UNPACK_SUCCESS);
+            const msgpack_object *o = &u.data;
+            cr_assert(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3,
+                      "an outbox entry is [key, instance, payload]");
+            const msgpack_object *e = o->via.array.ptr;
+            cr_assert(e[0].type == MSGPACK_OBJECT_STR && e[1].type == MSGPACK_OBJECT_STR &&
+                      e[2].type == MSGPACK_OBJECT_BIN);
+            char *v = strndup(e[2].via.bin.ptr, e[2].via.bin.size);
+            const char *id = strstr(v, "\"event_id\":\"");
+            cr_assert_not_null(id, "%s", v);
+            id += 12;
+            fprintf(f, "%.*s\t%.*s\t%.*s\n", (int)strcspn(id, "\""), id, (int)e[0].via.str.size,
+                    e[0].via.str.ptr, (int)e[1].via.str.size, e[1].via.str.ptr);
+            free(v);
+            msgpack_unpacked_destroy(&u);
+        }
+        freeReplyObject(r);
+    }
+    fclose(f);
+    redisFree(c);
+    return n;
+}
+
+/* How many of the lists crash:outbox:events:0..partitions-1 exist (hold
+ * entries), in one command: a checkpoint pushes to all of them at once. */
+static long outbox_lists(redisContext *c, int partitions)
+{
+    char keys[16][64];
+    const char *argv[17] = {"EXISTS"};
+    cr_assert_leq(partitions, 16);
+    for (int p = 0; p < partitions; p++) {
+        snprintf(keys[p], sizeof(keys[p]), "crash:outbox:events:%d", p);
+        argv[p + 1] = keys[p];
+    }
+    redisReply *r = redisCommandArgv(c, partitions + 1, argv, NULL);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A process killed right after a checkpoint that pushed cluster changes to
+ * its outbox lists (it may have produced them or not, and has not trimmed
+ * them): the next process publishes every entry, with its key and its
+ * instance header, before its own changes, trims the lists, and a clean
+ * stop leaves them empty; a consumer ends where Redis does. An entry put
+ * there by hand is published byte for byte. */
+Test(redis, a_new_owner_publishes_and_trims_the_outbox_a_killed_owner_left)
+{
+    enum { P = 4, CUSTOMERS = 5000, EVENTS = 100000 };
+    int64_t max_ts = crash_setup(P, CUSTOMERS, EVENTS, 34);
+    const char *script = producer_script();
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", P, 0, 60), P);
+    pid_t prod = h_spawn(NULL, NULL, "sh %s 0 %d 0.05", script, (int)EVENTS);
+    /* a list exists from the checkpoint that pushes entries until a later
+     * one trims them (about a second) */
+    redisContext *c = rc_connect();
+    long lists = 0;
+    for (int i = 0; i < 120000 && lists == 0 && h_alive(prod); i++) {
+        lists = outbox_lists(c, P);
+        if (!lists) h_sleep(0.001);
+    }
+    cr_assert_gt(lists, 0, "no checkpoint pushed a cluster change while the records came");
+    cr_assert_eq(h_stop(pid, SIGKILL, 10), 128 + SIGKILL);
+    long left = outbox_want(P, "want.txt");
+    /* and one entry by hand, on a list of its own or behind the others */
+    static const char planted[] =
+        "{\"event_id\":\"planted:cluster:1:>0@1\",\"customer_id\":\"planted\","
+        "\"dimension\":\"cluster\",\"from\":null,\"to\":\"planted\",\"from_id\":-1,"
+        "\"to_id\":0,\"ts\":1,\"emitted_at\":1,\"reason\":\"planted by the test\","
+        "\"model_version\":1,\"features\":{}}";
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "planted", 7);
+    msgpack_pack_str_with_body(&pk, "test:1", 6);
+    msgpack_pack_bin_with_body(&pk, planted, sizeof(planted) - 1);
+    redisReply *rr = redisCommand(c, "RPUSH crash:outbox:events:1 %b", sb.data, sb.size);
+    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(rr);
+    msgpack_sbuffer_destroy(&sb);
+    FILE *f = fopen(h_path("want.txt"), "a");
+    cr_assert_not_null(f);
+    fprintf(f, "planted:cluster:1:>0@1\tplanted\ttest:1\t%s\n", planted);
+    fclose(f);
+    fprintf(stderr, "killed with %ld entries on %ld outbox lists, and one planted\n", left, lists);
+    /* the next owner */
+    pid = start_run("crash.yaml", "crash2.log", &port);
+    cr_assert_eq(h_wait_metric(port, "segstream_outbox_taken_over_total", (double)left + 1, 0, 60),
+                 (double)left + 1);
+    log_says("crash2.log", "by its previous owner: published");
+    cr_assert_eq(h_stop(prod, 0, 300), 0, "producing the records failed");
+    redisFree(c);
+    finish(pid, port, "crash:", EVENTS, max_ts);
+    no_outbox("crash:");
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic changes-crash --out %s/crash.dump "
+                          "--idle 8 > /dev/null",
+                       B, dir),
+                 0);
+    cr_assert_eq(h_run(PY " holds %s/crash.dump %s/want.txt > %s/holds.txt", dir, dir, dir), 0);
+    char *r = h_slurp(h_path("holds.txt"), NULL);
+    cr_assert_not_null(r);
+    fprintf(stderr, "outbox entries on the change topic: %s", r);
+    cr_expect_eq(h_field(r, "found"), left + 1, "%s", r);
+    free(r);
+    latest_changes_match_redis("crash:");
 }
 
 Test(redis, an_outage_of_redis_mid_run_changes_nothing)
