@@ -1,7 +1,7 @@
 /* cmd/ckpt.c: `segstream run` with its state in Redis (CONTRACT §4), with
  * exactly-once effects across crashes. Owns the Redis connection of the
  * daemon, the loading of customers before their events are applied, the
- * dirty set, and checkpoints.
+ * dirty set, checkpoints, and the outbox of cluster changes.
  *
  * A checkpoint is one MULTI/EXEC transaction (no reader sees half of it;
  * Redis does not roll back the rest when one command fails): the dirty
@@ -42,6 +42,17 @@
  * connection's watch breaks, so its transaction cannot land later, and the
  * lookup of whether it landed is final.
  *
+ * The outbox: a cluster decision depends on the model, so events applied
+ * again after a crash may not make it again; one published past the last
+ * checkpoint would leave a consumer with a cluster Redis never had. So a
+ * cluster change waits in its partition's outbox here, the next checkpoint
+ * pushes it to the partition's list (same transaction as the state and
+ * offsets that decided it), and it is produced once that checkpoint lands;
+ * the checkpoint after that, sent only once it is delivered, trims it off
+ * the head of the list (one writer per list: the fence). A process that
+ * takes a partition over reads its list with its offsets and produces what
+ * is there first (landed, perhaps not delivered: repeats keep their ids).
+ *
  * Keys beside CONTRACT §4: PREFIX offsets (hash "topic:partition" -> next
  * offset, ":hi" -> its newest event time, ":w" -> the W its customers are
  * stepped to), PREFIX due:TOPIC:PARTITION (sorted set: customer id by next
@@ -49,7 +60,9 @@
  * before the model was seeded and not yet in a cluster; a process that
  * restarts in the warm-up cannot know them otherwise), PREFIX checkpoints
  * (hash: writer -> last sequence), PREFIX owner:TOPIC:PARTITION (string:
- * the writer that owns the partition; the fence). */
+ * the writer that owns the partition; the fence), PREFIX
+ * outbox:TOPIC:PARTITION (list: msgpack [key, instance, payload] per
+ * cluster change a landed checkpoint holds, not yet trimmed). */
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdlib.h>
