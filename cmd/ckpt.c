@@ -1664,8 +1664,14 @@ static void take_assignment(run_t *r, const redisReply *rp)
     unit_t *u = NULL;
     for (int i = 0; i < n && k->rb_ob; i++) {
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
-        obp_t *o = p >= 0 ? obp_at(k, p) : NULL;
-        if (!o) continue;
+        if (p < 0) continue;
+        obp_t *o = obp_at(k, p);
+        if (!o) {
+            /* its entries unproduced at the head of the list, the trims of
+             * this process's own would take them off */
+            run_begin_stop(r, 1);
+            break;
+        }
         obq_free(&o->pend);
         o->trim = 0;
         const obq_t *got = &k->rb_ob[i];
