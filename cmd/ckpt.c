@@ -599,6 +599,15 @@ static int obq_produce(run_t *r, const obq_t *q, const part_t *p)
     return 0;
 }
 
+/* The run cannot go on: it sends nothing more (try_send) and stops at the
+ * next tick. Not run_begin_stop() here: with an error it frees k at once,
+ * and the callers below still use k after this (a crash a review found). */
+static void ck_fail(run_t *r, const char *why)
+{
+    cli_log(LOG_ERROR, "%s: stopping without another checkpoint", why);
+    CK(r)->fenced = 1;
+}
+
 /* Checkpoint s landed: its cluster changes are in Redis with the state
  * that decided them, so they are published now; the next checkpoint, sent
  * once they are delivered, trims them off their lists. */
@@ -606,9 +615,9 @@ static void outbox_landed(run_t *r, snap_t *s)
 {
     ck_t *k = CK(r);
     /* a run that fails sends nothing more: the next owner produces them */
-    if (!s->n_sob || (r->stopping && r->exit_code)) return;
+    if (!s->n_sob || (r->stopping && r->exit_code) || k->fenced) return;
     if (!run_unit_open(r)) {
-        run_begin_stop(r, 1);
+        ck_fail(r, "out of memory publishing cluster changes");
         return;
     }
     int rc = 0;
@@ -616,11 +625,14 @@ static void outbox_landed(run_t *r, snap_t *s)
         const struct sob *b = &s->sob[i];
         const part_t *p = &r->parts[b->part];
         rc = obq_produce(r, &b->q, p);
+        /* a delivery that failed while the queue was full stopped the run
+         * and freed k and s (run_begin_stop): nothing of them is touched */
+        if (!r->ck) return;
         obp_t *o = rc == 0 && p->owned && p->gen == b->gen ? obp_at(k, b->part) : NULL;
         if (o) o->trim += b->q.n; /* another owner's list now: it reads them again */
     }
     run_unit_close(r);
-    if (rc < 0) run_begin_stop(r, 1);
+    if (rc < 0) ck_fail(r, "cannot publish the cluster changes of a checkpoint");
 }
 
 /* The outbox entries not yet in Redis, or not yet known to have landed. */
@@ -1011,9 +1023,8 @@ static snap_t *build(run_t *r)
     k->last_build = cli_monotonic_s();
     k->last_need = s->need_seq;
     if (rc) {
-        cli_log(LOG_ERROR, "out of memory building a checkpoint");
         snap_free(s);
-        run_begin_stop(r, 1);
+        ck_fail(r, "out of memory building a checkpoint"); /* callers store NULL in k */
         return NULL;
     }
     return s;
@@ -1280,6 +1291,7 @@ static void landed(run_t *r, snap_t *s)
         if (p->owned) strm_consumer_store(r->cons, p->topic, p->partition, s->po[i].next);
     }
     outbox_landed(r, s);
+    if (!r->ck) return; /* the run stopped while publishing: k and s are gone */
     snap_done(k, s);
 }
 
@@ -1669,7 +1681,7 @@ static void take_assignment(run_t *r, const redisReply *rp)
         if (!o) {
             /* its entries unproduced at the head of the list, the trims of
              * this process's own would take them off */
-            run_begin_stop(r, 1);
+            ck_fail(r, "out of memory taking an outbox over");
             break;
         }
         obq_free(&o->pend);
@@ -1677,7 +1689,7 @@ static void take_assignment(run_t *r, const redisReply *rp)
         const obq_t *got = &k->rb_ob[i];
         if (!got->n) continue;
         if (!u && !(u = run_unit_open(r))) {
-            run_begin_stop(r, 1);
+            ck_fail(r, "out of memory taking an outbox over");
             break;
         }
         cli_log(LOG_INFO,
@@ -1687,7 +1699,11 @@ static void take_assignment(run_t *r, const redisReply *rp)
                 tps[i].topic, tps[i].partition);
         k->ob_taken += (uint64_t)got->n;
         if (obq_produce(r, got, &r->parts[p]) < 0) {
-            run_begin_stop(r, 1);
+            if (!r->ck) { /* stopped and freed meanwhile (see outbox_landed) */
+                free(fresh);
+                return;
+            }
+            ck_fail(r, "cannot publish the cluster changes a previous owner left");
             break;
         }
         o->trim = got->n;

@@ -665,6 +665,43 @@ Test(redis, a_new_owner_publishes_and_trims_the_outbox_a_killed_owner_left)
     latest_changes_match_redis("crash:");
 }
 
+/* An entry a previous owner left that cannot be produced (over the
+ * producer's message.max.bytes): the next owner stops with exit 1, sending
+ * no checkpoint, and leaves the entry for another try. It used to go on
+ * with the state it had just freed (a crash, or worse). */
+Test(redis, an_outbox_entry_that_cannot_be_produced_stops_the_run_cleanly)
+{
+    crash_setup(1, 100, 200, 35);
+    redisContext *c = rc_connect();
+    size_t big = 2u << 20;
+    char *payload = malloc(big);
+    cr_assert_not_null(payload);
+    memset(payload, 'x', big);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "big", 3);
+    msgpack_pack_str_with_body(&pk, "test:1", 6);
+    msgpack_pack_bin_with_body(&pk, payload, big);
+    free(payload);
+    redisReply *rr = redisCommand(c, "RPUSH crash:outbox:events:0 %b", sb.data, sb.size);
+    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(rr);
+    msgpack_sbuffer_destroy(&sb);
+    int port;
+    pid_t pid = start_run("crash.yaml", "crash.log", &port);
+    int rc = h_stop(pid, 0, 60); /* it stops by itself */
+    cr_assert_eq(rc, 1, "exit %d (139: the crash)", rc);
+    log_says("crash.log", "cannot publish the cluster changes a previous owner left");
+    rr = redisCommand(c, "LLEN crash:outbox:events:0");
+    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER && rr->integer == 1,
+              "the entry is left for the next owner");
+    freeReplyObject(rr);
+    redisFree(c);
+}
+
 Test(redis, an_outage_of_redis_mid_run_changes_nothing)
 {
     need_tools();
