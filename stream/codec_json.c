@@ -518,6 +518,15 @@ full:
     return -2;
 }
 
+/* The event the validated tokens of buf hold, through the shared mapping. */
+static int map_tokens(const char *buf, const jsmntok_t *tok, const uint16_t *next, seg_event_t *ev,
+                      const char **reason)
+{
+    json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
+    strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};
+    return strm__map_event(&j.base, &root, ev, reason);
+}
+
 /* The slow path for an event of more than JSON_TOKENS tokens: jsmn counts
  * them first, then tokens, next[] and the validation stack are allocated
  * for exactly that many. */
@@ -549,9 +558,7 @@ static int decode_big(const char *buf, size_t len, seg_event_t *ev, const char *
         *reason = "bad_json";
         goto out;
     }
-    json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
-    strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};
-    rc = strm__map_event(&j.base, &root, ev, reason);
+    rc = map_tokens(buf, tok, next, ev, reason);
 out:
     free(tok);
     free(next);
@@ -588,7 +595,5 @@ int strm_decode_json(const char *buf, size_t len, seg_event_t *ev, const char **
             return -1;
         }
     }
-    json_src_t j = {{json_each, json_at, NULL}, buf, tok, next};
-    strm__val_t root = {.t = STRM_V_MAP, .n = (uint32_t)tok[0].size, .ref = 0};
-    return strm__map_event(&j.base, &root, ev, reason);
+    return map_tokens(buf, tok, next, ev, reason);
 }

@@ -183,9 +183,11 @@ static long get_str(const strm__val_t *v, char *dst, size_t cap, int trunc)
 }
 
 /* The string v holds: its own bytes when nothing in them is escaped, else
- * unescaped into buf (cap bytes). -1 when v is not a usable string (or does
- * not fit: the values read this way are short names and times). */
-static int str_view(const strm__val_t *v, char *buf, size_t cap, const char **s, size_t *n)
+ * unescaped into buf (cap bytes; trunc: cut there, else a string that does
+ * not fit is -1, as one that is not a usable string: the values read this
+ * way are short names and times). */
+static int str_view(const strm__val_t *v, char *buf, size_t cap, int trunc, const char **s,
+                    size_t *n)
 {
     if (v->t != STRM_V_STR) return -1;
     if (!v->esc || !memchr(v->s, '\\', v->len)) {
@@ -193,7 +195,7 @@ static int str_view(const strm__val_t *v, char *buf, size_t cap, const char **s,
         *n = v->len;
         return 0;
     }
-    long r = get_str(v, buf, cap, 0);
+    long r = get_str(v, buf, cap, trunc);
     if (r < 0) return -1;
     *s = buf;
     *n = (size_t)r;
@@ -206,7 +208,7 @@ static int str_is(const strm__val_t *v, const char *lit)
     char buf[64];
     const char *s;
     size_t n, k = strlen(lit);
-    return str_view(v, buf, sizeof buf, &s, &n) == 0 && n == k && memcmp(s, lit, k) == 0;
+    return str_view(v, buf, sizeof buf, 0, &s, &n) == 0 && n == k && memcmp(s, lit, k) == 0;
 }
 
 static int parse_i64(const char *s, size_t n, int64_t *out)
@@ -469,7 +471,8 @@ static int get_ts(const strm__val_t *v, int64_t *ms)
         char buf[64];
         const char *s;
         size_t n;
-        if (str_view(v, buf, sizeof buf, &s, &n) < 0 || strm_parse_rfc3339(s, n, &t) < 0) return -1;
+        if (str_view(v, buf, sizeof buf, 0, &s, &n) < 0 || strm_parse_rfc3339(s, n, &t) < 0)
+            return -1;
     } else if (v->t == STRM_V_TIME) {
         t = v->num.i;
     } else if (get_int(v, &t) < 0) {
@@ -810,15 +813,10 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
     if (!HAS(K_CUSTOMER_ID)) return "missing_customer_id";
     if ((r = set_customer(ev, &t->v[K_CUSTOMER_ID]))) return r;
     if (!HAS(K_TYPE)) return "missing_type";
-    const strm__val_t *ty = &t->v[K_TYPE];
-    if (ty->t != STRM_V_STR) return "bad_type";
-    if (!ty->esc || !memchr(ty->s, '\\', ty->len)) {
-        ev->type = strm__type_of(ty->s, ty->len);
-    } else {
-        long n = get_str(ty, buf, sizeof buf, 1);
-        if (n < 0) return "bad_type";
-        ev->type = strm__type_of(buf, (size_t)n);
-    }
+    const char *ts;
+    size_t tn;
+    if (str_view(&t->v[K_TYPE], buf, sizeof buf, 1, &ts, &tn) < 0) return "bad_type";
+    ev->type = strm__type_of(ts, tn);
     if (!HAS(K_TS)) return "missing_ts";
     if (get_ts(&t->v[K_TS], &ev->ts) < 0) return "bad_ts";
     if (HAS(K_AMOUNT) && (r = set_amount(ev, &t->v[K_AMOUNT], 0))) return r;
@@ -832,8 +830,9 @@ static const char *map_contract(strm__src_t *src, const top_t *t, seg_event_t *e
         char cb[16];
         const char *cs;
         size_t cn;
-        int ch = str_view(&t->v[K_CHANNEL], cb, sizeof cb, &cs, &cn) == 0 ? strm__channel_of(cs, cn)
-                                                                          : -1;
+        int ch = str_view(&t->v[K_CHANNEL], cb, sizeof cb, 0, &cs, &cn) == 0
+                     ? strm__channel_of(cs, cn)
+                     : -1;
         if (ch < 0) return "bad_channel";
         ev->channel = (uint8_t)ch;
     }
