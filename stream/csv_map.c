@@ -141,15 +141,28 @@ static const char *const preset_specs[] = {
     " traits.city=customer_city, sort=yes",
 };
 
+/* Puts setting `key` at its default (a new map's, and what `key=` restores);
+ * 0 when key is not one of these settings. */
+static int set_default(strm_csvmap_t *m, const char *key)
+{
+    if (!strcmp(key, "delimiter")) return m->delim = ',', 1;
+    if (!strcmp(key, "header")) return m->header = 1, 1;
+    if (!strcmp(key, "sort")) return m->sort = 0, 1;
+    if (!strcmp(key, "ts_format")) {
+        m->ts_fmt[0] = STRM_TS_MS;
+        m->ts_fmt[1] = STRM_TS_ISO;
+        m->n_ts_fmt = 2;
+        return 1;
+    }
+    return 0;
+}
+
 strm_csvmap_t *strm_csvmap_new(void)
 {
     strm_csvmap_t *m = calloc(1, sizeof *m);
     if (!m) return NULL;
-    m->delim = ','; /* the defaults here are also what `key=` restores */
-    m->header = 1;
-    m->ts_fmt[0] = STRM_TS_MS;
-    m->ts_fmt[1] = STRM_TS_ISO;
-    m->n_ts_fmt = 2;
+    static const char *const settings[] = {"delimiter", "header", "sort", "ts_format"};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) set_default(m, settings[i]);
     return m;
 }
 
@@ -370,16 +383,8 @@ static int set_entry(strm_csvmap_t *m, const char *key, const char *v, int quote
         if (!(m->type_to[i] = strdup(v))) FAIL("out of memory");
         return 0;
     }
-    /* `key=` removes an entry (README): these go back to their defaults */
-    if (!*v && !strcmp(key, "delimiter")) return m->delim = ',', 0;
-    if (!*v && !strcmp(key, "header")) return m->header = 1, 0;
-    if (!*v && !strcmp(key, "sort")) return m->sort = 0, 0;
-    if (!*v && !strcmp(key, "ts_format")) {
-        m->ts_fmt[0] = STRM_TS_MS;
-        m->ts_fmt[1] = STRM_TS_ISO;
-        m->n_ts_fmt = 2;
-        return 0;
-    }
+    /* `key=` removes an entry (README): a setting goes back to its default */
+    if (!*v && set_default(m, key)) return 0;
     if (!strcmp(key, "delimiter")) {
         static const struct {
             const char *name;
