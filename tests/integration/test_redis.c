@@ -594,6 +594,25 @@ static long outbox_lists(redisContext *c, int partitions)
     return n;
 }
 
+/* Appends to `list` an outbox entry as a checkpoint writes it: the msgpack
+ * array [key, instance, payload]. */
+static void plant_entry(redisContext *c, const char *list, const char *key, const void *payload,
+                        size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, key, strlen(key));
+    msgpack_pack_str_with_body(&pk, "test:1", 6);
+    msgpack_pack_bin_with_body(&pk, payload, len);
+    redisReply *rr = redisCommand(c, "RPUSH %s %b", list, sb.data, sb.size);
+    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(rr);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* A process killed right after a checkpoint that pushed cluster changes to
  * its outbox lists (it may have produced them or not, and has not trimmed
  * them): the next process publishes every entry, with its key and its
@@ -626,18 +645,7 @@ Test(redis, a_new_owner_publishes_and_trims_the_outbox_a_killed_owner_left)
         "\"dimension\":\"cluster\",\"from\":null,\"to\":\"planted\",\"from_id\":-1,"
         "\"to_id\":0,\"ts\":1,\"emitted_at\":1,\"reason\":\"planted by the test\","
         "\"model_version\":1,\"features\":{}}";
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "planted", 7);
-    msgpack_pack_str_with_body(&pk, "test:1", 6);
-    msgpack_pack_bin_with_body(&pk, planted, sizeof(planted) - 1);
-    redisReply *rr = redisCommand(c, "RPUSH crash:outbox:events:1 %b", sb.data, sb.size);
-    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(rr);
-    msgpack_sbuffer_destroy(&sb);
+    plant_entry(c, "crash:outbox:events:1", "planted", planted, sizeof(planted) - 1);
     FILE *f = fopen(h_path("want.txt"), "a");
     cr_assert_not_null(f);
     fprintf(f, "planted:cluster:1:>0@1\tplanted\ttest:1\t%s\n", planted);
@@ -677,25 +685,14 @@ Test(redis, an_outbox_entry_that_cannot_be_produced_stops_the_run_cleanly)
     char *payload = malloc(big);
     cr_assert_not_null(payload);
     memset(payload, 'x', big);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "big", 3);
-    msgpack_pack_str_with_body(&pk, "test:1", 6);
-    msgpack_pack_bin_with_body(&pk, payload, big);
+    plant_entry(c, "crash:outbox:events:0", "big", payload, big);
     free(payload);
-    redisReply *rr = redisCommand(c, "RPUSH crash:outbox:events:0 %b", sb.data, sb.size);
-    cr_assert(rr && rr->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(rr);
-    msgpack_sbuffer_destroy(&sb);
     int port;
     pid_t pid = start_run("crash.yaml", "crash.log", &port);
     int rc = h_stop(pid, 0, 60); /* it stops by itself */
     cr_assert_eq(rc, 1, "exit %d (139: the crash)", rc);
     log_says("crash.log", "cannot publish the cluster changes a previous owner left");
-    rr = redisCommand(c, "LLEN crash:outbox:events:0");
+    redisReply *rr = redisCommand(c, "LLEN crash:outbox:events:0");
     cr_assert(rr && rr->type == REDIS_REPLY_INTEGER && rr->integer == 1,
               "the entry is left for the next owner");
     freeReplyObject(rr);
