@@ -190,6 +190,12 @@ static void wait_checkpointed(const char *prefix, long n)
         got = offsets_sum(prefix);
         if (got != n) h_sleep(0.2);
     }
+    if (got != n) { /* what the processes said, kept in the test's output */
+        fprintf(stderr, "%s checkpoints hold %ld of %ld records; the broker is %s\n", prefix, got,
+                n, broker > 0 && h_alive(broker) ? "alive" : "gone");
+        h_run("for f in %s/broker.err %s/*.log; do echo \"== $f\"; tail -n 15 \"$f\"; done >&2",
+              dir, dir);
+    }
     cr_assert_eq(got, n, "%s checkpoints hold %ld of %ld records", prefix, got, n);
 }
 
