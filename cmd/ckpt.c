@@ -214,6 +214,12 @@ typedef struct ckpt_state {
     obq_t *rb_ob;
     int rb_got;
     uint64_t rb_gen;
+    /* an assignment that came while a revoke waited for its checkpoint
+     * (librdkafka's eager protocol rejoins without waiting for the revoke
+     * when the subscribed topics change): taken once that revoke is done,
+     * never in its place (rb_next_n of them; NULL: none) */
+    strm_tp_t *rb_next;
+    int rb_next_n;
     /* the outboxes of the partitions (index into r->parts) */
     obp_t *obp;
     int n_obp;
@@ -1415,6 +1421,26 @@ void ck_tick(run_t *r)
 
 /* ---------------- rebalances ---------------- */
 
+static void tps_free(strm_tp_t *tps, int n)
+{
+    for (int i = 0; tps && i < n; i++) free((char *)tps[i].topic);
+    free(tps);
+}
+
+/* A copy of tps (n of them), topics included; NULL when out of memory. */
+static strm_tp_t *tps_copy(const strm_tp_t *tps, int n)
+{
+    strm_tp_t *c = calloc((size_t)(n ? n : 1), sizeof(*c));
+    for (int i = 0; c && i < n; i++) {
+        c[i] = tps[i];
+        if (!(c[i].topic = strdup(tps[i].topic))) {
+            tps_free(c, i);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
 static void rb_clear(ck_t *k)
 {
     for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
@@ -1422,24 +1448,41 @@ static void rb_clear(ck_t *k)
     k->rb_ob = NULL;
     k->rb_got = 0;
     k->rb_gen++; /* lists still being read were this assignment's */
-    for (int i = 0; i < k->rb_n; i++) free((char *)k->rb_tps[i].topic);
-    free(k->rb_tps);
+    tps_free(k->rb_tps, k->rb_n);
     k->rb_tps = NULL;
     k->rb_n = 0;
     k->rb = 0;
     k->rb_asked = 0;
 }
 
+static void rb_next_clear(ck_t *k)
+{
+    tps_free(k->rb_next, k->rb_next_n);
+    k->rb_next = NULL;
+    k->rb_next_n = 0;
+}
+
 int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
 {
     ck_t *k = CK(r);
-    if (k->rb) rb_clear(k); /* a newer decision replaces a pending one */
-    k->rb_tps = calloc((size_t)(n ? n : 1), sizeof(*k->rb_tps));
-    if (!k->rb_tps) return 0;
-    for (int i = 0; i < n; i++) {
-        k->rb_tps[i] = tps[i];
-        k->rb_tps[i].topic = strdup(tps[i].topic);
+    if (assigned && k->rb == 2) {
+        /* not in the revoke's place: what it has applied of the partitions
+         * it gives up (or keeps) is checkpointed, its outbox delivered and
+         * trimmed, and its copies forgotten first; otherwise the changes
+         * waiting for its checkpoint were dropped, the entries that
+         * checkpoint pushed never trimmed, and kept partitions resumed from
+         * offsets older than their state. The revoke's end takes it. */
+        strm_tp_t *next = tps_copy(tps, n);
+        if (!next) return 0;
+        rb_next_clear(k); /* eager: a newer assignment replaces the whole one */
+        k->rb_next = next;
+        k->rb_next_n = n;
+        return 1;
     }
+    if (k->rb) rb_clear(k); /* a newer decision replaces a pending one */
+    rb_next_clear(k);
+    k->rb_tps = tps_copy(tps, n);
+    if (!k->rb_tps) return 0;
     k->rb_n = n;
     k->rb = assigned ? 1 : 2;
     k->rb_since = cli_monotonic_s();
@@ -1617,8 +1660,21 @@ static void rb_progress(run_t *r)
         int n = k->rb_n;
         run_assign(r, tps, n, 0);
         forget(r);
+        /* also with an assignment waiting: librdkafka takes an unassign
+         * while it waits for the assign (eager: nothing assigned until
+         * then; cooperative: these are no longer fetched) */
         strm_consumer_assign(r->cons, tps, n, 0);
         rb_clear(k);
+        if (k->rb_next) { /* the assignment that came meanwhile, now */
+            k->rb_tps = k->rb_next;
+            k->rb_n = k->rb_next_n;
+            k->rb_next = NULL;
+            k->rb_next_n = 0;
+            k->rb = 1;
+            k->rb_since = cli_monotonic_s();
+            rb_progress(r);
+            if (!r->ck) return; /* stopped while taking it: k is gone */
+        }
         run_kick(r);
     }
 }
@@ -2154,6 +2210,7 @@ void ck_free(run_t *r)
     snap_free(k->flight);
     strm_buf_free(&k->spare);
     rb_clear(k);
+    rb_next_clear(k);
     for (int i = 0; i < k->n_obp; i++) obq_free(&k->obp[i].pend);
     free(k->obp);
     free(k->wp);

@@ -32,6 +32,9 @@ static const char *props = "";
 /* watermark.idle_timeout and idle_advance of every config written; reset
  * at each test's start */
 static const char *idle = "1s", *idle_adv = "false";
+/* a kafka.topics line of every config written ("" : the default topic);
+ * reset at each test's start */
+static const char *topics = "";
 
 static void setup(void)
 {
@@ -40,6 +43,7 @@ static void setup(void)
     props = "";
     idle = "1s";
     idle_adv = "false";
+    topics = "";
 }
 
 static void teardown(void)
@@ -77,12 +81,12 @@ static void write_cfg(const char *name, const char *group, const char *prefix, c
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  changes_topic: %s\n"
+            "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  changes_topic: %s\n%s"
             "  properties:\n    session.timeout.ms: \"6000\"\n%s"
             "redis:\n  url: \"redis://127.0.0.1:%d\"\n  prefix: \"%s\"\n"
             "watermark:\n  idle_timeout: %s\n  idle_advance: %s\n"
             "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
-            B, group, changes, props, rport, prefix, idle, idle_adv);
+            B, group, changes, topics, props, rport, prefix, idle, idle_adv);
     fclose(f);
 }
 
@@ -1572,4 +1576,66 @@ Test(redis, an_idle_group_rebalances_and_a_restart_keeps_the_idle_advance)
     cr_assert_geq(from, w_stop, "the idle advance restarted from %.0f, before %.0f", from, w_stop);
     free(log);
     cr_assert_eq(h_stop(a, SIGTERM, 60), 0);
+}
+
+/* Creates topic `name` on the embedded broker (it makes a topic a producer
+ * names) with one record, which the daemon takes as a dead letter. */
+static void create_topic(const char *name)
+{
+    cr_assert_eq(h_run("echo not-an-event | kcat -P -b %s -t %s", B, name), 0);
+}
+
+/* An assignment that comes while a revoke still waits for its checkpoint.
+ * With the eager protocol librdkafka rejoins without waiting for the
+ * application's answer to a revoke when the subscribed topics change
+ * meanwhile (a topic created, partitions added), and hands out a new
+ * assignment. A owns every partition of events (a pattern subscription)
+ * and reaches Redis through a relay that keeps A's next transaction, with
+ * cluster changes in it, from Redis, then goes silent. late1 appears: A
+ * is asked to revoke everything and waits for a checkpoint; late2
+ * appears: A is assigned events again (and the new topics) before its
+ * revoke is done. Then Redis comes back. The revoke must still be finished
+ * first (its checkpoint, its outbox delivered and trimmed, its copies
+ * forgotten), or the cluster changes that waited for it are lost, the ones
+ * it pushed stay in the lists for every later owner to publish again, and
+ * the partitions kept resume from offsets older than the state written
+ * (their records counted twice). */
+Test(redis, an_assignment_that_replaces_a_pending_revoke_waits_for_it)
+{
+    enum { CUSTOMERS = 2000, EVENTS = 40000 };
+    topics = "  topics: \"^(events|late.)$\"\n"; /* by pattern: nothing made by asking */
+    props = "    topic.metadata.refresh.interval.ms: \"1000\"\n";
+    int64_t max_ts = crash_setup(4, CUSTOMERS, EVENTS, 43);
+    int via, pa;
+    pid_t cut = relay(0, h_path("hole"), h_path("hold"), NULL, &via);
+    write_cfg_via("a.yaml", via);
+    pid_t a = start_run("a.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
+    produce_lines(0, EVENTS / 2);
+    wait_checkpointed("crash:", EVENTS / 2);
+    hold_next(EVENTS / 2, 3 * EVENTS / 4, "A sent no checkpoint after the first half");
+    cr_assert_eq(h_run("touch %s", h_path("hole")), 0); /* and nothing more arrives */
+    cr_assert_geq(h_wait_metric(pa, "segstream_outbox_waiting", 1, 1, 10), 1,
+                  "no cluster change waits for the checkpoint held");
+    double rb = metric(pa, "segstream_rebalances_total");
+    create_topic("late1");
+    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 1, 1, 30), rb + 1,
+                  "no revoke when late1 appeared");
+    create_topic("late2");
+    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 2, 1, 30), rb + 2,
+                  "no assignment when late2 appeared");
+    char *log = h_slurp(h_path("a.log"), NULL);
+    cr_assert(log && !strstr(log, "revoked"), "the revoke was done before the assignment came");
+    free(log);
+    cr_assert_eq(h_run("rm %s", h_path("hole")), 0);
+    produce_lines(3 * EVENTS / 4, EVENTS);
+    finish(a, pa, "crash:", EVENTS + 2, max_ts);
+    h_stop(cut, SIGTERM, 10);
+    no_outbox("crash:");
+    cr_assert_eq(h_run(PY " consume --brokers %s --topic changes-crash --out %s/crash.dump "
+                          "--idle 8 > /dev/null",
+                       B, dir),
+                 0);
+    latest_changes_match_redis("crash:");
+    same_as_clean_run(EVENTS + 2, max_ts);
 }
