@@ -1621,6 +1621,7 @@ static void rb_progress(run_t *r)
             }
         req_t *q = req(R_OFFSETS);
         if (q) {
+            q->epoch = k->rb_gen; /* its reply counts for this read only */
             if (rsend(r, q, 3 * k->rb_n + 2, argv, NULL) == 0) k->rb_asked = 1;
         }
         free(argv);
@@ -1679,11 +1680,13 @@ static void rb_progress(run_t *r)
     }
 }
 
-static void offsets_read(run_t *r, const redisReply *rp)
+static void offsets_read(run_t *r, const req_t *q, const redisReply *rp)
 {
     ck_t *k = CK(r);
+    /* the reply to a read that a newer assignment (or revoke) replaced, or
+     * that was asked again: rb_asked is the current one's, not this one's */
+    if (k->rb != 1 || q->epoch != k->rb_gen) return;
     k->rb_asked = 0;
-    if (k->rb != 1) return;
     if (!rp || rp->type != REDIS_REPLY_ARRAY || (int)rp->elements != 3 * k->rb_n ||
         k->rb_got != k->rb_n)
         return; /* again */
@@ -1991,7 +1994,7 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
         if (q->kind == R_DUE_LOAD) run_kick(r); /* applying may wait for it (ck_prefetch) */
         break;
     case R_OFFSETS:
-        offsets_read(r, rp);
+        offsets_read(r, q, rp);
         break;
     case R_MODEL:
         model_read(r, rp);
