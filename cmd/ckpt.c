@@ -1887,7 +1887,8 @@ static void unassigned_read(run_t *r, req_t *q, const redisReply *rp)
         if (!c) continue;
         if (!(*f & F_STALE)) {
             assign_now(r, c);
-            ck_dirty(r, c); /* written again, so it leaves the set */
+            if (!r->ck) return; /* stopped, and k freed (see on_reply) */
+            ck_dirty(r, c);     /* written again, so it leaves the set */
         } else {
             ask(r, c, f, R_DUE_LOAD, q->part);
         }
@@ -1977,7 +1978,12 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
     switch (q->kind) {
     case R_LOAD:
     case R_DUE_LOAD:
+        /* a stop with an error frees k at once (run_finish_stop): a
+         * customer Redis holds that cannot be read, or a delivery that
+         * failed while a step below waited for the producer's queue; from
+         * then on nothing of k is touched */
         loaded(r, q, rp);
+        if (!r->ck) break;
         if (q->kind == R_DUE_LOAD && rp) {
             seg_customer_t *c = st_mem_by_handle(r->pl.store, q->handle);
             /* its change may be due already: step it at the current W */
@@ -1985,8 +1991,10 @@ static void on_reply(void *ud, void *privdata, const redisReply *rp)
                 if (pl_advance(&r->pl, r->pl.W) < 0) run_begin_stop(r, 1);
                 run_unit_close(r);
             }
+            if (!r->ck) break;
             if (c && ck_usable(r, c)) {
                 assign_now(r, c);
+                if (!r->ck) break;
                 ck_dirty(r, c);
             }
         }

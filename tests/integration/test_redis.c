@@ -1168,6 +1168,35 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
     log_says("bad.log", "WRONGTYPE");
 }
 
+/* A customer whose state in Redis cannot be read (written by hand, or by
+ * something else than segstream): the run stops by itself with exit 1 and
+ * says which customer. It used to go on with the checkpoint state that the
+ * stop had just freed (139), and to print the id without its end. */
+Test(redis, a_customer_redis_cannot_read_stops_the_run_naming_it)
+{
+    need_tools();
+    start(1, 0);
+    gen_events(200, 2000, 5);
+    write_cfg("bad.yaml", "g-bad", "bad:", "changes-crash");
+    char *ev = h_slurp(h_path("ev.jsonl"), NULL), id[64];
+    cr_assert_not_null(ev);
+    cr_assert_eq(sscanf(ev, "{\"customer_id\":\"%63[^\"]\"", id), 1); /* the first record's */
+    free(ev);
+    redisContext *c = rc_connect();
+    redisReply *r = redisCommand(c, "HSET bad:c:%s state not-msgpack", id);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    redisFree(c);
+    produce_lines(0, 2000);
+    int port;
+    pid_t pid = start_run("bad.yaml", "bad.log", &port);
+    int rc = h_stop(pid, 0, 60);
+    cr_assert_eq(rc, 1, "exit %d: the run stops by itself, with exit 1 (139: the crash)", rc);
+    char want[128];
+    snprintf(want, sizeof(want), "customer %s in Redis cannot be read: ", id);
+    log_says("bad.log", want);
+}
+
 /* A revoke whose checkpoint cannot be written: A reaches Redis through a
  * relay that goes silent (nothing A sends arrives, nothing comes back) just
  * before B joins. After 30 s A stops with exit 1 and sends nothing more,
