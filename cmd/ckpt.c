@@ -429,6 +429,7 @@ static void loaded(run_t *r, req_t *q, const redisReply *rp)
         char id[SEG_ID_MAX + 1];
         size_t idlen = c->id_len;
         memcpy(id, c->id, idlen);
+        id[idlen] = 0; /* printed below */
         seg_customer_clear(c);
         seg_customer_init(c, id, idlen, q->handle);
         char err[256];
