@@ -1016,10 +1016,12 @@ static int side_segments(side_t *s, const dim_t *d)
         free(order), free(sorted);
         goto oom;
     }
-    memcpy(sorted, s->seg, s->nseg * sizeof(*sorted));
-    qsort(sorted, s->nseg, sizeof(*sorted), cmp_segment);
-    for (size_t j = 0; j < s->nseg; j++) order[sorted[j].first] = j;
-    memcpy(s->seg, sorted, s->nseg * sizeof(*sorted));
+    if (s->nseg) { /* none (no customer): s->seg is NULL, which memcpy must not get */
+        memcpy(sorted, s->seg, s->nseg * sizeof(*sorted));
+        qsort(sorted, s->nseg, sizeof(*sorted), cmp_segment);
+        for (size_t j = 0; j < s->nseg; j++) order[sorted[j].first] = j;
+        memcpy(s->seg, sorted, s->nseg * sizeof(*sorted));
+    }
     for (size_t i = 0; i < s->n; i++) s->c[i].seg = order[s->c[i].seg];
     free(order);
     free(sorted);

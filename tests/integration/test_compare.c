@@ -273,6 +273,24 @@ Test(compare, hand_computed_small_case_csv)
     free(out);
 }
 
+/* A side without customers (a snapshot of its header only, a file of no
+ * change events): compared like any other, exit 0. Under UBSan the sort of
+ * that side's segments stopped the command (memcpy from NULL). */
+Test(compare, a_side_without_customers)
+{
+    write_file("a.csv", snap_a);
+    write_file("none.csv", SNAP_HEADER);
+    write_file("none.jsonl", "");
+    cr_assert_eq(h_run("cd %s && %s compare none.csv a.csv > out.txt", dir, SEG_BIN), 0);
+    char *out = slurp("out.txt");
+    HAS(out, "customers: 0 in both, 0 only in A, 6 only in B\n");
+    free(out);
+    cr_assert_eq(h_run("cd %s && %s compare a.csv none.jsonl > out.txt", dir, SEG_BIN), 0);
+    out = slurp("out.txt");
+    HAS(out, "customers: 0 in both, 6 only in A, 0 only in B\n");
+    free(out);
+}
+
 Test(compare, change_events_give_the_same_assignments_without_totals)
 {
     write_file("a.jsonl", changes_a);
