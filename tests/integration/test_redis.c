@@ -461,8 +461,11 @@ static int64_t gen_events(int customers, int events, int seed)
     char *all = h_slurp(path, &len);
     cr_assert_not_null(all);
     int64_t max_ts = 0; /* gen writes in time order; take the largest anyway */
-    for (const char *p = strstr(all, "\"ts\":"); p; p = strstr(p + 5, "\"ts\":")) {
-        int64_t t = strtoll(p + 5, NULL, 10);
+    /* a byte scan, not strstr from each match on: ASan's strstr measures the
+     * whole rest of the text at every call, hours for 200 000 events */
+    for (size_t i = 0; i + 5 <= len; i++) {
+        if (all[i] != '"' || memcmp(all + i, "\"ts\":", 5) != 0) continue;
+        int64_t t = strtoll(all + i + 5, NULL, 10);
         if (t > max_ts) max_ts = t;
     }
     free(all);
