@@ -562,13 +562,18 @@ int cmd_replay(int argc, char **argv)
     const char *model_prefix;
     if (model && strncmp(model, "redis://", 8) == 0) {
         model_redis_split(model, base, sizeof base, &model_prefix);
-        if (cfg_parse_redis_url(base, &u, why, sizeof why) < 0) {
+        if (cfg_parse_redis_url(base, &u, why, sizeof why) < 0 ||
+            (model_prefix && cfg_check_prefix(model_prefix, why, sizeof why) < 0)) {
             fprintf(stderr, "segstream replay: --model %s: %s\n", model, why);
             return 2;
         }
     }
     if ((prefix || replace) && !redis_state) {
         fprintf(stderr, "segstream replay: --prefix and --replace go with --state redis://\n");
+        return 2;
+    }
+    if (prefix && cfg_check_prefix(prefix, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream replay: --prefix: %s\n", why);
         return 2;
     }
     if (format && strcmp(format, "json") != 0 && strcmp(format, "msgpack") != 0) {

@@ -127,7 +127,8 @@ static const keydef_t keys[] = {
         "where run records each wall-clock advance of W, so replay reproduces it (\"\": off)"),
     STR("redis.url", redis_url, "", 0, check_redis_url,
         "\"\": in-memory store; else redis://[user:pass@]host:port[/db]"),
-    STR("redis.prefix", redis_prefix, "seg:", 0, NULL, "prefix of every Redis key"),
+    STR("redis.prefix", redis_prefix, "seg:", 0, cfg_check_prefix,
+        "prefix of every Redis key (at most 100 bytes)"),
     STR("http.listen", http_listen, "127.0.0.1:9464", 1, check_listen,
         "host:port of /metrics and /healthz (port 0: any free port)"),
     ENUM("log.level", log_level, "info", levels, "debug, info, warn or error"),
@@ -382,6 +383,14 @@ int cfg_check_topic(const char *s, char *why, size_t whylen)
               *p == '.' || *p == '_' || *p == '-'))
             return why_set(why, whylen,
                            "invalid topic name '%s' (letters, digits, '.', '_' and '-' only)", s);
+    return 0;
+}
+
+int cfg_check_prefix(const char *s, char *why, size_t whylen)
+{
+    size_t n = strlen(s);
+    if (n > CFG_PREFIX_MAX)
+        return why_set(why, whylen, "%zu bytes, over the %d a prefix may have", n, CFG_PREFIX_MAX);
     return 0;
 }
 

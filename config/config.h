@@ -95,6 +95,14 @@ int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, cha
  * else -1 with the reason in why. */
 int cfg_check_topic(const char *s, char *why, size_t whylen);
 
+/* The longest Redis key prefix (redis.prefix, replay's --prefix): the
+ * daemon's keys put a topic name (up to 249 bytes) and a partition after
+ * it in fixed buffers. */
+#define CFG_PREFIX_MAX 100
+
+/* 0 when s is at most CFG_PREFIX_MAX bytes, else -1 with the reason in why. */
+int cfg_check_prefix(const char *s, char *why, size_t whylen);
+
 /* redis://[user[:pass]@]host:port[/db], as validated for redis.url. */
 typedef struct cfg_redis_url {
     char user[128];

@@ -676,6 +676,23 @@ Test(replay, redis_urls_that_name_no_server_exit_2)
         free(err);
         cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", bad[i].args);
     }
+    /* a prefix the daemon's keys could not hold (redis.prefix's limit) */
+    char a101[102], args[300];
+    memset(a101, 'a', 101);
+    a101[101] = 0;
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args,
+                 i ? "--model redis://127.0.0.1:6379/%s"
+                   : "--state redis://127.0.0.1:6379 --prefix %s",
+                 a101);
+        cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out %s 2>err.txt", dir,
+                           SEG_BIN, args),
+                     2, "%s", args);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert(err && strstr(err, "101 bytes, over the 100 a prefix may have"), "%s: %s", args,
+                  err ? err : "");
+        free(err);
+    }
     int port = h_free_port();
     cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out --state "
                        "redis://127.0.0.1:%d 2>/dev/null",

@@ -1115,3 +1115,18 @@ Test(config, output_topics_are_not_inputs_nor_each_other)
     expect_ok("watermark:\n  control_topic: \"\"\nkafka:\n  changes_topic: out\n");
     cfg_free(&c);
 }
+
+/* redis.prefix fits the daemon's key buffers (prefix, a topic of up to 249
+ * bytes, a partition): a longer one is refused at load, not cut in keys */
+Test(config, a_redis_prefix_over_100_bytes_is_refused)
+{
+    char a[CFG_PREFIX_MAX + 2], y[300];
+    memset(a, 'a', sizeof a - 1);
+    a[sizeof a - 1] = 0;
+    snprintf(y, sizeof y, "redis:\n  prefix: \"%.*s\"\n", CFG_PREFIX_MAX, a);
+    expect_ok(y);
+    cr_expect_eq(strlen(c.redis_prefix), (size_t)CFG_PREFIX_MAX);
+    cfg_free(&c);
+    snprintf(y, sizeof y, "redis:\n  prefix: \"%.*s\"\n", CFG_PREFIX_MAX + 1, a);
+    expect_err(y, "t.yaml:2: redis.prefix: 101 bytes, over the 100 a prefix may have");
+}
