@@ -248,7 +248,12 @@ static int sink_change(void *ud, const seg_change_t *ch, const void *p, size_t l
     if (r->ck) ck_dirty(r, ch->cust); /* silent changes touch customers too */
     /* a cluster decision is not made again alike after a crash: published
      * only once the checkpoint that holds it has landed (ckpt.c, outbox) */
-    if (r->ck && ch->dim == SEG_DIM_CLUSTER) return ck_outbox(r, ch->cust, p, len);
+    if (ch->dim == SEG_DIM_CLUSTER && r->cfg.redis_url && *r->cfg.redis_url) {
+        /* once a stop with an error has freed ck, no checkpoint lands: the
+         * change is dropped with the state it came from, as outbox entries
+         * are, not published for a state Redis never records */
+        return r->ck ? ck_outbox(r, ch->cust, p, len) : 0;
+    }
     return run_produce_change(r, ch->cust->id, ch->cust->id_len, r->instance, strlen(r->instance),
                               p, len);
 }
