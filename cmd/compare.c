@@ -858,9 +858,9 @@ static int read_input(side_t *s, const char *input, const char *redis_url)
     int rc;
     if (c == EOF && ferror(f)) {
         rc = fail("%s: %s", input, strerror(errno));
-    } else if (c == EOF) { /* a replay that changed nothing */
+    } else if (c == EOF) { /* a replay that changed nothing: no customer lacks a dimension */
         s->kind = "changes";
-        s->has_cluster = s->has_rules = 1;
+        s->has_cluster = s->has_rules = s->has_lc = 1;
         rc = 0;
     } else if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
         rc = fail("%s: msgpack change events: compare reads JSON lines (replay --format json)",
@@ -970,10 +970,11 @@ static int side_segments(side_t *s, const dim_t *d)
     char key[8192], name[8192];
     if ((d->kind == DIM_CLUSTER && !s->has_cluster) || (d->kind == DIM_LIFECYCLE && !s->has_lc) ||
         (d->kind >= DIM_RULE && !s->has_rules))
-        return fail("%s: no %s column", s->input,
+        return fail("%s: no %s %s", s->input,
                     d->kind == DIM_CLUSTER     ? "cluster"
                     : d->kind == DIM_LIFECYCLE ? "lifecycle"
-                                               : "rules");
+                                               : "rules",
+                    strcmp(s->kind, "changes") == 0 ? "change in it" : "column");
     for (size_t i = 0; i < s->n; i++) {
         cust_t *c = &s->c[i];
         int rank;
@@ -1101,9 +1102,10 @@ static void put_cents(FILE *f, int64_t cents)
 }
 
 /* ratio as a plain decimal with 6 places, for CSV and JSON */
+/* num/den; nothing (CSV's n/a) when den is 0, as for a side without customers */
 static void put_ratio(FILE *f, uint64_t num, uint64_t den)
 {
-    fprintf(f, "%.6f", (double)num / (double)den);
+    if (den) fprintf(f, "%.6f", (double)num / (double)den);
 }
 
 /* Display width of UTF-8 text (code points; labels hold "·"). */

@@ -285,9 +285,24 @@ Test(compare, a_side_without_customers)
     char *out = slurp("out.txt");
     HAS(out, "customers: 0 in both, 0 only in A, 6 only in B\n");
     free(out);
-    cr_assert_eq(h_run("cd %s && %s compare a.csv none.jsonl > out.txt", dir, SEG_BIN), 0);
-    out = slurp("out.txt");
-    HAS(out, "customers: 0 in both, 6 only in A, 0 only in B\n");
+    /* in every dimension: an empty file lacks no dimension (it once said
+     * "no lifecycle column" for lifecycle only) */
+    const char *dims[] = {"cluster", "lifecycle", "rules", "rule:vip"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(
+            h_run("cd %s && %s compare a.csv none.jsonl -d %s > out.txt", dir, SEG_BIN, dims[i]), 0,
+            "-d %s", dims[i]);
+        out = slurp("out.txt");
+        HAS(out, "customers: 0 in both, 6 only in A, 0 only in B\n");
+        free(out);
+    }
+    /* ratios over no customers are n/a (empty in CSV), not -nan */
+    cr_assert_eq(h_run("cd %s && %s compare none.csv none.jsonl -d lifecycle -f csv > out.csv", dir,
+                       SEG_BIN),
+                 0);
+    out = slurp("out.csv");
+    HAS(out, "total,A,(all),,,0,0.000000,0.00,0,,0,,0,,0,\n");
+    cr_assert(!strstr(out, "nan"), "%s", out);
     free(out);
 }
 
