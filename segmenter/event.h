@@ -13,6 +13,11 @@
 #define SEG_TRAITS_MAX   16  /* traits kept per event */
 #define SEG_TRAIT_KEY    48
 #define SEG_TRAIT_VAL    48
+/* The largest amount an event may carry: no order is worth 10^15 in any
+ * currency, and beyond it totals can overflow to infinity (a producer's
+ * 1e308 made a customer's revenue inf and took a cluster's centroid with
+ * it). */
+#define SEG_AMOUNT_MAX 1e15
 
 typedef enum {
     SEG_EV_PAGE_VIEW = 0,

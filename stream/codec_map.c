@@ -748,6 +748,7 @@ static const char *set_amount(seg_event_t *ev, const strm__val_t *v, int str_ok)
     double d;
     if (get_num(v, &d, str_ok) < 0) return "bad_amount";
     if (d < 0) return "negative_amount";
+    if (d > SEG_AMOUNT_MAX) return "amount_too_large";
     ev->amount = d == 0 ? 0 : d; /* no -0 */
     ev->has_amount = 1;
     return NULL;

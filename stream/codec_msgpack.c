@@ -8,7 +8,6 @@
  * 5-byte map32 claiming 2^32 entries nor deep nesting costs memory or stack.
  * Owns strm__mp_skip (also used by file framing). Never allocates, never
  * keeps a pointer into the payload after returning. */
-#include <float.h>
 #include <string.h>
 #include "stream/codec_int.h"
 
@@ -488,7 +487,7 @@ static int fast_contract(const uint8_t *p, size_t len, seg_event_t *ev)
             } else {
                 return -1;
             }
-            if (!(d >= 0) || d > DBL_MAX) return -1; /* NaN, negative, infinite */
+            if (!(d >= 0) || d > SEG_AMOUNT_MAX) return -1; /* NaN, negative, too large */
             ev->amount = d == 0 ? 0 : d;
             ev->has_amount = 1;
             break;

@@ -82,7 +82,7 @@ typedef struct ref {
     int kind;
     char *text; /* the column's name ("$3" as written) or the constant */
     /* reasons, built when the entry is set */
-    char *why_missing, *why_bad, *why_short, *why_negative;
+    char *why_missing, *why_bad, *why_short, *why_negative, *why_large;
 } ref_t;
 
 struct strm_csvmap {
@@ -173,6 +173,7 @@ static void ref_clear(ref_t *r)
     free(r->why_bad);
     free(r->why_short);
     free(r->why_negative);
+    free(r->why_large);
     memset(r, 0, sizeof *r);
 }
 
@@ -291,7 +292,10 @@ static int set_ref(ref_t *r, int k, const char *v, int quoted)
     r->why_bad = reason(what, col);
     r->why_short = reason("short_row", col);
     r->why_negative = reason("negative_amount", col);
-    if (!r->text || !r->why_missing || !r->why_bad || !r->why_short || !r->why_negative) return -1;
+    r->why_large = reason("amount_too_large", col);
+    if (!r->text || !r->why_missing || !r->why_bad || !r->why_short || !r->why_negative ||
+        !r->why_large)
+        return -1;
     return 0;
 }
 
@@ -1220,19 +1224,22 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
 
     if (sl[S_TYPE] == 8 && !memcmp(sv[S_TYPE], "purchase", 8)) {
         double amount = 0;
-        const char *neg = NULL;
+        const char *neg = NULL, *large = NULL;
         int given = 1;
         if (m->f[F_AMOUNT].kind) {
             if ((why = number(s, F_AMOUNT, &amount))) return why;
             neg = m->f[F_AMOUNT].why_negative;
+            large = m->f[F_AMOUNT].why_large;
         } else if (m->f[F_PRICE].kind && m->f[F_QUANTITY].kind) {
             double p, q;
             if ((why = number(s, F_PRICE, &p)) || (why = number(s, F_QUANTITY, &q))) return why;
             amount = strm__round6(p * q);
             neg = m->f[q < 0 ? F_QUANTITY : F_PRICE].why_negative;
+            large = m->f[fabs(q) > fabs(p) ? F_QUANTITY : F_PRICE].why_large;
         } else {
             given = 0; /* the decoder says missing_amount */
         }
+        if (given && amount > SEG_AMOUNT_MAX) return large; /* or p * q was */
         if (given && amount < 0) {
             if (!m->refund_type) return neg;
             sv[S_TYPE] = m->refund_type;

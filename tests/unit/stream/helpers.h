@@ -149,6 +149,12 @@ static const map_case_t map_cases[] = {
     {"{" OK_BASE ",\"category\":null,\"channel\":null,\"traits\":null}", NULL},
     {"{\"customer_id\":\"c1\",\"type\":\"page_view\",\"ts\":253402300800000}", "bad_ts"},
     {"{" OK_BASE ",\"amount\":1e400}", "bad_amount"},
+    /* up to 10^15 (SEG_AMOUNT_MAX): beyond, totals could reach infinity */
+    {"{" OK_BASE ",\"amount\":1e15}", NULL},
+    {"{" OK_BASE ",\"amount\":1000000000000000}", NULL},
+    {"{" OK_BASE ",\"amount\":1.0000000001e15}", "amount_too_large"},
+    {"{" OK_BASE ",\"amount\":1000000000000001}", "amount_too_large"},
+    {"{" OK_BASE ",\"amount\":1e308}", "amount_too_large"},
 };
 #define N_MAP_CASES (sizeof map_cases / sizeof map_cases[0])
 

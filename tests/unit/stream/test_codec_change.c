@@ -617,8 +617,8 @@ Test(codec_change, event_roundtrip)
     full_event(&ev);
     roundtrip(&ev);
     /* every type, awkward amounts, no optional fields */
-    static const double amounts[] = {0,     1,      120.5, 1e-7,  123456789.123456789,
-                                     1e300, 5e-324, 0.1,   99.99, 1.0 / 3.0};
+    static const double amounts[] = {
+        0, 1, 120.5, 1e-7, 123456789.123456789, SEG_AMOUNT_MAX, 5e-324, 0.1, 99.99, 1.0 / 3.0};
     for (int t = 0; t < SEG_EV__COUNT; t++) {
         for (size_t a = 0; a < sizeof amounts / sizeof amounts[0]; a++) {
             seg_event_reset(&ev);

@@ -504,6 +504,27 @@ Test(csvmap, rows_that_cannot_be_mapped_name_their_column)
     close_src(&t);
 }
 
+/* An amount over SEG_AMOUNT_MAX names its column too: price x quantity by
+ * its larger factor (an overflow to infinity included) */
+Test(csvmap, an_amount_too_large_names_its_column)
+{
+    src_t t = open_src("big.csv",
+                       "when,who,what,price,qty,cat,chan,coupon,id,country\n"
+                       "2024-01-02 03:04:05,c1,buy,1e16,1,,,,,\n"
+                       "2024-01-02 03:04:05,c1,buy,2,1e15,,,,,\n"
+                       "2024-01-02 03:04:05,c1,buy,1e200,1e200,,,,,\n"
+                       "2024-01-02 03:04:05,c1,buy,1e14,10,,,,,\n",
+                       SHOP_SPEC, 0);
+    dead_is(&t, "amount_too_large:price", "2024-01-02 03:04:05,c1,buy,1e16,1,,,,,", 2);
+    dead_is(&t, "amount_too_large:qty", "2024-01-02 03:04:05,c1,buy,2,1e15,,,,,", 3);
+    dead_is(&t, "amount_too_large:price", "2024-01-02 03:04:05,c1,buy,1e200,1e200,,,,,", 4);
+    ev_is(&t,
+          "{\"customer_id\":\"c1\",\"type\":\"purchase\",\"ts\":1704164645000,"
+          "\"amount\":1e+15,\"event_id\":\"big.csv:5\"}",
+          5);
+    close_src(&t);
+}
+
 Test(csvmap, constants_default_types_and_refunds)
 {
     src_t t = open_src("inv.csv",
