@@ -242,6 +242,47 @@ Test(replay, a_quiet_gap_loses_no_event_and_a_lone_future_outlier_is_refused)
     free(snap);
 }
 
+/* A purchase of 1e308 is a JSON number >= 0; eleven of them made their
+ * customer's revenue infinite, and once the model learned that customer a
+ * whole cluster's centroid went with it (a 2 000-customer replay lost its
+ * high-spend cluster). Over 10^15 an amount is a dead letter, so the file
+ * with them replays as the file without them. */
+Test(replay, absurd_amounts_are_dead_letters_and_do_not_reach_the_model)
+{
+    cr_assert_eq(h_run("cd %s && %s gen --customers 2000 --events 60000 --seed 2 --out clean.jsonl",
+                       dir, SEG_BIN),
+                 0);
+    /* eleven purchases of customer evil in the middle, at that line's time */
+    FILE *in = fopen(h_path("clean.jsonl"), "r"), *out = fopen(h_path("poison.jsonl"), "w");
+    cr_assert(in && out);
+    char line[4096];
+    for (int n = 1; fgets(line, sizeof line, in); n++) {
+        const char *ts = strstr(line, "\"ts\":");
+        if (n == 30000 && ts)
+            for (int k = 0; k < 11; k++)
+                fprintf(out,
+                        "{\"customer_id\":\"evil\",\"type\":\"purchase\",\"ts\":%lld,"
+                        "\"amount\":1.7e308,\"event_id\":\"x%d\"}\n",
+                        strtoll(ts + 5, NULL, 10), k);
+        fputs(line, out);
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(h_run("cd %s && test $(grep -c evil poison.jsonl) = 11", dir), 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(h_run("cd %s && %s replay -q --input %s.jsonl --out %s.out --snapshot %s.csv",
+                           dir, SEG_BIN, i ? "poison" : "clean", i ? "poison" : "clean",
+                           i ? "poison" : "clean"),
+                     0);
+    cr_assert_eq(h_run("cd %s && cmp clean.csv poison.csv && cmp clean.out poison.out", dir), 0,
+                 "the absurd amounts changed the segments");
+    char *dlq = h_slurp(h_path("poison.out.dlq"), NULL);
+    cr_assert_not_null(dlq);
+    cr_assert_eq(h_count_lines(h_path("poison.out.dlq")), 11, "%s", dlq);
+    cr_assert(strstr(dlq, "\"error\":\"amount_too_large\""), "%s", dlq);
+    free(dlq);
+}
+
 /* The first record of a file has nothing to be checked against: a bad
  * clock there used to set W to 2099 and step every later customer to
  * lapsed. It now waits for the next record like any far-ahead one. */
