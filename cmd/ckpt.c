@@ -79,7 +79,13 @@
 #define STOP_DUE_S    10.0 /* of CK_STOP_S, for the changes due at W */
 #define REVOKE_S      30.0
 #define REDIS_TIMEOUT 5000
-#define DUE_BATCH     2000
+/* A key with a topic in it: the prefix, a name such as "unassigned:", the
+ * topic, a partition; a customer key: the prefix, "c:" and an id. */
+#define KEY_LEN 512
+_Static_assert(KEY_LEN > CFG_PREFIX_MAX + 16 + 249 + 12 &&
+                   KEY_LEN > CFG_PREFIX_MAX + 2 + SEG_ID_MAX,
+               "KEY_LEN holds every key");
+#define DUE_BATCH 2000
 
 enum { F_DIRTY = 1, F_STALE = 2, F_ASKED = 4 };
 enum {
@@ -170,7 +176,7 @@ typedef struct req {
 typedef struct ckpt_state {
     st_redis_t *redis;
     cfg_redis_url_t url;
-    char prefix[128];
+    char prefix[CFG_PREFIX_MAX + 1]; /* checked at load */
     int up, ever_up;
     int loading, load_failed;
     /* bumped whenever ownership changes: a load asked before may hold what
@@ -321,7 +327,7 @@ static void key_of(ck_t *k, char *buf, size_t len, const char *what, const char 
 static int load(run_t *r, seg_customer_t *c, int kind, int part)
 {
     ck_t *k = CK(r);
-    char key[512];
+    char key[KEY_LEN];
     key_of(k, key, sizeof(key), "c:", c->id, c->id_len);
     const char *argv[] = {"HMGET", key, "state", "cluster"};
     req_t *q = req(kind);
@@ -868,7 +874,7 @@ static snap_t *build(run_t *r)
     strm_buf_init(&k->spare);
     s->seq = ++k->seq;
     s->need_seq = r->unit_seq;
-    char key[512], seqs[24];
+    char key[KEY_LEN], seqs[24];
     snprintf(seqs, sizeof(seqs), "%" PRIu64, s->seq);
     int rc = 0;
     int64_t now = cli_now_ms();
@@ -909,7 +915,7 @@ static snap_t *build(run_t *r)
         int part = pm[a].part;
         for (b = a; b < n_pm && pm[b].part == part; b++) {
         }
-        char due[512], un[512];
+        char due[KEY_LEN], un[KEY_LEN];
         snprintf(due, sizeof(due), "%sdue:%s:%" PRId32, k->prefix, r->parts[part].topic,
                  r->parts[part].partition);
         snprintf(un, sizeof(un), "%sunassigned:%s:%" PRId32, k->prefix, r->parts[part].topic,
@@ -1059,7 +1065,7 @@ static int owner_cmd(run_t *r, req_t *q, const char *const *head, int n_head, co
     if (!q) return -1;
     int argc = n_head + (val ? 2 : 1) * n + (tail != NULL);
     const char **argv = calloc((size_t)argc, sizeof(*argv));
-    char(*keys)[512] = calloc((size_t)(n ? n : 1), sizeof(*keys));
+    char(*keys)[KEY_LEN] = calloc((size_t)(n ? n : 1), sizeof(*keys));
     int rc = -1;
     if (argv && keys) {
         int a = 0;
@@ -1585,7 +1591,7 @@ static void rb_progress(run_t *r)
             return;
         }
         const char **argv = calloc((size_t)k->rb_n * 3 + 2, sizeof(*argv));
-        char key[256], (*f)[300] = calloc((size_t)(3 * k->rb_n), sizeof(*f));
+        char key[KEY_LEN], (*f)[300] = calloc((size_t)(3 * k->rb_n), sizeof(*f));
         if (!argv || !f) {
             free(argv);
             free(f);
@@ -1813,7 +1819,7 @@ void ck_advance(run_t *r)
     for (int i = 0; i < r->n_parts; i++) {
         part_t *p = &r->parts[i];
         if (!p->owned) continue;
-        char key[512], lim[16];
+        char key[KEY_LEN], lim[16];
         snprintf(key, sizeof(key), "%sdue:%s:%" PRId32, k->prefix, p->topic, p->partition);
         snprintf(lim, sizeof(lim), "%d", DUE_BATCH);
         const char *argv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT", "0", lim};
@@ -1857,7 +1863,7 @@ static void sweep(run_t *r)
     for (int i = 0; i < r->n_parts; i++) {
         part_t *p = &r->parts[i];
         if (!p->owned) continue;
-        char key[512];
+        char key[KEY_LEN];
         snprintf(key, sizeof(key), "%sunassigned:%s:%" PRId32, k->prefix, p->topic, p->partition);
         const char *argv[] = {"SRANDMEMBER", key, "2000"};
         req_t *q = req(R_UNASSIGNED);
