@@ -1124,10 +1124,15 @@ static void watch_send(run_t *r)
         tps[i] = (strm_tp_t){r->parts[k->wp[i]].topic, r->parts[k->wp[i]].partition, -1};
     char nkeys[16];
     snprintf(nkeys, sizeof(nkeys), "%d", k->n_wp);
-    const char *eval[] = {"EVAL", touch_script, nkeys}, *watch[] = {"WATCH"}, *mget[] = {"MGET"};
-    int rc = k->wait && k->wait->lost
-                 ? owner_cmd(r, req(R_TOUCH), eval, 3, tps, k->n_wp, NULL, k->writer)
-                 : 0;
+    const char *eval[] = {"EVAL", touch_script, nkeys}, *watch[] = {"WATCH"}, *mget[] = {"MGET"},
+               *unwatch[] = {"UNWATCH"};
+    /* Redis marks a connection's watch dirty when a key it watches is
+     * written, by this connection too: an earlier WATCH still on (the
+     * owned partitions changed before the lost one was looked up) would
+     * make the touch abort this process's own next checkpoint */
+    int touch = k->wait && k->wait->lost;
+    int rc = touch ? owner_cmd(r, req(R_WATCH), unwatch, 1, NULL, 0, NULL, NULL) : 0;
+    rc = rc || (touch ? owner_cmd(r, req(R_TOUCH), eval, 3, tps, k->n_wp, NULL, k->writer) : 0);
     rc = rc || owner_cmd(r, req(R_WATCH), watch, 1, tps, k->n_wp, NULL, NULL);
     req_t *q = rc ? NULL : req(R_OWNERS);
     if (q) q->epoch = k->wgen;
