@@ -121,8 +121,7 @@ struct strm_consumer {
 static void apply(strm_consumer_t *c, rd_kafka_topic_partition_list_t *l, int assign)
 {
     rd_kafka_t *rk = c->rk;
-    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    if (coop) {
+    if (strm_consumer_cooperative(c)) {
         rd_kafka_error_t *er =
             assign ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
         if (er) rd_kafka_error_destroy(er);
@@ -360,6 +359,11 @@ void strm_consumer_close(strm_consumer_t *c, int timeout_ms)
 int strm_consumer_assignment_lost(strm_consumer_t *c)
 {
     return rd_kafka_assignment_lost(c->rk);
+}
+
+int strm_consumer_cooperative(strm_consumer_t *c)
+{
+    return strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
 }
 
 int strm_consumer_commit_async(strm_consumer_t *c)

@@ -86,6 +86,10 @@ int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition
                         int64_t next_offset);
 /* 1 when the group took the assignment away (a session lost, say). */
 int strm_consumer_assignment_lost(strm_consumer_t *c);
+/* 1 when the group rebalances incrementally (the cooperative protocol: each
+ * assignment and revoke names only the partitions that change), 0 when
+ * each assignment is the whole one (eager). */
+int strm_consumer_cooperative(strm_consumer_t *c);
 /* Commits the stored offsets now, in the background. */
 int strm_consumer_commit_async(strm_consumer_t *c);
 /* The partition's high watermark as last seen in a fetch (no request is
