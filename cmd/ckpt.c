@@ -221,9 +221,10 @@ typedef struct ckpt_state {
     int rb_got;
     uint64_t rb_gen;
     /* an assignment that came while a revoke waited for its checkpoint
-     * (librdkafka's eager protocol rejoins without waiting for the revoke
-     * when the subscribed topics change): taken once that revoke is done,
-     * never in its place (rb_next_n of them; NULL: none) */
+     * (librdkafka rejoins without waiting for the revoke when the
+     * subscribed topics change): taken once that revoke is done, never in
+     * its place (rb_next_n of them; NULL: none; cooperative: every
+     * increment that came, together) */
     strm_tp_t *rb_next;
     int rb_next_n;
     /* the outboxes of the partitions (index into r->parts) */
@@ -1453,6 +1454,47 @@ static strm_tp_t *tps_copy(const strm_tp_t *tps, int n)
     return c;
 }
 
+/* Index of topic[partition] in tps (n of them), or -1. */
+static int tps_find(const strm_tp_t *tps, int n, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < n; i++)
+        if (tps[i].partition == partition && strcmp(tps[i].topic, topic) == 0) return i;
+    return -1;
+}
+
+/* Appends to *tps (*n of them, NULL: none yet) the partitions of add that
+ * it does not hold, topics copied. 0, or -1 when out of memory (*tps is
+ * then what it was). */
+static int tps_add(strm_tp_t **tps, int *n, const strm_tp_t *add, int n_add)
+{
+    strm_tp_t *t = realloc(*tps, (size_t)(*n + n_add + 1) * sizeof(*t));
+    if (!t) return -1;
+    *tps = t;
+    int m = *n;
+    for (int i = 0; i < n_add; i++) {
+        if (tps_find(t, m, add[i].topic, add[i].partition) >= 0) continue;
+        t[m] = add[i];
+        if (!(t[m].topic = strdup(add[i].topic))) {
+            while (m > *n) free((char *)t[--m].topic);
+            return -1;
+        }
+        m++;
+    }
+    *n = m;
+    return 0;
+}
+
+/* Takes the partitions of rm out of tps (*n of them). */
+static void tps_remove(strm_tp_t *tps, int *n, const strm_tp_t *rm, int n_rm)
+{
+    for (int i = 0; i < n_rm; i++) {
+        int at = tps_find(tps, *n, rm[i].topic, rm[i].partition);
+        if (at < 0) continue;
+        free((char *)tps[at].topic);
+        tps[at] = tps[--*n];
+    }
+}
+
 static void rb_clear(ck_t *k)
 {
     for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
@@ -1474,9 +1516,49 @@ static void rb_next_clear(ck_t *k)
     k->rb_next_n = 0;
 }
 
+/* A pending assignment's reads (claim, outbox lists, offsets) are asked
+ * again, for the partitions it holds now; replies to the earlier ones no
+ * longer count (rb_gen). */
+static void rb_reread(ck_t *k)
+{
+    /* the lists read so far (rb_ob[i] for rb_tps[i], before rb_tps changes) */
+    for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
+    free(k->rb_ob);
+    k->rb_ob = NULL;
+    k->rb_got = 0;
+    k->rb_gen++;
+    k->rb_asked = 0;
+}
+
+/* A revoke that comes while another waits for its checkpoint (rb 2).
+ * Eager: librdkafka revokes its whole group assignment, which is the one
+ * held in rb_next (an assignment only comes after the first revoke, and
+ * a revoke only once that assignment is out: rd_kafka_cgrp_revoke_all_rejoin
+ * in 2.0.2, when a topic change rejoins before the application answered);
+ * cooperative: the partitions a rejoin gives to others while this process
+ * has not let go of the earlier ones. Merged, not in its place: the
+ * partitions of both are checkpointed and released together (otherwise the
+ * earlier ones stayed owned here, unfetched, holding W back and watched,
+ * until their next owner's claim stopped this process), and what it takes
+ * back from the held assignment is never taken. */
+static int rb_revoke_more(run_t *r, const strm_tp_t *tps, int n)
+{
+    ck_t *k = CK(r);
+    int coop = strm_consumer_cooperative(r->cons);
+    if (k->rb_next && !coop) rb_next_clear(k); /* the whole of it */
+    if (k->rb_next) tps_remove(k->rb_next, &k->rb_next_n, tps, n);
+    for (int i = 0; i < n; i++) {
+        int p = find_part_ext(r, tps[i].topic, tps[i].partition);
+        if (p < 0 || !r->parts[p].owned) continue; /* never taken: nothing to give up */
+        if (tps_add(&k->rb_tps, &k->rb_n, &tps[i], 1) < 0) return -1;
+    }
+    return 0;
+}
+
 int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
 {
     ck_t *k = CK(r);
+    int coop = strm_consumer_cooperative(r->cons);
     if (assigned && k->rb == 2) {
         /* not in the revoke's place: what it has applied of the partitions
          * it gives up (or keeps) is checkpointed, its outbox delivered and
@@ -1484,6 +1566,8 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
          * waiting for its checkpoint were dropped, the entries that
          * checkpoint pushed never trimmed, and kept partitions resumed from
          * offsets older than their state. The revoke's end takes it. */
+        if (coop) /* an increment: added to one held already */
+            return tps_add(&k->rb_next, &k->rb_next_n, tps, n) == 0;
         strm_tp_t *next = tps_copy(tps, n);
         if (!next) return 0;
         rb_next_clear(k); /* eager: a newer assignment replaces the whole one */
@@ -1491,11 +1575,54 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
         k->rb_next_n = n;
         return 1;
     }
-    if (k->rb) rb_clear(k); /* a newer decision replaces a pending one */
+    if (!assigned && k->rb == 2) {
+        if (rb_revoke_more(r, tps, n) < 0) return 0;
+        rb_progress(r);
+        return 1;
+    }
+    if (coop && assigned && k->rb == 1) {
+        /* cooperative: librdkafka counts a pending assignment as this
+         * member's from the moment it hands it out, so a rejoin before it
+         * is taken (a topic change: rd_kafka_cgrp_metadata_update_check
+         * rejoins in any state) brings only what was added since. Both are
+         * taken, or the first one's partitions were never consumed, by this
+         * process or any other. */
+        rb_reread(k);
+        if (tps_add(&k->rb_tps, &k->rb_n, tps, n) < 0) return 0;
+        rb_progress(r);
+        return 1;
+    }
+    strm_tp_t *held = NULL;
+    int n_held = 0;
+    if (coop && !assigned && k->rb == 1) {
+        /* cooperative: a rejoin before a pending assignment was taken takes
+         * some partitions away (of it, or of those consumed). Those consumed
+         * are given up first, as any revoke; the rest of the assignment is
+         * taken after. incremental_unassign refuses, whole, a list naming a
+         * partition it was never given, so only those consumed are named;
+         * and the assignment must not be dropped: its partitions are this
+         * member's for the group (no k->rb_next while an assignment is
+         * pending: it only waits behind a revoke). */
+        rb_reread(k);
+        held = k->rb_tps;
+        n_held = k->rb_n;
+        k->rb_tps = NULL;
+        k->rb_n = 0;
+        tps_remove(held, &n_held, tps, n);
+    }
+    if (k->rb) rb_clear(k); /* eager: a newer decision replaces a pending one */
     rb_next_clear(k);
-    k->rb_tps = tps_copy(tps, n);
-    if (!k->rb_tps) return 0;
-    k->rb_n = n;
+    if (held) {
+        k->rb_next = held;
+        k->rb_next_n = n_held;
+        k->rb_tps = calloc(1, sizeof(*k->rb_tps));
+        k->rb_n = 0;
+        if (!k->rb_tps || rb_revoke_more(r, tps, n) < 0) return 0;
+    } else {
+        k->rb_tps = tps_copy(tps, n);
+        if (!k->rb_tps) return 0;
+        k->rb_n = n;
+    }
     k->rb = assigned ? 1 : 2;
     k->rb_since = cli_monotonic_s();
     rb_progress(r);

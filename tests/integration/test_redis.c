@@ -1671,3 +1671,47 @@ Test(redis, an_assignment_that_replaces_a_pending_revoke_waits_for_it)
     latest_changes_match_redis("crash:");
     same_as_clean_run(EVENTS + 2, max_ts);
 }
+
+/* An incremental assignment that comes while another one is still being
+ * read from Redis, with the cooperative-sticky assignor. librdkafka rejoins
+ * on every change of the subscribed topics without waiting for the
+ * application's answer, and its next assignment holds only what was added
+ * since the last one (the pending one already counts as this member's). A
+ * owns events (a pattern subscription) and reaches Redis through a relay
+ * that passes nothing from the moment late1 appears, so that late1's
+ * partitions cannot be claimed and read; late2 appears too, and then
+ * Redis comes back. Both must be taken: the group counts late1's
+ * partitions as A's, and nobody else consumes them. */
+Test(redis, a_cooperative_assignment_that_comes_while_one_is_read_is_taken_with_it)
+{
+    enum { CUSTOMERS = 2000, EVENTS = 20000 };
+    topics = "  topics: \"^(events|late.)$\"\n";
+    props = "    topic.metadata.refresh.interval.ms: \"1000\"\n"
+            "    partition.assignment.strategy: \"cooperative-sticky\"\n";
+    int64_t max_ts = crash_setup(4, CUSTOMERS, EVENTS, 44);
+    int via, pa;
+    pid_t cut = relay(0, h_path("hole"), NULL, NULL, &via);
+    write_cfg_via("a.yaml", via);
+    pid_t a = start_run("a.yaml", "a.log", &pa);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 4, 0, 60), 4);
+    produce_lines(0, EVENTS / 2);
+    wait_checkpointed("crash:", EVENTS / 2);
+    cr_assert_eq(h_run("touch %s", h_path("hole")), 0);
+    double rb = metric(pa, "segstream_rebalances_total");
+    create_topic("late1");
+    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 1, 1, 30), rb + 1,
+                  "no assignment when late1 appeared");
+    create_topic("late2");
+    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 2, 1, 30), rb + 2,
+                  "no assignment when late2 appeared");
+    cr_assert_eq(metric(pa, "segstream_partitions_owned"), 4,
+                 "an assignment was taken without Redis");
+    cr_assert_eq(h_run("rm %s", h_path("hole")), 0);
+    cr_assert_eq(h_wait_metric(pa, "segstream_partitions_owned", 12, 0, 60), 12,
+                 "late1's partitions, assigned first, were never taken");
+    produce_lines(EVENTS / 2, EVENTS);
+    finish(a, pa, "crash:", EVENTS + 2, max_ts);
+    h_stop(cut, SIGTERM, 10);
+    no_outbox("crash:");
+    same_as_clean_run(EVENTS + 2, max_ts);
+}
