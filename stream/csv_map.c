@@ -1239,7 +1239,7 @@ static const char *map_row(strm_csvsrc_t *s, mrow_t *o)
         } else {
             given = 0; /* the decoder says missing_amount */
         }
-        if (given && amount > SEG_AMOUNT_MAX) return large; /* or p * q was */
+        if (given && !(amount <= SEG_AMOUNT_MAX)) return large; /* or p * q was, or NaN */
         if (given && amount < 0) {
             if (!m->refund_type) return neg;
             sv[S_TYPE] = m->refund_type;
@@ -1431,6 +1431,15 @@ static int same_key(const strm_csvsrc_t *s, const mrow_t *a, const mrow_t *b)
     return 1;
 }
 
+/* Why a merged event cannot be used: its rows' amounts, each within
+ * SEG_AMOUNT_MAX, add up past it (the amount or price column named, the
+ * merged event as the dead letter's bytes); NULL when it can. */
+static const char *merged_too_large(const strm_csvsrc_t *s, const mrow_t *e)
+{
+    if (!e->has_amount || e->amount <= SEG_AMOUNT_MAX) return NULL;
+    return s->m->f[s->m->f[F_AMOUNT].kind ? F_AMOUNT : F_PRICE].why_large;
+}
+
 static void merge(strm_csvsrc_t *s, mrow_t *into, const mrow_t *r)
 {
     if (r->has_amount) {
@@ -1553,7 +1562,7 @@ int strm_csvsrc_next(strm_csvsrc_t *s, const char **rec, size_t *len, const char
         *rec = s->out.p;
         *len = s->out.len;
         *line = e->line;
-        return 1;
+        return (*reason = merged_too_large(s, e)) ? -1 : 1;
     }
     for (;;) {
         if (!s->has_pending) s->alen = 0;
@@ -1577,6 +1586,7 @@ int strm_csvsrc_next(strm_csvsrc_t *s, const char **rec, size_t *len, const char
         /* the pending event is complete */
         if (encode(s, &s->pending) < 0) return *reason = "out_of_memory", *rec = NULL, *len = 0, -1;
         *line = s->pending.line;
+        const char *large = merged_too_large(s, &s->pending);
         if (r > 0) {
             size_t n = s->alen - row.off;
             memmove(s->arena, s->arena + row.off, n);
@@ -1588,7 +1598,7 @@ int strm_csvsrc_next(strm_csvsrc_t *s, const char **rec, size_t *len, const char
         }
         *rec = s->out.p;
         *len = s->out.len;
-        return 1;
+        return large ? (*reason = large, -1) : 1;
     }
     *rec = s->out.p;
     *len = s->out.len;

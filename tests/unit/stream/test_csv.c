@@ -597,6 +597,30 @@ Test(csvmap, groups_merge_consecutive_rows_in_file_order)
     close_src(&t);
 }
 
+/* Rows within the limit whose group adds up past it: a dead letter naming
+ * the price column, its bytes the merged event (no one row is it), in file
+ * order and sorted alike; the next group is untouched */
+Test(csvmap, a_group_adding_up_past_the_amount_limit_names_its_column)
+{
+    static const char big[] = "InvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+                              "10,1,01/12/2010 08:26,6e14,17850\n"
+                              "10,1,01/12/2010 08:27,6e14,17850\n"
+                              "11,1,01/12/2010 09:20,4,13047\n";
+    for (int sort = 0; sort < 2; sort++) {
+        src_t t = open_src("big.csv", big, INVOICE_SPEC, sort);
+        dead_is(&t, "amount_too_large:UnitPrice",
+                "{\"customer_id\":\"17850\",\"type\":\"purchase\",\"ts\":1291191960000,"
+                "\"amount\":1.2e+15,\"event_id\":\"big.csv:2\"}",
+                2);
+        ev_is(&t,
+              "{\"customer_id\":\"13047\",\"type\":\"purchase\",\"ts\":1291195200000,"
+              "\"amount\":4,\"event_id\":\"big.csv:4\"}",
+              4);
+        end_is(&t);
+        close_src(&t);
+    }
+}
+
 Test(csvmap, sorted_groups_merge_every_row_and_come_out_by_time)
 {
     src_t t = open_src("inv.csv", INVOICES, INVOICE_SPEC, 1);
