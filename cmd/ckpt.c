@@ -1555,7 +1555,9 @@ static int rb_revoke_more(run_t *r, const strm_tp_t *tps, int n)
     return 0;
 }
 
-int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
+/* ck_rebalance's work: 1 (the decision is ck's now), or -1 when out of
+ * memory, with the decision partly taken. */
+static int rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
 {
     ck_t *k = CK(r);
     int coop = strm_consumer_cooperative(r->cons);
@@ -1567,16 +1569,16 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
          * checkpoint pushed never trimmed, and kept partitions resumed from
          * offsets older than their state. The revoke's end takes it. */
         if (coop) /* an increment: added to one held already */
-            return tps_add(&k->rb_next, &k->rb_next_n, tps, n) == 0;
+            return tps_add(&k->rb_next, &k->rb_next_n, tps, n) < 0 ? -1 : 1;
         strm_tp_t *next = tps_copy(tps, n);
-        if (!next) return 0;
+        if (!next) return -1;
         rb_next_clear(k); /* eager: a newer assignment replaces the whole one */
         k->rb_next = next;
         k->rb_next_n = n;
         return 1;
     }
     if (!assigned && k->rb == 2) {
-        if (rb_revoke_more(r, tps, n) < 0) return 0;
+        if (rb_revoke_more(r, tps, n) < 0) return -1;
         rb_progress(r);
         return 1;
     }
@@ -1588,7 +1590,7 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
          * taken, or the first one's partitions were never consumed, by this
          * process or any other. */
         rb_reread(k);
-        if (tps_add(&k->rb_tps, &k->rb_n, tps, n) < 0) return 0;
+        if (tps_add(&k->rb_tps, &k->rb_n, tps, n) < 0) return -1;
         rb_progress(r);
         return 1;
     }
@@ -1617,16 +1619,26 @@ int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
         k->rb_next_n = n_held;
         k->rb_tps = calloc(1, sizeof(*k->rb_tps));
         k->rb_n = 0;
-        if (!k->rb_tps || rb_revoke_more(r, tps, n) < 0) return 0;
+        if (!k->rb_tps || rb_revoke_more(r, tps, n) < 0) return -1;
     } else {
         k->rb_tps = tps_copy(tps, n);
-        if (!k->rb_tps) return 0;
+        if (!k->rb_tps) return -1;
         k->rb_n = n;
     }
     k->rb = assigned ? 1 : 2;
     k->rb_since = cli_monotonic_s();
     rb_progress(r);
     return 1;
+}
+
+int ck_rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
+{
+    if (rebalance(r, assigned, tps, n) >= 0) return 1;
+    /* librdkafka applies it alone (nothing claimed or read from Redis, no
+     * records of those partitions applied: they are not owned), so that it
+     * is not left waiting, and the run stops without another checkpoint */
+    ck_fail(r, "out of memory in a rebalance");
+    return 0;
 }
 
 /* The partition (index into r->parts) customer h was last applied or
