@@ -708,6 +708,13 @@ int cmd_replay(int argc, char **argv)
             snprintf(default_prefix, sizeof default_prefix, "replay-%.*s:", w, live);
         prefix = default_prefix;
         replace = 1;
+        if (cfg_check_prefix(prefix, why, sizeof why) < 0) {
+            fprintf(stderr,
+                    "segstream replay: no --prefix, and the default %s: %s; give --prefix\n",
+                    prefix, why);
+            cfg_free(cfg);
+            return 2;
+        }
         if (!rp->quiet)
             fprintf(stderr,
                     "segstream replay: no --prefix: state goes under %s, replacing what an "

@@ -734,6 +734,16 @@ Test(replay, redis_urls_that_name_no_server_exit_2)
                   err ? err : "");
         free(err);
     }
+    /* a live prefix of 100 bytes: the replays' default beside it is longer */
+    a101[99] = ':', a101[100] = 0;
+    cr_assert_eq(h_run("cd %s && SEGSTREAM_REDIS_PREFIX='%s' %s replay -q --input in.jsonl --out "
+                       "o.out --state redis://127.0.0.1:6379 2>err.txt",
+                       dir, a101, SEG_BIN),
+                 2);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_assert(err && strstr(err, "107 bytes, over the 100 a prefix may have; give --prefix"), "%s",
+              err ? err : "");
+    free(err);
     int port = h_free_port();
     cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out --state "
                        "redis://127.0.0.1:%d 2>/dev/null",
