@@ -11,8 +11,12 @@
 #define SEG_EVID_MAX     64  /* producer event_id bytes kept */
 #define SEG_CATEGORY_MAX 48  /* category bytes kept (longer ones are truncated) */
 #define SEG_TRAITS_MAX   16  /* traits kept per event */
-#define SEG_TRAIT_KEY    48
-#define SEG_TRAIT_VAL    48
+/* Traits kept per customer: the most recently set, by event time (a
+ * producer that puts ids or dates in trait keys would otherwise grow a
+ * customer's state, and each merge, without end). */
+#define SEG_CUSTOMER_TRAITS_MAX 64
+#define SEG_TRAIT_KEY           48
+#define SEG_TRAIT_VAL           48
 /* The largest amount an event may carry: no order is worth 10^15 in any
  * currency, and beyond it totals can overflow to infinity (a producer's
  * 1e308 made a customer's revenue inf and took a cluster's centroid with

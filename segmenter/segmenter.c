@@ -137,6 +137,37 @@ static int traits_same(seg_customer_t *c, const seg_event_t *ev)
     return 1;
 }
 
+/* Keeps the SEG_CUSTOMER_TRAITS_MAX most recently set of the k pairs in
+ * blob (times in ts): the oldest go, the earlier in blob first among equal
+ * times. In place; returns how many are kept. */
+static size_t traits_cap(char *blob, int64_t *ts, size_t k)
+{
+    if (k <= SEG_CUSTOMER_TRAITS_MAX) return k;
+    unsigned char drop[SEG_CUSTOMER_TRAITS_MAX + SEG_TRAITS_MAX] = {0};
+    unsigned char *dr = k <= sizeof drop ? drop : calloc(k, 1);
+    if (!dr) return k; /* kept whole rather than lose a newer trait */
+    for (size_t n = k; n > SEG_CUSTOMER_TRAITS_MAX; n--) {
+        size_t old = k;
+        for (size_t i = 0; i < k; i++)
+            if (!dr[i] && (old == k || ts[i] < ts[old])) old = i;
+        dr[old] = 1;
+    }
+    char *w = blob;
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t kl = strlen(blob), len = kl + strlen(blob + kl + 1) + 2;
+        if (!dr[i]) {
+            memmove(w, blob, len);
+            w += len;
+            ts[kept++] = ts[i];
+        }
+        blob += len;
+    }
+    *w = 0;
+    if (dr != drop) free(dr);
+    return kept;
+}
+
 /* Merges the event's traits into one new blob: each trait keeps the value
  * of the newest event that carried it, by event time (CONTRACT §1), so a
  * late event changes only the traits no later event has set. Equal times:
@@ -189,6 +220,7 @@ static void traits_merge(seg_customer_t *c, const seg_event_t *ev)
         ts[k++] = ev->ts;
     }
     *w = 0;
+    traits_cap(blob, ts, k);
     free(c->traits); /* and the old times with it */
     c->traits = blob;
     c->traits_ts = ts;

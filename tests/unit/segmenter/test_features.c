@@ -132,6 +132,49 @@ Test(features, traits_keep_latest_value)
     cr_assert_null(seg_customer_trait(&c, "gender"));
 }
 
+/* A customer keeps its SEG_CUSTOMER_TRAITS_MAX most recently set traits: a
+ * producer putting ids in trait keys does not grow its state without end */
+Test(features, a_customer_keeps_its_64_most_recently_set_traits)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PAGE_VIEW, T0);
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "country");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "GB");
+    apply(ev);
+    for (int i = 0; i < 100; i++) {
+        ev.ts = T0 + 1000 * (i + 1);
+        ev.n_traits = 2; /* session_i, and country again every tenth event */
+        snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "session_%d", i);
+        snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "%d", i);
+        if (i % 10 == 9) {
+            snprintf(ev.traits[1].key, SEG_TRAIT_KEY, "country");
+            snprintf(ev.traits[1].val, SEG_TRAIT_VAL, "GB");
+        } else {
+            ev.n_traits = 1;
+        }
+        apply(ev);
+    }
+    /* country (set last at i = 99) and the 63 newest sessions */
+    cr_assert_str_eq(seg_customer_trait(&c, "country"), "GB");
+    int kept = 0;
+    for (int i = 0; i < 100; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "session_%d", i);
+        const char *v = seg_customer_trait(&c, k);
+        cr_assert_eq(v != NULL, i >= 37, "%s", k);
+        kept += v != NULL;
+    }
+    cr_assert_eq(kept, SEG_CUSTOMER_TRAITS_MAX - 1);
+    /* a late event sets an old key again: older than all kept, it goes at once */
+    ev.ts = T0 + 500;
+    ev.n_traits = 1;
+    snprintf(ev.traits[0].key, SEG_TRAIT_KEY, "late");
+    snprintf(ev.traits[0].val, SEG_TRAIT_VAL, "x");
+    apply(ev);
+    cr_assert_null(seg_customer_trait(&c, "late"));
+    cr_assert_str_eq(seg_customer_trait(&c, "session_37"), "37");
+}
+
 /* CONTRACT §1: the latest value of each trait, in event time: a late event
  * changes only what no later event has set, per trait */
 Test(features, late_traits_do_not_overwrite_newer_ones)
