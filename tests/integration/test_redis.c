@@ -1617,6 +1617,15 @@ static void create_topic(const char *name)
     cr_assert_eq(h_run("echo not-an-event | kcat -P -b %s -t %s", B, name), 0);
 }
 
+/* create_topic(name), then the run at port sees a rebalance (its count
+ * reaches want): `what` names the decision expected */
+static void new_topic_rebalances(const char *name, int port, double want, const char *what)
+{
+    create_topic(name);
+    cr_assert_geq(h_wait_metric(port, "segstream_rebalances_total", want, 1, 30), want,
+                  "no %s when %s appeared", what, name);
+}
+
 /* An assignment that comes while a revoke still waits for its checkpoint.
  * With the eager protocol librdkafka rejoins without waiting for the
  * application's answer to a revoke when the subscribed topics change
@@ -1650,12 +1659,8 @@ Test(redis, an_assignment_that_replaces_a_pending_revoke_waits_for_it)
     cr_assert_geq(h_wait_metric(pa, "segstream_outbox_waiting", 1, 1, 10), 1,
                   "no cluster change waits for the checkpoint held");
     double rb = metric(pa, "segstream_rebalances_total");
-    create_topic("late1");
-    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 1, 1, 30), rb + 1,
-                  "no revoke when late1 appeared");
-    create_topic("late2");
-    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 2, 1, 30), rb + 2,
-                  "no assignment when late2 appeared");
+    new_topic_rebalances("late1", pa, rb + 1, "revoke");
+    new_topic_rebalances("late2", pa, rb + 2, "assignment");
     char *log = h_slurp(h_path("a.log"), NULL);
     cr_assert(log && !strstr(log, "revoked"), "the revoke was done before the assignment came");
     free(log);
@@ -1698,12 +1703,8 @@ Test(redis, a_cooperative_assignment_that_comes_while_one_is_read_is_taken_with_
     wait_checkpointed("crash:", EVENTS / 2);
     cr_assert_eq(h_run("touch %s", h_path("hole")), 0);
     double rb = metric(pa, "segstream_rebalances_total");
-    create_topic("late1");
-    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 1, 1, 30), rb + 1,
-                  "no assignment when late1 appeared");
-    create_topic("late2");
-    cr_assert_geq(h_wait_metric(pa, "segstream_rebalances_total", rb + 2, 1, 30), rb + 2,
-                  "no assignment when late2 appeared");
+    new_topic_rebalances("late1", pa, rb + 1, "assignment");
+    new_topic_rebalances("late2", pa, rb + 2, "assignment");
     cr_assert_eq(metric(pa, "segstream_partitions_owned"), 4,
                  "an assignment was taken without Redis");
     cr_assert_eq(h_run("rm %s", h_path("hole")), 0);
