@@ -13,6 +13,7 @@
 #include <math.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1152,17 +1153,32 @@ static void release_held(long want, const char *late)
 /* A checkpoint Redis refuses (here the sizes hash of the prefix holds a
  * string, so the script's HINCRBY fails) stops the run with exit 1 and
  * Redis's reason, rather than carrying on with state it cannot keep. */
-Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
+/* One partition, 2 000 events of 200 customers, bad.yaml (prefix bad:). */
+static void bad_setup(void)
 {
     need_tools();
     start(1, 0);
     gen_events(200, 2000, 5);
     write_cfg("bad.yaml", "g-bad", "bad:", "changes-crash");
+}
+
+/* Runs one command on the test's Redis; its reply must be of `type`. */
+static void rc_command(int type, const char *fmt, ...)
+{
     redisContext *c = rc_connect();
-    redisReply *r = redisCommand(c, "SET bad:sizes not-a-hash");
-    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r && r->type == type, "%s", fmt);
     freeReplyObject(r);
     redisFree(c);
+}
+
+Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
+{
+    bad_setup();
+    rc_command(REDIS_REPLY_STATUS, "SET bad:sizes not-a-hash");
     produce_lines(0, 2000);
     int port;
     pid_t pid = start_run("bad.yaml", "bad.log", &port);
@@ -1177,19 +1193,12 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
  * stop had just freed (139), and to print the id without its end. */
 Test(redis, a_customer_redis_cannot_read_stops_the_run_naming_it)
 {
-    need_tools();
-    start(1, 0);
-    gen_events(200, 2000, 5);
-    write_cfg("bad.yaml", "g-bad", "bad:", "changes-crash");
+    bad_setup();
     char *ev = h_slurp(h_path("ev.jsonl"), NULL), id[64];
     cr_assert_not_null(ev);
     cr_assert_eq(sscanf(ev, "{\"customer_id\":\"%63[^\"]\"", id), 1); /* the first record's */
     free(ev);
-    redisContext *c = rc_connect();
-    redisReply *r = redisCommand(c, "HSET bad:c:%s state not-msgpack", id);
-    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(r);
-    redisFree(c);
+    rc_command(REDIS_REPLY_INTEGER, "HSET bad:c:%s state not-msgpack", id);
     produce_lines(0, 2000);
     int port;
     pid_t pid = start_run("bad.yaml", "bad.log", &port);
