@@ -688,6 +688,18 @@ Test(replay, a_broker_list_librdkafka_takes_does_not_stop_a_file_replay)
                  0);
 }
 
+/* replay of in.jsonl with args exits 2 saying msg, before making o.out */
+static void replay_refused(const char *args, const char *msg)
+{
+    cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out %s 2>err.txt", dir,
+                       SEG_BIN, args),
+                 2, "%s", args);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_assert(err && strstr(err, msg), "%s: %s", args, err ? err : "");
+    free(err);
+    cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", args);
+}
+
 /* --state and --model URLs that cannot name a Redis server are a bad
  * invocation (exit 2, as --help says and as inspect does), found before
  * anything is read or written; a server that does not answer is a failure
@@ -699,51 +711,26 @@ Test(replay, redis_urls_that_name_no_server_exit_2)
                        "> in.jsonl",
                        dir),
                  0);
-    const struct {
-        const char *args, *msg;
-    } bad[] = {
-        {"--state redis://127.0.0.1", "--state redis://127.0.0.1: expected host:port"},
-        {"--state redis://127.0.0.1:6379/abc", "database 'abc' is not a number"},
-        {"--model redis://127.0.0.1", "--model redis://127.0.0.1: expected host:port"},
-        {"--model redis://127.0.0.1/seg:", "--model redis://127.0.0.1/seg:: expected host:port"},
-        {"--model redis://:6379", "--model redis://:6379:"},
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out %s 2>err.txt", dir,
-                           SEG_BIN, bad[i].args),
-                     2, "%s", bad[i].args);
-        char *err = h_slurp(h_path("err.txt"), NULL);
-        cr_assert(err && strstr(err, bad[i].msg), "%s: %s", bad[i].args, err ? err : "");
-        free(err);
-        cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", bad[i].args);
-    }
+    replay_refused("--state redis://127.0.0.1", "--state redis://127.0.0.1: expected host:port");
+    replay_refused("--state redis://127.0.0.1:6379/abc", "database 'abc' is not a number");
+    replay_refused("--model redis://127.0.0.1", "--model redis://127.0.0.1: expected host:port");
+    replay_refused("--model redis://127.0.0.1/seg:",
+                   "--model redis://127.0.0.1/seg:: expected host:port");
+    replay_refused("--model redis://:6379", "--model redis://:6379:");
     /* a prefix the daemon's keys could not hold (redis.prefix's limit) */
     char a101[102], args[300];
     memset(a101, 'a', 101);
     a101[101] = 0;
-    for (int i = 0; i < 2; i++) {
-        snprintf(args, sizeof args,
-                 i ? "--model redis://127.0.0.1:6379/%s"
-                   : "--state redis://127.0.0.1:6379 --prefix %s",
-                 a101);
-        cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out %s 2>err.txt", dir,
-                           SEG_BIN, args),
-                     2, "%s", args);
-        char *err = h_slurp(h_path("err.txt"), NULL);
-        cr_assert(err && strstr(err, "101 bytes, over the 100 a prefix may have"), "%s: %s", args,
-                  err ? err : "");
-        free(err);
-    }
+    snprintf(args, sizeof args, "--state redis://127.0.0.1:6379 --prefix %s", a101);
+    replay_refused(args, "101 bytes, over the 100 a prefix may have");
+    snprintf(args, sizeof args, "--model redis://127.0.0.1:6379/%s", a101);
+    replay_refused(args, "101 bytes, over the 100 a prefix may have");
     /* a live prefix of 100 bytes: the replays' default beside it is longer */
     a101[99] = ':', a101[100] = 0;
-    cr_assert_eq(h_run("cd %s && SEGSTREAM_REDIS_PREFIX='%s' %s replay -q --input in.jsonl --out "
-                       "o.out --state redis://127.0.0.1:6379 2>err.txt",
-                       dir, a101, SEG_BIN),
-                 2);
-    char *err = h_slurp(h_path("err.txt"), NULL);
-    cr_assert(err && strstr(err, "107 bytes, over the 100 a prefix may have; give --prefix"), "%s",
-              err ? err : "");
-    free(err);
+    setenv("SEGSTREAM_REDIS_PREFIX", a101, 1);
+    replay_refused("--state redis://127.0.0.1:6379",
+                   "107 bytes, over the 100 a prefix may have; give --prefix");
+    unsetenv("SEGSTREAM_REDIS_PREFIX");
     int port = h_free_port();
     cr_assert_eq(h_run("cd %s && %s replay -q --input in.jsonl --out o.out --state "
                        "redis://127.0.0.1:%d 2>/dev/null",
