@@ -1440,20 +1440,6 @@ static void tps_free(strm_tp_t *tps, int n)
     free(tps);
 }
 
-/* A copy of tps (n of them), topics included; NULL when out of memory. */
-static strm_tp_t *tps_copy(const strm_tp_t *tps, int n)
-{
-    strm_tp_t *c = calloc((size_t)(n ? n : 1), sizeof(*c));
-    for (int i = 0; c && i < n; i++) {
-        c[i] = tps[i];
-        if (!(c[i].topic = strdup(tps[i].topic))) {
-            tps_free(c, i);
-            c = NULL;
-        }
-    }
-    return c;
-}
-
 /* Index of topic[partition] in tps (n of them), or -1. */
 static int tps_find(const strm_tp_t *tps, int n, const char *topic, int32_t partition)
 {
@@ -1495,27 +1481,6 @@ static void tps_remove(strm_tp_t *tps, int *n, const strm_tp_t *rm, int n_rm)
     }
 }
 
-static void rb_clear(ck_t *k)
-{
-    for (int i = 0; k->rb_ob && i < k->rb_n; i++) obq_free(&k->rb_ob[i]);
-    free(k->rb_ob);
-    k->rb_ob = NULL;
-    k->rb_got = 0;
-    k->rb_gen++; /* lists still being read were this assignment's */
-    tps_free(k->rb_tps, k->rb_n);
-    k->rb_tps = NULL;
-    k->rb_n = 0;
-    k->rb = 0;
-    k->rb_asked = 0;
-}
-
-static void rb_next_clear(ck_t *k)
-{
-    tps_free(k->rb_next, k->rb_next_n);
-    k->rb_next = NULL;
-    k->rb_next_n = 0;
-}
-
 /* A pending assignment's reads (claim, outbox lists, offsets) are asked
  * again, for the partitions it holds now; replies to the earlier ones no
  * longer count (rb_gen). */
@@ -1528,6 +1493,22 @@ static void rb_reread(ck_t *k)
     k->rb_got = 0;
     k->rb_gen++;
     k->rb_asked = 0;
+}
+
+static void rb_clear(ck_t *k)
+{
+    rb_reread(k); /* lists still being read were this assignment's */
+    tps_free(k->rb_tps, k->rb_n);
+    k->rb_tps = NULL;
+    k->rb_n = 0;
+    k->rb = 0;
+}
+
+static void rb_next_clear(ck_t *k)
+{
+    tps_free(k->rb_next, k->rb_next_n);
+    k->rb_next = NULL;
+    k->rb_next_n = 0;
 }
 
 /* A revoke that comes while another waits for its checkpoint (rb 2).
@@ -1568,14 +1549,9 @@ static int rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
          * waiting for its checkpoint were dropped, the entries that
          * checkpoint pushed never trimmed, and kept partitions resumed from
          * offsets older than their state. The revoke's end takes it. */
-        if (coop) /* an increment: added to one held already */
-            return tps_add(&k->rb_next, &k->rb_next_n, tps, n) < 0 ? -1 : 1;
-        strm_tp_t *next = tps_copy(tps, n);
-        if (!next) return -1;
-        rb_next_clear(k); /* eager: a newer assignment replaces the whole one */
-        k->rb_next = next;
-        k->rb_next_n = n;
-        return 1;
+        if (!coop) rb_next_clear(k); /* eager: a newer assignment replaces the whole one */
+        /* cooperative: an increment, added to one held already */
+        return tps_add(&k->rb_next, &k->rb_next_n, tps, n) < 0 ? -1 : 1;
     }
     if (!assigned && k->rb == 2) {
         if (rb_revoke_more(r, tps, n) < 0) return -1;
@@ -1620,10 +1596,8 @@ static int rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
         k->rb_tps = calloc(1, sizeof(*k->rb_tps));
         k->rb_n = 0;
         if (!k->rb_tps || rb_revoke_more(r, tps, n) < 0) return -1;
-    } else {
-        k->rb_tps = tps_copy(tps, n);
-        if (!k->rb_tps) return -1;
-        k->rb_n = n;
+    } else if (tps_add(&k->rb_tps, &k->rb_n, tps, n) < 0) { /* rb_tps holds none here */
+        return -1;
     }
     k->rb = assigned ? 1 : 2;
     k->rb_since = cli_monotonic_s();
