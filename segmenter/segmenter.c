@@ -139,13 +139,13 @@ static int traits_same(seg_customer_t *c, const seg_event_t *ev)
 
 /* Keeps the SEG_CUSTOMER_TRAITS_MAX most recently set of the k pairs in
  * blob (times in ts): the oldest go, the earlier in blob first among equal
- * times. In place; returns how many are kept. */
-static size_t traits_cap(char *blob, int64_t *ts, size_t k)
+ * times. In place. */
+static void traits_cap(char *blob, int64_t *ts, size_t k)
 {
-    if (k <= SEG_CUSTOMER_TRAITS_MAX) return k;
+    if (k <= SEG_CUSTOMER_TRAITS_MAX) return;
     unsigned char drop[SEG_CUSTOMER_TRAITS_MAX + SEG_TRAITS_MAX] = {0};
     unsigned char *dr = k <= sizeof drop ? drop : calloc(k, 1);
-    if (!dr) return k; /* kept whole rather than lose a newer trait */
+    if (!dr) return; /* kept whole rather than lose a newer trait */
     for (size_t n = k; n > SEG_CUSTOMER_TRAITS_MAX; n--) {
         size_t old = k;
         for (size_t i = 0; i < k; i++)
@@ -165,7 +165,6 @@ static size_t traits_cap(char *blob, int64_t *ts, size_t k)
     }
     *w = 0;
     if (dr != drop) free(dr);
-    return kept;
 }
 
 /* Merges the event's traits into one new blob: each trait keeps the value
