@@ -45,6 +45,17 @@ const char *h_join(const char *dir, const char *name)
     return buf[i];
 }
 
+int h_writef(const char *dir, const char *name, const char *fmt, ...)
+{
+    FILE *f = fopen(h_join(dir, name), "w");
+    if (!f) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfprintf(f, fmt, ap) < 0;
+    va_end(ap);
+    return fclose(f) != 0 || rc ? -1 : 0;
+}
+
 char *h_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -12,6 +12,9 @@
 const char *h_tmpdir(void);
 /* Runs a shell command (printf-style); returns its exit status (or -1). */
 int h_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes dir/name (printf-style), replacing it; 0, or -1 when it cannot. */
+int h_writef(const char *dir, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Whole file into a malloc'd NUL-terminated buffer; NULL when unreadable. */
 char *h_slurp(const char *path, size_t *len);
 /* dir/name in one of four rotating buffers (so a call's few paths can be

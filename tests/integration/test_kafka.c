@@ -64,17 +64,13 @@ static void start_broker(int partitions)
  * the example rules, and a short session so that a killed member is noticed. */
 static void write_cfg(const char *name, const char *brokers, const char *group, const char *idle)
 {
-    char path[600];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f,
-            "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  properties:\n"
-            "    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"500\"\n"
-            "watermark:\n  idle_timeout: %s\n  idle_advance: false\n"
-            "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
-            brokers, group, idle);
-    fclose(f);
+    cr_assert_eq(h_writef(dir, name,
+                          "kafka:\n  brokers: \"%s\"\n  group_id: %s\n  properties:\n"
+                          "    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"500\"\n"
+                          "watermark:\n  idle_timeout: %s\n  idle_advance: false\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n" H_EXAMPLE_RULES,
+                          brokers, group, idle),
+                 0);
 }
 
 /* gen writes customer_id first: "key<TAB>line" for kcat -K. Returns the
@@ -666,17 +662,13 @@ Test(kafka, a_silent_customer_changes_within_a_second_of_W_crossing)
 {
     need_peers();
     start_broker(1);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/live.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f,
-            "kafka:\n  brokers: \"%s\"\n  group_id: g-live\n"
-            "watermark:\n  idle_timeout: 1s\n  idle_advance: true\n"
-            "lifecycle:\n  new: 2s\n  at_risk: 4s\n  lapsed: 8s\n  reactivated: 2s\n"
-            "http:\n  listen: \"127.0.0.1:0\"\n",
-            B);
-    fclose(f);
+    cr_assert_eq(h_writef(dir, "live.yaml",
+                          "kafka:\n  brokers: \"%s\"\n  group_id: g-live\n"
+                          "watermark:\n  idle_timeout: 1s\n  idle_advance: true\n"
+                          "lifecycle:\n  new: 2s\n  at_risk: 4s\n  lapsed: 8s\n  reactivated: 2s\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n",
+                          B),
+                 0);
     int port;
     pid_t run = start_run("live.yaml", "live.log", &port);
     cr_assert_eq(h_wait_metric(port, "segstream_partitions_owned", 1, 0, 30), 1);
@@ -693,8 +685,7 @@ Test(kafka, a_silent_customer_changes_within_a_second_of_W_crossing)
     cr_assert_eq(h_stop(run, SIGTERM, 60), 0);
     cr_assert_eq(consume("segment-changes", "live.dump", 4), 4);
 
-    snprintf(path, sizeof(path), "%s/live.log", dir);
-    const char *l = h_wait_line(path, "W moves with the wall clock", 1);
+    const char *l = h_wait_line(h_join(dir, "live.log"), "W moves with the wall clock", 1);
     cr_assert_not_null(l, "no idle-advance line in the daemon's log");
     long long W0, wall0;
     const char *p = strstr(l, "from W=");
@@ -737,11 +728,10 @@ Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/bad.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "kafka:\n  properties:\n    no.such.property: \"1\"\nhttp:\n  listen: "
-               "\"127.0.0.1:0\"\n");
-    fclose(f);
+    cr_assert_eq(h_writef(dir, "bad.yaml",
+                          "kafka:\n  properties:\n    no.such.property: \"1\"\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n"),
+                 0);
     cr_assert_eq(h_run("%s run -c %s 2> %s/err.txt", SEG_BIN, path, dir), 2);
     snprintf(path, sizeof(path), "%s/err.txt", dir);
     char *e = h_slurp(path, NULL);
@@ -817,17 +807,13 @@ Test(kafka, healthz_reports_a_broker_outage_while_every_partition_is_idle)
     need_peers();
     rd_kafka_mock_cluster_t *mc;
     strm_broker_t *br = mock_events(4, &mc);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/run.yaml", dir);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
     /* a long idle_timeout: an idle confirmation used to hold that long */
-    fprintf(f,
-            "kafka:\n  brokers: \"%s\"\n  group_id: g-idle-down\n"
-            "watermark:\n  idle_timeout: 12s\n  idle_advance: true\n"
-            "http:\n  listen: \"127.0.0.1:0\"\n",
-            B);
-    fclose(f);
+    cr_assert_eq(h_writef(dir, "run.yaml",
+                          "kafka:\n  brokers: \"%s\"\n  group_id: g-idle-down\n"
+                          "watermark:\n  idle_timeout: 12s\n  idle_advance: true\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n",
+                          B),
+                 0);
     int port;
     pid_t run = start_run("run.yaml", "run.log", &port);
     struct timespec now;
@@ -839,8 +825,7 @@ Test(kafka, healthz_reports_a_broker_outage_while_every_partition_is_idle)
                  0);
     cr_assert_eq(h_wait_metric(port, "segstream_events_applied_total", 1, 0, 60), 1);
     /* every partition idle: W moves with the wall clock */
-    snprintf(path, sizeof(path), "%s/run.log", dir);
-    cr_assert_not_null(h_wait_line(path, "W moves with the wall clock", 40));
+    cr_assert_not_null(h_wait_line(h_join(dir, "run.log"), "W moves with the wall clock", 40));
     free(healthz_until(port, 200));
     rd_kafka_mock_broker_set_down(mc, 1);
     char *h = healthz_until(port, 503);
