@@ -1536,12 +1536,37 @@ static int rb_revoke_more(run_t *r, const strm_tp_t *tps, int n)
     return 0;
 }
 
+/* Cooperative: takes out of an assignment the partitions this process
+ * owns and keeps, and returns how many are left. librdkafka 2.0.2 can hand
+ * one out again (a revoke that waited behind a rejoin leaves its pending
+ * increment set). Taken as new, its offset would go back to the last
+ * checkpoint under state that is ahead of it, and the consumer refuses,
+ * whole, a list naming a partition it has (stream/kafka.c leaves those out
+ * too). One that a pending revoke gives up stays: it is taken again after. */
+static int drop_owned(run_t *r, strm_tp_t *tps, int n)
+{
+    ck_t *k = CK(r);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int p = find_part_ext(r, tps[i].topic, tps[i].partition);
+        if (p >= 0 && r->parts[p].owned &&
+            !(k->rb == 2 && tps_find(k->rb_tps, k->rb_n, tps[i].topic, tps[i].partition) >= 0)) {
+            cli_log(LOG_WARN, "assigned %.60s[%d] again, which this process owns: kept as it is",
+                    tps[i].topic, (int)tps[i].partition);
+            continue;
+        }
+        tps[m++] = tps[i];
+    }
+    return m;
+}
+
 /* ck_rebalance's work: 1 (the decision is ck's now), or -1 when out of
  * memory, with the decision partly taken. */
 static int rebalance(run_t *r, int assigned, strm_tp_t *tps, int n)
 {
     ck_t *k = CK(r);
     int coop = strm_consumer_cooperative(r->cons);
+    if (coop && assigned) n = drop_owned(r, tps, n);
     if (assigned && k->rb == 2) {
         /* not in the revoke's place: what it has applied of the partitions
          * it gives up (or keeps) is checkpointed, its outbox delivered and

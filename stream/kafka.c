@@ -3,6 +3,7 @@
  * never decodes payloads and never blocks except where kafka.h says so. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,16 +119,75 @@ struct strm_consumer {
     int paused;
 };
 
+static void say(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int level, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (log_fn)
+        log_fn(level, "ASSIGN", buf);
+    else
+        fprintf(stderr, "segstream: kafka: %s\n", buf);
+}
+
+/* Cooperative: l less the partitions librdkafka already has (assign) or
+ * does not have (revoke), each one named in the log. incremental_assign
+ * refuses, whole, a list naming a partition it has (and incremental_unassign
+ * one it has not): the others would then be owned by this member for the
+ * group and consumed by nobody. The application keeps its own count of what
+ * it owns, so this is a last guard, not a path it is meant to take (a
+ * librdkafka 2.0 rejoin may hand out again a partition still held).
+ * NULL when nothing is left out. */
+static rd_kafka_topic_partition_list_t *
+only_changes(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *l, int assign)
+{
+    rd_kafka_topic_partition_list_t *cur = NULL, *out = NULL;
+    if (rd_kafka_assignment(rk, &cur) != RD_KAFKA_RESP_ERR_NO_ERROR) return NULL;
+    int left = 0;
+    for (int i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &l->elems[i];
+        if ((rd_kafka_topic_partition_list_find(cur, e->topic, e->partition) != NULL) != assign)
+            continue; /* a change */
+        say(4, "%s [%d] is %s assigned to this consumer: left out of the %s", e->topic,
+            (int)e->partition, assign ? "already" : "not", assign ? "assignment" : "revoke");
+        left++;
+    }
+    if (left) {
+        out = rd_kafka_topic_partition_list_new(l->cnt);
+        for (int i = 0; i < l->cnt; i++) {
+            const rd_kafka_topic_partition_t *e = &l->elems[i];
+            if ((rd_kafka_topic_partition_list_find(cur, e->topic, e->partition) != NULL) != assign)
+                rd_kafka_topic_partition_list_add(out, e->topic, e->partition)->offset = e->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(cur);
+    return out;
+}
+
 static void apply(strm_consumer_t *c, rd_kafka_topic_partition_list_t *l, int assign)
 {
     rd_kafka_t *rk = c->rk;
     if (strm_consumer_cooperative(c)) {
+        rd_kafka_topic_partition_list_t *only = only_changes(rk, l, assign);
+        rd_kafka_topic_partition_list_t *use = only ? only : l;
         rd_kafka_error_t *er =
-            assign ? rd_kafka_incremental_assign(rk, l) : rd_kafka_incremental_unassign(rk, l);
-        if (er) rd_kafka_error_destroy(er);
-    } else {
-        rd_kafka_assign(rk, assign ? l : NULL);
+            assign ? rd_kafka_incremental_assign(rk, use) : rd_kafka_incremental_unassign(rk, use);
+        if (er) {
+            say(3, "%s of %d partitions refused: %s", assign ? "assignment" : "revoke", use->cnt,
+                rd_kafka_error_string(er));
+            rd_kafka_error_destroy(er);
+        }
+        if (assign && c->paused) rd_kafka_pause_partitions(rk, use);
+        if (only) rd_kafka_topic_partition_list_destroy(only);
+        return;
     }
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? l : NULL);
+    if (e)
+        say(3, "%s of %d partitions refused: %s", assign ? "assignment" : "revoke", l->cnt,
+            rd_kafka_err2str(e));
     if (assign && c->paused) rd_kafka_pause_partitions(rk, l);
 }
 

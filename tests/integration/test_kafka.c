@@ -879,3 +879,66 @@ Test(kafka, sigterm_exits_while_no_broker_answers)
                        "no broker query was left hanging: the test did not reach its case");
     strm_broker_free(br);
 }
+
+/* Records of `events` taken by c within timeout_s, counted per partition
+ * (two) into seen; returns when want are seen in partition `part`. */
+static void consume_until(strm_consumer_t *c, int *seen, int part, int want, double timeout_s)
+{
+    strm_msg_t msgs[64];
+    char err[256];
+    for (double t = 0; t < timeout_s && seen[part] < want; t += 0.05) {
+        int n;
+        while ((n = strm_consumer_batch(c, msgs, 64, err, sizeof(err))) > 0) {
+            for (int i = 0; i < n; i++)
+                if (!msgs[i].error && msgs[i].partition >= 0 && msgs[i].partition < 2)
+                    seen[msgs[i].partition]++;
+            strm_msgs_release(msgs, n);
+        }
+        cr_assert_geq(n, 0, "consumer: %s", err);
+        h_sleep(0.05);
+    }
+}
+
+static int coop_assigned;
+static int coop_rebalance(void *ud, int assigned, strm_tp_t *tps, int n)
+{
+    (void)ud, (void)tps;
+    if (assigned) coop_assigned += n;
+    return 0; /* applied by strm_consumer itself */
+}
+
+/* Cooperative: librdkafka refuses, whole, an incremental assignment naming
+ * a partition the consumer has. strm_consumer leaves such partitions out
+ * (and names them in the log), so the others are still consumed rather
+ * than owned for the group and read by nobody. */
+Test(kafka, a_cooperative_assignment_naming_an_owned_partition_takes_the_others)
+{
+    need_peers();
+    start_broker(2);
+    for (int p = 0; p < 2; p++)
+        cr_assert_eq(h_run("printf 'a\\nb\\nc\\n' | kcat -P -b %s -t events -p %d", B, p), 0);
+    const char *props[] = {"partition.assignment.strategy", "cooperative-sticky"};
+    strm_kopts_t o = {.brokers = B, .group_id = "coop-owned", .props = props, .n_props = 1};
+    const char *topics[] = {"events"};
+    char err[256];
+    strm_consumer_t *c = strm_consumer_new(&o, topics, 1, coop_rebalance, NULL, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    int seen[2] = {0, 0};
+    consume_until(c, seen, 0, 3, 60);
+    consume_until(c, seen, 1, 3, 60);
+    cr_assert_eq(coop_assigned, 2, "the group gave both partitions");
+    cr_assert(strm_consumer_cooperative(c));
+    cr_assert_eq(seen[0], 3);
+    cr_assert_eq(seen[1], 3);
+
+    /* partition 1 given up, then taken again from its start with 0, owned */
+    strm_tp_t one = {"events", 1, -1};
+    cr_assert_eq(strm_consumer_assign(c, &one, 1, 0), 0);
+    strm_tp_t both[] = {{"events", 0, -1}, {"events", 1, STRM_OFFSET_BEGINNING}};
+    cr_assert_eq(strm_consumer_assign(c, both, 2, 1), 0);
+    seen[0] = seen[1] = 0;
+    consume_until(c, seen, 1, 3, 30);
+    cr_assert_eq(seen[1], 3, "partition 1 is read again from its start");
+    cr_assert_eq(seen[0], 0, "partition 0 goes on where it was");
+    strm_consumer_close(c, 5000);
+}
