@@ -367,6 +367,41 @@ Test(codec_json, too_complex_and_deep)
     free(d);
 }
 
+Test(codec_json, nesting_deeper_than_512_is_too_complex_within_the_token_budget)
+{
+    /* 30 000 nested arrays: 60 KB, under the default 64 KiB and the token
+     * budget, and jsmn tokenizes them in O(depth^2) (2 s a record); also
+     * inside a trait, and in brackets inside strings, which do not count */
+    size_t cap = 8 * 30000 + 256;
+    char *d = malloc(cap);
+    const char *shapes[][2] = {{"[", "]"}, {"{\"a\":", "}"}};
+    for (int s = 0; s < 2; s++) {
+        for (int depth = 500; depth <= 30000; depth += 30000 - 500) {
+            size_t k = (size_t)sprintf(d, "{" OK_BASE ",\"z\":");
+            for (int i = 0; i < depth; i++) k += (size_t)sprintf(d + k, "%s", shapes[s][0]);
+            k += (size_t)sprintf(d + k, "1");
+            for (int i = 0; i < depth; i++) k += (size_t)sprintf(d + k, "%s", shapes[s][1]);
+            k += (size_t)sprintf(d + k, "}");
+            const char *r = NULL;
+            int rc = strm_decode_json(d, k, &ev, &r);
+            if (depth == 500)
+                cr_assert_eq(rc, 0, "depth 500 (%s): %s", shapes[s][0], r ? r : "");
+            else
+                cr_assert(rc == -1 && r && strcmp(r, "too_complex") == 0, "depth %d: %s", depth,
+                          r ? r : "accepted");
+        }
+    }
+    /* brackets in a string are not nesting */
+    size_t k = (size_t)sprintf(d, "{" OK_BASE ",\"category\":\"");
+    for (int i = 0; i < 2000; i++) d[k++] = '[';
+    k += (size_t)sprintf(d + k, "\\\"[\",\"z\":[");
+    for (int i = 0; i < 300; i++) k += (size_t)sprintf(d + k, "%s1", i ? "," : "");
+    k += (size_t)sprintf(d + k, "]}");
+    const char *r = NULL;
+    cr_assert_eq(strm_decode_json(d, k, &ev, &r), 0, "%s", r ? r : "");
+    free(d);
+}
+
 Test(codec_json, reuse_clears_previous_event)
 {
     ACCEPT("{\"customer_id\":\"c\",\"type\":\"purchase\",\"ts\":1,\"amount\":3,\"category\":\"a\","
