@@ -49,6 +49,8 @@ double seg__log1p(double v);
  * and '\\', and two-byte UTF-8 characters (the labels' middle dot), which is
  * what stream's JSON writer copies unchanged. Anything else 0 (escaped). */
 int seg__json_plain(const char *s);
+/* A duration in the largest unit that divides it: "30 days", "5 seconds". */
+void seg__span(int64_t ms, char *buf, size_t len);
 /* 2^(-dt/half_life) for dt in ms and a half-life in days. */
 double seg__decay(double half_life_days, int64_t dt_ms);
 

@@ -269,6 +269,27 @@ static int labels_sync(seg_t *s)
     return 0;
 }
 
+/* A threshold as the reasons say it: in the largest unit that divides it
+ * ("30 days", "1 day", "36 hours", "5 seconds", "250 ms"), not "5.78704e-05
+ * days" for a 5 s threshold. */
+void seg__span(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        int64_t ms;
+        const char *one, *many;
+    } u[] = {{SEG_DAY_MS, "day", "days"},
+             {3600000, "hour", "hours"},
+             {60000, "minute", "minutes"},
+             {1000, "second", "seconds"}};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+        if (ms > 0 && ms % u[i].ms == 0) {
+            int64_t n = ms / u[i].ms;
+            snprintf(buf, len, "%lld %s", (long long)n, n == 1 ? u[i].one : u[i].many);
+            return;
+        }
+    snprintf(buf, len, "%lld ms", (long long)ms);
+}
+
 seg_t *seg_new(seg_params_t *p, char *err, size_t errlen)
 {
     if (seg_params_validate(p, err, errlen) < 0) return NULL;
@@ -283,14 +304,15 @@ seg_t *seg_new(seg_params_t *p, char *err, size_t errlen)
     s->cat_tab_cap = 1024;
     s->cat_tab = calloc(s->cat_tab_cap, sizeof(uint32_t));
     if (!s->cat_tab) goto oom;
-    snprintf(s->why_new_over, sizeof(s->why_new_over), "%g days since first seen",
-             (double)s->p.new_ms / SEG_DAY_MS);
-    snprintf(s->why_at_risk, sizeof(s->why_at_risk), "no activity for %g days",
-             (double)s->p.at_risk_ms / SEG_DAY_MS);
-    snprintf(s->why_lapsed, sizeof(s->why_lapsed), "no activity for %g days",
-             (double)s->p.lapsed_ms / SEG_DAY_MS);
-    snprintf(s->why_react_over, sizeof(s->why_react_over), "%g days since return",
-             (double)s->p.reactivated_ms / SEG_DAY_MS);
+    char span[32];
+    seg__span(s->p.new_ms, span, sizeof span);
+    snprintf(s->why_new_over, sizeof(s->why_new_over), "%s since first seen", span);
+    seg__span(s->p.at_risk_ms, span, sizeof span);
+    snprintf(s->why_at_risk, sizeof(s->why_at_risk), "no activity for %s", span);
+    seg__span(s->p.lapsed_ms, span, sizeof span);
+    snprintf(s->why_lapsed, sizeof(s->why_lapsed), "no activity for %s", span);
+    seg__span(s->p.reactivated_ms, span, sizeof span);
+    snprintf(s->why_react_over, sizeof(s->why_react_over), "%s since return", span);
     const char *whys[] = {why_first,       why_activity,   why_return,    why_first_cluster,
                           why_nearest,     why_retired,    why_rule_in,   why_rule_out,
                           s->why_new_over, s->why_at_risk, s->why_lapsed, s->why_react_over};

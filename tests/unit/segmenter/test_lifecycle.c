@@ -202,3 +202,64 @@ Test(lifecycle, sizes_follow_changes)
     cr_assert_eq(sz->lifecycle[SEG_LC_AT_RISK], 0);
     cr_assert_eq(sz->lifecycle[SEG_LC_LAPSED], 1);
 }
+
+static char reasons[8][96];
+static int n_reasons;
+static void reason_fn(void *ud, const seg_change_t *ch)
+{
+    (void)ud;
+    if (ch->dim == SEG_DIM_LIFECYCLE && n_reasons < 8)
+        snprintf(reasons[n_reasons++], sizeof reasons[0], "%s", ch->reason);
+}
+
+/* Thresholds under a day are said in their own unit, not "5.78704e-05 days". */
+Test(lifecycle, reasons_name_thresholds_in_a_readable_unit)
+{
+    seg_params_t p;
+    char err[256];
+    seg_free(s);
+    seg_params_default(&p);
+    p.new_ms = 3000;
+    p.at_risk_ms = 5000;
+    p.lapsed_ms = 36 * 3600000LL;
+    p.reactivated_ms = 60000;
+    s = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    n_reasons = 0;
+    seg_event_t ev = mkev("c42", SEG_EV_PAGE_VIEW, T0);
+    cr_assert_eq(seg_apply(s, &c, &ev, T0, reason_fn, NULL), 0);
+    ev = mkev("c42", SEG_EV_PAGE_VIEW, T0 + 1000);
+    cr_assert_eq(seg_apply(s, &c, &ev, T0 + 1000, reason_fn, NULL), 0);
+    while (seg_step_due(s, &c, T0 + 3 * DAY, reason_fn, NULL)) {
+    }
+    ev = mkev("c42", SEG_EV_PAGE_VIEW, T0 + 3 * DAY);
+    cr_assert_eq(seg_apply(s, &c, &ev, T0 + 3 * DAY, reason_fn, NULL), 0);
+    ev = mkev("c42", SEG_EV_PAGE_VIEW, T0 + 3 * DAY + 57000); /* active at the window's end */
+    cr_assert_eq(seg_apply(s, &c, &ev, T0 + 3 * DAY + 57000, reason_fn, NULL), 0);
+    while (seg_step_due(s, &c, T0 + 3 * DAY + 61000, reason_fn, NULL)) {
+    }
+    const char *want[] = {"first event",
+                          "3 seconds since first seen",
+                          "no activity for 5 seconds",
+                          "no activity for 36 hours",
+                          "activity after lapse",
+                          "1 minute since return"};
+    int n = (int)(sizeof want / sizeof want[0]);
+    cr_assert_geq(n_reasons, n, "%d lifecycle changes", n_reasons);
+    for (int i = 0; i < n; i++)
+        cr_expect_str_eq(reasons[i], want[i], "change %d: %s", i, reasons[i]);
+
+    /* the defaults read as before */
+    seg_free(s);
+    s = mkseg();
+    n_reasons = 0;
+    seg_customer_clear(&c);
+    seg_customer_init(&c, "c42", 3, 0);
+    ev = mkev("c42", SEG_EV_PAGE_VIEW, T0);
+    cr_assert_eq(seg_apply(s, &c, &ev, T0, reason_fn, NULL), 0);
+    while (seg_step_due(s, &c, T0 + 100 * DAY, reason_fn, NULL)) {
+    }
+    cr_assert_eq(n_reasons, 3);
+    cr_expect_str_eq(reasons[1], "no activity for 30 days");
+    cr_expect_str_eq(reasons[2], "no activity for 60 days");
+}
