@@ -370,7 +370,7 @@ int cmd_gen(int argc, char **argv)
             bad = cli_parse_u64(optarg, &customers) < 0 || customers == 0;
             break;
         case 'm':
-            bad = cli_parse_u64(optarg, &events) < 0;
+            bad = cli_parse_u64(optarg, &events) < 0 || events == 0; /* unset: 20 each */
             break;
         case 's':
             bad = cli_parse_u64(optarg, &seed) < 0;

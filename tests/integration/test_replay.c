@@ -392,6 +392,14 @@ Test(replay, bad_command_lines_fail_with_a_message)
     cr_assert(strstr(err, "clusters.k"), "error names the key: %s", err);
     cr_assert(strstr(err, "cfg.yaml"), "error names the file: %s", err);
     free(err);
+    /* --events 0 is refused like --customers 0, not taken for "unset"
+     * (which writes 20 events per customer) */
+    cr_assert_eq(h_run("%s gen --customers 10 --events 0 --out %s/g0 2>%s/err", SEG_BIN, dir, dir),
+                 2);
+    err = h_slurp(path, NULL);
+    cr_assert(strstr(err, "--events"), "error names the flag: %s", err);
+    free(err);
+    cr_assert_neq(h_run("test -e %s/g0", dir), 0, "nothing written");
 }
 
 /* Every command answers --help with exit 0 on stdout; the version is there
