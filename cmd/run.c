@@ -66,6 +66,26 @@ int find_part_ext(run_t *r, const char *topic, int32_t partition)
     return find_part(r, topic, partition, 0);
 }
 
+/* Releases what partition i's queue holds. */
+static void q_clear(run_t *r, int i)
+{
+    part_t *p = &r->parts[i];
+    for (int j = 0; j < p->q_n; j++) strm_msgs_release(&p->q[(p->q_head + j) % p->q_cap], 1);
+    r->buffered -= p->q_n;
+    p->q_head = p->q_n = 0;
+    p->merge_wait = 0;
+}
+
+/* Partition i paused (1) or resumed (0) because of its queue's length; a
+ * resume waits for the consumer's own (backpressure) while that lasts. */
+static void q_pause(run_t *r, int i, int pause)
+{
+    part_t *p = &r->parts[i];
+    if (p->q_paused == pause) return;
+    p->q_paused = pause;
+    if (!r->paused) strm_consumer_pause_one(r->cons, p->topic, p->partition, pause);
+}
+
 static int owns(void *ud, const seg_customer_t *c)
 {
     run_t *r = ud;
@@ -352,6 +372,33 @@ static void check_done(uv_work_t *w, int status)
     free(k->topic);
     free(k);
     if (!r->stopping && p->checked_ok && advance_watermark(r) < 0) begin_stop(r, 1);
+    if (!r->stopping && r->merge_blocked) run_kick(r); /* it may have waited for this answer */
+}
+
+/* Asks the broker, off the loop, whether partition i's next_offset has
+ * reached its end (check_done() records the answer). */
+static void queue_check(run_t *r, int i, double now)
+{
+    part_t *p = &r->parts[i];
+    check_t *k = calloc(1, sizeof(*k));
+    if (!k || !(k->topic = strdup(p->topic))) {
+        free(k);
+        return;
+    }
+    k->r = r;
+    k->part = i;
+    k->partition = p->partition;
+    k->next = p->next_offset;
+    k->started = now;
+    k->w.data = k;
+    if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
+        p->checking = 1;
+        p->check_sent = now;
+        r->checks++;
+    } else {
+        free(k->topic);
+        free(k);
+    }
 }
 
 /* A partition is idle when it has been quiet for idle_timeout AND the
@@ -375,27 +422,8 @@ static int part_idle(run_t *r, int i, double now)
                     p->checked_at >= p->last_msg && p->checked_at >= r->wake_at &&
                     now - p->checked_at < fresh &&
                     !(p->checking && now - p->check_sent > CHECK_LATE_S) && r->kafka_ok;
-    if (!p->checking && (now - p->checked_at >= fresh / 2 || p->checked_at < r->wake_at)) {
-        check_t *k = calloc(1, sizeof(*k));
-        if (!k || !(k->topic = strdup(p->topic))) {
-            free(k);
-            return confirmed;
-        }
-        k->r = r;
-        k->part = i;
-        k->partition = p->partition;
-        k->next = p->next_offset;
-        k->started = now;
-        k->w.data = k;
-        if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
-            p->checking = 1;
-            p->check_sent = now;
-            r->checks++;
-        } else {
-            free(k->topic);
-            free(k);
-        }
-    }
+    if (!p->checking && (now - p->checked_at >= fresh / 2 || p->checked_at < r->wake_at))
+        queue_check(r, i, now);
     return confirmed;
 }
 
@@ -536,18 +564,17 @@ void run_watermark_assigned(run_t *r, const strm_tp_t *tps, int n)
 int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
 {
     double now = cli_monotonic_s();
-    /* Records of revoked partitions taken but not applied are dropped: if
-     * the partition comes back, it resumes from its stored offset (Redis's
-     * checkpoint, say), and these would otherwise be applied out of order. */
-    for (int i = 0; !assigned && i < r->held_n; i++) {
-        strm_msg_t *m = &r->held[(r->held_head + i) % r->held_cap];
-        for (int j = 0; j < n && !m->error; j++)
-            if (m->partition == tps[j].partition && strcmp(m->topic, tps[j].topic) == 0)
-                m->dropped = 1;
-    }
     for (int i = 0; i < n; i++) {
         int k = find_part(r, tps[i].topic, tps[i].partition, 1);
         if (k < 0) continue;
+        /* Records of a revoked partition taken but not applied are dropped:
+         * if the partition comes back, it resumes from its stored offset
+         * (Redis's checkpoint, say), and these would otherwise be applied
+         * out of order. An assignment starts with nothing taken. */
+        q_clear(r, k);
+        q_pause(r, k, 0);
+        r->parts[k].taken_next = -1;
+        r->parts[k].taken_at = now;
         /* given up: its customers here were stepped to W (a later owner's
          * are in Redis, with the W of its checkpoint: ckpt.c sets that) */
         if (!assigned && r->parts[k].owned && r->pl.has_W && r->pl.W > r->parts[k].w_floor)
@@ -747,6 +774,9 @@ static void backpressure(run_t *r)
         if (r->paused) {
             r->paused = 0;
             strm_consumer_pause(r->cons, 0);
+            for (int i = 0; i < r->n_parts; i++) /* still full */
+                if (r->parts[i].q_paused)
+                    strm_consumer_pause_one(r->cons, r->parts[i].topic, r->parts[i].partition, 1);
             cli_log(LOG_DEBUG, "producer queue %d: resuming", q);
         }
     }
@@ -758,52 +788,209 @@ static void backpressure(run_t *r)
     }
 }
 
-/* Takes what librdkafka holds into the held ring: group events are served
- * even while applying waits (for Redis, say). */
+/* ---------------- merging the partitions by event time ----------------
+ *
+ * Records taken from the consumer wait in their partition's queue, in
+ * offset order, and are applied merged by event time across the owned
+ * partitions: the oldest head goes first. A customer's events on two topics
+ * (clickstream and purchases, CONTRACT §1), or on two partitions of a topic
+ * its producer does not key, then reach it in event-time order, as a replay
+ * of the merged file applies them. Taken in arrival order, a small topic
+ * drained ahead of a big one had a customer's day-168 purchase applied
+ * before its day-10 visits: it was "new" on day 168, then "active" and
+ * "new" again. A partition with nothing waiting holds the merge back while
+ * it may have records to come (as Kafka Streams waits for a partition with
+ * fetchable data): until the broker says all it has is taken, and for
+ * watermark.idle_timeout at most. A partition's queue over PART_HIGH
+ * pauses it (librdkafka drops what it fetched of it beyond what was handed
+ * out, and fetches that again on resume), so memory stays bounded while
+ * one topic runs far ahead of another. */
+
+/* 1 when the merge must wait for partition i, which has nothing waiting. */
+static int must_wait(run_t *r, int i, double now)
+{
+    part_t *p = &r->parts[i];
+    int64_t next = p->taken_next >= 0 ? p->taken_next : p->next_offset;
+    int64_t hi = strm_consumer_high(r->cons, p->topic, p->partition);
+    if (next >= 0 && hi >= 0 && next >= hi) return 0; /* all it had at the last fetch */
+    /* the broker said so since (next_offset: nothing is waiting, so every
+     * record taken is applied or skipped) */
+    if (p->checked_ok && p->checked_next == p->next_offset && p->checked_at >= p->taken_at)
+        return 0;
+    if (p->merge_wait == 0) p->merge_wait = now;
+    if (now - p->merge_wait >= (double)r->cfg.idle_timeout_ms / 1000.0) return 0; /* as idle */
+    if (!p->checking && p->checked_at < p->taken_at) queue_check(r, i, now);
+    return 1;
+}
+
+/* Up to max records of the queues' heads, oldest event first, into
+ * r->batch (not taken out of the queues). Stops early, setting
+ * r->merge_blocked, when an owned partition with nothing waiting must be
+ * waited for. */
+static int merge(run_t *r, int max)
+{
+    r->merge_blocked = 0;
+    if (r->cap_m < r->n_parts) {
+        int cap = r->cap_parts;
+        int *c = realloc(r->m_cur, (size_t)cap * sizeof(*c));
+        if (c) r->m_cur = c;
+        signed char *w = realloc(r->m_wait, (size_t)cap);
+        if (w) r->m_wait = w;
+        if (!c || !w) return -1;
+        r->cap_m = cap;
+    }
+    memset(r->m_cur, 0, (size_t)r->n_parts * sizeof(*r->m_cur));
+    memset(r->m_wait, -1, (size_t)r->n_parts);
+    double now = cli_monotonic_s();
+    int n = 0;
+    while (n < max) {
+        int best = -1;
+        int64_t bt = 0;
+        for (int i = 0; i < r->n_parts; i++) {
+            const part_t *p = &r->parts[i];
+            if (r->m_cur[i] == p->q_n) continue;
+            int64_t t = p->q_ts[(p->q_head + r->m_cur[i]) % p->q_cap];
+            if (best < 0 || t < bt) best = i, bt = t;
+        }
+        if (best < 0) break;
+        /* only now, with a record to apply: a partition that has none
+         * might have an older one to come */
+        for (int i = 0; i < r->n_parts; i++) {
+            part_t *p = &r->parts[i];
+            if (!p->owned || r->m_cur[i] < p->q_n) continue;
+            if (r->m_wait[i] < 0) r->m_wait[i] = (signed char)must_wait(r, i, now);
+            if (r->m_wait[i]) {
+                if (n == 0) r->merge_waits++;
+                r->merge_blocked = 1;
+                return n;
+            }
+        }
+        part_t *p = &r->parts[best];
+        r->batch[n] = p->q[(p->q_head + r->m_cur[best]) % p->q_cap];
+        r->batch_part[n++] = best;
+        r->m_cur[best]++;
+    }
+    return n;
+}
+
+/* Takes the n records of the batch out of their queues (they are the
+ * heads, in order) and releases them. */
+static void merged(run_t *r, int n)
+{
+    for (int j = 0; j < n; j++) {
+        part_t *p = &r->parts[r->batch_part[j]];
+        p->q_head = (p->q_head + 1) % p->q_cap;
+        if (--p->q_n == 0) p->q_head = 0;
+        r->buffered--;
+    }
+    strm_msgs_release(r->batch, n);
+    for (int i = 0; i < r->n_parts; i++)
+        if (r->parts[i].q_paused && r->parts[i].q_n < PART_LOW) q_pause(r, i, 0);
+}
+
+/* One record from the consumer into its partition's queue. -1: out of
+ * memory or a fatal consumer error (the record is released either way). */
+static int enqueue(run_t *r, strm_msg_t *m)
+{
+    if (m->error) { /* logged and counted at once: no partition to wait in */
+        int rc = process(r, m, 1);
+        strm_msgs_release(m, 1);
+        return rc;
+    }
+    int k = find_part(r, m->topic, m->partition, 1);
+    part_t *p = k >= 0 ? &r->parts[k] : NULL;
+    if (p && !p->owned) { /* fetched before a revoke: the new owner has it */
+        strm_msgs_release(m, 1);
+        return 0;
+    }
+    if (p && p->q_n == p->q_cap) {
+        int cap = p->q_cap ? 2 * p->q_cap : 64;
+        strm_msg_t *q = malloc((size_t)cap * sizeof(*q));
+        int64_t *ts = malloc((size_t)cap * sizeof(*ts));
+        if (q && ts) {
+            for (int j = 0; j < p->q_n; j++) {
+                q[j] = p->q[(p->q_head + j) % p->q_cap];
+                ts[j] = p->q_ts[(p->q_head + j) % p->q_cap];
+            }
+            free(p->q);
+            free(p->q_ts);
+            p->q = q;
+            p->q_ts = ts;
+            p->q_head = 0;
+            p->q_cap = cap;
+        } else {
+            free(q);
+            free(ts);
+            p = NULL;
+        }
+    }
+    if (!p) {
+        cli_log(LOG_ERROR, "out of memory for a consumed record");
+        strm_msgs_release(m, 1);
+        return -1;
+    }
+    /* decoding is pure: the pipeline decodes it again when it is applied;
+     * a record it cannot decode (a dead letter) goes as soon as it is its
+     * partition's head */
+    const char *why;
+    int64_t ts = strm_decode(m->payload, m->len, r->cfg.max_event_bytes, &r->take_ev, &why) == 0
+                     ? r->take_ev.ts
+                     : INT64_MIN;
+    int at = (p->q_head + p->q_n) % p->q_cap;
+    p->q[at] = *m;
+    p->q_ts[at] = ts;
+    p->q_n++;
+    r->buffered++;
+    p->taken_next = m->offset + 1;
+    p->taken_at = cli_monotonic_s();
+    p->merge_wait = 0;
+    if (p->q_n > PART_HIGH) q_pause(r, k, 1);
+    return 0;
+}
+
+/* Takes what librdkafka holds into the partitions' queues: group events are
+ * served even while applying waits (for Redis, say). */
 static int take(run_t *r)
 {
     char err[256];
     int got = 0;
-    if (r->held_n == 0) r->held_head = 0;
-    /* librdkafka's own queue is the buffer; the ring takes more only while
-     * applying waits, so that group events behind the records are served */
+    /* librdkafka's own queue is the buffer; more is taken only while
+     * applying waits, so that group events behind the records are served,
+     * or while the merge waits for a partition whose records may be behind
+     * the others' (each partition's queue is bounded by its pause) */
     int waiting = r->stalled || (r->ck && ck_blocked(r));
-    int limit = waiting ? r->held_cap : BATCHES_PER_WAKE * BATCH_MAX;
+    int limit = r->merge_blocked ? INT32_MAX : waiting ? HELD_HIGH : BATCHES_PER_WAKE * BATCH_MAX;
     r->queue_more = 0;
-    while (r->held_n < limit) {
-        int tail = (r->held_head + r->held_n) % r->held_cap;
-        int room = tail >= r->held_head ? r->held_cap - tail : r->held_head - tail;
-        if (r->held_n > 0 && tail == r->held_head) break; /* full */
-        if (room > BATCH_MAX) room = BATCH_MAX;
-        int n = strm_consumer_batch(r->cons, r->held + tail, room, err, sizeof(err));
+    while (r->buffered < limit) {
+        int n = strm_consumer_batch(r->cons, r->take_buf, BATCH_MAX, err, sizeof(err));
         if (n < 0) {
             cli_log(LOG_ERROR, "%s", err);
             return -1;
         }
-        r->held_n += n;
+        for (int i = 0; i < n; i++)
+            if (enqueue(r, &r->take_buf[i]) < 0) {
+                strm_msgs_release(r->take_buf + i + 1, n - i - 1);
+                return -1;
+            }
         got += n;
-        if (n < room) break;
+        if (n < BATCH_MAX) break;
     }
     /* stopped at the limit: librdkafka may hold more, and its io event
      * fires only when its queue goes from empty to not empty */
-    if (r->held_n >= limit) r->queue_more = 1;
+    if (r->buffered >= limit) r->queue_more = 1;
     return got;
 }
 
-/* Applies held records, a contiguous chunk at a time. */
+/* Applies waiting records, merged a batch at a time. */
 static int apply_held(run_t *r)
 {
-    for (int b = 0; b < BATCHES_PER_WAKE && r->held_n > 0 && !r->stopping; b++) {
+    for (int b = 0; b < BATCHES_PER_WAKE && r->buffered > 0 && !r->stopping; b++) {
         if (r->stalled || (r->ck && ck_blocked(r))) return 0;
-        int n = r->held_n;
-        if (n > BATCH_MAX) n = BATCH_MAX;
-        if (r->held_head + n > r->held_cap) n = r->held_cap - r->held_head;
-        strm_msg_t *ms = r->held + r->held_head;
-        if (r->ck && ck_prefetch(r, ms, n) != 0) return 0; /* run_kick() follows */
-        int rc = process(r, ms, n);
-        strm_msgs_release(ms, n);
-        r->held_head = (r->held_head + n) % r->held_cap;
-        r->held_n -= n;
+        int n = merge(r, BATCH_MAX);
+        if (n <= 0) return n;
+        if (r->ck && ck_prefetch(r, r->batch, n) != 0) return 0; /* run_kick() follows */
+        int rc = process(r, r->batch, n);
+        merged(r, n);
         if (rc < 0) return -1;
         backpressure(r);
     }
@@ -822,7 +1009,8 @@ static void consume(run_t *r)
     backpressure(r);
     if (advance_watermark(r) < 0) begin_stop(r, 1);
     int blocked = r->stalled || (r->ck && ck_blocked(r));
-    int want_more = (r->held_n > 0 || r->queue_more) && !blocked && !r->stopping;
+    int want_more =
+        ((r->buffered > 0 && !r->merge_blocked) || r->queue_more) && !blocked && !r->stopping;
     if (want_more && !r->more_on) uv_idle_start(&r->more, on_more), r->more_on = 1;
     if (!want_more && r->more_on) uv_idle_stop(&r->more), r->more_on = 0;
 }
@@ -1129,6 +1317,12 @@ static int render_metrics(void *ud, strm_buf_t *b)
     rc |= http_metric1_u64(b, "segstream_watermark_ms", "gauge",
                            "the watermark W, event time in ms (0 before any)",
                            r->pl.has_W && r->pl.W > 0 ? (uint64_t)r->pl.W : 0);
+    rc |= http_metric1_u64(b, "segstream_records_waiting", "gauge",
+                           "records taken from Kafka and waiting to be applied in event-time order",
+                           (uint64_t)r->buffered);
+    rc |= http_metric1_u64(b, "segstream_merge_waits_total", "counter",
+                           "merges held back by a partition that may have older records to come",
+                           r->merge_waits);
     rc |= http_metric1_u64(b, "segstream_customers", "gauge",
                            "customers in this process's memory (created or loaded here)",
                            st_mem_count(r->pl.store));
@@ -1209,9 +1403,10 @@ int cmd_run(int argc, char **argv)
                        .n_props = np,
                        .origins = props + 2 * np,
                        .log = cli_kafka_log};
-    r->held_cap = HELD_HIGH + 4 * BATCH_MAX;
-    r->held = calloc((size_t)r->held_cap, sizeof(*r->held));
-    if (!r->held || uv_loop_init(&r->loop) != 0) goto out_props;
+    r->take_buf = calloc(BATCH_MAX, sizeof(*r->take_buf));
+    r->batch = calloc(BATCH_MAX, sizeof(*r->batch));
+    r->batch_part = calloc(BATCH_MAX, sizeof(*r->batch_part));
+    if (!r->take_buf || !r->batch || !r->batch_part || uv_loop_init(&r->loop) != 0) goto out_props;
     if (r->cfg.redis_url && *r->cfg.redis_url && ck_start(r, err, sizeof(err)) < 0) {
         fprintf(stderr, "segstream run: redis.url: %s\n", err);
         rc = 2;
@@ -1273,9 +1468,7 @@ int cmd_run(int argc, char **argv)
     if (r->stop_timer_on && !uv_is_closing((uv_handle_t *)&r->stop_timer))
         uv_close((uv_handle_t *)&r->stop_timer, close_cb);
     log_stats(r, cli_monotonic_s());
-    for (int i = 0; i < r->held_n; i++)
-        strm_msgs_release(&r->held[(r->held_head + i) % r->held_cap], 1);
-    r->held_n = 0;
+    for (int i = 0; i < r->n_parts; i++) q_clear(r, i);
     if (r->checks) {
         /* a thread-pool worker is inside librdkafka with this consumer and
          * will post to this loop when it returns: nothing is closed or
@@ -1303,10 +1496,16 @@ out_loop:
     if (uv_loop_close(&r->loop) != 0) cli_log(LOG_WARN, "loop closed with handles open");
 out_props:
     free(props);
-    free(r->held);
+    free(r->take_buf);
+    free(r->batch);
+    free(r->batch_part);
+    free(r->m_cur);
+    free(r->m_wait);
 out_pl:
     for (int i = 0; i < r->n_parts; i++) {
         free(r->parts[i].topic);
+        free(r->parts[i].q);
+        free(r->parts[i].q_ts);
         pl_part_drop(&r->parts[i].pp);
     }
     free(r->parts);

@@ -22,6 +22,8 @@
 
 #define N_BUCKETS 4     /* batch-size histogram: le 1, 10, 100, 1000 */
 #define HELD_HIGH 65536 /* records taken while applying waits */
+#define PART_HIGH 2048  /* records waiting in one partition's queue: paused over this */
+#define PART_LOW  512   /* and resumed under this */
 
 /* One consumed batch (or one watermark step): its change and dead-letter
  * records in flight, and the offsets it completes once they are delivered. */
@@ -102,10 +104,19 @@ typedef struct run {
     double started, last_stats;
     uint64_t last_stats_records;
 
-    /* records consumed and not yet applied (a ring), so that group events
-     * are always served while applying waits for Redis */
-    strm_msg_t *held;
-    int held_head, held_n, held_cap;
+    /* records consumed and not yet applied wait in their partition's queue
+     * (part_t.q), so that group events are always served while applying
+     * waits for Redis, and records are applied merged by event time */
+    int buffered;         /* records in the partitions' queues */
+    int merge_blocked;    /* the last merge stopped for a partition with records to come */
+    strm_msg_t *take_buf; /* BATCH_MAX: what one strm_consumer_batch() hands out */
+    strm_msg_t *batch;    /* BATCH_MAX: the merged records applied together */
+    int *batch_part;      /* the partition of each */
+    int *m_cur;           /* per partition: records of its queue in the batch so far */
+    signed char *m_wait;  /* per partition: -1 not asked yet in this merge, else must_wait() */
+    int cap_m;
+    seg_event_t take_ev;         /* scratch: a taken record's event time */
+    uint64_t merge_waits;        /* merges held back by a partition with records to come */
     uint64_t unit_seq, done_seq; /* units opened / completed in order */
     int stop_wait;               /* stopping: waiting for the final checkpoint */
 

@@ -27,6 +27,16 @@ typedef struct part {
     double checked_at;
     int64_t checked_next;
     int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */
+    /* records taken from the consumer and not yet applied, in offset order
+     * (a ring, q_ts[i] the event time of q[i]): run.c applies the owned
+     * partitions' records merged by event time */
+    strm_msg_t *q;
+    int64_t *q_ts;
+    int q_head, q_n, q_cap;
+    int q_paused;       /* paused because its queue is full */
+    int64_t taken_next; /* offset after the last record taken, -1 before any */
+    double taken_at;    /* monotonic s of the last record taken (or assignment) */
+    double merge_wait;  /* monotonic s the merge began to wait for it, 0: not waiting */
 } part_t;
 
 /* What partition p allows W to be: its newest event time less the allowed

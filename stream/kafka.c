@@ -325,6 +325,16 @@ int strm_consumer_pause(strm_consumer_t *c, int pause)
     return e ? -1 : 0;
 }
 
+int strm_consumer_pause_one(strm_consumer_t *c, const char *topic, int32_t partition, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    rd_kafka_resp_err_t e =
+        pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return e ? -1 : 0;
+}
+
 int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
                         int64_t next_offset)
 {

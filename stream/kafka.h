@@ -80,6 +80,10 @@ void strm_msgs_release(strm_msg_t *msgs, int n);
 int strm_consumer_assign(strm_consumer_t *c, const strm_tp_t *tps, int n, int assigned);
 /* Pauses or resumes every assigned partition (backpressure). */
 int strm_consumer_pause(strm_consumer_t *c, int pause);
+/* Pauses or resumes one partition: a pause drops what librdkafka fetched of
+ * it and not yet handed out; fetching resumes after the last record handed
+ * out. strm_consumer_pause(c, 0) resumes it too. */
+int strm_consumer_pause_one(strm_consumer_t *c, const char *topic, int32_t partition, int pause);
 /* Marks offsets up to `next_offset` (exclusive) of one partition as done;
  * they are committed in the background (auto-commit) and on close. */
 int strm_consumer_store(strm_consumer_t *c, const char *topic, int32_t partition,
