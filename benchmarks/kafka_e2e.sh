@@ -64,5 +64,5 @@ done
 changes=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^segstream_changes_total/ {s += $2} END {print s}')
 echo "segstream run: $(echo "($n - $first_n) / ($last - $first)" | bc -l | xargs printf '%.0f') records/s consumed and applied," \
   "$(echo "($n - $first_n) / ($acked - $first)" | bc -l | xargs printf '%.0f') records/s until all $changes change events were acknowledged"
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^segstream_(batch_size_(sum|count)|consumer_pauses_total|loop_lag_max)'
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^segstream_(batch_size_(sum|count)|consumer_pauses_total|loop_lag_max|merge_waits_total)'
 kill -TERM $rpid; wait $rpid || true; rpid=

@@ -56,6 +56,8 @@ static int find_part(run_t *r, const char *topic, int32_t partition, int create)
     if (!p->topic) return -1;
     p->partition = partition;
     p->next_offset = -1;
+    p->taken_next = -1;
+    p->taken_ts = INT64_MIN;
     p->w_floor = INT64_MIN;
     pl_part_init(&p->pp);
     return r->last_part = r->n_parts++;
@@ -574,6 +576,7 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         q_clear(r, k);
         q_pause(r, k, 0);
         r->parts[k].taken_next = -1;
+        r->parts[k].taken_ts = INT64_MIN;
         r->parts[k].taken_at = now;
         /* given up: its customers here were stepped to W (a later owner's
          * are in Redis, with the W of its checkpoint: ckpt.c sets that) */
@@ -854,10 +857,12 @@ static int merge(run_t *r, int max)
         }
         if (best < 0) break;
         /* only now, with a record to apply: a partition that has none
-         * might have an older one to come */
+         * might have an older one to come, unless it has already handed
+         * out a newer one (a partition's records come in event-time order,
+         * near enough: one late is late in a replay of the merged file too) */
         for (int i = 0; i < r->n_parts; i++) {
             part_t *p = &r->parts[i];
-            if (!p->owned || r->m_cur[i] < p->q_n) continue;
+            if (!p->owned || r->m_cur[i] < p->q_n || p->taken_ts >= bt) continue;
             if (r->m_wait[i] < 0) r->m_wait[i] = (signed char)must_wait(r, i, now);
             if (r->m_wait[i]) {
                 if (n == 0) r->merge_waits++;
@@ -890,7 +895,7 @@ static void merged(run_t *r, int n)
 
 /* One record from the consumer into its partition's queue. -1: out of
  * memory or a fatal consumer error (the record is released either way). */
-static int enqueue(run_t *r, strm_msg_t *m)
+static int enqueue(run_t *r, strm_msg_t *m, double now)
 {
     if (m->error) { /* logged and counted at once: no partition to wait in */
         int rc = process(r, m, 1);
@@ -942,7 +947,8 @@ static int enqueue(run_t *r, strm_msg_t *m)
     p->q_n++;
     r->buffered++;
     p->taken_next = m->offset + 1;
-    p->taken_at = cli_monotonic_s();
+    if (ts > p->taken_ts) p->taken_ts = ts;
+    p->taken_at = now;
     p->merge_wait = 0;
     if (p->q_n > PART_HIGH) q_pause(r, k, 1);
     return 0;
@@ -960,6 +966,7 @@ static int take(run_t *r)
      * the others' (each partition's queue is bounded by its pause) */
     int waiting = r->stalled || (r->ck && ck_blocked(r));
     int limit = r->merge_blocked ? INT32_MAX : waiting ? HELD_HIGH : BATCHES_PER_WAKE * BATCH_MAX;
+    double now = cli_monotonic_s();
     r->queue_more = 0;
     while (r->buffered < limit) {
         int n = strm_consumer_batch(r->cons, r->take_buf, BATCH_MAX, err, sizeof(err));
@@ -968,7 +975,7 @@ static int take(run_t *r)
             return -1;
         }
         for (int i = 0; i < n; i++)
-            if (enqueue(r, &r->take_buf[i]) < 0) {
+            if (enqueue(r, &r->take_buf[i], now) < 0) {
                 strm_msgs_release(r->take_buf + i + 1, n - i - 1);
                 return -1;
             }

@@ -22,8 +22,8 @@
 
 #define N_BUCKETS 4     /* batch-size histogram: le 1, 10, 100, 1000 */
 #define HELD_HIGH 65536 /* records taken while applying waits */
-#define PART_HIGH 2048  /* records waiting in one partition's queue: paused over this */
-#define PART_LOW  512   /* and resumed under this */
+#define PART_HIGH 8192  /* records waiting in one partition's queue: paused over this */
+#define PART_LOW  2048  /* and resumed under this */
 
 /* One consumed batch (or one watermark step): its change and dead-letter
  * records in flight, and the offsets it completes once they are delivered. */

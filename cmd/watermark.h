@@ -35,6 +35,7 @@ typedef struct part {
     int q_head, q_n, q_cap;
     int q_paused;       /* paused because its queue is full */
     int64_t taken_next; /* offset after the last record taken, -1 before any */
+    int64_t taken_ts;   /* the newest event time taken, INT64_MIN before any */
     double taken_at;    /* monotonic s of the last record taken (or assignment) */
     double merge_wait;  /* monotonic s the merge began to wait for it, 0: not waiting */
 } part_t;
