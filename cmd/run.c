@@ -74,6 +74,7 @@ static void q_clear(run_t *r, int i)
     part_t *p = &r->parts[i];
     for (int j = 0; j < p->q_n; j++) strm_msgs_release(&p->q[(p->q_head + j) % p->q_cap], 1);
     r->buffered -= p->q_n;
+    if (p->q_n) r->batch_n = 0; /* a batch waiting for its customers is merged again */
     p->q_head = p->q_n = 0;
     p->merge_wait = 0;
 }
@@ -993,9 +994,13 @@ static int apply_held(run_t *r)
 {
     for (int b = 0; b < BATCHES_PER_WAKE && r->buffered > 0 && !r->stopping; b++) {
         if (r->stalled || (r->ck && ck_blocked(r))) return 0;
-        int n = merge(r, BATCH_MAX);
+        /* a batch whose customers are being loaded stays the batch: merged
+         * again with what came meanwhile, it would ask Redis for others */
+        int n = r->batch_n ? r->batch_n : merge(r, BATCH_MAX);
         if (n <= 0) return n;
+        r->batch_n = n;
         if (r->ck && ck_prefetch(r, r->batch, n) != 0) return 0; /* run_kick() follows */
+        r->batch_n = 0;
         int rc = process(r, r->batch, n);
         merged(r, n);
         if (rc < 0) return -1;

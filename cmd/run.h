@@ -112,6 +112,7 @@ typedef struct run {
     strm_msg_t *take_buf; /* BATCH_MAX: what one strm_consumer_batch() hands out */
     strm_msg_t *batch;    /* BATCH_MAX: the merged records applied together */
     int *batch_part;      /* the partition of each */
+    int batch_n;          /* a batch merged and waiting for its customers (Redis), 0: none */
     int *m_cur;           /* per partition: records of its queue in the batch so far */
     signed char *m_wait;  /* per partition: -1 not asked yet in this merge, else must_wait() */
     int cap_m;
