@@ -149,7 +149,13 @@ int cli_parse_time(const char *s, int64_t *ms)
         *ms = (int64_t)v;
         return 0;
     }
-    return strm_parse_rfc3339(s, strlen(s), ms);
+    size_t n = strlen(s);
+    if (n == 10 && s[4] == '-' && s[7] == '-') { /* a full-date alone: its midnight UTC */
+        char t[32];
+        snprintf(t, sizeof(t), "%sT00:00:00Z", s);
+        return strm_parse_rfc3339(t, strlen(t), ms);
+    }
+    return strm_parse_rfc3339(s, n, ms);
 }
 
 /* Length of the valid UTF-8 sequence at p (0 when invalid). */
