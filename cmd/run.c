@@ -573,12 +573,18 @@ int run_assign(run_t *r, strm_tp_t *tps, int n, int assigned)
         /* Records of a revoked partition taken but not applied are dropped:
          * if the partition comes back, it resumes from its stored offset
          * (Redis's checkpoint, say), and these would otherwise be applied
-         * out of order. An assignment starts with nothing taken. */
-        q_clear(r, k);
-        q_pause(r, k, 0);
-        r->parts[k].taken_next = -1;
-        r->parts[k].taken_ts = INT64_MIN;
-        r->parts[k].taken_at = now;
+         * out of order. An assignment starts with nothing taken, but one
+         * naming a partition owned here already (librdkafka 2.0's
+         * cooperative rejoin may hand it out again: the consumer leaves it
+         * out and goes on fetching after what it handed out) keeps what
+         * waits, the only copy this process will get. */
+        if (!assigned || !r->parts[k].owned) {
+            q_clear(r, k);
+            q_pause(r, k, 0);
+            r->parts[k].taken_next = -1;
+            r->parts[k].taken_ts = INT64_MIN;
+            r->parts[k].taken_at = now;
+        }
         /* given up: its customers here were stepped to W (a later owner's
          * are in Redis, with the W of its checkpoint: ckpt.c sets that) */
         if (!assigned && r->parts[k].owned && r->pl.has_W && r->pl.W > r->parts[k].w_floor)
