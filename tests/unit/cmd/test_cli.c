@@ -47,8 +47,8 @@ Test(cli, a_time_never_wraps_to_a_negative_one)
     cr_assert_eq(ms, 1704067200000LL);
     cr_assert_eq(cli_parse_time("2024-01-02", &ms), 0, "a date alone is its midnight UTC");
     cr_assert_eq(ms, 1704067200000LL + 86400000LL);
-    const char *bad[] = {"18446744073709551615", "9223372036854775808", " 5", "-5", "+5", "",
-                         "2024-02-30", "2024-1-020", "2024-01-0Z"};
+    const char *bad[] = {"18446744073709551615", "9223372036854775808", " 5",        "-5", "+5", "",
+                         "2024-02-30",           "2024-1-020",          "2024-01-0Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(cli_parse_time(bad[i], &ms), -1, "'%s' taken (as %lld)", bad[i],
                      (long long)ms);
