@@ -331,7 +331,8 @@ typedef struct check {
     int part;
     char *topic;
     int32_t partition;
-    int64_t next;
+    int64_t next;  /* the partition's next_offset when asked (what the answer is about) */
+    int64_t query; /* the offset asked about: next, or past the transaction markers after it */
     double started;
     int result;
 } check_t;
@@ -359,7 +360,7 @@ static double oldest_query(const run_t *r, double now)
 static void check_work(uv_work_t *w)
 {
     check_t *k = w->data;
-    k->result = strm_consumer_caught_up(k->r->cons, k->topic, k->partition, k->next, 2000);
+    k->result = strm_consumer_caught_up(k->r->cons, k->topic, k->partition, k->query, 2000);
 }
 
 static void check_done(uv_work_t *w, int status)
@@ -391,7 +392,16 @@ static void queue_check(run_t *r, int i, double now)
     k->r = r;
     k->part = i;
     k->partition = p->partition;
-    k->next = p->next_offset;
+    k->next = k->query = p->next_offset;
+    /* A transactional producer's commit marker takes an offset librdkafka
+     * never hands out: a partition read to its end would stay one short of
+     * it, never idle (W held back) and always waited for by the merge. With
+     * nothing waiting here, every record handed out is applied, so the
+     * consumer's position, which counts the markers, is what was read. */
+    if (p->q_n == 0 && p->next_offset >= 0) {
+        int64_t pos = strm_consumer_position(r->cons, p->topic, p->partition);
+        if (pos > k->query) k->query = pos;
+    }
     k->started = now;
     k->w.data = k;
     if (uv_queue_work(&r->loop, &k->w, check_work, check_done) == 0) {
@@ -821,6 +831,8 @@ static int must_wait(run_t *r, int i, double now)
 {
     part_t *p = &r->parts[i];
     int64_t next = p->taken_next >= 0 ? p->taken_next : p->next_offset;
+    int64_t pos = strm_consumer_position(r->cons, p->topic, p->partition);
+    if (pos > next) next = pos; /* past transaction markers (queue_check) */
     int64_t hi = strm_consumer_high(r->cons, p->topic, p->partition);
     if (next >= 0 && hi >= 0 && next >= hi) return 0; /* all it had at the last fetch */
     /* the broker said so since (next_offset: nothing is waiting, so every
@@ -829,7 +841,10 @@ static int must_wait(run_t *r, int i, double now)
         return 0;
     if (p->merge_wait == 0) p->merge_wait = now;
     if (now - p->merge_wait >= (double)r->cfg.idle_timeout_ms / 1000.0) return 0; /* as idle */
-    if (!p->checking && p->checked_at < p->taken_at) queue_check(r, i, now);
+    /* asked again once a second: one answer lost or overtaken must not hold
+     * the merge until the timeout */
+    if (!p->checking && (p->checked_at < p->taken_at || now - p->checked_at >= 1.0))
+        queue_check(r, i, now);
     return 1;
 }
 

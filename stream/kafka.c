@@ -352,6 +352,15 @@ int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partit
     return hi;
 }
 
+int64_t strm_consumer_position(strm_consumer_t *c, const char *topic, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    int64_t pos = rd_kafka_position(c->rk, l) ? -1 : l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return pos >= 0 ? pos : -1;
+}
+
 int strm_consumer_brokers_up(strm_consumer_t *c, int timeout_ms, char *err, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;

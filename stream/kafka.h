@@ -99,6 +99,10 @@ int strm_consumer_commit_async(strm_consumer_t *c);
 /* The partition's high watermark as last seen in a fetch (no request is
  * sent), or -1 when unknown. */
 int64_t strm_consumer_high(strm_consumer_t *c, const char *topic, int32_t partition);
+/* The offset after the last record handed out of the partition, past the
+ * transaction markers librdkafka skips (they are never handed out), or -1
+ * when nothing was handed out since its assignment. */
+int64_t strm_consumer_position(strm_consumer_t *c, const char *topic, int32_t partition);
 /* Whether a broker answers a metadata request within timeout_ms (blocks:
  * call it off the loop). 1, or 0 with librdkafka's reason in err. */
 int strm_consumer_brokers_up(strm_consumer_t *c, int timeout_ms, char *err, size_t errlen);
