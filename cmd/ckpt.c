@@ -549,10 +549,13 @@ int ck_outbox(run_t *r, const seg_customer_t *c, const void *p, size_t len)
     size_t at = o->pend.b.len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &o->pend.b, buf_write);
-    if (msgpack_pack_array(&pk, 3) || msgpack_pack_str(&pk, c->id_len) ||
+    /* the customer's cluster sequence last: its changes may wait in the
+     * lists of several partitions (two input topics), and are published in
+     * its order (obq_produce) */
+    if (msgpack_pack_array(&pk, 4) || msgpack_pack_str(&pk, c->id_len) ||
         msgpack_pack_str_body(&pk, c->id, c->id_len) || msgpack_pack_str(&pk, il) ||
         msgpack_pack_str_body(&pk, r->instance, il) || msgpack_pack_bin(&pk, len) ||
-        msgpack_pack_bin_body(&pk, p, len)) {
+        msgpack_pack_bin_body(&pk, p, len) || msgpack_pack_uint64(&pk, c->seq_cluster)) {
         o->pend.b.len = at;
         return -1;
     }
@@ -587,30 +590,84 @@ static int mp_raw(const uint8_t *e, size_t n, size_t *at, const char **p, size_t
     return 0;
 }
 
-/* Produces q's entries, in order, in the current unit (a checkpoint waits
- * for their delivery like any change's). An entry that cannot be read (not
- * this process's writing) is said and skipped: trimmed with the rest.
- * Returns -1 when one could not be queued. */
-static int obq_produce(run_t *r, const obq_t *q, const part_t *p)
+/* A msgpack uint at e[*at] (of n bytes), *at past it; -1 otherwise. */
+static int mp_uint(const uint8_t *e, size_t n, size_t *at, uint64_t *v)
 {
-    size_t off = 0;
-    for (int i = 0; i < q->n; i++) {
-        const uint8_t *e = (const uint8_t *)q->b.p + off;
-        size_t n = q->len[i], at = 1;
-        off += n;
-        const char *kp, *ip, *pp;
-        size_t kl, il, pl;
-        if (n < 1 || e[0] != 0x93 || mp_raw(e, n, &at, &kp, &kl) || mp_raw(e, n, &at, &ip, &il) ||
-            mp_raw(e, n, &at, &pp, &pl) || at != n) {
-            cli_log(LOG_ERROR,
-                    "an entry of %soutbox:%s:%" PRId32 " is not [key, instance, payload]: "
-                    "skipped",
-                    CK(r)->prefix, p->topic, p->partition);
-            continue;
-        }
-        if (run_produce_change(r, kp, kl, ip, il, pp, pl) < 0) return -1;
+    if (*at >= n) return -1;
+    uint8_t t = e[(*at)++];
+    if (t <= 0x7f) {
+        *v = t;
+        return 0;
     }
+    if (t < 0xcc || t > 0xcf) return -1;
+    size_t w = (size_t)1 << (t - 0xcc);
+    if (n - *at < w) return -1;
+    *v = 0;
+    for (size_t i = 0; i < w; i++) *v = *v << 8 | e[(*at)++];
     return 0;
+}
+
+typedef struct ob_entry {
+    const char *key, *inst, *pay;
+    size_t kl, il, pl;
+    uint64_t seq; /* the customer's cluster sequence; 0 in an entry written without it */
+    size_t order; /* in the lists as given */
+} ob_entry_t;
+
+static int ob_entry_cmp(const void *a, const void *b)
+{
+    const ob_entry_t *x = a, *y = b;
+    size_t m = x->kl < y->kl ? x->kl : y->kl;
+    int c = memcmp(x->key, y->key, m);
+    if (c) return c;
+    if (x->kl != y->kl) return x->kl < y->kl ? -1 : 1;
+    if (x->seq != y->seq) return x->seq < y->seq ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Produces the entries of the n lists qs (qs[i] the outbox of ps[i]) in the
+ * current unit (a checkpoint waits for their delivery like any change's),
+ * each customer's in the order of its cluster sequence: a customer whose
+ * events come on two topics has changes in two partitions' lists, and
+ * published list after list a consumer could end on an older one than
+ * Redis holds. An entry that cannot be read (not this process's writing)
+ * is said and skipped: trimmed with the rest. Returns -1 when one could
+ * not be queued. */
+static int obq_produce(run_t *r, const obq_t *const *qs, const part_t *const *ps, int n)
+{
+    size_t total = 0;
+    for (int j = 0; j < n; j++) total += (size_t)qs[j]->n;
+    if (!total) return 0;
+    ob_entry_t *es = malloc(total * sizeof(*es));
+    if (!es) return -1;
+    size_t m = 0;
+    for (int j = 0; j < n; j++) {
+        size_t off = 0;
+        for (int i = 0; i < qs[j]->n; i++) {
+            const uint8_t *e = (const uint8_t *)qs[j]->b.p + off;
+            size_t len = qs[j]->len[i], at = 1;
+            off += len;
+            ob_entry_t *x = &es[m];
+            x->seq = 0;
+            x->order = m;
+            if (len < 1 || (e[0] != 0x93 && e[0] != 0x94) || mp_raw(e, len, &at, &x->key, &x->kl) ||
+                mp_raw(e, len, &at, &x->inst, &x->il) || mp_raw(e, len, &at, &x->pay, &x->pl) ||
+                (e[0] == 0x94 && mp_uint(e, len, &at, &x->seq)) || at != len) {
+                cli_log(LOG_ERROR,
+                        "an entry of %soutbox:%s:%" PRId32 " is not [key, instance, payload, "
+                        "sequence]: skipped",
+                        CK(r)->prefix, ps[j]->topic, ps[j]->partition);
+                continue;
+            }
+            m++;
+        }
+    }
+    qsort(es, m, sizeof(*es), ob_entry_cmp);
+    int rc = 0;
+    for (size_t i = 0; i < m && rc == 0; i++)
+        rc = run_produce_change(r, es[i].key, es[i].kl, es[i].inst, es[i].il, es[i].pay, es[i].pl);
+    free(es);
+    return rc < 0 ? -1 : 0;
 }
 
 /* The run cannot go on: it sends nothing more (try_send) and stops at the
@@ -634,15 +691,23 @@ static void outbox_landed(run_t *r, snap_t *s)
         ck_fail(r, "out of memory publishing cluster changes");
         return;
     }
-    int rc = 0;
+    const obq_t **qs = malloc((size_t)s->n_sob * sizeof(*qs));
+    const part_t **ps = malloc((size_t)s->n_sob * sizeof(*ps));
+    int rc = qs && ps ? 0 : -1;
+    for (int i = 0; i < s->n_sob && rc == 0; i++) {
+        qs[i] = &s->sob[i].q;
+        ps[i] = &r->parts[s->sob[i].part];
+    }
+    if (rc == 0) rc = obq_produce(r, qs, ps, s->n_sob);
+    free(qs);
+    free(ps);
+    /* a delivery that failed while the queue was full stopped the run and
+     * freed k and s (run_begin_stop): nothing of them is touched */
+    if (!r->ck) return;
     for (int i = 0; i < s->n_sob && rc == 0; i++) {
         const struct sob *b = &s->sob[i];
         const part_t *p = &r->parts[b->part];
-        rc = obq_produce(r, &b->q, p);
-        /* a delivery that failed while the queue was full stopped the run
-         * and freed k and s (run_begin_stop): nothing of them is touched */
-        if (!r->ck) return;
-        obp_t *o = rc == 0 && p->owned && p->gen == b->gen ? obp_at(k, b->part) : NULL;
+        obp_t *o = p->owned && p->gen == b->gen ? obp_at(k, b->part) : NULL;
         if (o) o->trim += b->q.n; /* another owner's list now: it reads them again */
     }
     run_unit_close(r);
@@ -1882,8 +1947,12 @@ static void take_assignment(run_t *r, const redisReply *rp)
      * which may or may not have published it: published (again: same
      * event ids) before any change decided here, and trimmed by this
      * process's next checkpoint, once delivered */
-    unit_t *u = NULL;
-    for (int i = 0; i < n && k->rb_ob; i++) {
+    const obq_t **qs = calloc((size_t)n + 1, sizeof(*qs));
+    const part_t **ps = calloc((size_t)n + 1, sizeof(*ps));
+    int *pi = calloc((size_t)n + 1, sizeof(*pi));
+    int nq = 0, ok = qs && ps && pi;
+    if (!ok) ck_fail(r, "out of memory taking an outbox over");
+    for (int i = 0; ok && i < n && k->rb_ob; i++) {
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
         if (p < 0) continue;
         obp_t *o = obp_at(k, p);
@@ -1891,33 +1960,42 @@ static void take_assignment(run_t *r, const redisReply *rp)
             /* its entries unproduced at the head of the list, the trims of
              * this process's own would take them off */
             ck_fail(r, "out of memory taking an outbox over");
+            ok = 0;
             break;
         }
         obq_free(&o->pend);
         o->trim = 0;
         const obq_t *got = &k->rb_ob[i];
         if (!got->n) continue;
-        if (!u && !(u = run_unit_open(r))) {
-            ck_fail(r, "out of memory taking an outbox over");
-            break;
-        }
         cli_log(LOG_INFO,
                 "%s[%" PRId32 "]: %d cluster change%s left in %soutbox:%s:%" PRId32
                 " by its previous owner: published",
                 tps[i].topic, tps[i].partition, got->n, got->n == 1 ? "" : "s", k->prefix,
                 tps[i].topic, tps[i].partition);
         k->ob_taken += (uint64_t)got->n;
-        if (obq_produce(r, got, &r->parts[p]) < 0) {
+        qs[nq] = got;
+        ps[nq] = &r->parts[p];
+        pi[nq++] = p;
+    }
+    /* all lists at once: a customer's changes in two of them in its order */
+    if (ok && nq) {
+        if (!run_unit_open(r)) {
+            ck_fail(r, "out of memory taking an outbox over");
+        } else if (obq_produce(r, qs, ps, nq) < 0) {
             if (!r->ck) { /* stopped and freed meanwhile (see outbox_landed) */
-                free(fresh);
+                free(qs), free(ps), free(pi), free(fresh);
                 return;
             }
             ck_fail(r, "cannot publish the cluster changes a previous owner left");
-            break;
+            run_unit_close(r);
+        } else {
+            for (int j = 0; j < nq; j++) obp_at(k, pi[j])->trim = qs[j]->n;
+            run_unit_close(r);
         }
-        o->trim = got->n;
     }
-    if (u) run_unit_close(r);
+    free(qs);
+    free(ps);
+    free(pi);
     uint64_t nc = st_mem_count(r->pl.store);
     for (uint64_t h = 0; h < nc; h++) {
         int p = owner_of(r, h); /* a copy of no partition: asked again too */
