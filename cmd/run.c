@@ -1493,7 +1493,9 @@ int cmd_run(int argc, char **argv)
     cli_log(LOG_INFO, "running: brokers %s, group %s, topics %s%s, changes to %s", r->cfg.brokers,
             r->cfg.group_id, r->cfg.topics[0], r->cfg.n_topics > 1 ? ",..." : "",
             r->cfg.changes_topic);
-    cli_log(LOG_INFO, "serving http://%s:%d/metrics and /healthz", host, http_port(r->http));
+    int v6 = strchr(host, ':') != NULL; /* a URL puts an IPv6 address in brackets */
+    cli_log(LOG_INFO, "serving http://%s%s%s:%d/metrics and /healthz", v6 ? "[" : "", host,
+            v6 ? "]" : "", http_port(r->http));
 
     uv_run(&r->loop, UV_RUN_DEFAULT);
     rc = r->exit_code;
