@@ -992,3 +992,38 @@ Test(kafka, two_input_topics_are_applied_in_event_time_order)
     cr_expect_eq(h_field(cmp, "only_run"), 0, "lifecycle/rule changes not in replay: %s", cmp);
     free(cmp);
 }
+
+/* librdkafka before 2.3.0 (#4312, fixed by #4381) asserts in rd_kafka_destroy
+ * of a cooperative-sticky consumer that has its group's protocol (a JoinGroup
+ * answer) but not yet its first assignment: the sticky assignor's state it
+ * frees is still NULL. A SIGTERM in that window (a deploy stopping a member
+ * that is still joining, which a crash soak hit 4 times in ~30 stops) ended
+ * in SIGABRT instead of exit 0. Here the coordinator answers the SyncGroup
+ * 15 s late, so the member sits in the window when it is stopped. */
+Test(kafka, a_cooperative_member_stopped_before_its_first_assignment_exits_0)
+{
+    enum { API_SYNC_GROUP = 14 };
+    char err[256];
+    rd_kafka_mock_cluster_t *mc;
+    strm_broker_t *br = mock_events(4, &mc);
+    cr_assert_eq(strm_broker_topic(br, "segment-changes", 4, err, sizeof(err)), 0);
+    rd_kafka_mock_broker_push_request_error_rtts(mc, 1, API_SYNC_GROUP, 1,
+                                                 RD_KAFKA_RESP_ERR_NO_ERROR, 15000);
+    cr_assert_eq(h_writef(dir, "coop.yaml",
+                          "kafka:\n  brokers: \"%s\"\n  group_id: g-coop\n  properties:\n"
+                          "    session.timeout.ms: \"6000\"\n"
+                          "    partition.assignment.strategy: \"cooperative-sticky\"\n"
+                          "    consumer.debug: cgrp\n"
+                          "log:\n  level: debug\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n",
+                          B),
+                 0);
+    int port;
+    pid_t run = start_run("coop.yaml", "coop.log", &port);
+    const char *lp = h_join(dir, "coop.log");
+    cr_assert_not_null(h_wait_line(lp, "JoinGroup response", 30), "the member never joined");
+    h_sleep(1); /* its SyncGroup is out, answered 14 s from now */
+    cr_assert_null(h_wait_line(lp, "segstream: assigned ", 0), "assigned already: not the case");
+    cr_assert_eq(h_stop(run, SIGTERM, 60), 0, "SIGTERM before the first assignment exits 0");
+    strm_broker_free(br);
+}
