@@ -63,6 +63,20 @@ static int find_part(run_t *r, const char *topic, int32_t partition, int create)
     return r->last_part = r->n_parts++;
 }
 
+/* Frees the partitions (their queues hold nothing by now). */
+static void parts_free(run_t *r)
+{
+    for (int i = 0; i < r->n_parts; i++) {
+        free(r->parts[i].topic);
+        free(r->parts[i].q);
+        free(r->parts[i].q_ts);
+        pl_part_drop(&r->parts[i].pp);
+    }
+    free(r->parts);
+    r->parts = NULL;
+    r->n_parts = r->cap_parts = 0;
+}
+
 int find_part_ext(run_t *r, const char *topic, int32_t partition)
 {
     return find_part(r, topic, partition, 0);
@@ -1537,13 +1551,7 @@ out_props:
     free(r->m_cur);
     free(r->m_wait);
 out_pl:
-    for (int i = 0; i < r->n_parts; i++) {
-        free(r->parts[i].topic);
-        free(r->parts[i].q);
-        free(r->parts[i].q_ts);
-        pl_part_drop(&r->parts[i].pp);
-    }
-    free(r->parts);
+    parts_free(r);
     free(r->owner);
     free(r->dormant);
     pl_free(&r->pl);

@@ -501,6 +501,14 @@ class Soak:
 
     # ---- rounds
 
+    def end_round(self, i, kind, info, t0):
+        """Snapshots the checkpointed state after round i and records the round."""
+        info["secs"] = round(time.time() - t0, 1)
+        snap = self.snapshot("r%02d" % i)
+        info["checkpointed"] = sum(snap["offsets"].values())
+        self.report["rounds"].append(info)
+        log("round %d %s: %s" % (i, kind, json.dumps({k: v for k, v in info.items() if k != "logs"})))
+
     def one_round(self, i, kind, procs):
         """procs: the running process(es) carried over (pair mode)."""
         a, rng = self.a, self.rng
@@ -645,11 +653,7 @@ class Soak:
                     info["rc"] = v.returncode
                     info["logs"] = [v.logpath]
                     procs[who] = self.start_run("AB"[who])
-                info["secs"] = round(time.time() - t0, 1)
-                snap = self.snapshot("r%02d" % i)
-                info["checkpointed"] = sum(snap["offsets"].values())
-                self.report["rounds"].append(info)
-                log("round %d %s: %s" % (i, kind, json.dumps({k: v for k, v in info.items() if k != "logs"})))
+                self.end_round(i, kind, info, t0)
                 return
             sig = signal.SIGTERM if rng.random() < 0.15 else signal.SIGKILL
             info.update(victim="AB"[who], delay=round(d, 3), trigger=trig, sig=int(sig))
@@ -663,11 +667,7 @@ class Soak:
                 procs[1 - who] = self.start_run("AB"[1 - who])
             time.sleep(rng.choice([0, rng.uniform(0, 3)]))
             procs[who] = self.start_run("AB"[who])
-        info["secs"] = round(time.time() - t0, 1)
-        snap = self.snapshot("r%02d" % i)
-        info["checkpointed"] = sum(snap["offsets"].values())
-        self.report["rounds"].append(info)
-        log("round %d %s: %s" % (i, kind, json.dumps({k: v for k, v in info.items() if k != "logs"})))
+        self.end_round(i, kind, info, t0)
         for lp in info.get("logs", []):
             t = open(lp).read()
             for l in t.splitlines():

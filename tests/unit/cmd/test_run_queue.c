@@ -101,13 +101,8 @@ static run_t *with_three_waiting(void)
 
 static void free_run(run_t *r)
 {
-    for (int i = 0; i < r->n_parts; i++) {
-        free(r->parts[i].topic);
-        free(r->parts[i].q);
-        free(r->parts[i].q_ts);
-        pl_part_drop(&r->parts[i].pp);
-    }
-    free(r->parts);
+    for (int i = 0; i < r->n_parts; i++) q_clear(r, i);
+    parts_free(r);
     free(r);
 }
 
