@@ -49,7 +49,14 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
         return cmd_version(1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* getopt names argv[0] in its own errors: "segstream run: ...",
+             * as the commands' other errors say */
+            char prog[64];
+            snprintf(prog, sizeof(prog), "segstream %s", commands[i].name);
+            argv[1] = prog;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "segstream: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -415,6 +415,13 @@ Test(replay, every_command_has_help_and_the_version_is_there)
     cr_assert_eq(h_run("%s version | grep -q '^segstream [0-9]'", SEG_BIN), 0);
     cr_assert_eq(h_run("%s --help >/dev/null", SEG_BIN), 0);
     cr_assert_eq(h_run("%s nosuch 2>/dev/null", SEG_BIN), 2);
+    /* an option a command does not have is named with the command, as its
+     * other errors are */
+    for (int i = 0; i < 6; i++) /* version takes no options */
+        cr_assert_eq(h_run("%s %s --bogus 2>%s/err.txt; test $? -eq 2 && grep -q '^segstream %s: "
+                           "unrecognized option' %s/err.txt",
+                           SEG_BIN, cmds[i], dir, cmds[i], dir),
+                     0, "%s --bogus", cmds[i]);
     cr_assert_eq(h_run("%s broker --topics a,,b 2>/dev/null", SEG_BIN), 2);
     cr_assert_eq(h_run("%s broker --topics '' 2>/dev/null", SEG_BIN), 2);
     /* names kafka.topics refuses, by the config's check (a broker that
