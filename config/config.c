@@ -1343,7 +1343,9 @@ static int apply_env_var(ld_t *L, const char *var)
         for (const char *p = name + pp; *p; p++)
             prop[j++] = *p == '_' ? '.' : (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
         prop[j] = 0;
-        if (set_prop(L->c, prop, val, name) < 0) return fail(L, o, NULL, "out of memory");
+        char from[sizeof name + 4]; /* named as the other environment errors name theirs */
+        snprintf(from, sizeof from, "env %s", name);
+        if (set_prop(L->c, prop, val, from) < 0) return fail(L, o, NULL, "out of memory");
         return 0;
     }
     for (int i = 0; i < N_KEYS; i++) {

@@ -745,8 +745,8 @@ Test(kafka, a_bad_kafka_property_fails_at_start_naming_file_and_key)
                  2);
     e = h_slurp(path, NULL);
     cr_assert_not_null(e);
-    cr_expect_not_null(strstr(e, "SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property no.such=1"),
-                       "%s", e);
+    cr_expect_not_null(
+        strstr(e, ": env SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property no.such=1"), "%s", e);
     free(e);
 }
 

@@ -459,6 +459,9 @@ Test(config, env_kafka_properties)
         for (int j = 0; j < c.n_kafka_props; j++)
             if (!strcmp(c.kafka_props[j].key, want[i][0])) {
                 cr_expect_str_eq(c.kafka_props[j].val, want[i][1]);
+                if (i == 0) /* named as the other environment errors name theirs */
+                    cr_expect_str_eq(c.kafka_props[j].origin,
+                                     "env SEGSTREAM_KAFKA_PROPERTIES_COMPRESSION_TYPE");
                 found = 1;
             }
         cr_expect(found, "%s missing", want[i][0]);
