@@ -69,7 +69,6 @@ static void parts_free(run_t *r)
     for (int i = 0; i < r->n_parts; i++) {
         free(r->parts[i].topic);
         free(r->parts[i].q);
-        free(r->parts[i].q_ts);
         pl_part_drop(&r->parts[i].pp);
     }
     free(r->parts);
@@ -86,7 +85,7 @@ int find_part_ext(run_t *r, const char *topic, int32_t partition)
 static void q_clear(run_t *r, int i)
 {
     part_t *p = &r->parts[i];
-    for (int j = 0; j < p->q_n; j++) strm_msgs_release(&p->q[(p->q_head + j) % p->q_cap], 1);
+    for (int j = 0; j < p->q_n; j++) strm_msgs_release(&p->q[(p->q_head + j) % p->q_cap].m, 1);
     r->buffered -= p->q_n;
     if (p->q_n) r->batch_n = 0; /* a batch waiting for its customers is merged again */
     p->q_head = p->q_n = 0;
@@ -888,7 +887,7 @@ static int merge(run_t *r, int max)
         for (int i = 0; i < r->n_parts; i++) {
             const part_t *p = &r->parts[i];
             if (r->m_cur[i] == p->q_n) continue;
-            int64_t t = p->q_ts[(p->q_head + r->m_cur[i]) % p->q_cap];
+            int64_t t = p->q[(p->q_head + r->m_cur[i]) % p->q_cap].ts;
             if (best < 0 || t < bt) best = i, bt = t;
         }
         if (best < 0) break;
@@ -907,7 +906,7 @@ static int merge(run_t *r, int max)
             }
         }
         part_t *p = &r->parts[best];
-        r->batch[n] = p->q[(p->q_head + r->m_cur[best]) % p->q_cap];
+        r->batch[n] = p->q[(p->q_head + r->m_cur[best]) % p->q_cap].m;
         r->batch_part[n++] = best;
         r->m_cur[best]++;
     }
@@ -946,22 +945,13 @@ static int enqueue(run_t *r, strm_msg_t *m, double now)
     }
     if (p && p->q_n == p->q_cap) {
         int cap = p->q_cap ? 2 * p->q_cap : 64;
-        strm_msg_t *q = malloc((size_t)cap * sizeof(*q));
-        int64_t *ts = malloc((size_t)cap * sizeof(*ts));
-        if (q && ts) {
-            for (int j = 0; j < p->q_n; j++) {
-                q[j] = p->q[(p->q_head + j) % p->q_cap];
-                ts[j] = p->q_ts[(p->q_head + j) % p->q_cap];
-            }
-            free(p->q);
-            free(p->q_ts);
+        struct part_rec *q = realloc(p->q, (size_t)cap * sizeof(*q));
+        if (q) {
+            /* a full ring wraps at q_head: its start follows its end again */
+            memcpy(q + p->q_cap, q, (size_t)p->q_head * sizeof(*q));
             p->q = q;
-            p->q_ts = ts;
-            p->q_head = 0;
             p->q_cap = cap;
         } else {
-            free(q);
-            free(ts);
             p = NULL;
         }
     }
@@ -978,8 +968,7 @@ static int enqueue(run_t *r, strm_msg_t *m, double now)
                      ? r->take_ev.ts
                      : INT64_MIN;
     int at = (p->q_head + p->q_n) % p->q_cap;
-    p->q[at] = *m;
-    p->q_ts[at] = ts;
+    p->q[at] = (struct part_rec){*m, ts};
     p->q_n++;
     r->buffered++;
     p->taken_next = m->offset + 1;

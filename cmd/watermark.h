@@ -28,10 +28,12 @@ typedef struct part {
     int64_t checked_next;
     int64_t ctl_off; /* next_offset at the last wall-clock advance of W (control topic) */
     /* records taken from the consumer and not yet applied, in offset order
-     * (a ring, q_ts[i] the event time of q[i]): run.c applies the owned
+     * (a ring), each with its event time: run.c applies the owned
      * partitions' records merged by event time */
-    strm_msg_t *q;
-    int64_t *q_ts;
+    struct part_rec {
+        strm_msg_t m;
+        int64_t ts;
+    } * q;
     int q_head, q_n, q_cap;
     int q_paused;       /* paused because its queue is full */
     int64_t taken_next; /* offset after the last record taken, -1 before any */

@@ -119,7 +119,7 @@ Test(run_queue, an_assignment_naming_an_owned_partition_keeps_its_waiting_record
     cr_assert(r->parts[k].owned);
     cr_assert_eq(r->parts[k].q_n, 3, "the records taken and not applied are dropped");
     cr_assert_eq(r->buffered, 3);
-    cr_assert_eq(r->parts[k].q[r->parts[k].q_head].offset, 10);
+    cr_assert_eq(r->parts[k].q[r->parts[k].q_head].m.offset, 10);
     cr_assert_eq(r->parts[k].taken_next, 13, "what was taken is still taken");
     free_run(r);
 }
@@ -143,5 +143,38 @@ Test(run_queue, a_revoke_drops_the_waiting_records_and_a_new_assignment_starts_e
     cr_assert(r->parts[k].owned);
     cr_assert_eq(r->parts[k].q_n, 0);
     cr_assert_eq(r->parts[k].taken_next, -1);
+    free_run(r);
+}
+
+/* A queue that grows while it wraps (its head moved on, then it filled)
+ * keeps its records in offset order. */
+Test(run_queue, a_queue_that_grows_while_it_wraps_keeps_its_order)
+{
+    run_t *r = with_three_waiting();
+    int k = find_part(r, "events", 0, 0);
+    r->batch = calloc(BATCH_MAX, sizeof(*r->batch));
+    r->batch_part = calloc(BATCH_MAX, sizeof(*r->batch_part));
+    cr_assert(r->batch && r->batch_part);
+    int64_t off = 13;
+    for (; off < 10 + 20 + 64 + 1; off++) { /* one more than 64 waiting */
+        strm_msg_t m = {
+            .topic = "events", .partition = 0, .offset = off, .payload = "{}", .len = 2};
+        cr_assert_eq(enqueue(r, &m, 0), 0);
+        if (off == 40) { /* the head moves on by 20 */
+            cr_assert_eq(merge(r, 20), 20);
+            merged(r, 20);
+        }
+    }
+    cr_assert_gt(r->parts[k].q_cap, 64, "grown");
+    cr_assert_gt(r->parts[k].q_head, 0, "from a head that had moved on");
+    int n = merge(r, BATCH_MAX);
+    cr_assert_eq(n, (int)(off - 30));
+    for (int i = 0; i < n; i++) cr_assert_eq(r->batch[i].offset, 30 + i, "record %d", i);
+    merged(r, n);
+    cr_assert_eq(r->buffered, 0);
+    free(r->batch);
+    free(r->batch_part);
+    free(r->m_cur);
+    free(r->m_wait);
     free_run(r);
 }
