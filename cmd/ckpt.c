@@ -625,7 +625,8 @@ static int ob_entry_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* Produces the entries of the n lists qs (qs[i] the outbox of ps[i]) in the
+/* Produces the entries of the n lists qs (qs[i] the outbox of partition
+ * index parts[i]) in the
  * current unit (a checkpoint waits for their delivery like any change's),
  * each customer's in the order of its cluster sequence: a customer whose
  * events come on two topics has changes in two partitions' lists, and
@@ -633,7 +634,7 @@ static int ob_entry_cmp(const void *a, const void *b)
  * Redis holds. An entry that cannot be read (not this process's writing)
  * is said and skipped: trimmed with the rest. Returns -1 when one could
  * not be queued. */
-static int obq_produce(run_t *r, const obq_t *const *qs, const part_t *const *ps, int n)
+static int obq_produce(run_t *r, const obq_t *const *qs, const int *parts, int n)
 {
     size_t total = 0;
     for (int j = 0; j < n; j++) total += (size_t)qs[j]->n;
@@ -656,7 +657,7 @@ static int obq_produce(run_t *r, const obq_t *const *qs, const part_t *const *ps
                 cli_log(LOG_ERROR,
                         "an entry of %soutbox:%s:%" PRId32 " is not [key, instance, payload, "
                         "sequence]: skipped",
-                        CK(r)->prefix, ps[j]->topic, ps[j]->partition);
+                        CK(r)->prefix, r->parts[parts[j]].topic, r->parts[parts[j]].partition);
                 continue;
             }
             m++;
@@ -692,15 +693,15 @@ static void outbox_landed(run_t *r, snap_t *s)
         return;
     }
     const obq_t **qs = malloc((size_t)s->n_sob * sizeof(*qs));
-    const part_t **ps = malloc((size_t)s->n_sob * sizeof(*ps));
-    int rc = qs && ps ? 0 : -1;
+    int *parts = malloc((size_t)s->n_sob * sizeof(*parts));
+    int rc = qs && parts ? 0 : -1;
     for (int i = 0; i < s->n_sob && rc == 0; i++) {
         qs[i] = &s->sob[i].q;
-        ps[i] = &r->parts[s->sob[i].part];
+        parts[i] = s->sob[i].part;
     }
-    if (rc == 0) rc = obq_produce(r, qs, ps, s->n_sob);
+    if (rc == 0) rc = obq_produce(r, qs, parts, s->n_sob);
     free(qs);
-    free(ps);
+    free(parts);
     /* a delivery that failed while the queue was full stopped the run and
      * freed k and s (run_begin_stop): nothing of them is touched */
     if (!r->ck) return;
@@ -1948,9 +1949,8 @@ static void take_assignment(run_t *r, const redisReply *rp)
      * event ids) before any change decided here, and trimmed by this
      * process's next checkpoint, once delivered */
     const obq_t **qs = calloc((size_t)n + 1, sizeof(*qs));
-    const part_t **ps = calloc((size_t)n + 1, sizeof(*ps));
     int *pi = calloc((size_t)n + 1, sizeof(*pi));
-    int nq = 0, ok = qs && ps && pi;
+    int nq = 0, ok = qs && pi;
     if (!ok) ck_fail(r, "out of memory taking an outbox over");
     for (int i = 0; ok && i < n && k->rb_ob; i++) {
         int p = find_part_ext(r, tps[i].topic, tps[i].partition);
@@ -1974,16 +1974,15 @@ static void take_assignment(run_t *r, const redisReply *rp)
                 tps[i].topic, tps[i].partition);
         k->ob_taken += (uint64_t)got->n;
         qs[nq] = got;
-        ps[nq] = &r->parts[p];
         pi[nq++] = p;
     }
     /* all lists at once: a customer's changes in two of them in its order */
     if (ok && nq) {
         if (!run_unit_open(r)) {
             ck_fail(r, "out of memory taking an outbox over");
-        } else if (obq_produce(r, qs, ps, nq) < 0) {
+        } else if (obq_produce(r, qs, pi, nq) < 0) {
             if (!r->ck) { /* stopped and freed meanwhile (see outbox_landed) */
-                free(qs), free(ps), free(pi), free(fresh);
+                free(qs), free(pi), free(fresh);
                 return;
             }
             ck_fail(r, "cannot publish the cluster changes a previous owner left");
@@ -1994,7 +1993,6 @@ static void take_assignment(run_t *r, const redisReply *rp)
         }
     }
     free(qs);
-    free(ps);
     free(pi);
     uint64_t nc = st_mem_count(r->pl.store);
     for (uint64_t h = 0; h < nc; h++) {
