@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cmd/cli.h"
+#include "config/config.h"
 #include "stream/codec.h"
 #include "stream/kafka.h"
 
@@ -442,8 +443,23 @@ int cmd_gen(int argc, char **argv)
         fprintf(stderr, "segstream gen: --truth %s is the file --out names too\n", truth);
         return 2;
     }
-    if (!brokers) brokers = getenv("SEGSTREAM_KAFKA_BROKERS");
+    const char *brokers_from = "--brokers";
+    if (!brokers) {
+        brokers = getenv("SEGSTREAM_KAFKA_BROKERS");
+        brokers_from = "env SEGSTREAM_KAFKA_BROKERS";
+    }
     if (!brokers || !*brokers) brokers = "127.0.0.1:9092";
+    /* a topic name Kafka refuses, or a broker list librdkafka cannot use,
+     * would only show after KOUT_STALL_S without a delivery */
+    char why[256];
+    if (topic && cfg_check_topic(topic, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream gen: --out %s: %s\n", out, why);
+        return 2;
+    }
+    if (topic && cfg_check_brokers(brokers, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream gen: %s: %s\n", brokers_from, why);
+        return 2;
+    }
     int msgpack = strcmp(format, "msgpack") == 0;
     if (!msgpack && strcmp(format, "json") != 0) {
         fprintf(stderr, "segstream gen: --format: json or msgpack, not %s\n", format);

@@ -628,11 +628,30 @@ int cmd_replay(int argc, char **argv)
         return 2;
     }
     const char *topics[] = {rp->input, out, dlq};
-    for (int i = 0; i < 3; i++)
+    const char *topic_flags[] = {"--input", "--out", "--dlq"};
+    for (int i = 0; i < 3; i++) {
         if (is_topic(topics[i]) && !topics[i][6]) {
             fprintf(stderr, "segstream replay: %s: kafka:TOPIC needs a topic name\n", topics[i]);
             return 2;
         }
+        /* a name Kafka refuses would only show as a metadata wait or a
+         * failed delivery */
+        if (is_topic(topics[i]) && cfg_check_topic(topics[i] + 6, why, sizeof why) < 0) {
+            fprintf(stderr, "segstream replay: %s %s: %s\n", topic_flags[i], topics[i], why);
+            return 2;
+        }
+    }
+    if (rp->watermarks && strcmp(rp->watermarks, "none") != 0 &&
+        cfg_check_topic(rp->watermarks, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream replay: --watermarks %s: %s\n", rp->watermarks, why);
+        return 2;
+    }
+    /* --brokers as kafka.brokers takes it: one librdkafka cannot use would
+     * only show as a metadata wait */
+    if (rp->brokers && cfg_check_brokers(rp->brokers, why, sizeof why) < 0) {
+        fprintf(stderr, "segstream replay: --brokers: %s\n", why);
+        return 2;
+    }
     /* every file a replay writes, against the files it reads and against
      * each other: one opened over another empties it (an input before a
      * record is read, an output written before or after it), whatever the
@@ -750,6 +769,12 @@ int cmd_replay(int argc, char **argv)
                 defaulted ? " (or give --prefix)" : "");
         goto out_cfg;
     }
+    /* kafka.properties are passed through as strings: what librdkafka
+     * refuses is a bad config, said before anything is read or written, as
+     * `run` does (only when a client will be made: a file replay to files
+     * hands librdkafka nothing) */
+    if ((is_topic(rp->input) || rp->out_topic || rp->dlq_topic) && rp_kafka_check(rp) < 0)
+        goto out_cfg;
 
     if (csv) {
         if (!(map = strm_csvmap_new())) {

@@ -40,6 +40,9 @@ int rp_input_file(replay_t *rp);
 
 /* replay_kafka.c */
 int rp_input_kafka(replay_t *rp, const char *topic);
+/* Checks the config's kafka.properties as the clients would take them;
+ * -1 after saying which one librdkafka refuses and where it was set. */
+int rp_kafka_check(replay_t *rp);
 /* Opens the producer for out_topic/dlq_topic (whichever are set). */
 int rp_kout_open(replay_t *rp);
 int rp_kout_change(void *ud, const seg_change_t *ch, const void *payload, size_t len);

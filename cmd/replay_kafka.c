@@ -71,6 +71,21 @@ static int kopts(replay_t *rp, strm_kopts_t *o, const char ***props)
     return 0;
 }
 
+int rp_kafka_check(replay_t *rp)
+{
+    char err[512];
+    const char **props = NULL;
+    strm_kopts_t o;
+    if (kopts(rp, &o, &props) < 0) {
+        fprintf(stderr, "segstream replay: out of memory\n");
+        return -1;
+    }
+    int rc = strm_kopts_check(&o, err, sizeof(err));
+    if (rc < 0) fprintf(stderr, "segstream replay: %s\n", err); /* names its origin */
+    free(props);
+    return rc;
+}
+
 /* ---------------- out: change events and dead letters to topics ---------------- */
 
 struct rp_kout {
@@ -582,7 +597,14 @@ int rp_input_kafka(replay_t *rp, const char *topic)
     }
     k.rd = strm_reader_new(&o, topic, err, sizeof(err));
     if (!k.rd) {
-        fprintf(stderr, "segstream replay: %s: %s\n", rp->cfg.source, err);
+        /* a property's error names where it was set (rp_kafka_check has
+         * said those already); anything else is the config's as a whole */
+        const char *src = rp->cfg.source ? rp->cfg.source : "config";
+        size_t sl = strlen(src);
+        if ((strncmp(err, src, sl) == 0 && err[sl] == ':') || strncmp(err, "env ", 4) == 0)
+            fprintf(stderr, "segstream replay: %s\n", err);
+        else
+            fprintf(stderr, "segstream replay: %s: %s\n", src, err);
         goto done;
     }
     k.np = strm_reader_partitions(k.rd, META_MS, err, sizeof(err));

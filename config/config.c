@@ -67,7 +67,6 @@ typedef struct keydef {
 } keydef_t;
 
 static int check_listen(const char *s, char *why, size_t whylen);
-static int check_brokers(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
 static int check_topic_or_empty(const char *s, char *why, size_t whylen);
 
@@ -93,7 +92,7 @@ static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     }
 
 static const keydef_t keys[] = {
-    STR("kafka.brokers", brokers, "127.0.0.1:9092", 1, check_brokers,
+    STR("kafka.brokers", brokers, "127.0.0.1:9092", 1, cfg_check_brokers,
         "bootstrap servers, host:port[,host:port...]"),
     {.path = "kafka.topics",
      .kind = K_TOPICS,
@@ -506,7 +505,7 @@ static int check_broker(const char *p, size_t n, char *why, size_t whylen)
  * empty ones skipped. A list it cannot use would otherwise only show as
  * endless reconnects; one it can use must load, as replay of files reads
  * the config too. */
-static int check_brokers(const char *s, char *why, size_t whylen)
+int cfg_check_brokers(const char *s, char *why, size_t whylen)
 {
     static const char blank[] = ", \t\r\n\f\v";
     char r[200];

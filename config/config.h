@@ -90,6 +90,12 @@ int cfg_format_duration(int64_t ms, char *buf, size_t len);
 int cfg_split_hostport(const char *s, char *host, size_t hostlen, int *port, char *why,
                        size_t whylen);
 
+/* 0 when s is a broker list as kafka.brokers takes it (librdkafka's
+ * reading: entries between commas and blanks, each
+ * [PROTOCOL://]host[:port][/path], at least one), else -1 with the reason
+ * in why. For the --brokers flags of gen and replay too. */
+int cfg_check_brokers(const char *s, char *why, size_t whylen);
+
 /* 0 when s is a Kafka topic name as the kafka.* topic keys take it
  * (letters, digits, '.', '_' and '-'; 1..249 bytes; not "." or ".."),
  * else -1 with the reason in why. */

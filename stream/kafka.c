@@ -66,6 +66,22 @@ static int set_user(rd_kafka_conf_t *conf, const strm_kopts_t *o, const char *mi
     return 0;
 }
 
+int strm_kopts_check(const strm_kopts_t *o, char *err, size_t errlen)
+{
+    static const char *const sides[2][2] = {{"consumer.", "producer."}, {"producer.", "consumer."}};
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (!conf) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        int rc = set_user(conf, o, sides[i][0], sides[i][1], err, errlen);
+        rd_kafka_conf_destroy(conf);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
 static int make_pipe(int fds[2], char *err, size_t errlen)
 {
     if (pipe(fds) < 0) {

@@ -27,6 +27,12 @@ typedef struct strm_kopts {
     void (*log)(int level, const char *facility, const char *message);
 } strm_kopts_t;
 
+/* Checks o's properties as the consumer and the producer would take them
+ * (consumer./producer. prefixes included), without making a client, so
+ * that a bad one is said before anything is read or written: 0, or -1
+ * with the first refused one in err, named with its origin. */
+int strm_kopts_check(const strm_kopts_t *o, char *err, size_t errlen);
+
 /* One consumed record, valid until strm_msgs_release(). */
 typedef struct strm_msg {
     const void *payload;

@@ -752,3 +752,90 @@ Test(replay, redis_urls_that_name_no_server_exit_2)
                        dir, SEG_BIN, port),
                  1);
 }
+
+/* A replay or gen that talks to Kafka checks what it will hand librdkafka
+ * before anything is read or written, as `run` does: a kafka.properties
+ * entry librdkafka refuses, a --brokers list it cannot use, or a topic name
+ * Kafka refuses is a bad invocation or config (exit 2, as --help says),
+ * named once with where it was set, not a failure after a metadata wait
+ * (exit 1, the config file named twice). */
+Test(replay, kafka_settings_are_checked_before_anything_is_read)
+{
+    cr_assert_eq(h_run("cd %s && printf '%%s\\n' "
+                       "'{\"customer_id\":\"c\",\"type\":\"page_view\",\"ts\":1700000000000}' "
+                       "> in.jsonl",
+                       dir),
+                 0);
+    cr_assert_eq(h_writef(dir, "bad.yaml", "kafka:\n  properties:\n    security.protocol: bogus\n"),
+                 0);
+    const char *with_bad[] = {"--input kafka:events --out o.out", "--input in.jsonl --out kafka:x"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(
+            h_run("cd %s && rm -f o.out* && %s replay -q -c bad.yaml --brokers 127.0.0.1:1 "
+                  "%s 2>err.txt",
+                  dir, SEG_BIN, with_bad[i]),
+            2, "%s", with_bad[i]);
+        char *err = h_slurp(h_path("err.txt"), NULL);
+        cr_assert_not_null(err);
+        cr_expect(strstr(err, "segstream replay: bad.yaml:3: kafka.properties.security.protocol: "
+                              "kafka property security.protocol=bogus"),
+                  "%s: %s", with_bad[i], err);
+        cr_expect_null(strstr(err, "bad.yaml: bad.yaml"), "the file named once: %s", err);
+        free(err);
+        cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", with_bad[i]);
+    }
+    /* one set in the environment is named by its variable, not "(defaults)" */
+    cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH=1 %s replay -q --input "
+                       "kafka:events --brokers 127.0.0.1:1 --out o.out 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_assert_not_null(err);
+    cr_expect(strstr(err,
+                     "segstream replay: env SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property "
+                     "no.such=1"),
+              "%s", err);
+    free(err);
+    /* a file replay to a file hands librdkafka nothing: no check */
+    cr_assert_eq(
+        h_run("cd %s && %s replay -q -c bad.yaml --input in.jsonl --out o.out", dir, SEG_BIN), 0);
+    cr_assert_eq(h_run("rm -f %s/o.out %s/o.out.dlq", dir, dir), 0);
+    /* --brokers as kafka.brokers takes it */
+    replay_refused("--input kafka:events --brokers 'not a broker!!'",
+                   "--brokers: 'broker!!' in 'not a broker!!': invalid character '!'");
+    replay_refused("--out kafka:x --brokers host:99999", "--brokers: 'host:99999': port '99999'");
+    /* topic names as kafka.topics takes them */
+    cr_assert_eq(h_run("cd %s && %s replay -q --input 'kafka:bad topic' --brokers 127.0.0.1:1 "
+                       "--out o.out 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    err = h_slurp(h_path("err.txt"), NULL);
+    cr_expect(err && strstr(err, "--input kafka:bad topic: invalid topic name 'bad topic'"), "%s",
+              err ? err : "");
+    free(err);
+    replay_refused("--dlq 'kafka:x/y' --brokers 127.0.0.1:1",
+                   "--dlq kafka:x/y: invalid topic name 'x/y'");
+    /* gen likewise, at once rather than after 30 s without a delivery */
+    cr_assert_eq(h_run("cd %s && %s gen -n 5 -m 5 --out 'kafka:bad topic' --brokers 127.0.0.1:1 "
+                       "2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    err = h_slurp(h_path("err.txt"), NULL);
+    cr_expect(err && strstr(err, "segstream gen: --out kafka:bad topic: invalid topic name"), "%s",
+              err ? err : "");
+    free(err);
+    cr_assert_eq(h_run("cd %s && %s gen -n 5 -m 5 --out kafka:events --brokers host:0 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    err = h_slurp(h_path("err.txt"), NULL);
+    cr_expect(err && strstr(err, "segstream gen: --brokers: 'host:0'"), "%s", err ? err : "");
+    free(err);
+    cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_BROKERS='a b!' %s gen -n 5 -m 5 --out "
+                       "kafka:events 2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    err = h_slurp(h_path("err.txt"), NULL);
+    cr_expect(err && strstr(err, "segstream gen: env SEGSTREAM_KAFKA_BROKERS: "), "%s",
+              err ? err : "");
+    free(err);
+}
