@@ -99,7 +99,10 @@ if [ "${KEEP:-0}" = 1 ]; then
     echo "  ./build/cmd/segstream gen --customers 1000 --events 20000 --seed 7 --start 2024-07-01 --out kafka:events --brokers $B"
     echo "  curl -s http://127.0.0.1:$port/metrics"
     [ -n "${SEGSTREAM_REDIS_URL:-}" ] && echo "  SEGSTREAM_REDIS_URL=$SEGSTREAM_REDIS_URL ./build/cmd/segstream inspect c000042"
-    echo "  kill ${pids[*]}                                   # stop"
+    # the daemon first, waited for: it drains into the broker and checkpoints
+    # into Redis, and with them already gone it ends only after its bounded
+    # waits (about a minute) and exits 1 with changes undelivered
+    echo "  kill $run_pid; tail --pid=$run_pid -f /dev/null; kill ${pids[*]:1}   # stop: the daemon, then the rest"
 else
     echo "Stopping (SIGTERM drains, commits and exits 0). KEEP=1 leaves it running."
 fi
