@@ -327,20 +327,22 @@ static int close_out(FILE *f, const char *name)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: segstream gen --customers N --events M --seed S --out FILE [options]\n"
-               "  -n, --customers N   customers (default 10000)\n"
-               "  -m, --events M      events in all (default 20 per customer)\n"
-               "  -s, --seed S        random seed (default 1)\n"
-               "  -o, --out FILE      output ('-' = stdout), or kafka:TOPIC (keyed by\n"
-               "                      customer id, record timestamp = event time; exit 1\n"
-               "                      when no record is delivered for 30 s)\n"
-               "      --brokers B     bootstrap servers for kafka: (default\n"
-               "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
-               "      --format F      json (default) or msgpack\n"
-               "      --truth FILE    write customer_id,segment (the planted persona)\n"
-               "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
-               "      --days D        span of event time in days (default 180)\n"
-               "      --churn P       share of customers who stop coming (default 0.25)\n");
+    fprintf(
+        f,
+        "usage: segstream gen --customers N --events M --seed S --out FILE|kafka:TOPIC [options]\n"
+        "  -n, --customers N   customers (default 10000)\n"
+        "  -m, --events M      events in all (default 20 per customer)\n"
+        "  -s, --seed S        random seed (default 1)\n"
+        "  -o, --out FILE      output ('-' = stdout), or kafka:TOPIC (keyed by\n"
+        "                      customer id, record timestamp = event time; exit 1\n"
+        "                      when no record is delivered for 30 s)\n"
+        "      --brokers B     bootstrap servers for kafka: (default\n"
+        "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
+        "      --format F      json (default) or msgpack\n"
+        "      --truth FILE    write customer_id,segment (the planted persona)\n"
+        "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
+        "      --days D        span of event time in days (default 180)\n"
+        "      --churn P       share of customers who stop coming (default 0.25)\n");
 }
 
 int cmd_gen(int argc, char **argv)

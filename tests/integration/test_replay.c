@@ -434,6 +434,28 @@ Test(replay, every_command_has_help_and_the_version_is_there)
     cr_assert_eq(h_run("timeout 10 %s broker --topics a,.. >/dev/null 2>&1", SEG_BIN), 2);
 }
 
+/* Each --help's usage line names what CONTRACT §5 gives scripts: the
+ * commands' required flags and the forms their values take. */
+Test(replay, usage_lines_carry_the_contracts_command_lines)
+{
+    const char *usage[][2] = {
+        {"run", "usage: segstream run [-c FILE]"},
+        {"broker", "usage: segstream broker [--partitions P] [--topics a,b,...]"},
+        {"gen", "usage: segstream gen --customers N --events M --seed S --out FILE|kafka:TOPIC"},
+        {"replay", "usage: segstream replay --input FILE|kafka:TOPIC --out FILE|kafka:TOPIC"},
+        {"inspect", "usage: segstream inspect CUSTOMER_ID [--json]"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++)
+        cr_expect_eq(
+            h_run("%s %s --help | head -1 | grep -qF -- '%s'", SEG_BIN, usage[i][0], usage[i][1]),
+            0, "%s --help: %s", usage[i][0], usage[i][1]);
+    /* and gen's names the optional flags the contract lists */
+    const char *gen_flags[] = {"--brokers B", "--format F", "--truth FILE"};
+    for (size_t i = 0; i < sizeof gen_flags / sizeof gen_flags[0]; i++)
+        cr_expect_eq(h_run("%s gen --help | grep -qF -- '%s'", SEG_BIN, gen_flags[i]), 0, "%s",
+                     gen_flags[i]);
+}
+
 /* A file replay's inputs and outputs as users get them wrong: a stray
  * first byte (--input-format frames the file anyway, and without it the
  * replay says so), an --out or --dlq over the input or over each other
