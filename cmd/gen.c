@@ -339,7 +339,8 @@ static void usage(FILE *f)
         "      --brokers B     bootstrap servers for kafka: (default\n"
         "                      $SEGSTREAM_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
         "      --format F      json (default) or msgpack\n"
-        "      --truth FILE    write customer_id,segment (the planted persona)\n"
+        "      --truth FILE    write customer_id,segment (the planted persona; '-' =\n"
+        "                      stdout)\n"
         "      --start T       first day (default 2024-01-01T00:00:00Z)\n"
         "      --days D        span of event time in days (default 180)\n"
         "      --churn P       share of customers who stop coming (default 0.25)\n");
@@ -438,6 +439,13 @@ int cmd_gen(int argc, char **argv)
     const char *topic = strncmp(out, "kafka:", 6) == 0 ? out + 6 : NULL;
     if (topic && !*topic) {
         fprintf(stderr, "segstream gen: --out kafka:TOPIC needs a topic name\n");
+        return 2;
+    }
+    /* '-' is stdout for both; the truth after the events there would turn
+     * the stream into something no replay reads */
+    if (truth && strcmp(truth, "-") == 0 && strcmp(out, "-") == 0) {
+        fprintf(stderr, "segstream gen: --out - and --truth - would share stdout: give one a "
+                        "file\n");
         return 2;
     }
     /* opened one after the other: the truth would replace the events */
@@ -619,7 +627,7 @@ int cmd_gen(int argc, char **argv)
     f = NULL; /* closed here, whatever the outcome */
     if (done_f && close_out(done_f, out) < 0) goto done;
     if (truth) {
-        FILE *tf = fopen(truth, "wb");
+        FILE *tf = strcmp(truth, "-") == 0 ? stdout : fopen(truth, "wb");
         if (!tf) {
             fprintf(stderr, "segstream gen: %s: %s\n", truth, strerror(errno));
             goto done;

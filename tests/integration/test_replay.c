@@ -670,6 +670,25 @@ Test(replay, gen_says_when_an_output_cannot_be_written)
     }
 }
 
+/* '-' is stdout for --truth as for --out (it made a file named '-'), and
+ * the two cannot share it. */
+Test(replay, gen_truth_dash_is_stdout)
+{
+    cr_assert_eq(
+        h_run("cd %s && %s gen -n 3 -m 6 --out ev.jsonl --truth - > truth.txt", dir, SEG_BIN), 0);
+    cr_assert_eq(h_run("test ! -e %s/-", dir), 0, "a file named '-' was made");
+    char *t = h_slurp(h_path("truth.txt"), NULL);
+    cr_assert(t && strncmp(t, "customer_id,segment\nc000000,", 28) == 0, "%s", t ? t : "");
+    free(t);
+    cr_assert_eq(
+        h_run("cd %s && %s gen -n 3 -m 6 --out - --truth - > both.txt 2>err.txt", dir, SEG_BIN), 2);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_assert(err && strstr(err, "segstream gen: --out - and --truth - would share stdout"), "%s",
+              err ? err : "");
+    free(err);
+    cr_assert_eq(h_run("test ! -e %s/-", dir), 0, "a file named '-' was made");
+}
+
 /* A stray word, or a file flag whose value was forgotten (so the next
  * option became the file name): exit 2, and no file is made. */
 Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
