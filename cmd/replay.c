@@ -59,9 +59,11 @@ static void usage(FILE *f)
                "                        the live redis.prefix); default: learn afresh\n"
                "      --freeze-model    assign customers to the model's centroids, never move\n"
                "                        them (needs --model)\n"
-               "      --save-model FILE write the final model (msgpack, as seg:model)\n"
+               "      --save-model FILE write the final model (msgpack, as seg:model; '-' =\n"
+               "                        stdout)\n"
                "      --dump FILE       kafka: input: write the records applied, in the order\n"
-               "                        applied (replaying FILE gives the same changes)\n"
+               "                        applied (replaying FILE gives the same changes; '-' =\n"
+               "                        stdout)\n"
                "      --seek-by-time    kafka: input: record timestamps are never earlier than\n"
                "                        event time (gen's are equal): start each partition at\n"
                "                        offsets-for-times(--from - input.max_future_skew)\n"
@@ -69,7 +71,7 @@ static void usage(FILE *f)
                "      --watermarks T    kafka: input: the live run's wall-clock advances of W\n"
                "                        (default watermark.control_topic; 'none': event time\n"
                "                        only), applied where they happened live\n"
-               "      --snapshot FILE   final segments, one CSV line per customer\n"
+               "      --snapshot FILE   final segments, one CSV line per customer ('-' = stdout)\n"
                "      --format F        change format: json (default) or msgpack\n"
                "  -q, --quiet           no progress and no summary\n"
                "Exit status: 0 done; 1 a failure while running (reading the input or\n"
@@ -311,16 +313,26 @@ static int model_load_file(replay_t *rp, const char *path)
     return 0;
 }
 
+FILE *rp_open_w(const char *path)
+{
+    return strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+}
+
+int rp_close_w(FILE *f)
+{
+    return f == stdout ? fflush(f) : fclose(f);
+}
+
 static int model_save_file(replay_t *rp, const char *path)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     int rc = -1;
     FILE *f = NULL;
-    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = fopen(path, "wb")) != NULL &&
+    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = rp_open_w(path)) != NULL &&
         fwrite(sb.data, 1, sb.size, f) == sb.size)
         rc = 0;
-    if (f && fclose(f) != 0) rc = -1;
+    if (f && rp_close_w(f) != 0) rc = -1;
     if (rc < 0) fprintf(stderr, "segstream replay: --save-model %s: cannot write\n", path);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -627,6 +639,26 @@ int cmd_replay(int argc, char **argv)
                         "file (or leave --dlq out: dead letters then go to stderr)\n");
         return 2;
     }
+    /* '-' is stdout for every file a replay writes; only one may have it */
+    {
+        const char *to_stdout[][2] = {{"--out", out},
+                                      {"--dlq", dlq},
+                                      {"--snapshot", snapshot},
+                                      {"--save-model", save_model},
+                                      {"--dump", rp->dump}};
+        const char *first = NULL;
+        for (size_t i = 0; i < sizeof to_stdout / sizeof to_stdout[0]; i++) {
+            if (!to_stdout[i][1] || strcmp(to_stdout[i][1], "-") != 0) continue;
+            if (first) {
+                fprintf(stderr,
+                        "segstream replay: %s - and %s - would share stdout: give one a "
+                        "file\n",
+                        first, to_stdout[i][0]);
+                return 2;
+            }
+            first = to_stdout[i][0];
+        }
+    }
     const char *topics[] = {rp->input, out, dlq};
     const char *topic_flags[] = {"--input", "--out", "--dlq"};
     for (int i = 0; i < 3; i++) {
@@ -875,8 +907,8 @@ int cmd_replay(int argc, char **argv)
     }
     if (rp->kout && rp_kout_close(rp, 120000) < 0) goto done;
     if (snapshot) {
-        FILE *sf = fopen(snapshot, "wb");
-        if (!sf || pl_snapshot_csv(pl, sf) < 0 || fclose(sf) != 0) {
+        FILE *sf = rp_open_w(snapshot);
+        if (!sf || pl_snapshot_csv(pl, sf) < 0 || rp_close_w(sf) != 0) {
             fprintf(stderr, "segstream replay: %s: cannot write snapshot\n", snapshot);
             goto done;
         }

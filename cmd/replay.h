@@ -37,6 +37,10 @@ typedef struct replay {
 
 /* replay.c */
 int rp_input_file(replay_t *rp);
+/* An output file opened for writing, '-' being stdout; rp_close_w closes
+ * it (stdout: flushes). */
+FILE *rp_open_w(const char *path);
+int rp_close_w(FILE *f);
 
 /* replay_kafka.c */
 int rp_input_kafka(replay_t *rp, const char *topic);

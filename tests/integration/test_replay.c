@@ -689,6 +689,36 @@ Test(replay, gen_truth_dash_is_stdout)
     cr_assert_eq(h_run("test ! -e %s/-", dir), 0, "a file named '-' was made");
 }
 
+/* '-' is stdout for replay's --snapshot and --save-model as for --out and
+ * --dlq (they made a file named '-'); two of them cannot share it. */
+Test(replay, replay_outputs_dash_is_stdout)
+{
+    cr_assert_eq(h_run("cd %s && %s gen -n 20 -m 200 --out ev.jsonl", dir, SEG_BIN), 0);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input ev.jsonl --out o.jsonl --snapshot - > "
+                       "snap.txt",
+                       dir, SEG_BIN),
+                 0);
+    cr_assert_eq(h_run("test ! -e %s/-", dir), 0, "a file named '-' was made");
+    cr_assert_eq(h_run("cd %s && head -1 snap.txt | grep -q '^customer_id,lifecycle,' && "
+                       "test $(wc -l < snap.txt) -eq 21",
+                       dir),
+                 0);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input ev.jsonl --out o.jsonl --save-model m.mp && "
+                       "%s replay -q --input ev.jsonl --out o.jsonl --save-model - > m2.mp && "
+                       "cmp m.mp m2.mp",
+                       dir, SEG_BIN, SEG_BIN),
+                 0);
+    cr_assert_eq(h_run("test ! -e %s/-", dir), 0, "a file named '-' was made");
+    cr_assert_eq(h_run("cd %s && %s replay -q --input ev.jsonl --out - --snapshot - > x.txt "
+                       "2>err.txt",
+                       dir, SEG_BIN),
+                 2);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_assert(err && strstr(err, "--out - and --snapshot - would share stdout"), "%s",
+              err ? err : "");
+    free(err);
+}
+
 /* A stray word, or a file flag whose value was forgotten (so the next
  * option became the file name): exit 2, and no file is made. */
 Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
