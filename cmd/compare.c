@@ -837,6 +837,12 @@ static int read_redis(side_t *s, const char *prefix, const char *url)
         sr = NULL;
     } while (strcmp(cursor, "0") != 0);
     rc = 0;
+    /* an empty namespace compares, but is more often a mistyped prefix
+     * (redis:seg for redis:seg:) than an intended one */
+    if (s->n == 0)
+        fprintf(stderr, "segstream compare: warning: %s: no customers (no keys %sc:* at %s)%s\n",
+                s->input, prefix, shown,
+                *prefix && prefix[strlen(prefix) - 1] != ':' ? "; prefixes end in ':'" : "");
 done:
     if (sr) freeReplyObject(sr);
     free(pat);

@@ -456,8 +456,22 @@ Test(compare, redis_namespaces)
         rc = h_run("cd %s && %s compare redis:x: redis:y: --redis redis://127.0.0.1:%d -f json > "
                    "r.json 2> err.txt",
                    dir, SEG_BIN, port);
+    /* the colon forgotten: an empty namespace, said on stderr */
+    int rc2 = rc == 0 ? h_run("cd %s && %s compare redis:x redis:y: --redis "
+                              "redis://127.0.0.1:%d > r2.txt 2> err2.txt",
+                              dir, SEG_BIN, port)
+                      : -1;
     h_stop(redis, SIGTERM, 10);
     cr_assert_eq(rc, 0);
+    cr_assert_eq(rc2, 0);
+    char *err = slurp("err.txt");
+    cr_assert_eq(strstr(err, "warning"), NULL, "%s", err);
+    free(err);
+    err = slurp("err2.txt");
+    HAS(err, "segstream compare: warning: redis:x: no customers (no keys xc:* at "
+             "redis://127.0.0.1:");
+    HAS(err, "; prefixes end in ':'");
+    free(err);
     char *out = slurp("r.json");
     HAS(out, "\"input\":\"redis:x:\",\"kind\":\"redis\",\"customers\":2");
     /* c1: 0 -> 1; c2 only in x; c3 only in y. y's c1: 12.25 / 3 = 4.08.
