@@ -159,6 +159,8 @@ static int batch_flush(pl_t *pl, batch_t *b, const char *topic)
     return rc;
 }
 
+#define EARLY_DEAD 10000 /* records before a file that applies none is said to */
+
 int rp_input_file(replay_t *rp)
 {
     pl_t *pl = &rp->pl;
@@ -175,7 +177,7 @@ int rp_input_file(replay_t *rp)
     const char *rec, *reason;
     size_t len;
     uint64_t line = 0;
-    int r;
+    int r, warned = 0;
     for (;;) {
         /* a framing error may leave nothing to point at: never the previous
          * record's bytes, which the next read may have freed */
@@ -196,6 +198,21 @@ int rp_input_file(replay_t *rp)
             goto done;
         }
         if (r == 0) break;
+        /* a file read in the wrong format is all dead letters (JSON lines
+         * read as msgpack give one per few bytes): said early, not only
+         * after the whole file has been turned into them */
+        if (!warned && !rp->csv && pl->st.records >= EARLY_DEAD && !pl->st.applied &&
+            !pl->st.duplicates) {
+            warned = 1;
+            fprintf(stderr,
+                    "%ssegstream replay: warning: none of the first %" PRIu64
+                    " records of %s could be applied; %s\n",
+                    rp->progress ? "\n" : "", pl->st.records, rp->input,
+                    rp->framing < 0 ? "if it is a msgpack stream or JSON lines that begins with "
+                                      "a stray byte, give --input-format msgpack|json"
+                    : rp->framing ? "it was read as --input-format msgpack: is it a msgpack stream?"
+                                  : "it was read as --input-format json: is it JSON lines?");
+        }
         /* the input itself failed (EIO, a directory): not a record, and
          * what is left unread must not pass for the whole input */
         if (r < 0 && (strcmp(reason, "read_error") == 0 || strcmp(reason, "out_of_memory") == 0)) {
@@ -918,12 +935,12 @@ int cmd_replay(int argc, char **argv)
     /* every record a dead letter: most often a file framed the wrong way
      * by its first byte (a stray byte before a msgpack stream), which
      * --input-format settles; said even with -q */
-    if (pl->st.dead && !pl->st.applied && !pl->st.duplicates && !rp->csv && !is_topic(rp->input) &&
-        rp->framing < 0)
-        fprintf(stderr,
-                "segstream replay: no record of %s could be applied; if it is a msgpack stream "
-                "or JSON lines that begins with a stray byte, give --input-format msgpack|json\n",
-                rp->input);
+    if (pl->st.dead && !pl->st.applied && !pl->st.duplicates && !rp->csv && !is_topic(rp->input))
+        fprintf(stderr, "segstream replay: no record of %s could be applied; %s\n", rp->input,
+                rp->framing < 0 ? "if it is a msgpack stream or JSON lines that begins with a "
+                                  "stray byte, give --input-format msgpack|json"
+                : rp->framing   ? "it was read as --input-format msgpack: is it a msgpack stream?"
+                                : "it was read as --input-format json: is it JSON lines?");
     if (!rp->quiet) {
         pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
         if (pl->st.skipped)

@@ -492,6 +492,24 @@ Test(replay, file_inputs_and_outputs_users_get_wrong)
     cr_assert_eq(h_run("grep -c '\"to\":\"new\"' %s/j.out | grep -qx 2", dir), 0);
     cr_assert_eq(h_count_lines(h_path("j.out.dlq")), 1);
 
+    /* JSON lines forced as msgpack: every few bytes a dead letter, said
+     * once early (before the end) and at the end, naming the flag */
+    cr_assert_eq(
+        h_run("%s gen --customers 300 --events 5000 --seed 4 --out %s/g.jsonl", SEG_BIN, dir), 0);
+    cr_assert_eq(h_run("cd %s && %s replay -q --input g.jsonl --input-format msgpack --out "
+                       "wrong.out --dlq wrong.dlq 2> wrong.err",
+                       dir, SEG_BIN),
+                 0);
+    err = h_slurp(h_path("wrong.err"), NULL);
+    cr_assert(err && strstr(err, "warning: none of the first ") &&
+                  strstr(err, " records of g.jsonl could be applied; it was read as "
+                              "--input-format msgpack: is it a msgpack stream?"),
+              "%s", err ? err : "");
+    cr_assert(strstr(err, "no record of g.jsonl could be applied; it was read as --input-format "
+                          "msgpack"),
+              "%s", err);
+    free(err);
+
     /* outputs over the input or each other: exit 2, nothing touched */
     cr_assert_eq(h_run("cd %s && cp j.jsonl keep.jsonl && ln -s keep.jsonl link.jsonl", dir), 0);
     const char *bad[] = {"--out keep.jsonl", "--out link.jsonl", "--out o.jsonl --dlq keep.jsonl",
