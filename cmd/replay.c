@@ -306,6 +306,27 @@ static void refuse_same(const char *flag, const char *file, int auto_dlq, const 
 
 /* ---------------- the model ---------------- */
 
+const char *rp_model_where(const replay_t *rp, const char *err, char *buf, size_t len)
+{
+    /* the model's refusals that name a config key (clusters.k, clusters.warmup):
+     * say which configuration that value came from */
+    const char *keys[][2] = {{"clusters.k ", "SEGSTREAM_CLUSTERS_K"},
+                             {"clusters.warmup ", "SEGSTREAM_CLUSTERS_WARMUP"}};
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (!strstr(err, keys[i][0])) continue;
+        if (getenv(keys[i][1]))
+            snprintf(buf, len, " (%.*s from env %s)", (int)strlen(keys[i][0]) - 1, keys[i][0],
+                     keys[i][1]);
+        else if (rp->cfg.source && strcmp(rp->cfg.source, "(defaults)") != 0)
+            snprintf(buf, len, " (config %s)", rp->cfg.source);
+        else
+            snprintf(buf, len, " (the default config; give -c FILE)");
+        break;
+    }
+    return buf;
+}
+
 static int model_load_file(replay_t *rp, const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -322,7 +343,10 @@ static int model_load_file(replay_t *rp, const char *path)
     fclose(f);
     char err[256];
     if (!ok || st_unpack_model(rp->pl.seg, data, (size_t)size, err, sizeof(err)) < 0) {
-        fprintf(stderr, "segstream replay: --model %s: %s\n", path, ok ? err : "cannot read");
+        char where[1100] = "";
+        if (ok) rp_model_where(rp, err, where, sizeof(where));
+        fprintf(stderr, "segstream replay: --model %s: %s%s\n", path, ok ? err : "cannot read",
+                where);
         free(data);
         return -1;
     }

@@ -41,6 +41,9 @@ int rp_input_file(replay_t *rp);
  * it (stdout: flushes). */
 FILE *rp_open_w(const char *path);
 int rp_close_w(FILE *f);
+/* For a model refusal err that names a config key: " (config FILE)", or
+ * the environment variable or default that set it, into buf; else "". */
+const char *rp_model_where(const replay_t *rp, const char *err, char *buf, size_t len);
 
 /* replay_kafka.c */
 int rp_input_kafka(replay_t *rp, const char *topic);

@@ -90,7 +90,9 @@ int rp_redis_model(replay_t *rp, const char *url, const char *prefix)
         goto done;
     }
     if (st_unpack_model(rp->pl.seg, rep->str, (size_t)rep->len, err, sizeof(err)) < 0) {
-        fprintf(stderr, "segstream replay: --model %s %s: %s\n", r.shown, key, err);
+        char where[1100];
+        fprintf(stderr, "segstream replay: --model %s %s: %s%s\n", r.shown, key, err,
+                rp_model_where(rp, err, where, sizeof(where)));
         goto done;
     }
     cli_log(LOG_INFO, "model version %" PRIu64 " read from %s %s", seg_model(rp->pl.seg)->version,

@@ -653,6 +653,18 @@ Test(replay, no_output_is_written_over_an_input_or_another_output)
         h_run("cd %s && %s replay -q --input in.jsonl --out o.out --model m.mp --save-model m.mp",
               dir, SEG_BIN),
         0);
+    /* a model that does not fit the config: the refusal says where the
+     * config's value came from */
+    cr_assert_eq(h_run("cd %s && printf 'clusters:\\n  k: 8\\n' > k8.yaml && %s replay -q -c "
+                       "k8.yaml --input in.jsonl --out o.out --model m.mp 2>err.txt; test $? -ne "
+                       "0 && grep -qF 'k is 6 but clusters.k is 8 (config k8.yaml)' err.txt",
+                       dir, SEG_BIN),
+                 0);
+    cr_assert_eq(h_run("cd %s && SEGSTREAM_CLUSTERS_K=8 %s replay -q --input in.jsonl --out o.out "
+                       "--model m.mp 2>err.txt; test $? -ne 0 && grep -qF 'clusters.k is 8 "
+                       "(clusters.k from env SEGSTREAM_CLUSTERS_K)' err.txt",
+                       dir, SEG_BIN),
+                 0);
 
     /* gen: the truth over the events */
     cr_assert_eq(h_run("cd %s && %s gen --customers 10 --events 40 --out in.jsonl --truth "
