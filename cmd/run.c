@@ -1076,19 +1076,24 @@ static void on_producer_fd(uv_poll_t *h, int status, int events)
     backpressure(r);
 }
 
-static void log_stats(run_t *r, double now)
+/* final: the line at exit, whose rate is over the whole run (the last
+ * interval's is mostly the drain, often 0/s) */
+static void log_stats(run_t *r, double now, int final)
 {
     uint64_t rec = r->pl.st.records;
+    double since = final ? r->started : r->last_stats;
+    uint64_t base = final ? 0 : r->last_stats_records;
     char w[40] = "-";
     if (r->pl.has_W) cli_fmt_time(r->pl.W, w, sizeof(w));
     const uint64_t *ch = r->pl.st.changes;
     /* produced/delivered count every record sent: changes, dead letters and
      * watermark records */
     cli_log(LOG_INFO,
-            "records %" PRIu64 " (%.0f/s)  dead %" PRIu64 "  changes %" PRIu64 "  produced %" PRIu64
-            "  delivered %" PRIu64 "  W %s",
-            rec, (double)(rec - r->last_stats_records) / (now - r->last_stats), r->pl.st.dead,
-            ch[0] + ch[1] + ch[2], r->produced, r->delivered, w);
+            "records %" PRIu64 " (%.0f/s%s)  dead %" PRIu64 "  changes %" PRIu64
+            "  produced %" PRIu64 "  delivered %" PRIu64 "  W %s",
+            rec, now > since ? (double)(rec - base) / (now - since) : 0.0,
+            final ? " over the run" : "", r->pl.st.dead, ch[0] + ch[1] + ch[2], r->produced,
+            r->delivered, w);
     r->last_stats = now;
     r->last_stats_records = rec;
 }
@@ -1136,7 +1141,7 @@ static void on_tick(uv_timer_t *h)
     double now = cli_monotonic_s();
     consume(r); /* also serves group events: never polled means leaving the group */
     probe_brokers(r, now);
-    if (now - r->last_stats >= STATS_EVERY_S) log_stats(r, now);
+    if (now - r->last_stats >= STATS_EVERY_S) log_stats(r, now, 0);
 }
 
 /* ---------------- stopping ---------------- */
@@ -1505,7 +1510,7 @@ int cmd_run(int argc, char **argv)
     /* a stop that ended before its grace timer: closed with the rest */
     if (r->stop_timer_on && !uv_is_closing((uv_handle_t *)&r->stop_timer))
         uv_close((uv_handle_t *)&r->stop_timer, close_cb);
-    log_stats(r, cli_monotonic_s());
+    log_stats(r, cli_monotonic_s(), 1);
     for (int i = 0; i < r->n_parts; i++) q_clear(r, i);
     if (r->checks) {
         /* a thread-pool worker is inside librdkafka with this consumer and

@@ -213,6 +213,10 @@ Test(kafka, run_matches_replay_with_kcat_in_and_python_kafka_out)
     cr_expect_eq(st, 200);
     free(h);
     cr_assert_eq(h_stop(run, SIGTERM, 60), 0, "SIGTERM must drain and exit 0");
+    /* the last log line counts the whole run, its rate too (not the drain's
+     * last seconds) */
+    cr_expect_eq(
+        h_run("tail -n 3 %s/run.log | grep -q 'records %ld ([0-9]*/s over the run)'", dir, n), 0);
 
     long got = consume("segment-changes", "changes.dump", (long)changes);
     cr_assert_eq(got, (long)changes, "python-kafka read %ld change events, metrics say %.0f", got,
