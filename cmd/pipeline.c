@@ -413,7 +413,15 @@ void pl_summary(pl_t *pl, FILE *f, double seconds)
     for (int i = 1; i < SEG_LC__COUNT; i++)
         fprintf(f, "  %-12s %8" PRId64 "\n", seg_lifecycle_names[i], sz->lifecycle[i]);
     fprintf(f, "clusters (model version %" PRIu64 "):\n", m->version);
-    for (int j = 0; j < m->k && m->ready; j++) {
+    /* by id, not by slot: a split reuses slots, so slots are not in id order */
+    int by_id[SEG_K_MAX];
+    for (int j = 0; j < m->k; j++) {
+        int i = j;
+        for (; i > 0 && m->cl[by_id[i - 1]].id > m->cl[j].id; i--) by_id[i] = by_id[i - 1];
+        by_id[i] = j;
+    }
+    for (int s = 0; s < m->k && m->ready; s++) {
+        int j = by_id[s];
         int32_t id = m->cl[j].id;
         fprintf(f, "  %3d %-50s %8" PRId64 "\n", id, m->cl[j].label,
                 id < sz->n_cluster ? sz->cluster[id] : 0);

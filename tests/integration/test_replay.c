@@ -940,3 +940,20 @@ Test(replay, kafka_settings_are_checked_before_anything_is_read)
               err ? err : "");
     free(err);
 }
+
+/* The summary lists clusters by id: after splits, slots no longer are in
+ * id order (this population splits twice, leaving ids 0 6 2 4 7 3 by
+ * slot). */
+Test(replay, the_summary_lists_clusters_by_id)
+{
+    cr_assert_eq(h_run("cd %s && %s gen --customers 3000 --events 200000 --seed 5 --churn 0.6 "
+                       "--out g.jsonl && %s replay --input g.jsonl --out o.jsonl 2> sum.txt",
+                       dir, SEG_BIN, SEG_BIN),
+                 0);
+    /* the ids, in the order printed, and at least one split among them */
+    cr_assert_eq(h_run("cd %s && sed -n '/^clusters (/,$p' sum.txt | sed 1d | awk '{print $1}' > "
+                       "ids.txt && test $(wc -l < ids.txt) -ge 2 && sort -n -c ids.txt && "
+                       "test $(tail -1 ids.txt) -ge $(wc -l < ids.txt)",
+                       dir),
+                 0, "%s", h_slurp(h_path("sum.txt"), NULL));
+}
