@@ -369,6 +369,9 @@ static long int_dec(const strm__val_t *v, char *dst, size_t cap)
     case STRM_V_NUMTEXT:
         for (size_t k = 0; k < v->len; k++)
             if (v->s[k] == '.' || v->s[k] == 'e' || v->s[k] == 'E') return -1;
+        /* JSON's -0 is the integer 0 (the only integer with two spellings:
+         * the grammar allows no leading zeros or '+'), so customer 0 */
+        if (v->len == 2 && v->s[0] == '-' && v->s[1] == '0') return (long)u64_dec(dst, 0);
         if (v->len >= cap) return -2;
         memcpy(dst, v->s, v->len);
         dst[v->len] = 0;

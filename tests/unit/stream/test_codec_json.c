@@ -115,6 +115,10 @@ Test(codec_json, integer_customer_ids)
     cr_assert_str_eq(ev.customer_id, "-17");
     ACCEPT("{\"customer_id\":0,\"type\":\"x\",\"ts\":1}");
     cr_assert_str_eq(ev.customer_id, "0");
+    /* -0 is the same integer as 0, so the same customer (msgpack has no -0) */
+    ACCEPT("{\"customer_id\":-0,\"type\":\"x\",\"ts\":1}");
+    cr_assert_str_eq(ev.customer_id, "0");
+    cr_assert_eq(ev.id_len, 1);
     REJECT("{\"customer_id\":1e3,\"type\":\"x\",\"ts\":1}", "bad_customer_id");
 }
 
