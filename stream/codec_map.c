@@ -23,9 +23,8 @@
  *    properties.total (else missing_amount); top-level channel "browser" ->
  *    web, "mobile" -> app; traits from context.traits then traits (later
  *    wins), short strings only, extra ones ignored.
- *  - GA4: a purchase without ecommerce.purchase_revenue is accepted as a
- *    purchase of amount 0 (has_amount 1, so it re-encodes as a valid
- *    contract event). traffic_source.medium "email" -> email
+ *  - GA4: a purchase without ecommerce.purchase_revenue is a dead letter
+ *    missing_amount, as the other shapes' are. traffic_source.medium "email" -> email
  *    channel; otherwise platform WEB -> web, IOS/ANDROID -> app; otherwise
  *    none. geo.country/geo.city become traits (except "(not set)"). */
 #include <math.h>
@@ -995,7 +994,10 @@ static const char *map_ga4(strm__src_t *src, const top_t *t, seg_event_t *ev)
         if (pick(src, &t->v[K_ECOMMERCE], ecom, 1, v) < 0) return src->reason;
         if (v[0].t && (r = set_amount(ev, &v[0], 1))) return r;
     }
-    if (ev->type == SEG_EV_PURCHASE && !ev->has_amount) ev->has_amount = 1; /* amount 0 */
+    /* as for the contract's own events and Segment's Order Completed: a
+     * GA4 purchase exported without a revenue is a dead letter (a tag to
+     * mend), not an order of 0 */
+    if (ev->type == SEG_EV_PURCHASE && !ev->has_amount) return "missing_amount";
     if (HAS(K_ITEMS) && t->v[K_ITEMS].t == STRM_V_ARR && t->v[K_ITEMS].n > 0) {
         static const char *const item[] = {"item_category"};
         strm__val_t first;
