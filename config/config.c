@@ -717,6 +717,13 @@ static int set_scalar(cfg_t *c, const keydef_t *k, const char *s, char *why, siz
         return 0;
     case K_DUR:
     case K_DAYS:
+        /* periods of days (lifecycle thresholds, half-lives): a bare
+         * number, read as ms, is surely days or hours written without
+         * their unit, and would lapse every customer within a second */
+        if ((k->kind == K_DAYS || strncmp(k->path, "lifecycle.", 10) == 0) && *s &&
+            strspn(s, "0123456789") == strlen(s))
+            return why_set(why, whylen, "needs a unit, e.g. %sd or %sh (a bare number is ms)", s,
+                           s);
         if (cfg_parse_duration(s, &i) < 0 || i < k->lo || i > k->hi)
             return range_reason(k, why, whylen);
         if (k->kind == K_DUR)

@@ -528,6 +528,18 @@ Test(config, error_unknown_keys)
     expect_err("features:\n  half_life:\n    activty: 3d\n",
                "t.yaml:3: features.half_life.activty: unknown key (did you mean 'activity'?)");
     expect_err("clusters:\n  zzz: 1\n", "t.yaml:2: clusters.zzz: unknown key");
+    /* periods of days given without a unit: 30 would be 30 ms (every
+     * customer at_risk within a second); other durations take bare ms */
+    expect_err("lifecycle:\n  at_risk: 30\n",
+               "t.yaml:2: lifecycle.at_risk: needs a unit, e.g. 30d or 30h (a bare number is ms)");
+    expect_err("features:\n  half_life: {purchase: 90}\n",
+               "t.yaml:2: features.half_life.purchase: needs a unit, e.g. 90d or 90h (a bare "
+               "number is ms)");
+    setenv("SEGSTREAM_LIFECYCLE_LAPSED", "60", 1);
+    expect_err("", "env SEGSTREAM_LIFECYCLE_LAPSED: needs a unit, e.g. 60d or 60h (a bare number "
+                   "is ms)");
+    unsetenv("SEGSTREAM_LIFECYCLE_LAPSED");
+    expect_ok("lifecycle: {at_risk: 30d, lapsed: 1440h}\nwatermark: {idle_timeout: 1500}\n");
     expect_err("base: &b {k: 1}\n", "t.yaml:1: base: unknown key");
     expect_err("clusters:\n  <<: {k: 3}\n", "t.yaml:2: clusters.<<: merge keys are not supported");
     expect_err("rules:\n  - name: a\n    al: [\"orders > 1\"]\n",
