@@ -113,6 +113,11 @@ static const keydef_t keys[] = {
         "larger events go to the DLQ (64..16777216)"),
     NUM("input.max_future_skew", K_DUR, max_future_skew_ms, "7d", 0, DUR_MAX_MS,
         "events further ahead of the watermark go to the DLQ"),
+    NUM("input.dedup_window", K_DUR, seg.dedup_window_ms, NULL, 0, DUR_MAX_MS,
+        "a repeated event_id within this of the customer's newest event is applied once (0s: "
+        "among its last 8 ids only)"),
+    NUM("input.dedup_max", K_INT, seg.dedup_max, NULL, 0, 1000000,
+        "at most this many ids per customer beyond its last 8 (the newest)"),
     NUM("watermark.allowed_lateness", K_DUR, allowed_lateness_ms, "0s", 0, DUR_MAX_MS,
         "the watermark trails the slowest partition by this much"),
     NUM("watermark.idle_timeout", K_DUR, idle_timeout_ms, "30s", 1, DUR_MAX_MS,

@@ -73,6 +73,9 @@ void seg_customer_clear(seg_customer_t *c)
     free(c->traits); /* traits_ts is in the same block */
     c->traits = NULL;
     c->traits_ts = NULL;
+    free(c->dedup_tab);
+    c->dedup_tab = NULL;
+    c->dedup_n = c->dedup_cap = 0;
 }
 
 /* One block for both: the blob, then (8-aligned) the pairs' times. */
@@ -765,24 +768,162 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
     }
 }
 
-/* ---------------- apply ---------------- */
+/* ---------------- duplicates ---------------- */
 
-static int dedup_seen(seg_customer_t *c, const seg_event_t *ev)
+/* The ring holds a customer's last SEG_DEDUP_N ids, which is what a
+ * producer's retries need. An id leaving it stays in the table (dedup_tab)
+ * while its event is within the window behind the customer's newest
+ * (last_seen), so that a re-sent stretch of one customer's events (a batch
+ * retried, a session's clicks) is applied once too; at most dedup_max of
+ * them, the newest. Everything here is a function of the customer's
+ * events, so a state read back after a crash decides as the one written
+ * would have. */
+
+uint64_t seg_event_id_hash(const seg_event_t *ev)
 {
     if (!ev->event_id_len) return 0;
-    uint64_t h = seg__hash_fast(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
-    for (int i = 0; i < SEG_DEDUP_N; i++)
-        if (c->dedup[i] == h) return 1;
-    c->dedup[c->dedup_pos] = h;
-    c->dedup_pos = (uint8_t)((c->dedup_pos + 1) % SEG_DEDUP_N);
+    return seg__hash_fast(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
+}
+
+#define DD_SLOT(h, cap) ((uint32_t)((h) >> 32) & ((cap)-1))
+
+static int dd_has(const seg_customer_t *c, uint64_t h, int64_t horizon)
+{
+    const struct seg_dedup_id *e = c->dedup_tab;
+    uint32_t mask = c->dedup_cap - 1;
+    for (uint32_t i = DD_SLOT(h, c->dedup_cap); e[i].h; i = (i + 1) & mask)
+        if (e[i].h == h) return e[i].ts >= horizon;
     return 0;
 }
+
+/* Into a table with room: a second entry for h only moves its time on. */
+static void dd_put(struct seg_dedup_id *e, uint32_t cap, uint32_t *n, uint64_t h, int64_t ts)
+{
+    uint32_t i = DD_SLOT(h, cap);
+    for (; e[i].h; i = (i + 1) & (cap - 1))
+        if (e[i].h == h) {
+            if (ts > e[i].ts) e[i].ts = ts;
+            return;
+        }
+    e[i].h = h;
+    e[i].ts = ts;
+    (*n)++;
+}
+
+static int dd_newest_first(const void *pa, const void *pb)
+{
+    const struct seg_dedup_id *a = pa, *b = pb;
+    if (a->ts != b->ts) return a->ts > b->ts ? -1 : 1;
+    return a->h > b->h ? -1 : a->h < b->h;
+}
+
+/* The table again, without what has left the window, the newest max if
+ * more, with h at ts among them, at half load or less: in place when that
+ * fits its size (the usual case: a customer's day of ids comes and goes
+ * without a malloc per sweep), else in a table of the size it needs. */
+static int dd_rebuild(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t ts)
+{
+    struct seg_dedup_id *e = c->dedup_tab, stack[128], *live = stack;
+    int64_t horizon = c->last_seen - p->dedup_window_ms;
+    uint32_t n = 0, have = c->dedup_n + 1;
+    if (have > sizeof stack / sizeof stack[0] && !(live = malloc((size_t)have * sizeof(*live))))
+        return -1;
+    for (uint32_t i = 0; e && i < c->dedup_cap; i++) {
+        if (e[i].h == h && e[i].ts > ts) ts = e[i].ts; /* as dd_put */
+        if (e[i].h && e[i].ts >= horizon && e[i].h != h) live[n++] = e[i];
+    }
+    live[n++] = (struct seg_dedup_id){h, ts};
+    if (n > (uint32_t)p->dedup_max) {
+        qsort(live, n, sizeof(*live), dd_newest_first);
+        n = (uint32_t)p->dedup_max;
+    }
+    uint32_t cap = 16, used = 0; /* 16: a sweep per ~8 ids for a customer whose day holds ~4 */
+    while (cap < 2 * n) cap *= 2;
+    if (e && cap <= c->dedup_cap && c->dedup_cap <= 4 * cap) {
+        cap = c->dedup_cap; /* it fits, and is not four times too large */
+        memset(e, 0, (size_t)cap * sizeof(*e));
+    } else if (!(e = calloc(cap, sizeof(*e)))) {
+        if (live != stack) free(live);
+        return -1;
+    } else {
+        free(c->dedup_tab);
+    }
+    for (uint32_t i = 0; i < n; i++) dd_put(e, cap, &used, live[i].h, live[i].ts);
+    if (live != stack) free(live);
+    c->dedup_tab = e;
+    c->dedup_cap = cap;
+    c->dedup_n = used;
+    return 0;
+}
+
+int seg_dedup_keep(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t ts, uint32_t cap)
+{
+    if (p->dedup_window_ms <= 0 || p->dedup_max <= 0 || !h) return 0;
+    if (cap) { /* a state read back: the writer's table size */
+        if (!c->dedup_tab) {
+            if (cap & (cap - 1) || cap < 8 || cap > (1u << 24)) return -1;
+            if (!(c->dedup_tab = calloc(cap, sizeof(*c->dedup_tab)))) return -1;
+            c->dedup_cap = cap;
+            c->dedup_n = 0;
+        }
+        if (cap != c->dedup_cap || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)cap * 3)
+            return -1; /* not what was written */
+        dd_put(c->dedup_tab, cap, &c->dedup_n, h, ts);
+        return 0;
+    }
+    if (ts < c->last_seen - p->dedup_window_ms) return 0;
+    /* full (3/4 of its slots, or twice dedup_max): swept, then cut to the
+     * newest dedup_max, so a customer never holds more than twice that */
+    if (!c->dedup_tab || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)c->dedup_cap * 3 ||
+        c->dedup_n + 1 > 2 * (uint32_t)p->dedup_max)
+        return dd_rebuild(p, c, h, ts);
+    dd_put(c->dedup_tab, c->dedup_cap, &c->dedup_n, h, ts);
+    return 0;
+}
+
+/* 1 when ev repeats an id the customer remembers. Else ev's id takes the
+ * ring's oldest slot, and the id it pushes out is left in *out (0: none)
+ * and *out_ts for dedup_keep_out() once the event is applied: its table
+ * line is asked for here and has the event's work to arrive. */
+static int dedup_seen(const seg_params_t *p, seg_customer_t *c, const seg_event_t *ev,
+                      uint64_t *out, int64_t *out_ts)
+{
+    *out = 0;
+    uint64_t h = seg_event_id_hash(ev);
+    if (!h) return 0;
+    for (int i = 0; i < SEG_DEDUP_N; i++)
+        if (c->dedup[i] == h) return 1;
+    /* an id that left the ring belongs to an event already applied, so at
+     * or before last_seen: an event newer than that (a live stream's usual
+     * next one) need not look, nor wait for the table's line */
+    if (c->dedup_tab && ev->ts <= c->last_seen && dd_has(c, h, c->last_seen - p->dedup_window_ms))
+        return 1;
+    int at = c->dedup_pos;
+    *out = c->dedup[at];
+    *out_ts = (int64_t)c->dedup_min[at] * 60000 + 59999; /* its minute's last ms */
+    c->dedup[at] = h;
+    c->dedup_min[at] = (uint32_t)(ev->ts / 60000); /* ts in [0, year 9999]: fits */
+    c->dedup_pos = (uint8_t)((at + 1) % SEG_DEDUP_N);
+    if (*out && c->dedup_tab) __builtin_prefetch(&c->dedup_tab[DD_SLOT(*out, c->dedup_cap)]);
+    return 0;
+}
+
+/* out of memory: the id is forgotten early, the event was applied */
+static void dedup_keep_out(const seg_params_t *p, seg_customer_t *c, uint64_t out, int64_t out_ts)
+{
+    if (out && p->dedup_window_ms > 0 && out_ts >= c->last_seen - p->dedup_window_ms)
+        (void)seg_dedup_keep(p, c, out, out_ts, 0);
+}
+
+/* ---------------- apply ---------------- */
 
 int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg_emit_fn emit,
               void *ud)
 {
     const seg_params_t *p = &s->p;
-    if (dedup_seen(c, ev)) return 1;
+    uint64_t out;
+    int64_t out_ts;
+    if (dedup_seen(p, c, ev, &out, &out_ts)) return 1;
     int was = c->assigned;
     if (was)
         while (seg_step_due(s, c, W, emit, ud)) {
@@ -817,6 +958,7 @@ int seg_apply(seg_t *s, seg_customer_t *c, const seg_event_t *ev, int64_t W, seg
     cluster_step(s, c, counted, ev->ts, W, emit, ud);
     rules_step(s, c, ev->ts, W, W, emit, ud);
     c->due = rule_due(s, c, W, c->due);
+    dedup_keep_out(p, c, out, out_ts);
     return 0;
 }
 

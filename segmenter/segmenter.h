@@ -75,6 +75,10 @@ typedef struct seg_customer {
     seg_features_t f;
     uint64_t dedup[SEG_DEDUP_N]; /* hashes of the last producer event_ids */
     uint8_t dedup_pos;
+    /* the event time of each in minutes (ts / 60 000, rounded down: half
+     * the bytes), so that one leaving the ring can be kept in dedup_tab
+     * while it is within seg_params_t.dedup_window_ms (to the minute) */
+    uint32_t dedup_min[SEG_DEDUP_N];
     uint8_t warmup_listed; /* in the model's list of customers to assign at seeding */
     uint32_t taught_epoch; /* model epoch in which its vector was added, 0: none */
     uint64_t id_hash;      /* seg__hash of id, for the model's customer sample */
@@ -87,7 +91,35 @@ typedef struct seg_customer {
      * in the same block as traits, after it: set exactly when traits is,
      * never freed apart */
     int64_t *traits_ts;
+    /* ids older than the ring's 8 still within the dedup window: an
+     * open-addressing table of dedup_cap slots (a power of two; linear
+     * probing on the hash's high bits, seg_dedup_slot; h 0 marks a free
+     * slot), dedup_n of them used; NULL when none; owned (seg_customer_clear
+     * frees it). An entry older than last_seen - window is never a match,
+     * whether or not it has been swept out yet. */
+    struct seg_dedup_id {
+        uint64_t h;
+        int64_t ts;
+    } * dedup_tab;
+    uint32_t dedup_n, dedup_cap;
 } seg_customer_t;
+
+/* The hash the ring and the table keep for an event's event_id (0: none),
+ * and where in the table its search starts: for a look-ahead to prefetch
+ * that line with the customer's before the event is applied. */
+uint64_t seg_event_id_hash(const seg_event_t *ev);
+static inline const void *seg_dedup_slot(const seg_customer_t *c, uint64_t h)
+{
+    return c->dedup_tab ? &c->dedup_tab[(uint32_t)(h >> 32) & (c->dedup_cap - 1)] : NULL;
+}
+
+/* Remembers id hash h of an event at ts beyond the ring (as when it leaves
+ * it), under the window and cap of p; also for a state being read back,
+ * with cap: that table's size, so that the table, and every later sweep,
+ * is the one the writer had (0: the size it needs). -1: out of memory. */
+struct seg_params;
+int seg_dedup_keep(const struct seg_params *p, seg_customer_t *c, uint64_t h, int64_t ts,
+                   uint32_t cap);
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);
 /* Frees what the customer owns (traits), not the struct itself. */
@@ -120,9 +152,12 @@ typedef struct seg_params {
     double dying_share;             /* recent share under which a cluster is split away */
     int64_t dying_window;           /* updates over which the recent share is measured */
     uint64_t seed;
-    int frozen;           /* 1: the model never moves: customers are assigned to its centroids
-                             (with hysteresis), nothing is learned, seeded, split or refreshed */
-    seg_ruleset_t *rules; /* owned; NULL: no rules */
+    int64_t dedup_window_ms; /* producer event_ids remembered this long (behind the newest
+                                event), beyond the last SEG_DEDUP_N; 0: the last only */
+    int dedup_max;           /* at most this many of those per customer (the newest) */
+    int frozen;              /* 1: the model never moves: customers are assigned to its centroids
+                                (with hysteresis), nothing is learned, seeded, split or refreshed */
+    seg_ruleset_t *rules;    /* owned; NULL: no rules */
 } seg_params_t;
 
 /* Defaults that work on one machine (CONTRACT §2). */

@@ -14,6 +14,11 @@
  *   due next silent change (nil: none) ev or sq  events, orders, change seq
  *   rev revenue                        ru rs  rule names held / evaluated
  *   dd  dedup hashes [8]               dp  dedup ring position
+ *   ddt the event time of each of dd in minutes [8] (absent: written
+ *       before they were kept; taken as ls)
+ *   dx  ids beyond the ring, [cap, h, ts, h, ts, ...] by hash
+ *       (absent: none); cap is the table's size, kept so that the
+ *       table goes on exactly as the writer's would have
  *   tv  the normalised vector it taught the model (only when te is not 0)
  *   tr  traits {key: value}            tt  the event time of each, in tr's order
  *   f   features, decayed as of dt: activity visits views email weekend
@@ -438,6 +443,12 @@ static void pack_features(mpw_t *w, const seg_t *s, const seg_features_t *f)
     }
 }
 
+static int by_hash(const void *pa, const void *pb)
+{
+    const struct seg_dedup_id *a = pa, *b = pb;
+    return a->h > b->h ? 1 : a->h < b->h ? -1 : 0;
+}
+
 int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *out)
 {
     mpw_t w = {out, 0};
@@ -446,7 +457,8 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
         for (const char *p = c->traits; *p; ntr++) p += strlen(p) + 1, p += strlen(p) + 1;
 
     int taught = c->taught_epoch != 0;
-    mpw_map(&w, 25 + (size_t)taught);
+    int dx = c->dedup_tab && c->dedup_n;
+    mpw_map(&w, 26 + (size_t)taught + (size_t)dx);
     PK_KI(&w, "v", ST_PACK_VERSION);
     MPW_LIT(&w, "lc");
     if (c->lifecycle > SEG_LC_NONE && c->lifecycle < SEG_LC__COUNT)
@@ -476,6 +488,24 @@ int st_pack_customer(const seg_t *s, const seg_customer_t *c, msgpack_sbuffer *o
     mpw_array(&w, SEG_DEDUP_N);
     for (int i = 0; i < SEG_DEDUP_N; i++) mpw_u64(&w, c->dedup[i]);
     PK_KU(&w, "dp", c->dedup_pos);
+    MPW_LIT(&w, "ddt");
+    mpw_array(&w, SEG_DEDUP_N);
+    for (int i = 0; i < SEG_DEDUP_N; i++) mpw_u64(&w, c->dedup_min[i]);
+    if (dx) {
+        /* by hash: the same ids give the same bytes, whatever the order
+         * they came in (a table read back is laid out by its reading) */
+        struct seg_dedup_id *e = malloc((size_t)c->dedup_n * sizeof(*e));
+        if (!e) return -1;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < c->dedup_cap; i++)
+            if (c->dedup_tab[i].h) e[n++] = c->dedup_tab[i];
+        qsort(e, n, sizeof(*e), by_hash);
+        MPW_LIT(&w, "dx");
+        mpw_array(&w, 1 + 2 * (size_t)n);
+        mpw_u64(&w, c->dedup_cap);
+        for (uint32_t i = 0; i < n; i++) mpw_u64(&w, e[i].h), mpw_i64(&w, e[i].ts);
+        free(e);
+    }
     PK_KU(&w, "te", c->taught_epoch);
     if (taught) {
         MPW_LIT(&w, "tv");
@@ -666,13 +696,38 @@ int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c
     return rc;
 }
 
+/* dx: [cap, h, ts, ...]. Kept only as the config keeps ids
+ * (seg_dedup_keep: a window of 0 keeps none). */
+static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
+{
+    size_t m;
+    if (get_container(x, "dx", V_ARR, &m) < 0) return -1;
+    uint64_t cap;
+    if (m < 1 || m % 2 != 1) FAIL(x, "state: dx: not [cap, h, ts, ...]");
+    if (get_u64(x, "dx", &cap, 1u << 24) < 0) return -1;
+    if (cap < 8 || (cap & (cap - 1)) || (m - 1) / 2 * 4 > cap * 3)
+        FAIL(x, "state: dx: %zu ids in a table of %llu", (m - 1) / 2, (unsigned long long)cap);
+    free(c->dedup_tab);
+    c->dedup_tab = NULL;
+    c->dedup_n = c->dedup_cap = 0;
+    for (size_t j = 0; j < (m - 1) / 2; j++) {
+        uint64_t h;
+        int64_t ts;
+        if (get_u64(x, "dx", &h, UINT64_MAX) < 0 || get_i64(x, "dx", &ts) < 0) return -1;
+        if (!h) FAIL(x, "state: dx: a hash of 0");
+        if (seg_dedup_keep(seg_params(s), c, h, ts, (uint32_t)cap) < 0)
+            FAIL(x, "state: dx: out of memory");
+    }
+    return 0;
+}
+
 static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c, char *err,
                            size_t errlen, traits_tmp_t *tr)
 {
     ctx_t x = {{data, data ? len : 0, 0}, err, errlen, "state"};
     seg_model_t *m = seg_model(s);
     size_t n;
-    int version = 0, has_tv = 0;
+    int version = 0, has_tv = 0, has_ddt = 0;
     if (get_container(&x, "root", V_MAP, &n) < 0) return -1;
     for (size_t i = 0; i < n; i++) {
         char k[16];
@@ -751,6 +806,17 @@ static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_
         } else if (keq(k, "dp")) {
             rc = get_u64(&x, k, &u, SEG_DEDUP_N - 1);
             c->dedup_pos = (uint8_t)u;
+        } else if (keq(k, "ddt")) {
+            size_t m_;
+            rc = get_container(&x, k, V_ARR, &m_);
+            if (rc == 0 && m_ != SEG_DEDUP_N) FAIL(&x, "state: ddt: not %d times", SEG_DEDUP_N);
+            for (size_t j = 0; rc == 0 && j < m_; j++) {
+                rc = get_u64(&x, k, &u, UINT32_MAX);
+                c->dedup_min[j] = (uint32_t)u;
+            }
+            has_ddt = 1;
+        } else if (keq(k, "dx")) {
+            rc = unpack_dedup_tab(&x, s, c);
         } else if (keq(k, "te")) {
             rc = get_u64(&x, k, &u, UINT32_MAX);
             c->taught_epoch = (uint32_t)u;
@@ -786,6 +852,9 @@ static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_
         c->taught_epoch = 0;
     }
     if (!has_tv) c->taught_epoch = 0; /* nothing to take back out of the model */
+    if (!has_ddt)
+        for (int j = 0; j < SEG_DEDUP_N; j++)
+            c->dedup_min[j] = c->last_seen > 0 ? (uint32_t)(c->last_seen / 60000) : 0;
     return 0;
 }
 

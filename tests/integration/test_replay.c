@@ -957,3 +957,37 @@ Test(replay, the_summary_lists_clusters_by_id)
                        dir),
                  0, "%s", h_slurp(h_path("sum.txt"), NULL));
 }
+
+/* A producer re-sending a stretch of one customer's events (a retried
+ * batch) longer than the 8 ids the ring holds: each is applied once
+ * (CONTRACT §1), here 9 purchases then the same 9 again, and a session's
+ * 40 clicks twice; with input.dedup_window: 0s only the ring remains, and
+ * the repeats that left it count again. */
+Test(replay, a_resent_stretch_of_one_customers_events_is_applied_once)
+{
+    FILE *f = fopen(h_path("twice.jsonl"), "w");
+    cr_assert_not_null(f);
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < 9; i++)
+            fprintf(f,
+                    "{\"customer_id\":\"buyer\",\"type\":\"purchase\",\"amount\":10,\"ts\":%lld,"
+                    "\"event_id\":\"o%d\"}\n",
+                    1700000000000LL + i * 60000, i);
+        for (int i = 0; i < 40; i++)
+            fprintf(f,
+                    "{\"customer_id\":\"clicker\",\"type\":\"page_view\",\"ts\":%lld,"
+                    "\"event_id\":\"v%d\"}\n",
+                    1700000000000LL + i * 1000, i);
+    }
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(h_run("cd %s && %s replay --input twice.jsonl --out o.jsonl --snapshot s.csv 2> "
+                       "sum.txt && grep -q 'applied 49  duplicates 49 ' sum.txt && grep -q "
+                       "'^buyer,.*,9,9,90.00,' s.csv && grep -q '^clicker,.*,40,0,0.00,' s.csv",
+                       dir, SEG_BIN),
+                 0, "%s", h_slurp(h_path("sum.txt"), NULL));
+    cr_assert_eq(h_run("cd %s && printf 'input:\\n  dedup_window: 0s\\n' > ring.yaml && %s replay "
+                       "-c ring.yaml --input twice.jsonl --out o2.jsonl --snapshot s2.csv 2> "
+                       "sum2.txt && grep -q '^buyer,.*,18,18,180.00,' s2.csv",
+                       dir, SEG_BIN),
+                 0, "%s", h_slurp(h_path("sum2.txt"), NULL));
+}

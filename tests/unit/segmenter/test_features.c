@@ -114,6 +114,78 @@ Test(features, repeated_event_id_is_applied_once)
     cr_assert_float_eq(c.revenue, 5.0, 0);
 }
 
+static int apply_id(seg_t *sg, seg_customer_t *cu, const char *id, int64_t ts)
+{
+    seg_event_t ev = mkev("c1", SEG_EV_PURCHASE, ts);
+    ev.amount = 1, ev.has_amount = 1;
+    ev.event_id_len = (uint8_t)snprintf(ev.event_id, sizeof(ev.event_id), "%s", id);
+    return seg_apply(sg, cu, &ev, ts, NULL, NULL);
+}
+
+/* A re-sent stretch of one customer's events longer than the ring of 8
+ * (a retried batch, a session's clicks) is applied once too, while within
+ * input.dedup_window of the customer's newest event (CONTRACT §1: a
+ * repeated id is applied once). */
+Test(features, a_resent_stretch_longer_than_the_ring_is_applied_once)
+{
+    char id[16];
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 50; i++) {
+            snprintf(id, sizeof id, "o%d", i);
+            cr_assert_eq(apply_id(s, &c, id, T0 + i * 60000), r, "pass %d, %s", r, id);
+        }
+    cr_assert_eq(c.orders, 50);
+    cr_assert_not_null(c.dedup_tab);
+    /* the newest event moves an hour (the default window) and 30 minutes on, so the window
+     * starts at T0 + 30 min: o20 (out of the ring, before it) is applied
+     * again, o40 (out of the ring, within it) is not */
+    cr_assert_eq(apply_id(s, &c, "late", T0 + 90 * 60000), 0);
+    cr_assert_eq(apply_id(s, &c, "o20", T0 + 20 * 60000), 0, "o20 has left the window");
+    cr_assert_eq(apply_id(s, &c, "o40", T0 + 40 * 60000), 1, "o40 is still within it");
+    cr_assert_eq(c.orders, 52);
+}
+
+/* Ids beyond the ring are bounded by input.dedup_max (the newest that
+ * many, and up to twice that between sweeps); a window of 0 keeps only
+ * the ring. */
+Test(features, ids_beyond_the_ring_are_bounded)
+{
+    seg_params_t p;
+    char err[256], id[16];
+    seg_params_default(&p);
+    p.dedup_max = 20;
+    seg_t *s2 = seg_new(&p, err, sizeof(err));
+    cr_assert_not_null(s2, "%s", err);
+    seg_customer_t c2;
+    seg_customer_init(&c2, "c1", 2, 0);
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "o%d", i);
+        cr_assert_eq(apply_id(s2, &c2, id, T0 + i * 60000), 0); /* a minute apart */
+    }
+    cr_assert_leq(c2.dedup_n, 3 * c2.dedup_cap / 4);
+    cr_assert_leq(c2.dedup_cap, 64);
+    /* the ring (o492..o499) and the newest 20 beyond it (o472..o491) */
+    cr_assert_eq(apply_id(s2, &c2, "o472", T0 + 472 * 60000), 1);
+    cr_assert_eq(apply_id(s2, &c2, "o491", T0 + 491 * 60000), 1);
+    /* between dedup_max and twice that are kept: o300 is far beyond */
+    cr_assert_eq(apply_id(s2, &c2, "o300", T0 + 300 * 60000), 0, "beyond dedup_max: applied again");
+    seg_customer_clear(&c2);
+    seg_free(s2);
+
+    p.dedup_window_ms = 0;
+    s2 = seg_new(&p, err, sizeof(err));
+    seg_customer_init(&c2, "c1", 2, 0);
+    for (int i = 0; i < 9; i++) {
+        snprintf(id, sizeof id, "o%d", i);
+        cr_assert_eq(apply_id(s2, &c2, id, T0 + i), 0);
+    }
+    cr_assert_null(c2.dedup_tab);
+    cr_assert_eq(apply_id(s2, &c2, "o1", T0 + 1), 1, "in the ring");
+    cr_assert_eq(apply_id(s2, &c2, "o0", T0), 0, "left the ring: applied again");
+    seg_customer_clear(&c2);
+    seg_free(s2);
+}
+
 Test(features, traits_keep_latest_value)
 {
     seg_event_t ev = mkev("c1", SEG_EV_PAGE_VIEW, T0);

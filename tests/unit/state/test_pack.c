@@ -80,6 +80,10 @@ static seg_t *mkseg_k(int k, int64_t dying_window)
     p.min_events = 2;
     p.dying_window = dying_window;
     p.dying_share = 0.01;
+    /* ids beyond the ring kept over most of the stream, and few of them,
+     * so that their table grows, sweeps and is cut to the newest */
+    p.dedup_window_ms = 200 * DAY;
+    p.dedup_max = 12;
     const char *big[] = {"monetary > 100"};
     const char *buyer[] = {"orders >= 2", "events >= 5"};
     const char *books[] = {"top_category == books"};
@@ -201,6 +205,21 @@ static void same_customer(const seg_t *sa, const seg_customer_t *a, const seg_t 
     cr_assert(a->rules == b->rules && a->rules_seen == b->rules_seen, "%s", a->id);
     cr_assert_eq(memcmp(a->dedup, b->dedup, sizeof(a->dedup)), 0);
     cr_assert_eq(a->dedup_pos, b->dedup_pos);
+    cr_assert_eq(memcmp(a->dedup_min, b->dedup_min, sizeof(a->dedup_min)), 0);
+    /* the ids beyond the ring: the same table size and the same ids, so
+     * that every later decision and sweep is the same */
+    cr_assert_eq(!a->dedup_tab, !b->dedup_tab, "%s", a->id);
+    if (a->dedup_tab) {
+        cr_assert(a->dedup_n == b->dedup_n && a->dedup_cap == b->dedup_cap, "%s: %u/%u vs %u/%u",
+                  a->id, a->dedup_n, a->dedup_cap, b->dedup_n, b->dedup_cap);
+        for (uint32_t i = 0; i < a->dedup_cap; i++) {
+            if (!a->dedup_tab[i].h) continue;
+            uint32_t j = 0;
+            while (j < b->dedup_cap && b->dedup_tab[j].h != a->dedup_tab[i].h) j++;
+            cr_assert(j < b->dedup_cap && b->dedup_tab[j].ts == a->dedup_tab[i].ts, "%s: id %u",
+                      a->id, i);
+        }
+    }
     cr_assert_eq(a->taught_epoch, b->taught_epoch, "%s", a->id);
     if (a->taught_epoch) cr_assert_eq(memcmp(a->taught, b->taught, sizeof(a->taught)), 0);
     cr_assert_eq(a->id_hash, b->id_hash);
@@ -330,6 +349,9 @@ Test(pack, customer_round_trip_is_exact)
         seg_customer_clear(&c2);
     }
     cr_assert(with_traits > 10 && with_cats > 10 && with_rules > 5, "the stream exercises it all");
+    int with_more = 0;
+    for (int i = 0; i < NC; i++) with_more += w.c[i].dedup_tab && w.c[i].dedup_n >= 12;
+    cr_assert_gt(with_more, 10, "ids beyond the ring, up to dedup_max");
     /* a customer never seen */
     seg_customer_t fresh, back;
     seg_customer_init(&fresh, "nobody", 6, 99);
