@@ -473,6 +473,10 @@ int cmd_inspect(int argc, char **argv)
             return 2;
         }
     }
+    if (argc - optind > 1) { /* as the other commands say it */
+        fprintf(stderr, "segstream inspect: unexpected argument '%s'\n", argv[optind + 1]);
+        return 2;
+    }
     if (argc - optind != 1 || !*argv[optind]) {
         fprintf(stderr, "segstream inspect: expected one CUSTOMER_ID\n");
         usage(stderr);

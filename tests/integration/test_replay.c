@@ -757,6 +757,7 @@ Test(replay, stray_arguments_and_options_taken_for_files_are_refused)
         const char *cmd, *msg;
     } bad[] = {
         {"gen --customers 5 --out x.jsonl extra", "segstream gen: unexpected argument 'extra'"},
+        {"inspect c1 c2", "segstream inspect: unexpected argument 'c2'"},
         {"gen --customers 5 --out --truth t.csv", "--out --truth: that is an option, not a file"},
         {"gen --customers 5 --out x.jsonl --truth --seed 3",
          "--truth --seed: that is an option, not a file"},
