@@ -569,6 +569,60 @@ Test(pack, versions_types_and_unknown_keys)
     seg_free(s);
 }
 
+/* dx, the ids beyond the ring: a table size that is no power of two, too
+ * many ids for it, a hash of 0 or an odd-length list are errors naming it,
+ * before anything is allocated for the count; ddt absent (a state written
+ * before it was kept) takes last_seen's minute. */
+Test(pack, dedup_table_bounds)
+{
+    seg_t *s = mkseg();
+    seg_customer_t c;
+    char err[256];
+    const struct {
+        uint64_t cap;
+        int n; /* ids */
+        int zero, odd;
+    } bad[] = {{12, 1, 0, 0}, {8, 7, 0, 0}, {16, 2, 1, 0}, {16, 2, 0, 1}, {1u << 30, 1, 0, 0}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msgpack_sbuffer b;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+        pk_key(&pk, "dx");
+        msgpack_pack_array(&pk, 1 + 2 * (size_t)bad[i].n + (size_t)bad[i].odd);
+        msgpack_pack_uint64(&pk, bad[i].cap);
+        for (int j = 0; j < bad[i].n; j++) {
+            msgpack_pack_uint64(&pk, bad[i].zero && j == 1 ? 0 : 2 * (uint64_t)j + 1);
+            msgpack_pack_int64(&pk, T0);
+        }
+        if (bad[i].odd) msgpack_pack_int64(&pk, T0);
+        seg_customer_init(&c, "x", 1, 0);
+        err[0] = 0;
+        cr_assert_eq(st_unpack_customer(s, b.data, b.size, &c, err, sizeof(err)), -1, "case %zu",
+                     i);
+        cr_assert(strstr(err, "dx"), "case %zu: %s", i, err);
+        seg_customer_clear(&c);
+        msgpack_sbuffer_destroy(&b);
+    }
+    /* no ddt: the ring's times are last_seen's minute */
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+    pk_key(&pk, "ls"), msgpack_pack_int64(&pk, T0);
+    seg_customer_init(&c, "x", 1, 0);
+    cr_assert_eq(st_unpack_customer(s, b.data, b.size, &c, err, sizeof(err)), 0, "%s", err);
+    for (int j = 0; j < SEG_DEDUP_N; j++) cr_assert_eq(c.dedup_min[j], (uint32_t)(T0 / 60000));
+    cr_assert_null(c.dedup_tab);
+    seg_customer_clear(&c);
+    msgpack_sbuffer_destroy(&b);
+    seg_free(s);
+}
+
 /* tt, the event time of each trait: kept in tr's order; absent (a state
  * written before it was kept) is "not known"; a count that is not tr's is
  * an error naming it */
