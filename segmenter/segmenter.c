@@ -76,6 +76,7 @@ void seg_customer_clear(seg_customer_t *c)
     free(c->dedup_tab);
     c->dedup_tab = NULL;
     c->dedup_n = c->dedup_cap = 0;
+    c->dedup_newest = 0;
 }
 
 /* One block for both: the blob, then (8-aligned) the pairs' times. */
@@ -779,7 +780,8 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
  * events, so a state read back after a crash decides as the one written
  * would have. */
 
-uint64_t seg_event_id_hash(const seg_event_t *ev)
+/* The hash the ring and the table keep for an event's event_id (0: none). */
+static uint64_t event_id_hash(const seg_event_t *ev)
 {
     if (!ev->event_id_len) return 0;
     return seg__hash_fast(ev->event_id, ev->event_id_len) | 1; /* 0 marks an empty slot */
@@ -848,11 +850,16 @@ static int dd_rebuild(const seg_params_t *p, seg_customer_t *c, uint64_t h, int6
     } else {
         free(c->dedup_tab);
     }
-    for (uint32_t i = 0; i < n; i++) dd_put(e, cap, &used, live[i].h, live[i].ts);
+    int64_t newest = INT64_MIN;
+    for (uint32_t i = 0; i < n; i++) {
+        dd_put(e, cap, &used, live[i].h, live[i].ts);
+        if (live[i].ts > newest) newest = live[i].ts;
+    }
     if (live != stack) free(live);
     c->dedup_tab = e;
     c->dedup_cap = cap;
     c->dedup_n = used;
+    c->dedup_newest = newest;
     return 0;
 }
 
@@ -868,6 +875,7 @@ int seg_dedup_keep(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t
         }
         if (cap != c->dedup_cap || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)cap * 3)
             return -1; /* not what was written */
+        if (!c->dedup_n || ts > c->dedup_newest) c->dedup_newest = ts;
         dd_put(c->dedup_tab, cap, &c->dedup_n, h, ts);
         return 0;
     }
@@ -877,6 +885,7 @@ int seg_dedup_keep(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t
     if (!c->dedup_tab || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)c->dedup_cap * 3 ||
         c->dedup_n + 1 > 2 * (uint32_t)p->dedup_max)
         return dd_rebuild(p, c, h, ts);
+    if (ts > c->dedup_newest) c->dedup_newest = ts;
     dd_put(c->dedup_tab, c->dedup_cap, &c->dedup_n, h, ts);
     return 0;
 }
@@ -889,7 +898,7 @@ static int dedup_seen(const seg_params_t *p, seg_customer_t *c, const seg_event_
                       uint64_t *out, int64_t *out_ts)
 {
     *out = 0;
-    uint64_t h = seg_event_id_hash(ev);
+    uint64_t h = event_id_hash(ev);
     if (!h) return 0;
     for (int i = 0; i < SEG_DEDUP_N; i++)
         if (c->dedup[i] == h) return 1;
@@ -911,7 +920,16 @@ static int dedup_seen(const seg_params_t *p, seg_customer_t *c, const seg_event_
 /* out of memory: the id is forgotten early, the event was applied */
 static void dedup_keep_out(const seg_params_t *p, seg_customer_t *c, uint64_t out, int64_t out_ts)
 {
-    if (out && p->dedup_window_ms > 0 && out_ts >= c->last_seen - p->dedup_window_ms)
+    int64_t horizon = c->last_seen - p->dedup_window_ms;
+    /* a table all of whose ids have left the window (a customer back after
+     * a quiet spell) matches nothing: not kept in memory and in every
+     * checkpoint of the customer until it would fill */
+    if (c->dedup_tab && c->dedup_newest < horizon) {
+        free(c->dedup_tab);
+        c->dedup_tab = NULL;
+        c->dedup_n = c->dedup_cap = 0;
+    }
+    if (out && p->dedup_window_ms > 0 && out_ts >= horizon)
         (void)seg_dedup_keep(p, c, out, out_ts, 0);
 }
 

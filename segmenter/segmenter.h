@@ -93,25 +93,19 @@ typedef struct seg_customer {
     int64_t *traits_ts;
     /* ids older than the ring's 8 still within the dedup window: an
      * open-addressing table of dedup_cap slots (a power of two; linear
-     * probing on the hash's high bits, seg_dedup_slot; h 0 marks a free
-     * slot), dedup_n of them used; NULL when none; owned (seg_customer_clear
-     * frees it). An entry older than last_seen - window is never a match,
-     * whether or not it has been swept out yet. */
+     * probing on the hash's high bits; h 0 marks a free slot), dedup_n of
+     * them used; NULL when none; owned (seg_customer_clear frees it). An
+     * entry older than last_seen - window is never a match, whether or not
+     * it has been swept out yet; once the newest is (dedup_newest, the
+     * largest ts in it: not stored, recomputed when read back), the table
+     * goes. */
     struct seg_dedup_id {
         uint64_t h;
         int64_t ts;
     } * dedup_tab;
     uint32_t dedup_n, dedup_cap;
+    int64_t dedup_newest;
 } seg_customer_t;
-
-/* The hash the ring and the table keep for an event's event_id (0: none),
- * and where in the table its search starts: for a look-ahead to prefetch
- * that line with the customer's before the event is applied. */
-uint64_t seg_event_id_hash(const seg_event_t *ev);
-static inline const void *seg_dedup_slot(const seg_customer_t *c, uint64_t h)
-{
-    return c->dedup_tab ? &c->dedup_tab[(uint32_t)(h >> 32) & (c->dedup_cap - 1)] : NULL;
-}
 
 /* Remembers id hash h of an event at ts beyond the ring (as when it leaves
  * it), under the window and cap of p; also for a state being read back,

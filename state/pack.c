@@ -696,6 +696,9 @@ int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c
     return rc;
 }
 
+/* event times the codecs take: up to 9999-12-31T23:59:59.999Z */
+#define DD_TS_MAX 253402300799999LL
+
 /* dx: [cap, h, ts, ...]. Kept only as the config keeps ids
  * (seg_dedup_keep: a window of 0 keeps none). */
 static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
@@ -705,8 +708,12 @@ static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
     uint64_t cap;
     if (m < 1 || m % 2 != 1) FAIL(x, "state: dx: not [cap, h, ts, ...]");
     if (get_u64(x, "dx", &cap, 1u << 24) < 0) return -1;
-    if (cap < 8 || (cap & (cap - 1)) || (m - 1) / 2 * 4 > cap * 3)
-        FAIL(x, "state: dx: %zu ids in a table of %llu", (m - 1) / 2, (unsigned long long)cap);
+    /* the writer's table is at most 4 times what its ids need (a sweep in
+     * place keeps it up to that), so never above max(64, 16 ids): a larger
+     * one is not a state segstream wrote, and is not allocated */
+    size_t ids = (m - 1) / 2;
+    if (cap < 8 || (cap & (cap - 1)) || ids * 4 > cap * 3 || cap > (ids * 16 > 64 ? ids * 16 : 64))
+        FAIL(x, "state: dx: %zu ids in a table of %llu", ids, (unsigned long long)cap);
     free(c->dedup_tab);
     c->dedup_tab = NULL;
     c->dedup_n = c->dedup_cap = 0;
@@ -715,6 +722,7 @@ static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
         int64_t ts;
         if (get_u64(x, "dx", &h, UINT64_MAX) < 0 || get_i64(x, "dx", &ts) < 0) return -1;
         if (!h) FAIL(x, "state: dx: a hash of 0");
+        if (ts < 0 || ts > DD_TS_MAX) FAIL(x, "state: dx: a time out of range");
         if (seg_dedup_keep(seg_params(s), c, h, ts, (uint32_t)cap) < 0)
             FAIL(x, "state: dx: out of memory");
     }
@@ -811,7 +819,7 @@ static int unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_
             rc = get_container(&x, k, V_ARR, &m_);
             if (rc == 0 && m_ != SEG_DEDUP_N) FAIL(&x, "state: ddt: not %d times", SEG_DEDUP_N);
             for (size_t j = 0; rc == 0 && j < m_; j++) {
-                rc = get_u64(&x, k, &u, UINT32_MAX);
+                rc = get_u64(&x, k, &u, DD_TS_MAX / 60000);
                 c->dedup_min[j] = (uint32_t)u;
             }
             has_ddt = 1;

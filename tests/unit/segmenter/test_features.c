@@ -169,6 +169,12 @@ Test(features, ids_beyond_the_ring_are_bounded)
     cr_assert_eq(apply_id(s2, &c2, "o491", T0 + 491 * 60000), 1);
     /* between dedup_max and twice that are kept: o300 is far beyond */
     cr_assert_eq(apply_id(s2, &c2, "o300", T0 + 300 * 60000), 0, "beyond dedup_max: applied again");
+    /* back after a quiet day: every id in the table has left the window, so
+     * the table goes (not carried in memory and every checkpoint) */
+    cr_assert_not_null(c2.dedup_tab);
+    cr_assert_eq(apply_id(s2, &c2, "back", T0 + 500 * 60000 + DAY), 0);
+    cr_assert_null(c2.dedup_tab);
+    cr_assert_eq(c2.dedup_n, 0);
     seg_customer_clear(&c2);
     seg_free(s2);
 

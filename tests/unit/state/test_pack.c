@@ -582,7 +582,9 @@ Test(pack, dedup_table_bounds)
         uint64_t cap;
         int n; /* ids */
         int zero, odd;
-    } bad[] = {{12, 1, 0, 0}, {8, 7, 0, 0}, {16, 2, 1, 0}, {16, 2, 0, 1}, {1u << 30, 1, 0, 0}};
+    } bad[] = {{12, 1, 0, 0},       {8, 7, 0, 0},  {16, 2, 1, 0}, {16, 2, 0, 1},
+               {1u << 30, 1, 0, 0}, {256, 1, 0, 0}}; /* larger than a writer makes for one id: not
+                                                        allocated */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msgpack_sbuffer b;
         msgpack_packer pk;
