@@ -111,6 +111,16 @@ static void resolve_dangling(const char *path, char *buf, size_t len)
     snprintf(buf, len, "%s", cur);
 }
 
+FILE *cli_open_out(const char *path)
+{
+    return strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+}
+
+int cli_close_out(FILE *f)
+{
+    return f == stdout ? fflush(f) : fclose(f);
+}
+
 int cli_same_file(const char *a, const char *b)
 {
     if (!a || !b || !*a || !*b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0 ||

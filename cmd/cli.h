@@ -28,6 +28,10 @@ int cli_parse_u64(const char *s, uint64_t *out);
  * name, or a dangling symlink to it). "-", kafka:TOPIC, devices and pipes
  * never do. */
 int cli_same_file(const char *a, const char *b);
+/* An output file opened for writing, "-" being stdout; cli_close_out
+ * closes it (stdout: flushes only). */
+FILE *cli_open_out(const char *path);
+int cli_close_out(FILE *f);
 /* A file named on the command line by flag: a value starting with "--" is
  * most often the next option after a forgotten value ("--out --truth
  * t.csv"), so it is refused (./--name names such a file); -1 after saying

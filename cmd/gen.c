@@ -573,7 +573,7 @@ int cmd_gen(int argc, char **argv)
     qsort(g.v, g.n, sizeof(gev_t), cmp_gev);
 
     if (topic && kout_open(&ko, brokers, topic) < 0) goto done;
-    f = topic ? NULL : strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
+    f = topic ? NULL : cli_open_out(out);
     if (!topic && !f) {
         fprintf(stderr, "segstream gen: %s: %s\n", out, strerror(errno));
         goto done;
@@ -627,7 +627,7 @@ int cmd_gen(int argc, char **argv)
     f = NULL; /* closed here, whatever the outcome */
     if (done_f && close_out(done_f, out) < 0) goto done;
     if (truth) {
-        FILE *tf = strcmp(truth, "-") == 0 ? stdout : fopen(truth, "wb");
+        FILE *tf = cli_open_out(truth);
         if (!tf) {
             fprintf(stderr, "segstream gen: %s: %s\n", truth, strerror(errno));
             goto done;

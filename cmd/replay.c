@@ -161,6 +161,15 @@ static int batch_flush(pl_t *pl, batch_t *b, const char *topic)
 
 #define EARLY_DEAD 10000 /* records before a file that applies none is said to */
 
+/* What to try when a file's records apply none, by how it was framed. */
+static const char *framing_hint(const replay_t *rp)
+{
+    return rp->framing < 0 ? "if it is a msgpack stream or JSON lines that begins with a stray "
+                             "byte, give --input-format msgpack|json"
+           : rp->framing   ? "it was read as --input-format msgpack: is it a msgpack stream?"
+                           : "it was read as --input-format json: is it JSON lines?";
+}
+
 int rp_input_file(replay_t *rp)
 {
     pl_t *pl = &rp->pl;
@@ -207,11 +216,7 @@ int rp_input_file(replay_t *rp)
             fprintf(stderr,
                     "%ssegstream replay: warning: none of the first %" PRIu64
                     " records of %s could be applied; %s\n",
-                    rp->progress ? "\n" : "", pl->st.records, rp->input,
-                    rp->framing < 0 ? "if it is a msgpack stream or JSON lines that begins with "
-                                      "a stray byte, give --input-format msgpack|json"
-                    : rp->framing ? "it was read as --input-format msgpack: is it a msgpack stream?"
-                                  : "it was read as --input-format json: is it JSON lines?");
+                    rp->progress ? "\n" : "", pl->st.records, rp->input, framing_hint(rp));
         }
         /* the input itself failed (EIO, a directory): not a record, and
          * what is left unread must not pass for the whole input */
@@ -354,26 +359,16 @@ static int model_load_file(replay_t *rp, const char *path)
     return 0;
 }
 
-FILE *rp_open_w(const char *path)
-{
-    return strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
-}
-
-int rp_close_w(FILE *f)
-{
-    return f == stdout ? fflush(f) : fclose(f);
-}
-
 static int model_save_file(replay_t *rp, const char *path)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     int rc = -1;
     FILE *f = NULL;
-    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = rp_open_w(path)) != NULL &&
+    if (st_pack_model(rp->pl.seg, &sb) == 0 && (f = cli_open_out(path)) != NULL &&
         fwrite(sb.data, 1, sb.size, f) == sb.size)
         rc = 0;
-    if (f && rp_close_w(f) != 0) rc = -1;
+    if (f && cli_close_out(f) != 0) rc = -1;
     if (rc < 0) fprintf(stderr, "segstream replay: --save-model %s: cannot write\n", path);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -675,11 +670,6 @@ int cmd_replay(int argc, char **argv)
                         "--csv-preset NAME (see --help)\n");
         return 2;
     }
-    if (dlq && strcmp(dlq, "-") == 0 && strcmp(out, "-") == 0) {
-        fprintf(stderr, "segstream replay: --out - and --dlq - would share stdout: give one a "
-                        "file (or leave --dlq out: dead letters then go to stderr)\n");
-        return 2;
-    }
     /* '-' is stdout for every file a replay writes; only one may have it */
     {
         const char *to_stdout[][2] = {{"--out", out},
@@ -693,8 +683,9 @@ int cmd_replay(int argc, char **argv)
             if (first) {
                 fprintf(stderr,
                         "segstream replay: %s - and %s - would share stdout: give one a "
-                        "file\n",
-                        first, to_stdout[i][0]);
+                        "file%s\n",
+                        first, to_stdout[i][0],
+                        i == 1 ? " (or leave --dlq out: dead letters then go to stderr)" : "");
                 return 2;
             }
             first = to_stdout[i][0];
@@ -903,7 +894,7 @@ int cmd_replay(int argc, char **argv)
     struct stat st;
     if (!rp->out_topic) {
         if (strcmp(out, "-") != 0 && stat(out, &st) != 0) made[0] = out;
-        rp->out = strcmp(out, "-") == 0 ? stdout : fopen(out, "wb");
+        rp->out = cli_open_out(out);
         if (!rp->out) {
             fprintf(stderr, "segstream replay: %s: cannot write\n", out);
             goto done;
@@ -948,8 +939,8 @@ int cmd_replay(int argc, char **argv)
     }
     if (rp->kout && rp_kout_close(rp, 120000) < 0) goto done;
     if (snapshot) {
-        FILE *sf = rp_open_w(snapshot);
-        if (!sf || pl_snapshot_csv(pl, sf) < 0 || rp_close_w(sf) != 0) {
+        FILE *sf = cli_open_out(snapshot);
+        if (!sf || pl_snapshot_csv(pl, sf) < 0 || cli_close_out(sf) != 0) {
             fprintf(stderr, "segstream replay: %s: cannot write snapshot\n", snapshot);
             goto done;
         }
@@ -961,10 +952,7 @@ int cmd_replay(int argc, char **argv)
      * --input-format settles; said even with -q */
     if (pl->st.dead && !pl->st.applied && !pl->st.duplicates && !rp->csv && !is_topic(rp->input))
         fprintf(stderr, "segstream replay: no record of %s could be applied; %s\n", rp->input,
-                rp->framing < 0 ? "if it is a msgpack stream or JSON lines that begins with a "
-                                  "stray byte, give --input-format msgpack|json"
-                : rp->framing   ? "it was read as --input-format msgpack: is it a msgpack stream?"
-                                : "it was read as --input-format json: is it JSON lines?");
+                framing_hint(rp));
     if (!rp->quiet) {
         pl_summary(pl, stderr, cli_monotonic_s() - rp->t0);
         if (pl->st.skipped)

@@ -37,10 +37,6 @@ typedef struct replay {
 
 /* replay.c */
 int rp_input_file(replay_t *rp);
-/* An output file opened for writing, '-' being stdout; rp_close_w closes
- * it (stdout: flushes). */
-FILE *rp_open_w(const char *path);
-int rp_close_w(FILE *f);
 /* For a model refusal err that names a config key: " (config FILE)", or
  * the environment variable or default that set it, into buf; else "". */
 const char *rp_model_where(const replay_t *rp, const char *err, char *buf, size_t len);

@@ -618,7 +618,7 @@ int rp_input_kafka(replay_t *rp, const char *topic)
         goto done;
     }
     if (plan(&k) < 0) goto done;
-    if (rp->dump && !(k.dump = rp_open_w(rp->dump))) {
+    if (rp->dump && !(k.dump = cli_open_out(rp->dump))) {
         fprintf(stderr, "segstream replay: --dump %s: cannot write\n", rp->dump);
         goto done;
     }
@@ -689,7 +689,7 @@ done:
     free(k.parts);
     for (int i = 0; i < nb; i++) free(bar[i].off);
     free(bar);
-    if (k.dump && rp_close_w(k.dump) != 0 && rc == 0) {
+    if (k.dump && cli_close_out(k.dump) != 0 && rc == 0) {
         fprintf(stderr, "segstream replay: --dump %s: cannot write\n", rp->dump);
         rc = -1;
     }
