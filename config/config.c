@@ -61,6 +61,7 @@ typedef struct keydef {
     double dlo, dhi;
     int hi_open;
     int nonempty;
+    int needs_unit; /* K_DUR, K_DAYS: a bare number is refused, not read as ms */
     const char *const *choices;
     check_fn check;
     const char *help; /* one line, written by cfg_dump */
@@ -85,6 +86,13 @@ static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 #define NUM(p, k, f, d, l, u, h)                                                                   \
     {                                                                                              \
         .path = p, .kind = k, .off = OFF(f), .def = d, .lo = l, .hi = u, .help = h                 \
+    }
+/* a period of days (lifecycle thresholds, half-lives): given without its
+ * unit, a bare number read as ms would lapse every customer within a
+ * second, so it is refused */
+#define DAYS(p, k, f, h)                                                                           \
+    {                                                                                              \
+        .path = p, .kind = k, .off = OFF(f), .lo = 1, .hi = DUR_MAX_MS, .needs_unit = 1, .help = h \
     }
 #define DBL(p, f, l, u, open, h)                                                                   \
     {                                                                                              \
@@ -136,22 +144,19 @@ static const keydef_t keys[] = {
     STR("http.listen", http_listen, "127.0.0.1:9464", 1, check_listen,
         "host:port of /metrics and /healthz (port 0: any free port)"),
     ENUM("log.level", log_level, "info", levels, "debug, info, warn or error"),
-    NUM("features.half_life.activity", K_DAYS, seg.half_life_activity_days, NULL, 1, DUR_MAX_MS,
-        "visits, views, email, time of day, channels"),
-    NUM("features.half_life.purchase", K_DAYS, seg.half_life_purchase_days, NULL, 1, DUR_MAX_MS,
-        "carts, purchases, monetary, discounts"),
-    NUM("features.half_life.affinity", K_DAYS, seg.half_life_affinity_days, NULL, 1, DUR_MAX_MS,
-        "category affinity"),
+    DAYS("features.half_life.activity", K_DAYS, seg.half_life_activity_days,
+         "visits, views, email, time of day, channels"),
+    DAYS("features.half_life.purchase", K_DAYS, seg.half_life_purchase_days,
+         "carts, purchases, monetary, discounts"),
+    DAYS("features.half_life.affinity", K_DAYS, seg.half_life_affinity_days, "category affinity"),
     NUM("features.session_gap", K_DUR, seg.session_gap_ms, NULL, 1, DUR_MAX_MS,
         "a silence this long starts a new visit"),
-    NUM("lifecycle.new", K_DUR, seg.new_ms, NULL, 1, DUR_MAX_MS,
-        "`new` while first seen within this"),
-    NUM("lifecycle.at_risk", K_DUR, seg.at_risk_ms, NULL, 1, DUR_MAX_MS,
-        "`at_risk` after this long without activity"),
-    NUM("lifecycle.lapsed", K_DUR, seg.lapsed_ms, NULL, 1, DUR_MAX_MS,
-        "`lapsed` after this long without activity (> at_risk)"),
-    NUM("lifecycle.reactivated", K_DUR, seg.reactivated_ms, NULL, 1, DUR_MAX_MS,
-        "`reactivated` for this long after a lapsed customer returns"),
+    DAYS("lifecycle.new", K_DUR, seg.new_ms, "`new` while first seen within this"),
+    DAYS("lifecycle.at_risk", K_DUR, seg.at_risk_ms, "`at_risk` after this long without activity"),
+    DAYS("lifecycle.lapsed", K_DUR, seg.lapsed_ms,
+         "`lapsed` after this long without activity (> at_risk)"),
+    DAYS("lifecycle.reactivated", K_DUR, seg.reactivated_ms,
+         "`reactivated` for this long after a lapsed customer returns"),
     {.path = "lifecycle.activity_types",
      .kind = K_EVMASK,
      .off = OFF(seg.activity_mask),
@@ -722,11 +727,7 @@ static int set_scalar(cfg_t *c, const keydef_t *k, const char *s, char *why, siz
         return 0;
     case K_DUR:
     case K_DAYS:
-        /* periods of days (lifecycle thresholds, half-lives): a bare
-         * number, read as ms, is surely days or hours written without
-         * their unit, and would lapse every customer within a second */
-        if ((k->kind == K_DAYS || strncmp(k->path, "lifecycle.", 10) == 0) && *s &&
-            strspn(s, "0123456789") == strlen(s))
+        if (k->needs_unit && *s && strspn(s, "0123456789") == strlen(s))
             return why_set(why, whylen, "needs a unit, e.g. %sd or %sh (a bare number is ms)", s,
                            s);
         if (cfg_parse_duration(s, &i) < 0 || i < k->lo || i > k->hi)
