@@ -73,10 +73,7 @@ void seg_customer_clear(seg_customer_t *c)
     free(c->traits); /* traits_ts is in the same block */
     c->traits = NULL;
     c->traits_ts = NULL;
-    free(c->dedup_tab);
-    c->dedup_tab = NULL;
-    c->dedup_n = c->dedup_cap = 0;
-    c->dedup_newest = 0;
+    seg_dedup_drop(c);
 }
 
 /* One block for both: the blob, then (8-aligned) the pairs' times. */
@@ -775,8 +772,9 @@ static void rules_step(seg_t *s, seg_customer_t *c, int64_t ts, int64_t at, int6
  * producer's retries need. An id leaving it stays in the table (dedup_tab)
  * while its event is within the window behind the customer's newest
  * (last_seen), so that a re-sent stretch of one customer's events (a batch
- * retried, a session's clicks) is applied once too; at most dedup_max of
- * them, the newest. Everything here is a function of the customer's
+ * retried, a session's clicks) is applied once too; the newest dedup_max
+ * of them after a sweep, up to twice that between sweeps, and none once
+ * the newest has left the window. Everything here is a function of the customer's
  * events, so a state read back after a crash decides as the one written
  * would have. */
 
@@ -863,25 +861,36 @@ static int dd_rebuild(const seg_params_t *p, seg_customer_t *c, uint64_t h, int6
     return 0;
 }
 
-int seg_dedup_keep(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t ts, uint32_t cap)
+void seg_dedup_drop(seg_customer_t *c)
 {
-    if (p->dedup_window_ms <= 0 || p->dedup_max <= 0 || !h) return 0;
-    if (cap) { /* a state read back: the writer's table size */
-        if (!c->dedup_tab) {
-            if (cap & (cap - 1) || cap < 8 || cap > (1u << 24)) return -1;
-            if (!(c->dedup_tab = calloc(cap, sizeof(*c->dedup_tab)))) return -1;
-            c->dedup_cap = cap;
-            c->dedup_n = 0;
-        }
-        if (cap != c->dedup_cap || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)cap * 3)
-            return -1; /* not what was written */
-        if (!c->dedup_n || ts > c->dedup_newest) c->dedup_newest = ts;
-        dd_put(c->dedup_tab, cap, &c->dedup_n, h, ts);
-        return 0;
+    free(c->dedup_tab);
+    c->dedup_tab = NULL;
+    c->dedup_n = c->dedup_cap = 0;
+    c->dedup_newest = 0;
+}
+
+int seg_dedup_restore(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t ts,
+                      uint32_t cap)
+{
+    if (p->dedup_window_ms <= 0 || p->dedup_max <= 0 || !h) return 0; /* none kept */
+    if (!c->dedup_tab) {
+        if (cap & (cap - 1) || cap < 8 || cap > (1u << 24)) return -1;
+        if (!(c->dedup_tab = calloc(cap, sizeof(*c->dedup_tab)))) return -1;
+        c->dedup_cap = cap;
+        c->dedup_n = 0;
     }
-    if (ts < c->last_seen - p->dedup_window_ms) return 0;
-    /* full (3/4 of its slots, or twice dedup_max): swept, then cut to the
-     * newest dedup_max, so a customer never holds more than twice that */
+    if (cap != c->dedup_cap || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)cap * 3)
+        return -1; /* not what was written */
+    if (!c->dedup_n || ts > c->dedup_newest) c->dedup_newest = ts;
+    dd_put(c->dedup_tab, cap, &c->dedup_n, h, ts);
+    return 0;
+}
+
+/* Keeps h, at ts within the window, in the table. Full (3/4 of its slots,
+ * or twice dedup_max): swept, then cut to the newest dedup_max. -1: out of
+ * memory (the id is forgotten early). */
+static int dd_keep(const seg_params_t *p, seg_customer_t *c, uint64_t h, int64_t ts)
+{
     if (!c->dedup_tab || (uint64_t)(c->dedup_n + 1) * 4 > (uint64_t)c->dedup_cap * 3 ||
         c->dedup_n + 1 > 2 * (uint32_t)p->dedup_max)
         return dd_rebuild(p, c, h, ts);
@@ -917,20 +926,17 @@ static int dedup_seen(const seg_params_t *p, seg_customer_t *c, const seg_event_
     return 0;
 }
 
-/* out of memory: the id is forgotten early, the event was applied */
+/* After the event: the id the ring pushed out (dedup_seen) into the table
+ * while within the window. */
 static void dedup_keep_out(const seg_params_t *p, seg_customer_t *c, uint64_t out, int64_t out_ts)
 {
     int64_t horizon = c->last_seen - p->dedup_window_ms;
     /* a table all of whose ids have left the window (a customer back after
      * a quiet spell) matches nothing: not kept in memory and in every
      * checkpoint of the customer until it would fill */
-    if (c->dedup_tab && c->dedup_newest < horizon) {
-        free(c->dedup_tab);
-        c->dedup_tab = NULL;
-        c->dedup_n = c->dedup_cap = 0;
-    }
-    if (out && p->dedup_window_ms > 0 && out_ts >= horizon)
-        (void)seg_dedup_keep(p, c, out, out_ts, 0);
+    if (c->dedup_tab && c->dedup_newest < horizon) seg_dedup_drop(c);
+    if (out && p->dedup_window_ms > 0 && p->dedup_max > 0 && out_ts >= horizon)
+        (void)dd_keep(p, c, out, out_ts);
 }
 
 /* ---------------- apply ---------------- */

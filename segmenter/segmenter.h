@@ -107,13 +107,15 @@ typedef struct seg_customer {
     int64_t dedup_newest;
 } seg_customer_t;
 
-/* Remembers id hash h of an event at ts beyond the ring (as when it leaves
- * it), under the window and cap of p; also for a state being read back,
- * with cap: that table's size, so that the table, and every later sweep,
- * is the one the writer had (0: the size it needs). -1: out of memory. */
+/* A state being read back: puts id hash h (event at ts) into c's table of
+ * cap slots, the writer's size, so that the table, and every later sweep,
+ * is the one the writer had; nothing when p keeps no ids. -1: out of
+ * memory, or not a table the writer could have made. */
 struct seg_params;
-int seg_dedup_keep(const struct seg_params *p, seg_customer_t *c, uint64_t h, int64_t ts,
-                   uint32_t cap);
+int seg_dedup_restore(const struct seg_params *p, seg_customer_t *c, uint64_t h, int64_t ts,
+                      uint32_t cap);
+/* Frees c's table of ids beyond the ring (none after). */
+void seg_dedup_drop(seg_customer_t *c);
 
 void seg_customer_init(seg_customer_t *c, const char *id, size_t id_len, uint64_t handle);
 /* Frees what the customer owns (traits), not the struct itself. */

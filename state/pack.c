@@ -700,7 +700,7 @@ int st_unpack_customer(seg_t *s, const void *data, size_t len, seg_customer_t *c
 #define DD_TS_MAX 253402300799999LL
 
 /* dx: [cap, h, ts, ...]. Kept only as the config keeps ids
- * (seg_dedup_keep: a window of 0 keeps none). */
+ * (seg_dedup_restore: a window of 0 keeps none). */
 static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
 {
     size_t m;
@@ -714,16 +714,14 @@ static int unpack_dedup_tab(ctx_t *x, seg_t *s, seg_customer_t *c)
     size_t ids = (m - 1) / 2;
     if (cap < 8 || (cap & (cap - 1)) || ids * 4 > cap * 3 || cap > (ids * 16 > 64 ? ids * 16 : 64))
         FAIL(x, "state: dx: %zu ids in a table of %llu", ids, (unsigned long long)cap);
-    free(c->dedup_tab);
-    c->dedup_tab = NULL;
-    c->dedup_n = c->dedup_cap = 0;
+    seg_dedup_drop(c); /* dx given twice: the last */
     for (size_t j = 0; j < (m - 1) / 2; j++) {
         uint64_t h;
         int64_t ts;
         if (get_u64(x, "dx", &h, UINT64_MAX) < 0 || get_i64(x, "dx", &ts) < 0) return -1;
         if (!h) FAIL(x, "state: dx: a hash of 0");
         if (ts < 0 || ts > DD_TS_MAX) FAIL(x, "state: dx: a time out of range");
-        if (seg_dedup_keep(seg_params(s), c, h, ts, (uint32_t)cap) < 0)
+        if (seg_dedup_restore(seg_params(s), c, h, ts, (uint32_t)cap) < 0)
             FAIL(x, "state: dx: out of memory");
     }
     return 0;
