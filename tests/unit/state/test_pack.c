@@ -506,6 +506,16 @@ static void pk_key(msgpack_packer *pk, const char *k)
     msgpack_pack_str_with_body(pk, k, strlen(k));
 }
 
+/* A hand-made customer state in b: a map of keys entries, the first the
+ * format version; the caller packs the other keys - 1. */
+static void state_begin(msgpack_sbuffer *b, msgpack_packer *pk, uint32_t keys)
+{
+    msgpack_sbuffer_init(b);
+    msgpack_packer_init(pk, b, msgpack_sbuffer_write);
+    msgpack_pack_map(pk, keys);
+    pk_key(pk, "v"), msgpack_pack_int(pk, 1);
+}
+
 Test(pack, versions_types_and_unknown_keys)
 {
     seg_t *s = mkseg();
@@ -515,10 +525,7 @@ Test(pack, versions_types_and_unknown_keys)
     msgpack_packer pk;
 
     /* unknown keys of any shape are skipped; absent keys keep init values */
-    msgpack_sbuffer_init(&b);
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+    state_begin(&b, &pk, 4);
     pk_key(&pk, "future"), msgpack_pack_map(&pk, 1), pk_key(&pk, "x"), msgpack_pack_array(&pk, 2);
     msgpack_pack_nil(&pk), msgpack_pack_double(&pk, 1.5);
     pk_key(&pk, "ev"), msgpack_pack_int(&pk, 7);
@@ -536,10 +543,7 @@ Test(pack, versions_types_and_unknown_keys)
         int kind; /* 0 string, 1 negative int, 2 float */
     } bad[] = {{"ev", 0}, {"ev", 1}, {"fs", 2}, {"lc", 1}, {"f", 1}, {"tr", 0}, {"dd", 0}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        msgpack_sbuffer_init(&b);
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 2);
-        pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+        state_begin(&b, &pk, 2);
         pk_key(&pk, bad[i].key);
         if (bad[i].kind == 0) pk_key(&pk, "str");
         if (bad[i].kind == 1) msgpack_pack_int(&pk, -3);
@@ -588,10 +592,7 @@ Test(pack, dedup_table_bounds)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msgpack_sbuffer b;
         msgpack_packer pk;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 2);
-        pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+        state_begin(&b, &pk, 2);
         pk_key(&pk, "dx");
         msgpack_pack_array(&pk, 1 + 2 * (size_t)bad[i].n + (size_t)bad[i].odd);
         msgpack_pack_uint64(&pk, bad[i].cap);
@@ -611,10 +612,7 @@ Test(pack, dedup_table_bounds)
     /* no ddt: the ring's times are last_seen's minute */
     msgpack_sbuffer b;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    pk_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+    state_begin(&b, &pk, 2);
     pk_key(&pk, "ls"), msgpack_pack_int64(&pk, T0);
     seg_customer_init(&c, "x", 1, 0);
     cr_assert_eq(st_unpack_customer(s, b.data, b.size, &c, err, sizeof(err)), 0, "%s", err);
