@@ -817,6 +817,15 @@ static void replay_refused(const char *args, const char *msg)
     cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", args);
 }
 
+/* `env segstream args` in dir exits 2, saying msg on stderr. */
+static void exits_2_saying(const char *env, const char *args, const char *msg)
+{
+    cr_assert_eq(h_run("cd %s && %s %s %s 2>err.txt", dir, env, SEG_BIN, args), 2, "%s", args);
+    char *err = h_slurp(h_path("err.txt"), NULL);
+    cr_expect(err && strstr(err, msg), "%s: %s", args, err ? err : "");
+    free(err);
+}
+
 /* --state and --model URLs that cannot name a Redis server are a bad
  * invocation (exit 2, as --help says and as inspect does), found before
  * anything is read or written; a server that does not answer is a failure
@@ -887,17 +896,10 @@ Test(replay, kafka_settings_are_checked_before_anything_is_read)
         cr_assert_eq(h_run("test ! -e %s/o.out", dir), 0, "%s: an output was made", with_bad[i]);
     }
     /* one set in the environment is named by its variable, not "(defaults)" */
-    cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH=1 %s replay -q --input "
-                       "kafka:events --brokers 127.0.0.1:1 --out o.out 2>err.txt",
-                       dir, SEG_BIN),
-                 2);
-    char *err = h_slurp(h_path("err.txt"), NULL);
-    cr_assert_not_null(err);
-    cr_expect(strstr(err,
-                     "segstream replay: env SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property "
-                     "no.such=1"),
-              "%s", err);
-    free(err);
+    exits_2_saying("SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH=1",
+                   "replay -q --input kafka:events --brokers 127.0.0.1:1 --out o.out",
+                   "segstream replay: env SEGSTREAM_KAFKA_PROPERTIES_NO_SUCH: kafka property "
+                   "no.such=1");
     /* a file replay to a file hands librdkafka nothing: no check */
     cr_assert_eq(
         h_run("cd %s && %s replay -q -c bad.yaml --input in.jsonl --out o.out", dir, SEG_BIN), 0);
@@ -907,39 +909,17 @@ Test(replay, kafka_settings_are_checked_before_anything_is_read)
                    "--brokers: 'broker!!' in 'not a broker!!': invalid character '!'");
     replay_refused("--out kafka:x --brokers host:99999", "--brokers: 'host:99999': port '99999'");
     /* topic names as kafka.topics takes them */
-    cr_assert_eq(h_run("cd %s && %s replay -q --input 'kafka:bad topic' --brokers 127.0.0.1:1 "
-                       "--out o.out 2>err.txt",
-                       dir, SEG_BIN),
-                 2);
-    err = h_slurp(h_path("err.txt"), NULL);
-    cr_expect(err && strstr(err, "--input kafka:bad topic: invalid topic name 'bad topic'"), "%s",
-              err ? err : "");
-    free(err);
+    exits_2_saying("", "replay -q --input 'kafka:bad topic' --brokers 127.0.0.1:1 --out o.out",
+                   "--input kafka:bad topic: invalid topic name 'bad topic'");
     replay_refused("--dlq 'kafka:x/y' --brokers 127.0.0.1:1",
                    "--dlq kafka:x/y: invalid topic name 'x/y'");
     /* gen likewise, at once rather than after 30 s without a delivery */
-    cr_assert_eq(h_run("cd %s && %s gen -n 5 -m 5 --out 'kafka:bad topic' --brokers 127.0.0.1:1 "
-                       "2>err.txt",
-                       dir, SEG_BIN),
-                 2);
-    err = h_slurp(h_path("err.txt"), NULL);
-    cr_expect(err && strstr(err, "segstream gen: --out kafka:bad topic: invalid topic name"), "%s",
-              err ? err : "");
-    free(err);
-    cr_assert_eq(h_run("cd %s && %s gen -n 5 -m 5 --out kafka:events --brokers host:0 2>err.txt",
-                       dir, SEG_BIN),
-                 2);
-    err = h_slurp(h_path("err.txt"), NULL);
-    cr_expect(err && strstr(err, "segstream gen: --brokers: 'host:0'"), "%s", err ? err : "");
-    free(err);
-    cr_assert_eq(h_run("cd %s && SEGSTREAM_KAFKA_BROKERS='a b!' %s gen -n 5 -m 5 --out "
-                       "kafka:events 2>err.txt",
-                       dir, SEG_BIN),
-                 2);
-    err = h_slurp(h_path("err.txt"), NULL);
-    cr_expect(err && strstr(err, "segstream gen: env SEGSTREAM_KAFKA_BROKERS: "), "%s",
-              err ? err : "");
-    free(err);
+    exits_2_saying("", "gen -n 5 -m 5 --out 'kafka:bad topic' --brokers 127.0.0.1:1",
+                   "segstream gen: --out kafka:bad topic: invalid topic name");
+    exits_2_saying("", "gen -n 5 -m 5 --out kafka:events --brokers host:0",
+                   "segstream gen: --brokers: 'host:0'");
+    exits_2_saying("SEGSTREAM_KAFKA_BROKERS='a b!'", "gen -n 5 -m 5 --out kafka:events",
+                   "segstream gen: env SEGSTREAM_KAFKA_BROKERS: ");
 }
 
 /* The summary lists clusters by id: after splits, slots no longer are in
