@@ -271,7 +271,7 @@ Test(compose, image_builds_with_the_project_scripts)
     cr_assert_not_null(df, "%s", path);
     cr_assert(strstr(df, "FROM debian:bookworm"));
     cr_assert(strstr(df, "scripts/install-deps.sh"));
-    cr_assert(strstr(df, "scripts/build.sh"));
+    cr_assert(strstr(df, "scripts/build-pgo.sh"), "the image is the profile-guided build");
     free(df);
     snprintf(path, sizeof path, "%s/.dockerignore", SEG_SOURCE_DIR);
     char *ign = h_slurp(path, NULL);
