@@ -17,7 +17,7 @@ shift || true
 prof=$(realpath -m "$dir")/pgo-profile
 train=$dir/pgo-train
 conf() {
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} -DCMAKE_C_COMPILER=gcc \
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DCMAKE_C_COMPILER=gcc \
     -DSEGSTREAM_PGO="$1" -DSEGSTREAM_PGO_DIR="$prof" "${@:2}" >/dev/null
 }
 
