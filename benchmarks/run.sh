@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # benchmarks/run.sh [BUILD_DIR]: reproduces every figure in benchmarks/README.md.
 # `benchmarks/run.sh build-pgo` gives the profile-guided build's figures
-# (scripts/build-pgo.sh). Not part of the test suite. Run it on a quiet machine: wall-clock figures
-# move with load; callgrind instruction counts do not.
+# (scripts/build-pgo.sh). Not part of the test suite. Run it on a quiet
+# machine: wall-clock figures move with load; callgrind instruction counts
+# do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
