@@ -3,7 +3,8 @@
  * SEGSTREAM_* environment overrides, validation, and the YAML dump. One table
  * of keys (keys[] below) drives all four; only kafka.properties and rules
  * have code of their own. Never exits, never prints, never touches Kafka,
- * Redis or the network: every error goes to the caller's buffer as
+ * Redis or the network (it reads the system's time zone database for
+ * features.timezone): every error goes to the caller's buffer as
  * "FILE:LINE: KEY: REASON" or "env VAR: REASON". */
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <yaml.h>
 #include "config/config.h"
 
@@ -70,6 +72,7 @@ typedef struct keydef {
 static int check_listen(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
 static int check_topic_or_empty(const char *s, char *why, size_t whylen);
+static int check_timezone(const char *s, char *why, size_t whylen);
 
 static const char *const formats[] = {"json", "msgpack", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -151,6 +154,9 @@ static const keydef_t keys[] = {
     DAYS("features.half_life.affinity", K_DAYS, seg.half_life_affinity_days, "category affinity"),
     NUM("features.session_gap", K_DUR, seg.session_gap_ms, NULL, 1, DUR_MAX_MS,
         "a silence this long starts a new visit"),
+    STR("features.timezone", timezone, "UTC", 1, check_timezone,
+        "local time of the time-of-day and weekday features: UTC, an offset (+08:00) or a "
+        "tz database name (Asia/Shanghai)"),
     DAYS("lifecycle.new", K_DUR, seg.new_ms, "`new` while first seen within this"),
     DAYS("lifecycle.at_risk", K_DUR, seg.at_risk_ms, "`at_risk` after this long without activity"),
     DAYS("lifecycle.lapsed", K_DUR, seg.lapsed_ms,
@@ -533,6 +539,128 @@ int cfg_check_brokers(const char *s, char *why, size_t whylen)
     }
     if (!any) return why_set(why, whylen, "no broker in '%s' ([PROTOCOL://]host[:port][,...])", s);
     return 0;
+}
+
+/* ---------- features.timezone ---------- */
+
+#define TZ_DIR_DEFAULT "/usr/share/zoneinfo"
+
+/* "+08:00", "-0300", "+05": seconds east of UTC; -1 when s is not one. */
+static int tz_offset(const char *s, int32_t *off)
+{
+    if ((s[0] != '+' && s[0] != '-') || !(s[1] >= '0' && s[1] <= '9') ||
+        !(s[2] >= '0' && s[2] <= '9'))
+        return -1;
+    int h = (s[1] - '0') * 10 + (s[2] - '0'), m = 0;
+    const char *r = s + 3;
+    if (*r == ':') r++;
+    if (*r) {
+        if (!(r[0] >= '0' && r[0] <= '9') || !(r[1] >= '0' && r[1] <= '9') || r[2]) return -1;
+        m = (r[0] - '0') * 10 + (r[1] - '0');
+    } else if (r != s + 3) {
+        return -1; /* "+08:" */
+    }
+    if (h > 14 || m > 59 || (h == 14 && m > 0)) return -1;
+    *off = (int32_t)((h * 60 + m) * 60) * (s[0] == '-' ? -1 : 1);
+    return 0;
+}
+
+/* The file of tz database zone `name`, checked to be one (glibc reads an
+ * unknown name as UTC without a word, so it is looked for first). */
+static int tz_file(const char *name, char *path, size_t len, char *why, size_t whylen)
+{
+    const char *dir = getenv("TZDIR");
+    if (!dir || !*dir) dir = TZ_DIR_DEFAULT;
+    int ok = name[0] != '/' && strlen(name) < 128 && !strstr(name, "..");
+    for (const char *p = name; ok && *p; p++)
+        ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+             *p == '/' || *p == '_' || *p == '-' || *p == '+';
+    char magic[4] = {0};
+    if (ok) {
+        snprintf(path, len, "%s/%s", dir, name);
+        FILE *f = fopen(path, "rb");
+        ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
+        if (f) fclose(f);
+    }
+    if (!ok)
+        return why_set(why, whylen,
+                       "unknown time zone '%s': not in %s; write UTC, an offset such as +08:00, "
+                       "or a tz database name such as Asia/Shanghai",
+                       name, dir);
+    return 0;
+}
+
+static int check_timezone(const char *s, char *why, size_t whylen)
+{
+    int32_t off;
+    char path[PATH_MAX];
+    if (!strcmp(s, "UTC") || !strcmp(s, "Z") || tz_offset(s, &off) == 0) return 0;
+    if (s[0] == '+' || s[0] == '-')
+        return why_set(why, whylen, "'%s' is not an offset from -14:00 to +14:00 such as +08:00",
+                       s);
+    return tz_file(s, path, sizeof path, why, whylen);
+}
+
+static long gmtoff_at(time_t t)
+{
+    struct tm tm;
+    return localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
+}
+
+/* p->tz from zone s (already checked): none for UTC, one span for an
+ * offset, and for a zone name every change of its UTC offset from 1970 to
+ * 2100, as the C library's reading of the tz database gives them (found by
+ * day, then to the second; a change is never less than a day from the
+ * next). Before 1970 the 1970 offset holds, after 2100 the 2100 one. TZ is
+ * set while it reads and put back after: done at start, before any thread. */
+static int tz_fill(const char *s, seg_params_t *p, char *why, size_t whylen)
+{
+    int32_t off;
+    char path[PATH_MAX + 1];
+    p->tz_n = 0;
+    if (!strcmp(s, "UTC") || !strcmp(s, "Z")) return 0;
+    if (tz_offset(s, &off) == 0) {
+        p->tz[0] = (seg_tz_span_t){INT64_MIN, off};
+        p->tz_n = 1;
+        return 0;
+    }
+    path[0] = ':';
+    if (tz_file(s, path + 1, sizeof path - 1, why, whylen) < 0) return -1;
+    const char *was = getenv("TZ");
+    char *saved = was ? strdup(was) : NULL;
+    if (was && !saved) return why_set(why, whylen, "out of memory");
+    int rc = 0;
+    setenv("TZ", path, 1);
+    tzset();
+    const time_t from = 0, to = 4102444800; /* 2100-01-01 */
+    long cur = gmtoff_at(from);
+    p->tz[p->tz_n++] = (seg_tz_span_t){INT64_MIN, (int32_t)cur};
+    for (time_t t = from + 86400; t <= to && rc == 0; t += 86400) {
+        long o = gmtoff_at(t);
+        if (o == cur) continue;
+        time_t lo = t - 86400, hi = t; /* cur at lo, o at hi */
+        while (hi - lo > 1) {
+            time_t mid = lo + (hi - lo) / 2;
+            if (gmtoff_at(mid) == cur)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        if (p->tz_n == SEG_TZ_MAX || o < -18 * 3600 || o > 18 * 3600)
+            rc =
+                why_set(why, whylen, "time zone '%s': more offset changes than segstream keeps", s);
+        else
+            p->tz[p->tz_n++] = (seg_tz_span_t){(int64_t)hi * 1000, (int32_t)o};
+        cur = o;
+    }
+    if (saved)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    if (rc < 0) p->tz_n = 0;
+    return rc;
 }
 
 static int check_listen(const char *s, char *why, size_t whylen)
@@ -1462,6 +1590,9 @@ static int validate(ld_t *L)
         }
     }
     char e[REASON_LEN];
+    int tzk = key_index("features.timezone");
+    if (tz_fill(c->timezone, &c->seg, e, sizeof e) < 0)
+        return fail(L, L->org[tzk], keys[tzk].path, "%s", e);
     if (seg_params_validate(&c->seg, e, sizeof e) < 0) {
         /* The core names its own field; point at the key that set it when
          * the message starts with a known path or field. */

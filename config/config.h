@@ -60,6 +60,7 @@ typedef struct cfg {
     char *log_level; /* log.level: debug|info|warn|error, default info */
 
     /* the core: features.*, lifecycle.*, clusters.*, rules */
+    char *timezone; /* features.timezone, default "UTC"; resolved into seg.tz */
     seg_params_t seg;
     cfg_rule_t *rules; /* rules as written; seg.rules holds them compiled */
     int n_rules;

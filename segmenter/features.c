@@ -139,6 +139,25 @@ static void category_add(seg_features_t *x, uint32_t id, double w)
     }
 }
 
+/* t (UTC ms) in the configured local time: the last span starting at or
+ * before t (a binary search over at most SEG_TZ_MAX spans; UTC costs one
+ * branch) */
+static inline int64_t local_ms(const seg_params_t *p, int64_t t)
+{
+    if (p->tz_n == 0) return t;
+    int lo = 0, hi = p->tz_n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (p->tz[mid].from_ms <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    int64_t off = (int64_t)p->tz[lo].off_s * 1000;
+    if ((off > 0 && t > INT64_MAX - off) || (off < 0 && t < INT64_MIN - off)) return t;
+    return t + off;
+}
+
 void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_event_t *ev,
                          uint32_t cat_id)
 {
@@ -169,7 +188,8 @@ void seg__features_apply(const seg_params_t *p, seg_customer_t *c, const seg_eve
         wf = seg__decay(p->half_life_affinity_days, dt);
     }
 
-    int64_t day = t / SEG_DAY_MS, tod = t - day * SEG_DAY_MS; /* floored: one division */
+    int64_t lt = local_ms(p, t);
+    int64_t day = lt / SEG_DAY_MS, tod = lt - day * SEG_DAY_MS; /* floored: one division */
     if (tod < 0) tod += SEG_DAY_MS, day--;
     int dow = (int)(((day % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday; 0 = Sunday */
     x->activity += wa;

@@ -62,6 +62,12 @@ int seg_params_validate(const seg_params_t *p, char *err, size_t errlen)
     if (p->reactivated_ms <= 0) FAIL("lifecycle.reactivated: must be a positive duration");
     if (p->activity_mask == 0) FAIL("lifecycle.activity_types: must name at least one type");
     if (p->session_gap_ms <= 0) FAIL("features.session_gap: must be a positive duration");
+    if (p->tz_n < 0 || p->tz_n > SEG_TZ_MAX || (p->tz_n > 0 && p->tz[0].from_ms != INT64_MIN))
+        FAIL("features.timezone: not a table of UTC offsets");
+    for (int i = 0; i < p->tz_n; i++)
+        if (p->tz[i].off_s < -18 * 3600 || p->tz[i].off_s > 18 * 3600 ||
+            (i > 0 && p->tz[i].from_ms <= p->tz[i - 1].from_ms))
+            FAIL("features.timezone: not a table of UTC offsets");
     if (p->k < 1 || p->k > SEG_K_MAX)
         FAIL("clusters.k: must be an integer between 1 and %d", SEG_K_MAX);
     if (p->warmup < p->k || p->warmup > 1000000)

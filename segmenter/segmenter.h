@@ -130,6 +130,16 @@ int seg_customer_set_traits(seg_customer_t *c, const char *blob, const int64_t *
 /* ---------- configuration of the core ---------- */
 typedef struct seg_ruleset seg_ruleset_t;
 
+/* Local time for the time-of-day and weekday features: from each span's
+ * start (UTC ms) on, local time is UTC + off_s seconds. The first span
+ * starts at INT64_MIN; spans ascend. config/ fills it from a zone name
+ * (tz database) or a fixed offset; none: UTC. */
+#define SEG_TZ_MAX 400
+typedef struct seg_tz_span {
+    int64_t from_ms;
+    int32_t off_s;
+} seg_tz_span_t;
+
 typedef struct seg_params {
     double half_life_activity_days; /* visits, views, email, time of day, channels */
     double half_life_purchase_days; /* carts, purchases, monetary, discounts */
@@ -154,6 +164,8 @@ typedef struct seg_params {
     int frozen;              /* 1: the model never moves: customers are assigned to its centroids
                                 (with hysteresis), nothing is learned, seeded, split or refreshed */
     seg_ruleset_t *rules;    /* owned; NULL: no rules */
+    int tz_n;                /* spans in tz; 0: UTC (last: read once per event) */
+    seg_tz_span_t tz[SEG_TZ_MAX];
 } seg_params_t;
 
 /* Defaults that work on one machine (CONTRACT §2). */

@@ -972,3 +972,51 @@ Test(replay, a_resent_stretch_of_one_customers_events_is_applied_once)
                        dir, SEG_BIN),
                  0, "%s", h_slurp(h_path("sum2.txt"), NULL));
 }
+
+/* The value of column `col` in the first customer row of snapshot `path`. */
+static double snapshot_value(const char *path, const char *col)
+{
+    char *snap = h_slurp(path, NULL);
+    cr_assert_not_null(snap, "%s", path);
+    char *row = strchr(snap, '\n');
+    cr_assert_not_null(row, "%s", snap);
+    *row++ = 0;
+    int want = -1, i = 0;
+    for (char *h = strtok(snap, ","); h; h = strtok(NULL, ","), i++)
+        if (!strcmp(h, col)) want = i;
+    cr_assert_geq(want, 0, "no column %s", col);
+    char *v = row;
+    for (i = 0; i < want; i++) v = strchr(v, ',') + 1;
+    double x = strtod(v, NULL);
+    free(snap);
+    return x;
+}
+
+/* Time-of-day and weekday shares are read in features.timezone: two views
+ * on Friday 2023-11-17 at 12:00 and 12:30 UTC are an afternoon there, a
+ * Friday evening in Shanghai (UTC+8), a Saturday morning on Kiritimati
+ * (UTC+14). */
+Test(replay, time_of_day_and_weekdays_follow_the_configured_time_zone)
+{
+    cr_assert_eq(h_writef(dir, "fri.jsonl",
+                          "{\"customer_id\":\"f\",\"type\":\"page_view\",\"ts\":1700222400000}\n"
+                          "{\"customer_id\":\"f\",\"type\":\"page_view\",\"ts\":1700224200000}\n"),
+                 0);
+    cr_assert_eq(h_writef(dir, "kiri.yaml", "features:\n  timezone: Pacific/Kiritimati\n"), 0);
+    const char *how[] = {"", "SEGSTREAM_FEATURES_TIMEZONE=Asia/Shanghai", "-c kiri.yaml"};
+    const double evening[] = {0, 1, 0}, weekend[] = {0, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        int env = !strncmp(how[i], "SEGSTREAM", 9);
+        cr_assert_eq(h_run("cd %s && %s %s replay -q --input fri.jsonl --out fri.out --snapshot "
+                           "fri.csv %s",
+                           dir, env ? how[i] : "", SEG_BIN, env ? "" : how[i]),
+                     0, "%s", how[i]);
+        char path[600];
+        snprintf(path, sizeof path, "%s/fri.csv", dir);
+        cr_expect_float_eq(snapshot_value(path, "evening_share"), evening[i], 1e-4, "%s", how[i]);
+        cr_expect_float_eq(snapshot_value(path, "weekend_share"), weekend[i], 1e-4, "%s", how[i]);
+    }
+    exits_2_saying("SEGSTREAM_FEATURES_TIMEZONE=Asia/Shangai",
+                   "replay -q --input fri.jsonl --out fri2.out",
+                   "env SEGSTREAM_FEATURES_TIMEZONE: unknown time zone 'Asia/Shangai'");
+}

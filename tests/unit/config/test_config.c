@@ -95,6 +95,8 @@ static void check_defaults(const cfg_t *x)
     cr_expect_eq(x->seg.dying_share, d.dying_share);
     cr_expect_eq(x->seg.dying_window, d.dying_window);
     cr_expect_eq(x->seg.seed, d.seed);
+    cr_expect_str_eq(x->timezone, "UTC");
+    cr_expect_eq(x->seg.tz_n, 0, "UTC: no offset table");
     cr_expect_null(x->seg.rules);
     cr_expect_eq(x->n_rules, 0);
 }
@@ -240,6 +242,74 @@ Test(config, features_lifecycle_clusters)
     cr_expect_eq(c.seg.dying_window, 5000);
     cr_expect_eq(c.seg.seed, UINT64_MAX);
     cfg_free(&c);
+}
+
+/* The offset in force at t (UTC seconds), read from the table as the core
+ * reads it. */
+static int32_t tz_at(const seg_params_t *p, int64_t t)
+{
+    int32_t off = 0;
+    for (int i = 0; i < p->tz_n; i++)
+        if (p->tz[i].from_ms <= t * 1000) off = p->tz[i].off_s;
+    return off;
+}
+
+Test(config, timezone_offsets_and_names)
+{
+    static const struct {
+        const char *v;
+        int32_t off;
+    } fixed[] = {{"+08:00", 8 * 3600}, {"-0300", -3 * 3600},  {"+05:30", 19800},
+                 {"-09", -9 * 3600},   {"+14:00", 14 * 3600}, {"-00:00", 0}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        char y[64];
+        snprintf(y, sizeof y, "features:\n  timezone: \"%s\"\n", fixed[i].v);
+        expect_ok(y);
+        cr_expect_eq(c.seg.tz_n, 1, "%s", fixed[i].v);
+        cr_expect_eq(c.seg.tz[0].from_ms, INT64_MIN);
+        cr_expect_eq(c.seg.tz[0].off_s, fixed[i].off, "%s: %d", fixed[i].v, c.seg.tz[0].off_s);
+        cfg_free(&c);
+    }
+    expect_ok("features:\n  timezone: Europe/Berlin\n");
+    cr_expect_gt(c.seg.tz_n, 200, "two changes a year: %d", c.seg.tz_n);
+    cr_expect_eq(tz_at(&c.seg, 1704067200), 3600, "2024-01-01: CET");
+    cr_expect_eq(tz_at(&c.seg, 1719792000), 7200, "2024-07-01: CEST");
+    /* summer time began at 2024-03-31T01:00:00Z, to the second */
+    cr_expect_eq(tz_at(&c.seg, 1711846799), 3600);
+    cr_expect_eq(tz_at(&c.seg, 1711846800), 7200);
+    cr_expect_eq(tz_at(&c.seg, 4086547200), 7200, "2099-07-01: the table runs to 2100");
+    cfg_free(&c);
+    expect_ok("features:\n  timezone: Asia/Shanghai\n");
+    cr_expect_eq(tz_at(&c.seg, 1700000000), 8 * 3600);
+    cfg_free(&c);
+    /* the environment, and TZ left as it was */
+    setenv("TZ", "America/New_York", 1);
+    setenv("SEGSTREAM_FEATURES_TIMEZONE", "Asia/Kolkata", 1);
+    expect_ok("");
+    cr_expect_str_eq(c.timezone, "Asia/Kolkata");
+    cr_expect_eq(tz_at(&c.seg, 1700000000), 19800);
+    cr_expect_str_eq(getenv("TZ"), "America/New_York");
+    unsetenv("TZ");
+    cfg_free(&c);
+}
+
+Test(config, timezone_errors_name_the_key)
+{
+    expect_err("features:\n  timezone: Mars/Olympus_Mons\n",
+               "t.yaml:2: features.timezone: unknown time zone 'Mars/Olympus_Mons': not in "
+               "/usr/share/zoneinfo; write UTC, an offset such as +08:00, or a tz database "
+               "name such as Asia/Shanghai");
+    expect_err("features:\n  timezone: \"+15:00\"\n",
+               "t.yaml:2: features.timezone: '+15:00' is not an offset from -14:00 to +14:00 "
+               "such as +08:00");
+    expect_err("features:\n  timezone: \"+8\"\n",
+               "t.yaml:2: features.timezone: '+8' is not an offset from -14:00 to +14:00 such "
+               "as +08:00");
+    expect_err("features:\n  timezone: ../../etc/passwd\n",
+               "t.yaml:2: features.timezone: unknown time zone '../../etc/passwd': not in "
+               "/usr/share/zoneinfo; write UTC, an offset such as +08:00, or a tz database "
+               "name such as Asia/Shanghai");
+    expect_err("features:\n  timezone: \"\"\n", "t.yaml:2: features.timezone: must not be empty");
 }
 
 Test(config, empty_activity_types_means_all)

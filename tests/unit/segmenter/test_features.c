@@ -90,6 +90,82 @@ Test(features, shares_of_time_channel_discount_cart)
     cr_assert_gt(seg_feature(s, &c, "weekend_share", T0 + 4 * DAY), 0.2);
 }
 
+/* A seg_t whose local time follows spans (from_ms, off_s), n of them. */
+static seg_t *seg_in_zone(const seg_tz_span_t *spans, int n)
+{
+    seg_params_t p;
+    char err[256];
+    seg_params_default(&p);
+    for (int i = 0; i < n; i++) p.tz[i] = spans[i];
+    p.tz_n = n;
+    seg_t *z = seg_new(&p, err, sizeof err);
+    cr_assert_not_null(z, "%s", err);
+    return z;
+}
+
+Test(features, time_of_day_and_weekday_in_the_configured_zone)
+{
+    /* T0 is Tuesday 22:13 UTC: evening there, Wednesday 06:13 at +08:00,
+     * 17:13 at -05:00 */
+    static const struct {
+        int32_t off;
+        const char *share;
+    } zones[] = {{0, "evening_share"}, {8 * 3600, "morning_share"}, {-5 * 3600, "afternoon_share"}};
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        seg_tz_span_t one = {INT64_MIN, zones[i].off};
+        seg_t *z = seg_in_zone(&one, 1);
+        seg_customer_t k;
+        seg_customer_init(&k, "k", 1, 0);
+        seg_event_t ev = mkev("k", SEG_EV_PAGE_VIEW, T0);
+        cr_assert_eq(seg_apply(z, &k, &ev, ev.ts, NULL, NULL), 0);
+        cr_expect_float_eq(seg_feature(z, &k, zones[i].share, T0), 1.0, 1e-9, "offset %d: %s",
+                           zones[i].off, zones[i].share);
+        cr_expect_float_eq(seg_feature(z, &k, "weekend_share", T0), 0.0, 1e-9);
+        /* Friday 22:13 UTC is Saturday morning at +08:00: a weekend there only */
+        ev = mkev("k", SEG_EV_PAGE_VIEW, T0 + 3 * DAY);
+        cr_assert_eq(seg_apply(z, &k, &ev, ev.ts, NULL, NULL), 0);
+        double we = seg_feature(z, &k, "weekend_share", ev.ts);
+        if (zones[i].off == 8 * 3600)
+            cr_expect_gt(we, 0.4, "offset %d: %f", zones[i].off, we);
+        else
+            cr_expect_float_eq(we, 0.0, 1e-9, "offset %d", zones[i].off);
+        seg_customer_clear(&k);
+        seg_free(z);
+    }
+    /* a change of offset (summer time) takes effect from its instant on */
+    seg_tz_span_t two[] = {{INT64_MIN, 0}, {T0 + 1000, 8 * 3600}};
+    seg_t *z = seg_in_zone(two, 2);
+    seg_customer_t k;
+    seg_customer_init(&k, "k", 1, 0);
+    for (int64_t t = T0; t <= T0 + 1000; t += 999) { /* T0 + 999: still UTC */
+        seg_event_t ev = mkev("k", SEG_EV_PAGE_VIEW, t);
+        cr_assert_eq(seg_apply(z, &k, &ev, ev.ts, NULL, NULL), 0);
+    }
+    seg_event_t ev = mkev("k", SEG_EV_PAGE_VIEW, T0 + 1000);
+    cr_assert_eq(seg_apply(z, &k, &ev, ev.ts, NULL, NULL), 0);
+    cr_expect_float_eq(seg_feature(z, &k, "evening_share", T0 + 1000), 2.0 / 3, 1e-6);
+    cr_expect_float_eq(seg_feature(z, &k, "morning_share", T0 + 1000), 1.0 / 3, 1e-6);
+    seg_customer_clear(&k);
+    seg_free(z);
+}
+
+Test(features, an_offset_table_out_of_order_is_refused)
+{
+    seg_params_t p;
+    char err[256];
+    seg_params_default(&p);
+    p.tz[0] = (seg_tz_span_t){INT64_MIN, 0};
+    p.tz[1] = (seg_tz_span_t){T0, 3600};
+    p.tz[2] = (seg_tz_span_t){T0, 7200};
+    p.tz_n = 3;
+    cr_expect_eq(seg_params_validate(&p, err, sizeof err), -1);
+    cr_expect_str_eq(err, "features.timezone: not a table of UTC offsets");
+    p.tz_n = 2, p.tz[1].off_s = 19 * 3600;
+    cr_expect_eq(seg_params_validate(&p, err, sizeof err), -1);
+    p.tz[1].off_s = 3600;
+    cr_expect_eq(seg_params_validate(&p, err, sizeof err), 0, "%s", err);
+}
+
 Test(features, top_categories_by_decayed_weight)
 {
     const char *cats[] = {"books", "books", "toys", "garden", "music", "music", "music"};
