@@ -1462,6 +1462,25 @@ static void env_name(const keydef_t *k, char *buf, size_t len)
     buf[n < len ? n : len - 1] = 0;
 }
 
+/* 1 for the names Kubernetes gives a Service's address in every pod of its
+ * namespace (enableServiceLinks, on by default): for a Service `segstream`
+ * (or `segstream-redis`, ...) SEGSTREAM_SERVICE_HOST, SEGSTREAM_SERVICE_PORT
+ * and SEGSTREAM_SERVICE_PORT_NAME, SEGSTREAM_PORT, SEGSTREAM_PORT_9464_TCP
+ * and its _PROTO, _PORT and _ADDR. No key of ours is named so. */
+static int service_link(const char *name)
+{
+    if (strstr(name, "_SERVICE_HOST") || strstr(name, "_SERVICE_PORT")) return 1;
+    size_t n = strlen(name);
+    if (n >= 5 && !strcmp(name + n - 5, "_PORT")) return 1;
+    for (const char *p = strstr(name, "_PORT_"); p; p = strstr(p + 1, "_PORT_")) {
+        const char *d = p + 6;
+        if (*d < '0' || *d > '9') continue;
+        while (*d >= '0' && *d <= '9') d++;
+        if (!strncmp(d, "_TCP", 4) || !strncmp(d, "_UDP", 4) || !strncmp(d, "_SCTP", 5)) return 1;
+    }
+    return 0;
+}
+
 static int apply_env_var(ld_t *L, const char *var)
 {
     const char *eq = strchr(var, '=');
@@ -1501,6 +1520,8 @@ static int apply_env_var(ld_t *L, const char *var)
         L->org[i] = o;
         return 0;
     }
+    /* A Service's address from Kubernetes: not meant for us. */
+    if (service_link(name)) return 0;
     /* Unknown: suggest the closest known variable. */
     size_t best = 4;
     char hint[PATH_MAX_LEN + 40] = "";

@@ -70,7 +70,9 @@ typedef struct cfg {
  * returns -1 and writes "FILE:LINE: KEY: REASON" (or "env VAR: REASON") into
  * err. `c` is overwritten (not freed) first; it must be freed with
  * cfg_free() either way. Unknown keys and unknown SEGSTREAM_* variables are
- * errors, so that typos fail at start. */
+ * errors, so that typos fail at start, except the addresses Kubernetes gives
+ * a Service named segstream[-...] (SEGSTREAM_SERVICE_HOST, SEGSTREAM_PORT_*):
+ * ignored. */
 int cfg_load(cfg_t *c, const char *path, char *err, size_t errlen);
 /* Same, from a YAML string (tests, fuzzing); `name` stands for the file. */
 int cfg_load_string(cfg_t *c, const char *yaml, size_t len, const char *name, char *err,

@@ -539,6 +539,39 @@ Test(config, env_kafka_properties)
     cfg_free(&c);
 }
 
+/* Kubernetes gives every pod of a namespace variables for each Service
+ * there (enableServiceLinks, on by default): a Service named `segstream`,
+ * the obvious name for the daemon's /metrics, or `segstream-redis`, puts
+ * SEGSTREAM_SERVICE_HOST, SEGSTREAM_PORT_9464_TCP_ADDR, ... in segstream's
+ * own environment. They are no setting of ours and must not stop it. */
+Test(config, env_kubernetes_service_links_are_not_settings)
+{
+    const char *links[] = {
+        "SEGSTREAM_SERVICE_HOST=10.0.0.11",
+        "SEGSTREAM_SERVICE_PORT=9464",
+        "SEGSTREAM_SERVICE_PORT_METRICS=9464",
+        "SEGSTREAM_PORT=tcp://10.0.0.11:9464",
+        "SEGSTREAM_PORT_9464_TCP=tcp://10.0.0.11:9464",
+        "SEGSTREAM_PORT_9464_TCP_PROTO=tcp",
+        "SEGSTREAM_PORT_9464_TCP_PORT=9464",
+        "SEGSTREAM_PORT_9464_TCP_ADDR=10.0.0.11",
+        "SEGSTREAM_REDIS_SERVICE_HOST=10.0.0.12",
+        "SEGSTREAM_REDIS_PORT_6379_TCP_ADDR=10.0.0.12",
+        "SEGSTREAM_REDIS_PORT=tcp://10.0.0.12:6379",
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+        cr_assert_eq(putenv((char *)links[i]), 0);
+    setenv("SEGSTREAM_CLUSTERS_K", "8", 1);
+    expect_ok("");
+    cr_expect_eq(c.seg.k, 8);
+    cfg_free(&c);
+    /* a slip is still one */
+    setenv("SEGSTREAM_REDIS_PORTS", "x", 1);
+    cr_expect_eq(load(""), -1);
+    cr_expect(!strncmp(err, "env SEGSTREAM_REDIS_PORTS: unknown setting", 42), "%s", err);
+    cfg_free(&c);
+}
+
 Test(config, env_errors)
 {
     setenv("SEGSTREAM_CLUSTERS_K", "40", 1);
