@@ -670,6 +670,31 @@ static int check_listen(const char *s, char *why, size_t whylen)
     return cfg_split_hostport(s, host, sizeof host, &port, why, whylen);
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Copies the n bytes of a URL's user or password into dst, %HH decoded as
+ * URLs write userinfo (RFC 3986), so that '/', '@' or ':' can be written; an
+ * invalid escape, or %00, is kept as written. -1 when it does not fit. */
+static int copy_userinfo(char *dst, size_t dstlen, const char *s, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        char ch = s[i];
+        if (ch == '%' && hi >= 0 && lo >= 0 && (hi | lo) != 0) ch = (char)(hi * 16 + lo), i += 2;
+        if (j + 1 >= dstlen) return -1;
+        dst[j++] = ch;
+    }
+    dst[j] = 0;
+    return 0;
+}
+
 int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t whylen)
 {
     static const char scheme[] = "redis://";
@@ -687,13 +712,11 @@ int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t
     if (at) {
         const char *colon = memchr(a, ':', (size_t)(at - a));
         const char *ue = colon ? colon : at;
-        if ((size_t)(ue - a) >= sizeof out->user) return why_set(why, whylen, "user is too long");
-        memcpy(out->user, a, (size_t)(ue - a));
-        if (colon) {
-            if ((size_t)(at - colon - 1) >= sizeof out->pass)
-                return why_set(why, whylen, "password is too long");
-            memcpy(out->pass, colon + 1, (size_t)(at - colon - 1));
-        }
+        if (copy_userinfo(out->user, sizeof out->user, a, (size_t)(ue - a)) < 0)
+            return why_set(why, whylen, "user is too long");
+        if (colon &&
+            copy_userinfo(out->pass, sizeof out->pass, colon + 1, (size_t)(at - colon - 1)) < 0)
+            return why_set(why, whylen, "password is too long");
         a = at + 1;
     }
     char r[200];

@@ -1004,6 +1004,24 @@ Test(config, hostport_and_redis_url)
     cr_expect_eq(cfg_parse_redis_url("rediss://h:1", &u, why, sizeof why), -1);
 }
 
+/* A password with '/' (an Azure Cache key or any base64 secret) or '@' can
+ * only be written percent-encoded, as URLs write userinfo (RFC 3986) and as
+ * Redis clients read redis:// URLs; an invalid escape is kept as written. */
+Test(config, redis_url_userinfo_is_percent_decoded)
+{
+    char why[256];
+    cfg_redis_url_t u;
+    cr_assert_eq(
+        cfg_parse_redis_url("redis://app%40eu:a%2Fb%2B%3D%25@h:6379/2", &u, why, sizeof why), 0,
+        "%s", why);
+    cr_expect_str_eq(u.user, "app@eu");
+    cr_expect_str_eq(u.pass, "a/b+=%");
+    cr_expect_str_eq(u.host, "h");
+    cr_expect_eq(u.db, 2);
+    cr_assert_eq(cfg_parse_redis_url("redis://:100%zz%4@h:1", &u, why, sizeof why), 0, "%s", why);
+    cr_expect_str_eq(u.pass, "100%zz%4");
+}
+
 /* ---------- dump ---------- */
 
 static const char *full_yaml =
