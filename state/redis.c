@@ -81,8 +81,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         if (!r || ac != r->ac) return;
         const redisReply *rp = reply;
         if (!rp || rp->type == REDIS_REPLY_ERROR) {
-            say(r, "handshake refused: %s", rp ? rp->str : "no reply");
-            return; /* the watchdog drops the connection and retries */
+            /* the server answered: say why and retry with backoff, not
+             * after the connect timeout, named as its reason (hiredis frees
+             * the context once this callback returns) */
+            char why[300];
+            snprintf(why, sizeof(why), "handshake refused: %s", rp ? rp->str : "no reply");
+            drop(r, why);
+            return;
         }
         if (--r->handshake == 0) {
             r->backoff_ms = BACKOFF_MIN_MS;

@@ -1189,6 +1189,47 @@ Test(redis, a_checkpoint_redis_refuses_stops_the_run_with_its_reason)
     log_says("bad.log", "WRONGTYPE");
 }
 
+/* A Redis that refuses the handshake (a wrong password): it answered, so the
+ * log gives its reason at each try, retried with backoff from 100 ms, and
+ * never says "connect timed out"; /healthz says Redis is down. Each try used
+ * to wait out the 5 s connect timeout and then log that as the reason. */
+Test(redis, a_refused_handshake_is_retried_with_its_reason)
+{
+    need_tools();
+    rport = h_free_port();
+    redis = h_spawn(NULL, NULL,
+                    "redis-server --bind 127.0.0.1 --port %d --dir %s --save '' --appendonly no "
+                    "--requirepass right",
+                    rport, dir);
+    cr_assert_gt(redis, 0);
+    cr_assert_eq(h_run("for i in $(seq 100); do redis-cli -p %d -a right ping 2>/dev/null | "
+                       "grep -q PONG && exit 0; sleep 0.1; done; exit 1",
+                       rport),
+                 0, "redis-server did not start");
+    cr_assert_eq(h_writef(dir, "auth.yaml",
+                          "kafka:\n  brokers: \"127.0.0.1:1\"\n"
+                          "redis:\n  url: \"redis://:wrong@127.0.0.1:%d\"\n"
+                          "http:\n  listen: \"127.0.0.1:0\"\n",
+                          rport),
+                 0);
+    int port;
+    pid_t pid = start_run("auth.yaml", "auth.log", &port);
+    h_sleep(3);
+    int status;
+    char *body = h_http_get(port, "/healthz", &status);
+    cr_expect_eq(status, 503);
+    cr_expect(body && strstr(body, "redis"), "%s", body ? body : "");
+    free(body);
+    cr_assert_eq(h_stop(pid, SIGTERM, 20), 0);
+    char *log = h_slurp(h_path("auth.log"), NULL);
+    cr_assert_not_null(log);
+    int tries = 0;
+    for (const char *p = log; (p = strstr(p, "handshake refused: WRONGPASS")); p++) tries++;
+    cr_expect_geq(tries, 3, "%d tries in 3 s: %s", tries, log);
+    cr_expect_null(strstr(log, "timed out"), "%s", log);
+    free(log);
+}
+
 /* A customer whose state in Redis cannot be read (written by hand, or by
  * something else than segstream): the run stops by itself with exit 1 and
  * says which customer. It used to go on with the checkpoint state that the
