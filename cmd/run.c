@@ -25,8 +25,8 @@ static void usage(FILE *f)
                "                     be overridden by SEGSTREAM_<SECTION>_<KEY>)\n"
                "Consumes kafka.topics in group kafka.group_id, publishes segment changes to\n"
                "kafka.changes_topic and unusable events to kafka.dlq_topic, and serves\n"
-               "/metrics and /healthz on http.listen. SIGTERM or SIGINT drains in-flight\n"
-               "work, commits and exits 0.\n");
+               "/metrics and /healthz on http.listen. SIGTERM, SIGINT or SIGHUP (unless\n"
+               "ignored at start, as under nohup) drains in-flight work, commits and exits 0.\n");
 }
 
 #define begin_stop run_begin_stop
@@ -1202,6 +1202,7 @@ void run_finish_stop(run_t *r)
     uv_close((uv_handle_t *)&r->more, close_cb);
     uv_close((uv_handle_t *)&r->sigterm, close_cb);
     uv_close((uv_handle_t *)&r->sigint, close_cb);
+    uv_close((uv_handle_t *)&r->sighup, close_cb);
     http_stop(r->http);
     r->http = NULL;
     if (r->ck) ck_free(r);
@@ -1220,7 +1221,10 @@ void run_finish_stop(run_t *r)
 static void on_signal(uv_signal_t *h, int sig)
 {
     run_t *r = h->data;
-    cli_log(LOG_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    cli_log(LOG_INFO, "%s received",
+            sig == SIGTERM  ? "SIGTERM"
+            : sig == SIGINT ? "SIGINT"
+                            : "SIGHUP");
     begin_stop(r, 0);
 }
 
@@ -1485,13 +1489,19 @@ int cmd_run(int argc, char **argv)
     uv_idle_init(&r->loop, &r->more);
     uv_signal_init(&r->loop, &r->sigterm);
     uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sighup);
     r->cpoll.data = r->ppoll.data = r->tick.data = r->more.data = r;
-    r->sigterm.data = r->sigint.data = r;
+    r->sigterm.data = r->sigint.data = r->sighup.data = r;
     uv_poll_start(&r->cpoll, UV_READABLE, on_consumer_fd);
     uv_poll_start(&r->ppoll, UV_READABLE, on_producer_fd);
     uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     uv_signal_start(&r->sigint, on_signal, SIGINT);
+    /* a hangup (the terminal or ssh session of a foreground run gone)
+     * drains like SIGTERM; left ignored when it was at start (nohup) */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        uv_signal_start(&r->sighup, on_signal, SIGHUP);
     r->started = r->last_stats = cli_monotonic_s();
     char host[256];
     int port;

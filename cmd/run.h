@@ -53,7 +53,8 @@ typedef struct run {
     uv_timer_t stop_timer;
     int stop_timer_on; /* initialised (closed when the loop ends) */
     int checks;        /* idle checks (broker queries) on the thread pool */
-    uv_signal_t sigterm, sigint;
+    /* sighup is started only when SIGHUP was not ignored at start (nohup) */
+    uv_signal_t sigterm, sigint, sighup;
     http_server_t *http;
     strm_consumer_t *cons;
     strm_producer_t *prod;

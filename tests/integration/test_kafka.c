@@ -884,6 +884,28 @@ Test(kafka, sigterm_exits_while_no_broker_answers)
     strm_broker_free(br);
 }
 
+/* SIGHUP (the terminal or ssh session of a foreground run going away; the
+ * JVM's Kafka clients shut down on it too) drains like SIGTERM and exits 0;
+ * under nohup (SIGHUP ignored when the daemon starts) it stays ignored. It
+ * used to kill the daemon at once: no drain, no final checkpoint, exit 129. */
+Test(kafka, sighup_drains_like_sigterm_unless_ignored_at_start)
+{
+    write_cfg("run.yaml", "127.0.0.1:1", "g-hup", "1s");
+    int port;
+    pid_t run = start_run("run.yaml", "hup.log", &port);
+    cr_assert_eq(h_stop(run, SIGHUP, 30), 0, "SIGHUP must drain and exit 0");
+    cr_assert_not_null(h_wait_line(h_join(dir, "hup.log"), "SIGHUP received", 1));
+
+    const char *lp = h_join(dir, "nohup.log");
+    run = h_spawn(NULL, lp, "nohup %s run -c %s/run.yaml", SEG_BIN, dir);
+    cr_assert_gt(run, 0);
+    cr_assert_gt(h_daemon_port(lp, 20), 0, "segstream run did not start serving HTTP");
+    kill(run, SIGHUP);
+    h_sleep(1);
+    cr_assert(h_alive(run), "under nohup, SIGHUP must be ignored");
+    cr_assert_eq(h_stop(run, SIGTERM, 30), 0);
+}
+
 /* Records of `events` taken by c within timeout_s, counted per partition
  * (two) into seen; returns when want are seen in partition `part`. */
 static void consume_until(strm_consumer_t *c, int *seen, int part, int want, double timeout_s)
