@@ -1489,12 +1489,16 @@ static void env_name(const keydef_t *k, char *buf, size_t len)
  * namespace (enableServiceLinks, on by default): for a Service `segstream`
  * (or `segstream-redis`, ...) SEGSTREAM_SERVICE_HOST, SEGSTREAM_SERVICE_PORT
  * and SEGSTREAM_SERVICE_PORT_NAME, SEGSTREAM_PORT, SEGSTREAM_PORT_9464_TCP
- * and its _PROTO, _PORT and _ADDR. No key of ours is named so. */
-static int service_link(const char *name)
+ * and its _PROTO, _PORT and _ADDR. No key of ours is named so. A name
+ * ending in _PORT only with a value such as tcp://10.0.0.11:9464, so that
+ * a slip like SEGSTREAM_HTTP_PORT=9000 is still reported. */
+static int service_link(const char *name, const char *val)
 {
     if (strstr(name, "_SERVICE_HOST") || strstr(name, "_SERVICE_PORT")) return 1;
     size_t n = strlen(name);
-    if (n >= 5 && !strcmp(name + n - 5, "_PORT")) return 1;
+    if (n >= 5 && !strcmp(name + n - 5, "_PORT") &&
+        (!strncmp(val, "tcp://", 6) || !strncmp(val, "udp://", 6) || !strncmp(val, "sctp://", 7)))
+        return 1;
     for (const char *p = strstr(name, "_PORT_"); p; p = strstr(p + 1, "_PORT_")) {
         const char *d = p + 6;
         if (*d < '0' || *d > '9') continue;
@@ -1544,7 +1548,7 @@ static int apply_env_var(ld_t *L, const char *var)
         return 0;
     }
     /* A Service's address from Kubernetes: not meant for us. */
-    if (service_link(name)) return 0;
+    if (service_link(name, val)) return 0;
     /* Unknown: suggest the closest known variable. */
     size_t best = 4;
     char hint[PATH_MAX_LEN + 40] = "";

@@ -565,10 +565,15 @@ Test(config, env_kubernetes_service_links_are_not_settings)
     expect_ok("");
     cr_expect_eq(c.seg.k, 8);
     cfg_free(&c);
-    /* a slip is still one */
+    /* a slip is still one, also one that ends in _PORT without an address */
     setenv("SEGSTREAM_REDIS_PORTS", "x", 1);
     cr_expect_eq(load(""), -1);
     cr_expect(!strncmp(err, "env SEGSTREAM_REDIS_PORTS: unknown setting", 42), "%s", err);
+    cfg_free(&c);
+    unsetenv("SEGSTREAM_REDIS_PORTS");
+    setenv("SEGSTREAM_HTTP_PORT", "9000", 1);
+    cr_expect_eq(load(""), -1);
+    cr_expect(!strncmp(err, "env SEGSTREAM_HTTP_PORT: unknown setting", 40), "%s", err);
     cfg_free(&c);
 }
 
