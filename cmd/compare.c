@@ -53,7 +53,7 @@ static void usage(FILE *f)
             "                     .json picks that format\n"
             "  -o, --out FILE     write there instead of stdout\n"
             "  -m, --moved N      list N moved customers (default 20; `all`; 0: none)\n"
-            "      --redis URL    redis://[user[:pass]@]host:port[/db] for redis: inputs\n"
+            "      --redis URL    redis://[user[:pass]@]host[:port][/db] for redis: inputs\n"
             "  -c, --config FILE  configuration (redis.url) for redis: inputs\n"
             "\n"
             "Segments: cluster \"ID LABEL\" (matched between A and B by id; customers without\n"

@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "\n"
             "  --json          one JSON object: the hash fields and the decoded state\n"
             "  -c, --config F  configuration file (redis.url, redis.prefix)\n"
-            "  --redis URL     redis://[user[:pass]@]host:port[/db]; default: redis.url,\n"
+            "  --redis URL     redis://[user[:pass]@]host[:port][/db]; default: redis.url,\n"
             "                  then SEGSTREAM_REDIS_URL\n"
             "  --prefix P      key prefix; default: redis.prefix (\"seg:\")\n"
             "\n"

@@ -141,7 +141,7 @@ static const keydef_t keys[] = {
     STR("watermark.control_topic", control_topic, "segstream.watermarks", 0, check_topic_or_empty,
         "where run records each wall-clock advance of W, so replay reproduces it (\"\": off)"),
     STR("redis.url", redis_url, "", 0, check_redis_url,
-        "\"\": in-memory store; else redis://[user:pass@]host:port[/db]"),
+        "\"\": in-memory store; else redis://[user:pass@]host[:port][/db]"),
     STR("redis.prefix", redis_prefix, "seg:", 0, cfg_check_prefix,
         "prefix of every Redis key (at most 100 bytes)"),
     STR("http.listen", http_listen, "127.0.0.1:9464", 1, check_listen,
@@ -702,7 +702,7 @@ int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t
     if (strncmp(url, scheme, sizeof scheme - 1))
         return why_set(why, whylen,
                        "must be \"\" (in-memory store) or "
-                       "redis://[user:pass@]host:port[/db]");
+                       "redis://[user:pass@]host[:port][/db]");
     const char *a = url + sizeof scheme - 1;
     const char *slash = strchr(a, '/');
     const char *end = slash ? slash : a + strlen(a);
@@ -719,10 +719,16 @@ int cfg_parse_redis_url(const char *url, cfg_redis_url_t *out, char *why, size_t
             return why_set(why, whylen, "password is too long");
         a = at + 1;
     }
-    char r[200];
-    if (split_hostport(a, (size_t)(end - a), 1, out->host, sizeof out->host, &out->port, r,
-                       sizeof r) < 0)
-        return why_set(why, whylen, "%s (redis://[user:pass@]host:port[/db])", r);
+    /* no port: Redis's own, 6379, as redis-cli -u and client libraries take it */
+    char hp[300], r[200];
+    size_t hn = (size_t)(end - a);
+    int bare = hn == 0 || (a[0] == '[' ? a[hn - 1] == ']' : !memchr(a, ':', hn));
+    if (bare && hn + 6 < sizeof hp) {
+        snprintf(hp, sizeof hp, "%.*s:6379", (int)hn, a);
+        a = hp, hn += 5;
+    }
+    if (split_hostport(a, hn, 1, out->host, sizeof out->host, &out->port, r, sizeof r) < 0)
+        return why_set(why, whylen, "%s (redis://[user:pass@]host[:port][/db])", r);
     if (slash && slash[1]) {
         int64_t db;
         if (parse_i64(slash + 1, &db) < 0 || db < 0 || db > INT_MAX)

@@ -837,11 +837,8 @@ Test(replay, redis_urls_that_name_no_server_exit_2)
                        "> in.jsonl",
                        dir),
                  0);
-    replay_refused("--state redis://127.0.0.1", "--state redis://127.0.0.1: expected host:port");
     replay_refused("--state redis://127.0.0.1:6379/abc", "database 'abc' is not a number");
-    replay_refused("--model redis://127.0.0.1", "--model redis://127.0.0.1: expected host:port");
-    replay_refused("--model redis://127.0.0.1/seg:",
-                   "--model redis://127.0.0.1/seg:: expected host:port");
+    replay_refused("--state redis://127.0.0.1:x", "--state redis://127.0.0.1:x: port 'x'");
     replay_refused("--model redis://:6379", "--model redis://:6379:");
     /* a prefix the daemon's keys could not hold (redis.prefix's limit) */
     char a101[102], args[300];

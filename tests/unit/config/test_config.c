@@ -812,12 +812,12 @@ Test(config, error_strings)
                "and '-' only)");
     expect_err("redis:\n  url: http://localhost:6379\n",
                "t.yaml:2: redis.url: must be \"\" (in-memory store) or "
-               "redis://[user:pass@]host:port[/db]");
-    expect_err("redis:\n  url: redis://localhost\n",
-               "t.yaml:2: redis.url: expected host:port (redis://[user:pass@]host:port[/db])");
+               "redis://[user:pass@]host[:port][/db]");
     expect_err("redis:\n  url: redis://localhost:0\n",
                "t.yaml:2: redis.url: port '0' is not a number between 1 and 65535 "
-               "(redis://[user:pass@]host:port[/db])");
+               "(redis://[user:pass@]host[:port][/db])");
+    expect_err("redis:\n  url: redis://\n", "t.yaml:2: redis.url: missing host in host:port "
+                                            "(redis://[user:pass@]host[:port][/db])");
     expect_err("redis:\n  url: redis://localhost:6379/x\n",
                "t.yaml:2: redis.url: database 'x' is not a number >= 0");
     expect_err("http:\n  listen: \"127.0.0.1:65536\"\n",
@@ -1025,6 +1025,29 @@ Test(config, redis_url_userinfo_is_percent_decoded)
     cr_expect_eq(u.db, 2);
     cr_assert_eq(cfg_parse_redis_url("redis://:100%zz%4@h:1", &u, why, sizeof why), 0, "%s", why);
     cr_expect_str_eq(u.pass, "100%zz%4");
+}
+
+/* A URL without a port names Redis's own, as redis-cli -u takes it. */
+Test(config, redis_url_port_defaults_to_6379)
+{
+    char why[256];
+    cfg_redis_url_t u;
+    static const struct {
+        const char *url, *host;
+        int port, db;
+    } ok[] = {{"redis://localhost", "localhost", 6379, 0},
+              {"redis://:pw@cache.local/3", "cache.local", 6379, 3},
+              {"redis://[::1]", "::1", 6379, 0},
+              {"redis://[::1]:7000/1", "::1", 7000, 1}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cr_assert_eq(cfg_parse_redis_url(ok[i].url, &u, why, sizeof why), 0, "%s: %s", ok[i].url,
+                     why);
+        cr_expect_str_eq(u.host, ok[i].host, "%s", ok[i].url);
+        cr_expect_eq(u.port, ok[i].port, "%s", ok[i].url);
+        cr_expect_eq(u.db, ok[i].db, "%s", ok[i].url);
+    }
+    cr_expect_eq(cfg_parse_redis_url("redis://localhost:", &u, why, sizeof why), -1);
+    cr_expect_eq(cfg_parse_redis_url("redis://[::1", &u, why, sizeof why), -1);
 }
 
 /* ---------- dump ---------- */
