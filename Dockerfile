@@ -1,7 +1,7 @@
 # Dockerfile: the segstream binary on Debian 12. The build stage installs
 # every package of scripts/install-deps.sh and builds with
 # scripts/build-pgo.sh (the profile-guided build: the plain build's output,
-# 7-8 % faster on the hot path; scripts/test.sh checks both agree); the
+# 5-13 % faster on the hot path; scripts/test.sh checks both agree); the
 # runtime stage holds the binary and the packages of the shared libraries
 # it links (found with ldd and dpkg -S).
 #   docker build -t segstream:local .      (docker-compose.yml does this)

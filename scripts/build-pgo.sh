@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/build-pgo.sh [BUILD_DIR] [cmake args...]: the profile-guided build
 # (gcc), for packaging and the Docker image; the plain build
-# (scripts/build.sh) gives the same output, 7-8 % slower on the hot path
+# (scripts/build.sh) gives the same output, 5-13 % slower on the hot path
 # (benchmarks/README.md). Three steps in one build directory (default
 # build-pgo):
 #   1. segstream built with -fprofile-generate (SEGSTREAM_PGO=generate);
 #   2. a training run: replays of generated populations, JSON and msgpack,
-#      with and without the example rules (seeds and sizes that are not the
-#      benchmarks', so the benchmark is not what it was trained on);
+#      with and without the example rules (gen's synthetic shop, as the
+#      benchmarks use it, but never their files: other seeds, so the
+#      benchmark does not measure the events it was trained on);
 #   3. everything rebuilt with the profile (SEGSTREAM_PGO=use).
 # PGO_TARGETS (default: all) limits step 3, e.g. PGO_TARGETS="segstream".
 set -euo pipefail
@@ -29,7 +30,7 @@ mkdir -p "$train"
 
 echo "== 2/3 training run"
 bin=$dir/cmd/segstream
-$bin gen --customers 20000 --events 400000 --seed 11 --format msgpack --out "$train/t.msgpack"
+$bin gen --customers 50000 --events 1000000 --seed 11 --format msgpack --out "$train/t.msgpack"
 $bin gen --customers 5000 --events 150000 --seed 12 --out "$train/t.jsonl"
 for input in "$train/t.msgpack" "$train/t.jsonl"; do
   $bin replay --input "$input" --out /dev/null --state memory --quiet
