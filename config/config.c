@@ -626,6 +626,14 @@ static int tz_fill(const char *s, seg_params_t *p, char *why, size_t whylen)
     }
     path[0] = ':';
     if (tz_file(s, path + 1, sizeof path - 1, why, whylen) < 0) return -1;
+    /* glibc reads a relative TZ file under TZDIR again: give it the file
+     * checked, or it misses it and takes UTC without a word */
+    char abs[PATH_MAX];
+    if (path[1] != '/') {
+        if (!realpath(path + 1, abs))
+            return why_set(why, whylen, "time zone '%s': cannot resolve %s", s, path + 1);
+        memcpy(path + 1, abs, strlen(abs) + 1);
+    }
     const char *was = getenv("TZ");
     char *saved = was ? strdup(was) : NULL;
     if (was && !saved) return why_set(why, whylen, "out of memory");

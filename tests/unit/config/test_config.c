@@ -293,6 +293,22 @@ Test(config, timezone_offsets_and_names)
     cfg_free(&c);
 }
 
+/* A relative TZDIR is read from the working directory, as the name was
+ * checked; glibc would take a relative TZ file under TZDIR again, miss it
+ * and fall back to UTC without a word. */
+Test(config, timezone_under_a_relative_tzdir)
+{
+    char cwd[4096];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir("/usr/share"), 0);
+    setenv("TZDIR", "zoneinfo", 1);
+    expect_ok("features:\n  timezone: Asia/Shanghai\n");
+    cr_expect_eq(tz_at(&c.seg, 1700000000), 8 * 3600, "%d", tz_at(&c.seg, 1700000000));
+    cfg_free(&c);
+    unsetenv("TZDIR");
+    cr_assert_eq(chdir(cwd), 0);
+}
+
 Test(config, timezone_errors_name_the_key)
 {
     expect_err("features:\n  timezone: Mars/Olympus_Mons\n",
