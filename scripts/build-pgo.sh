@@ -30,12 +30,12 @@ mkdir -p "$train"
 
 echo "== 2/3 training run"
 bin=$dir/cmd/segstream
-$bin gen --customers 50000 --events 1000000 --seed 11 --format msgpack --out "$train/t.msgpack"
-$bin gen --customers 5000 --events 150000 --seed 12 --out "$train/t.jsonl"
+"$bin" gen --customers 50000 --events 1000000 --seed 11 --format msgpack --out "$train/t.msgpack"
+"$bin" gen --customers 5000 --events 150000 --seed 12 --out "$train/t.jsonl"
 for input in "$train/t.msgpack" "$train/t.jsonl"; do
-  $bin replay --input "$input" --out /dev/null --state memory --quiet
+  "$bin" replay --input "$input" --out /dev/null --state memory --quiet
 done
-$bin replay --input "$train/t.msgpack" --out /dev/null --state memory --quiet \
+"$bin" replay --input "$train/t.msgpack" --out /dev/null --state memory --quiet \
   -c config/segstream.example.yaml
 [ -n "$(find "$prof" -name '*.gcda' -print -quit)" ] || {
   echo "build-pgo: the training run wrote no profile under $prof" >&2

@@ -4,7 +4,8 @@
  * and dead-letter topics and the published metrics port are the project's
  * defaults (read from config/config.c, not repeated here); Kafka is a KRaft
  * node reachable as kafka:9092 that gets those topics; Redis keeps an
- * append-only file; the image builds with the project's own scripts. */
+ * append-only file; the image builds with the project's own scripts, and
+ * scripts/build-pgo.sh runs its steps in a directory with a space. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -279,4 +280,41 @@ Test(compose, image_builds_with_the_project_scripts)
     cr_assert(strstr(ign, "\nbuild\n") && strstr(ign, "\nbuild-*\n"),
               "build trees stay out of the context");
     free(ign);
+}
+
+/* scripts/build-pgo.sh's own steps (configure, build, train, rebuild) in a
+ * build directory whose path has a space, with a stand-in cmake that
+ * "builds" a segstream writing a profile on replay: the script, not gcc,
+ * is under test. */
+Test(compose, build_pgo_script_takes_a_directory_with_a_space)
+{
+    cr_assert_eq(h_run("mkdir -p '%s/stub'", dir), 0);
+    cr_assert_eq(
+        h_writef(dir, "stub/cmake",
+                 "#!/usr/bin/env bash\n"
+                 "if [ \"$1\" = --build ]; then\n"
+                 "  d=$2; mkdir -p \"$d/cmd\"; prof=$(cat \"$d/.prof\")\n"
+                 "  { echo '#!/usr/bin/env bash'\n"
+                 "    echo 'case $1 in gen) for a; do [ \"$o\" = 1 ] && : > \"$a\"; "
+                 "o=0; [ \"$a\" = --out ] && o=1; done;;'\n"
+                 "    echo \"replay) mkdir -p '$prof' && : > '$prof/x.gcda';; esac; exit 0\"\n"
+                 "  } > \"$d/cmd/segstream\"\n"
+                 "  chmod +x \"$d/cmd/segstream\"; echo \"$*\" >> \"$d/.builds\"; exit 0\n"
+                 "fi\n"
+                 "for a; do case $a in -DSEGSTREAM_PGO_DIR=*) p=${a#*=};; esac; done\n"
+                 "while [ $# -gt 0 ]; do [ \"$1\" = -B ] && d=$2; shift; done\n"
+                 "mkdir -p \"$d\"; echo \"$p\" > \"$d/.prof\"\n"),
+        0);
+    cr_assert_eq(h_run("chmod +x '%s/stub/cmake'", dir), 0);
+    int rc = h_run("PATH='%s/stub':$PATH '%s/scripts/build-pgo.sh' '%s/pgo build' > '%s/pgo.log' "
+                   "2>&1",
+                   dir, SEG_SOURCE_DIR, dir, dir);
+    char *log = h_slurp(h_join(dir, "pgo.log"), NULL);
+    cr_assert_eq(rc, 0, "build-pgo.sh exited %d: %s", rc, log ? log : "");
+    cr_expect(log && strstr(log, "3/3 build with the profile"), "%s", log ? log : "");
+    free(log);
+    cr_expect_eq(h_run("test -f '%s/pgo build/pgo-profile/x.gcda' && "
+                       "test -f '%s/pgo build/pgo-train/t.msgpack'",
+                       dir, dir),
+                 0);
 }
