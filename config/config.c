@@ -571,6 +571,11 @@ static int tz_file(const char *name, char *path, size_t len, char *why, size_t w
 {
     const char *dir = getenv("TZDIR");
     if (!dir || !*dir) dir = TZ_DIR_DEFAULT;
+    /* their time_t counts leap seconds, and they end at the leap second
+     * file's expiry (the last offset then holds for ever) */
+    if (!strncmp(name, "right/", 6))
+        return why_set(why, whylen, "'%s' counts leap seconds, which event times do not: write %s",
+                       name, name + 6);
     int ok = name[0] != '/' && strlen(name) < 128 && !strstr(name, "..");
     for (const char *p = name; ok && *p; p++)
         ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||

@@ -326,6 +326,12 @@ Test(config, timezone_errors_name_the_key)
                "/usr/share/zoneinfo; write UTC, an offset such as +08:00, or a tz database "
                "name such as Asia/Shanghai");
     expect_err("features:\n  timezone: \"\"\n", "t.yaml:2: features.timezone: must not be empty");
+    /* right/ zones count leap seconds in time_t, which event times do not,
+     * and Debian's stop at their leap-second file's expiry (2026: right/Europe/
+     * Berlin would keep summer time from 2026-03-29 on) */
+    expect_err("features:\n  timezone: right/Europe/Berlin\n",
+               "t.yaml:2: features.timezone: 'right/Europe/Berlin' counts leap seconds, which "
+               "event times do not: write Europe/Berlin");
 }
 
 Test(config, empty_activity_types_means_all)
