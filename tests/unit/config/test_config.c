@@ -311,6 +311,7 @@ Test(config, timezone_under_a_relative_tzdir)
 
 Test(config, timezone_errors_name_the_key)
 {
+    unsetenv("TZDIR"); /* the messages name the default database */
     expect_err("features:\n  timezone: Mars/Olympus_Mons\n",
                "t.yaml:2: features.timezone: unknown time zone 'Mars/Olympus_Mons': not in "
                "/usr/share/zoneinfo; write UTC, an offset such as +08:00, or a tz database "
@@ -670,6 +671,7 @@ Test(config, error_unknown_keys)
                    "is ms)");
     unsetenv("SEGSTREAM_LIFECYCLE_LAPSED");
     expect_ok("lifecycle: {at_risk: 30d, lapsed: 1440h}\nwatermark: {idle_timeout: 1500}\n");
+    cfg_free(&c);
     expect_err("base: &b {k: 1}\n", "t.yaml:1: base: unknown key");
     expect_err("clusters:\n  <<: {k: 3}\n", "t.yaml:2: clusters.<<: merge keys are not supported");
     expect_err("rules:\n  - name: a\n    al: [\"orders > 1\"]\n",
