@@ -595,15 +595,25 @@ static int tz_file(const char *name, char *path, size_t len, char *why, size_t w
     return 0;
 }
 
+enum { TZ_UTC, TZ_OFFSET, TZ_NAME };
+
+/* What features.timezone value s is: TZ_UTC, TZ_OFFSET (*off) or TZ_NAME
+ * (its file in path); -1 with the reason in why. */
+static int tz_parse(const char *s, int32_t *off, char *path, size_t len, char *why, size_t whylen)
+{
+    if (!strcmp(s, "UTC") || !strcmp(s, "Z")) return TZ_UTC;
+    if (tz_offset(s, off) == 0) return TZ_OFFSET;
+    if (s[0] == '+' || s[0] == '-')
+        return why_set(why, whylen, "'%s' is not an offset from -14:00 to +14:00 such as +08:00",
+                       s);
+    return tz_file(s, path, len, why, whylen) < 0 ? -1 : TZ_NAME;
+}
+
 static int check_timezone(const char *s, char *why, size_t whylen)
 {
     int32_t off;
     char path[PATH_MAX];
-    if (!strcmp(s, "UTC") || !strcmp(s, "Z") || tz_offset(s, &off) == 0) return 0;
-    if (s[0] == '+' || s[0] == '-')
-        return why_set(why, whylen, "'%s' is not an offset from -14:00 to +14:00 such as +08:00",
-                       s);
-    return tz_file(s, path, sizeof path, why, whylen);
+    return tz_parse(s, &off, path, sizeof path, why, whylen) < 0 ? -1 : 0;
 }
 
 static long gmtoff_at(time_t t)
@@ -612,25 +622,23 @@ static long gmtoff_at(time_t t)
     return localtime_r(&t, &tm) ? tm.tm_gmtoff : 0;
 }
 
-/* p->tz from zone s (already checked): none for UTC, one span for an
- * offset, and for a zone name every change of its UTC offset from 1970 to
- * 2100, as the C library's reading of the tz database gives them (found by
- * day, then to the second; a change is never less than a day from the
- * next). Before 1970 the 1970 offset holds, after 2100 the 2100 one. TZ is
- * set while it reads and put back after: done at start, before any thread. */
+/* p->tz from zone s: none for UTC, one span for an offset, and for a
+ * zone name every change of its UTC offset from 1970 to 2100, as the C
+ * library's reading of the tz database gives them (found by day, then to
+ * the second; a change is never less than a day from the next). Before
+ * 1970 the 1970 offset holds, after 2100 the 2100 one. TZ is set while it
+ * reads and put back after: done at start, before any thread. */
 static int tz_fill(const char *s, seg_params_t *p, char *why, size_t whylen)
 {
     int32_t off;
     char path[PATH_MAX + 1];
     p->tz_n = 0;
-    if (!strcmp(s, "UTC") || !strcmp(s, "Z")) return 0;
-    if (tz_offset(s, &off) == 0) {
-        p->tz[0] = (seg_tz_span_t){INT64_MIN, off};
-        p->tz_n = 1;
-        return 0;
-    }
     path[0] = ':';
-    if (tz_file(s, path + 1, sizeof path - 1, why, whylen) < 0) return -1;
+    int kind = tz_parse(s, &off, path + 1, sizeof path - 1, why, whylen);
+    if (kind != TZ_NAME) {
+        if (kind == TZ_OFFSET) p->tz[p->tz_n++] = (seg_tz_span_t){INT64_MIN, off};
+        return kind < 0 ? -1 : 0;
+    }
     /* glibc reads a relative TZ file under TZDIR again: give it the file
      * checked, or it misses it and takes UTC without a word */
     char abs[PATH_MAX];
@@ -659,7 +667,7 @@ static int tz_fill(const char *s, seg_params_t *p, char *why, size_t whylen)
             else
                 hi = mid;
         }
-        if (p->tz_n == SEG_TZ_MAX || o < -18 * 3600 || o > 18 * 3600)
+        if (p->tz_n == SEG_TZ_MAX) /* a bad offset: seg_params_validate says so */
             rc =
                 why_set(why, whylen, "time zone '%s': more offset changes than segstream keeps", s);
         else
